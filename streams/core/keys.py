@@ -31,6 +31,9 @@ HEALTH_TTL_SECONDS = 30
 CLOSED_CALL_BODY_TTL_SECONDS = 24 * 3600
 """Closed calls stay readable in the calls hash this long, then only in the closed stream."""
 
+LOGIN_FAILURE_WINDOW_SECONDS = 60
+"""Failed sign-ins are counted per user and address over this window (then the key expires)."""
+
 ALERT_ACTIVE_SECONDS = 3600
 """A gunshot alert counts as active (on the wall map) for this long after detection."""
 
@@ -146,3 +149,8 @@ class Keys:
     def backfill_done(self, source: str) -> str:
         """Set of call ids a backfill of this source has loaded (makes re-runs a no-op)."""
         return f"{self.prefix}:backfill:{source}:done"
+
+    def login_failures(self, user: str, address: str) -> str:
+        """Counter of failed sign-ins for one user name from one address; expires after
+        LOGIN_FAILURE_WINDOW_SECONDS so every web worker shares one rate limit."""
+        return f"{self.prefix}:login-failures:{user}:{address}"

@@ -154,6 +154,9 @@ class Settings:
         "DISPATCH_SHOTSPOTTER_SECRET", None,
         "HMAC-SHA256 key of the gunshot webhook; unset disables the endpoint.", _optional_str,
     )
+    webhook_host: str = _setting(
+        "DISPATCH_WEBHOOK_HOST", "127.0.0.1", "Address the gunshot alert webhook binds."
+    )
     webhook_port: int = _setting(
         "DISPATCH_WEBHOOK_PORT", 8088, "Port of the gunshot alert webhook.", int
     )
