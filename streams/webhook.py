@@ -8,7 +8,7 @@ with HMAC-SHA256 over ``"<X-Timestamp>.<body>"`` (``streams/core/signatures.py``
 - malformed JSON or an invalid alert -> 400 with the reason, body dead-lettered;
 - valid -> 202, the alert XADDed to the shotspotter raw stream (the consumer applies it).
 
-``GET /healthz`` -> 200. Run with ``python -m streams webhook``; SIGTERM stops it cleanly.
+``GET /healthz`` -> 200. Run with ``python -m streams webhook``; SIGTERM stops it cleanly (``streams.runtime``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -44,6 +44,14 @@ ALERT_PATH = "/shotspotter"
 DEADLETTER_FILE = "webhook:/shotspotter"
 NONCE_KEEP_SECONDS = 2 * MAX_SKEW_SECONDS
 """Signatures are remembered as long as their timestamp could still pass the window."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime's ``stop`` event stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class BodyTooLarge(Exception):
@@ -186,39 +194,31 @@ def redis_url_of(settings: Settings) -> str:
     return settings.redis_url or f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
 
 
-async def run(settings: Settings, host: str | None = None, port: int | None = None) -> int:
-    """Serve the webhook until SIGTERM/SIGINT; return the process exit code."""
+async def run_webhook(settings: Settings, stop: asyncio.Event) -> int:
+    """Serve the webhook until ``stop`` is set (SIGTERM/SIGINT); return the exit code."""
     if not settings.webhook_secret:
         log.error("DISPATCH_SHOTSPOTTER_SECRET is not set; the webhook stays off")
         return 2
     client = await connect(redis_url_of(settings))
     keys = Keys(settings.key_prefix)
     app = WebhookApp(settings.webhook_secret, client, keys)
-    config = uvicorn.Config(app, host=host or settings.webhook_host,
-                            port=settings.webhook_port if port is None else port,
+    config = uvicorn.Config(app, host=settings.webhook_host, port=settings.webhook_port,
                             lifespan="off", access_log=False, log_config=None)
-    server = uvicorn.Server(config)
-    heartbeat = asyncio.create_task(_heartbeat(client, keys, app))
+    server = _Server(config)
+    tasks = [asyncio.create_task(_heartbeat(client, keys, app)),
+             asyncio.create_task(_stop_on(stop, server))]
     try:
-        await server.serve()  # uvicorn turns SIGTERM/SIGINT into a graceful shutdown
+        await server.serve()  # on stop: finish in-flight requests, then return
     finally:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await client.aclose()
         log.info("webhook stopped: %s", app.counters)
-    return 0
+    return 0 if server.started else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry (``python -m streams.webhook``); ``python -m streams webhook`` too."""
-    import os
-
-    settings = Settings.from_env(os.environ)
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return asyncio.run(run(settings))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+async def _stop_on(stop: asyncio.Event, server: uvicorn.Server) -> None:
+    await stop.wait()
+    log.info("webhook stopping")
+    server.should_exit = True

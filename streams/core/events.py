@@ -92,7 +92,7 @@ class _Base(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=Tru
         _check_position(getattr(self, "lat", None), getattr(self, "lon", None))
 
 
-class CallEvent(_Base, tag="call", kw_only=True):
+class CallEvent(_Base, tag="call", kw_only=True, frozen=True):
     """One step of a CAD call's lifecycle. Unit-level kinds carry ``unit_id``."""
 
     kind: CallKind
@@ -128,7 +128,7 @@ class CallEvent(_Base, tag="call", kw_only=True):
             raise ValueError("received_time is after event_time")
 
 
-class UnitEvent(_Base, tag="unit", kw_only=True):
+class UnitEvent(_Base, tag="unit", kw_only=True, frozen=True):
     """Status and position (AVL) of one unit."""
 
     unit_id: Id
@@ -143,7 +143,7 @@ class UnitEvent(_Base, tag="unit", kw_only=True):
     callsign: Annotated[str, msgspec.Meta(max_length=40)] | None = None
 
 
-class ShotAlert(_Base, tag="shot", kw_only=True):
+class ShotAlert(_Base, tag="shot", kw_only=True, frozen=True):
     """A ShotSpotter-style gunshot detection."""
 
     alert_id: Id
@@ -164,7 +164,7 @@ class ShotAlert(_Base, tag="shot", kw_only=True):
             raise ValueError("published_time is before detected_time")
 
 
-class ShareEvent(_Base, tag="share", kw_only=True):
+class ShareEvent(_Base, tag="share", kw_only=True, frozen=True):
     """A Mutualink-style share of a partner's camera or radio opened or closed."""
 
     kind: Literal["opened", "closed"]

@@ -91,6 +91,11 @@ class Keys:
         return f"{self.prefix}:calls:closed-ids"
 
     @property
+    def shares_closed_index(self) -> str:
+        """Sorted set of closed share ids by end time (epoch s), to prune share bodies."""
+        return f"{self.prefix}:shares:closed"
+
+    @property
     def units(self) -> str:
         """Hash unit id -> JSON of the unit's status and position."""
         return f"{self.prefix}:units"
@@ -141,6 +146,15 @@ class Keys:
     def poll_seen(self, feed: str) -> str:
         """Hash record id -> fingerprint of what a poller last emitted for it."""
         return f"{self.prefix}:poll:{feed}:seen"
+
+    def poll_watermark(self, feed: str) -> str:
+        """String: newest update time (ISO 8601, the feed's own clock) a poller has read."""
+        return f"{self.prefix}:poll:{feed}:watermark"
+
+    def poll_rejected(self, feed: str) -> str:
+        """Sorted set of rejected-row digests a poller has dead-lettered, by epoch seen
+        (a bad row in an active feed is dead-lettered once, not every poll)."""
+        return f"{self.prefix}:poll:{feed}:rejected"
 
     def webhook_nonces(self) -> str:
         """Sorted set of recently accepted webhook signatures (replay protection)."""

@@ -32,6 +32,10 @@ def _parse_int_list(text: str) -> tuple[int, ...]:
         raise ValueError(f"expected comma-separated whole numbers, got {text!r}") from None
 
 
+def _parse_str_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _setting(env: str, default: Any, help: str, parse: Callable[[str], Any] = str) -> Any:
     return field(default=default, metadata={"env": env, "help": help, "parse": parse})
 
@@ -93,6 +97,11 @@ class Settings:
         "DISPATCH_SSO_USER_HEADER", None,
         "Header a trusted reverse proxy sets to the signed-in user; unset disables SSO.",
         _optional_str,
+    )
+    sso_trusted_proxies: tuple[str, ...] = _setting(
+        "DISPATCH_SSO_TRUSTED_PROXIES", ("127.0.0.1", "::1"),
+        "Addresses whose SSO headers are trusted (the reverse proxy); others are ignored.",
+        _parse_str_list,
     )
     sso_role_header: str = _setting(
         "DISPATCH_SSO_ROLE_HEADER", "X-Dispatch-Role", "Header carrying the SSO user's role."
@@ -159,6 +168,11 @@ class Settings:
     )
     webhook_port: int = _setting(
         "DISPATCH_WEBHOOK_PORT", 8088, "Port of the gunshot alert webhook.", int
+    )
+    soda_app_token: str | None = _setting(
+        "DISPATCH_SODA_APP_TOKEN", None,
+        "Socrata app token sent as X-App-Token by SODA pollers; unset polls anonymously.",
+        _optional_str,
     )
     log_level: str = _setting("DISPATCH_LOG_LEVEL", "INFO", "Logging level of every process.")
 

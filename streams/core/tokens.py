@@ -3,27 +3,18 @@
 A browser never sends its password or session cookie to the push port; the page embeds a
 token (itsdangerous ``URLSafeTimedSerializer(secret, salt="ws")`` of
 ``{"user", "role", "district"}``) that expires after ``settings.ws_token_seconds``.
-Signing and verifying are pure; ``secret_of`` is the one explicit loader (it may create the
-secret file in the data dir when no ``DISPATCH_SECRET_KEY`` is set, so the dashboard and
-the push service, started separately, agree on it).
+Pure: the caller passes the secret (``settings.secret_key``, which the launcher gives every
+child process, so web workers and push services agree on it).
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from streams.core.settings import Settings
-
 SALT: Final = "ws"
-SECRET_FILE_NAME: Final = "secret_key"
-"""File under the data dir holding the generated secret when none is configured."""
-
 ROLES: Final = ("commander", "cso", "sro", "supervisor", "admin")
 """Roles a token may carry (the same tuple as ``dashboard.runtime.ROLES``)."""
 
@@ -51,19 +42,6 @@ class TokenClaims:
     user: str
     role: str
     district: str | None = None
-
-
-class HasIdentity(Protocol):
-    """Anything with a name, role and district (``dashboard.runtime.User``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def role(self) -> str: ...
-
-    @property
-    def district(self) -> str | None: ...
 
 
 def _serializer(secret: str, now: float | None) -> URLSafeTimedSerializer:
@@ -116,41 +94,7 @@ def _claims_from(payload: Any) -> TokenClaims:
     return TokenClaims(user, str(role), district)
 
 
-def load_or_create_secret(path: Path) -> str:
-    """The secret stored at ``path``; creates it (mode 0600) on first use."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(secrets.token_urlsafe(48))
-        try:
-            # link() never overwrites: when two processes start at once exactly one secret
-            # wins, and the file is never seen half-written.
-            os.link(draft, path)
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    secret = path.read_text(encoding="utf-8").strip()
-    if not secret:
-        raise ValueError(f"{path} is empty; delete it or set DISPATCH_SECRET_KEY")
-    return secret
-
-
-def secret_of(settings: Settings) -> str:
-    """``DISPATCH_SECRET_KEY``, else the generated secret kept in the data dir."""
-    if settings.secret_key:
-        return settings.secret_key
-    return load_or_create_secret(settings.data_dir / SECRET_FILE_NAME)
-
-
-def make_ws_token(settings: Settings, user: HasIdentity, now: float | None = None) -> str:
+def make_ws_token(secret: str, user: str, role: str, district: str | None = None,
+                  now: float | None = None) -> str:
     """A websocket token for a signed-in user (what ``/auth/ws-token`` returns)."""
-    return sign_token(secret_of(settings), TokenClaims(user.name, user.role, user.district), now)
-
-
-def verify_ws_token(settings: Settings, token: str | None, now: float | None = None,
-                    ) -> TokenClaims:
-    """Verify a token against this deployment's secret and ``ws_token_seconds``."""
-    return verify_token(secret_of(settings), token, settings.ws_token_seconds, now)
+    return sign_token(secret, TokenClaims(user, role, district), now)

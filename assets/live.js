@@ -1,0 +1,190 @@
+/*
+ * Live updates for every Dash page (see notes/state-contract.md, "Push protocol").
+ *
+ * A page that wants live data renders dcc.Store(id="live-store") and a hidden
+ * html.Div(id="live-config", data-url=ws://..., data-token=...). This script opens one
+ * reconnecting WebSocket to the push service, merges snapshot/delta messages into
+ * window.dispatchLive, and hands the merged state to Dash with at most one
+ * set_props("live-store", ...) per animation frame, however many messages arrived.
+ */
+(function () {
+  "use strict";
+
+  var MAX_BACKOFF_MS = 5000;
+  var SILENCE_MS = 45000; // the server pings every 15 s; silence this long means a dead link
+  var ENTITIES = {call: "calls", unit: "units", alert: "alerts", share: "shares"};
+
+  var live = window.dispatchLive = {
+    lastId: null, calls: {}, units: {}, alerts: {}, shares: {}, freshness: {},
+    connected: false, version: 0, status: "connecting", batchTimes: [],
+    messages: 0
+  };
+  var socket = null, attempt = 0, token = null, url = null;
+  var frameRequested = false, pendingMs = 0, lastMessageAt = 0;
+  var changed = emptyChanges();
+
+  function emptyChanges() {
+    return {calls: {}, units: {}, alerts: {}, shares: {}, freshness: {}, snapshot: false};
+  }
+
+  // "1700000000000-3" ids compare as (milliseconds, sequence) numbers, not as text.
+  function compareIds(a, b) {
+    var x = String(a).split("-"), y = String(b).split("-");
+    return (Number(x[0]) - Number(y[0])) || (Number(x[1] || 0) - Number(y[1] || 0));
+  }
+
+  function applySnapshot(message) {
+    ["calls", "units", "alerts", "shares"].forEach(function (name) {
+      var idField = name.slice(0, -1) + "_id", next = {};
+      Object.keys(live[name]).forEach(function (id) { changed[name][id] = true; });
+      message[name].forEach(function (item) {
+        next[item[idField]] = item;
+        changed[name][item[idField]] = true;
+      });
+      live[name] = next;
+    });
+    live.freshness = message.freshness || {};
+    Object.keys(live.freshness).forEach(function (source) { changed.freshness[source] = true; });
+    changed.snapshot = true;
+    live.lastId = message.last_id;
+  }
+
+  function applyChange(change) {
+    if (change.entity === "freshness") {
+      var source = change.data.source;
+      live.freshness[source] = Object.assign({}, live.freshness[source], {
+        event_time: change.data.event_time, seen: change.data.seen
+      });
+      changed.freshness[source] = true;
+      return;
+    }
+    var name = ENTITIES[change.entity];
+    if (!name) { return; }
+    if (change.op === "remove") { delete live[name][change.id]; }
+    else { live[name][change.id] = change.data; }
+    changed[name][change.id] = true;
+  }
+
+  function applyMessage(message) {
+    if (message.type === "snapshot") {
+      applySnapshot(message);
+    } else if (message.type === "delta") {
+      // Deltas replayed around a snapshot or resync may repeat what we hold: skip them.
+      if (live.lastId !== null && compareIds(message.last_id, live.lastId) <= 0) { return false; }
+      message.changes.forEach(applyChange);
+      live.lastId = message.last_id;
+    } else {
+      return false; // ping
+    }
+    return true;
+  }
+
+  function idsOf(set) { return Object.keys(set); }
+
+  function flush() {
+    frameRequested = false;
+    if (!document.getElementById("live-config") || !window.dash_clientside) { return; }
+    var started = performance.now();
+    live.version += 1;
+    window.dash_clientside.set_props("live-store", {data: {
+      version: live.version, connected: live.connected, lastId: live.lastId,
+      calls: Object.values(live.calls), units: Object.values(live.units),
+      alerts: Object.values(live.alerts), shares: Object.values(live.shares),
+      freshness: live.freshness,
+      changed: {calls: idsOf(changed.calls), units: idsOf(changed.units),
+                alerts: idsOf(changed.alerts), shares: idsOf(changed.shares),
+                freshness: idsOf(changed.freshness), snapshot: changed.snapshot}
+    }});
+    changed = emptyChanges();
+    live.batchTimes.push(pendingMs + performance.now() - started);
+    if (live.batchTimes.length > 500) { live.batchTimes.splice(0, live.batchTimes.length - 500); }
+    pendingMs = 0;
+  }
+
+  function scheduleFlush() {
+    if (!frameRequested) {
+      frameRequested = true;
+      window.requestAnimationFrame(flush);
+    }
+  }
+
+  function setStatus(status) {
+    live.status = status;
+    live.connected = status === "live";
+    scheduleFlush();
+  }
+
+  function onMessage(event) {
+    var started = performance.now();
+    lastMessageAt = Date.now();
+    live.messages += 1;
+    var message = JSON.parse(event.data);
+    var applied = applyMessage(message);
+    if (attempt !== 0 || live.status !== "live") { attempt = 0; setStatus("live"); }
+    pendingMs += performance.now() - started;
+    if (applied) { scheduleFlush(); }
+  }
+
+  function socketUrl() {
+    var query = "token=" + encodeURIComponent(token || "");
+    if (live.lastId !== null) { query += "&since=" + encodeURIComponent(live.lastId); }
+    return url + (url.indexOf("?") < 0 ? "?" : "&") + query;
+  }
+
+  function connect() {
+    setStatus("connecting");
+    lastMessageAt = Date.now();
+    socket = new WebSocket(socketUrl());
+    socket.onmessage = onMessage;
+    socket.onclose = function () {
+      socket = null;
+      setStatus("offline");
+      reconnectLater();
+    };
+  }
+
+  // Exponential backoff with jitter, so a restarted push service is not hit by every
+  // page at the same instant.
+  function reconnectLater() {
+    var delay = Math.min(MAX_BACKOFF_MS, 250 * Math.pow(2, attempt));
+    attempt += 1;
+    setTimeout(function () { refreshToken().then(connect, connect); },
+               delay * (0.5 + Math.random() / 2));
+  }
+
+  // Tokens are short-lived: fetch a fresh one before every reconnect.
+  function refreshToken() {
+    return fetch("/auth/ws-token", {credentials: "same-origin", cache: "no-store"})
+      .then(function (reply) { return reply.ok ? reply.json() : null; })
+      .then(function (body) { if (body && body.token) { token = body.token; } });
+  }
+
+  function watchSilence() {
+    if (socket && socket.readyState === WebSocket.OPEN && Date.now() - lastMessageAt > SILENCE_MS) {
+      socket.close(); // onclose reconnects and resyncs
+    }
+  }
+
+  // Dash renders the layout after this script runs, and pages change without a reload:
+  // connect on the first page that asks for live data, and hand a newly shown page's
+  // store the whole state at once.
+  var configNode = null;
+  function watchConfig() {
+    var config = document.getElementById("live-config");
+    if (!config || config === configNode) { return; }
+    configNode = config;
+    if (url === null) {
+      if (!config.getAttribute("data-url")) { return; }
+      url = config.getAttribute("data-url");
+      token = config.getAttribute("data-token");
+      connect();
+      setInterval(watchSilence, 5000);
+    } else {
+      changed.snapshot = true;
+      scheduleFlush();
+    }
+  }
+
+  setInterval(watchConfig, 100);
+  window.dispatchLive.compareIds = compareIds;
+})();

@@ -1,0 +1,585 @@
+/* Wall display (/wall): draws live state straight into the DOM and the Leaflet map.
+ *
+ * dash_clientside.wall.render is the clientside callback on live-store (push) or
+ * wall-poll-store (polling fallback). Each call diffs the new state against what is drawn
+ * (per entity, by a cheap signature) and touches only what changed: keyed queue rows,
+ * Leaflet markers moved with setLatLng, text of KPI tiles. A one-second timer updates
+ * aging timers, the clock, feed health and alert fading without any server round trip.
+ * Each render's duration goes into window.wallRenderTimes (read by the benchmark).
+ *
+ * agingLevel, queueOrder, nearestUnits, linkedCalls, feedHealth, alertOpacity and
+ * formatAge mirror dashboard/wallview.py; the browser tests compare them on shared inputs.
+ */
+(function () {
+  "use strict";
+
+  var OPEN = {pending: 1, assigned: 1, dispatched: 1, en_route: 1, on_scene: 1};
+  var STATUS_SHORT = {pending: "PENDING", assigned: "ASSIGNED", dispatched: "DISPATCHED",
+                      en_route: "EN ROUTE", on_scene: "ON SCENE"};
+  var KINDS = {
+    calls: {id: "call_id", keep: function (c) { return OPEN[c.status] === 1; }},
+    units: {id: "unit_id", keep: function () { return true; }},
+    alerts: {id: "alert_id", keep: function () { return true; }},
+    shares: {id: "share_id", keep: function (s) { return s.status !== "closed"; }},
+  };
+  var CAMERA_SVG = '<svg viewBox="0 0 24 24" aria-hidden="true"><path fill="currentColor" ' +
+    'd="M3 6h12a2 2 0 0 1 2 2v1.5l4-2.5v10l-4-2.5V16a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V8a2 2 0 0 ' +
+    '1 2-2z"/></svg>';
+
+  var S = {
+    ready: false, config: null, map: null, panes: false,
+    items: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
+    sigs: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
+    markers: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
+    freshness: {}, rows: new Map(), rowsFit: 12, rendered: 0, heard: new Set(),
+    bannerAlert: null, audio: null, clockFmt: null, timeFmt: null,
+  };
+  window.wallRenderTimes = window.wallRenderTimes || [];
+
+  // --- pure helpers (mirrors of dashboard/wallview.py) ------------------------------------
+  function haversineM(lat1, lon1, lat2, lon2) {
+    var rad = Math.PI / 180;
+    var dphi = (lat2 - lat1) * rad, dl = (lon2 - lon1) * rad;
+    var a = Math.pow(Math.sin(dphi / 2), 2) +
+      Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.pow(Math.sin(dl / 2), 2);
+    return 2 * 6371000 * Math.asin(Math.min(1, Math.sqrt(a)));
+  }
+  function hasPosition(item) { return item.lat != null && item.lon != null; }
+
+  function agingLevel(call, now, targets, warnFraction) {
+    if (call.status !== "pending") { return "assigned"; }
+    var target = targets[call.priority - 1];
+    var waited = now - call.received_time;
+    if (waited > target) { return "late"; }
+    if (waited >= target * (warnFraction == null ? 0.5 : warnFraction)) { return "warn"; }
+    return "ok";
+  }
+  function queueCompare(a, b) {
+    var pa = a.status === "pending" ? 0 : 1, pb = b.status === "pending" ? 0 : 1;
+    if (pa !== pb) { return pa - pb; }
+    if ((a.priority || 5) !== (b.priority || 5)) { return (a.priority || 5) - (b.priority || 5); }
+    if ((a.received_time || 0) !== (b.received_time || 0)) {
+      return (a.received_time || 0) - (b.received_time || 0);
+    }
+    return String(a.call_id) < String(b.call_id) ? -1 : (a.call_id === b.call_id ? 0 : 1);
+  }
+  function queueOrder(calls) {
+    return calls.filter(function (c) { return OPEN[c.status] === 1; }).sort(queueCompare);
+  }
+  function formatAge(seconds) {
+    var whole = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), s = whole % 60;
+    var ss = (s < 10 ? "0" : "") + s;
+    if (h) { return h + ":" + (m < 10 ? "0" : "") + m + ":" + ss; }
+    return m + ":" + ss;
+  }
+  function byDistanceThenId(key) {
+    return function (a, b) {
+      if (a.distance_m !== b.distance_m) { return a.distance_m - b.distance_m; }
+      return String(a[key]) < String(b[key]) ? -1 : 1;
+    };
+  }
+  function nearestUnits(lat, lon, units, limit, speedKmh) {
+    var found = [];
+    units.forEach(function (u) {
+      if (u.status !== "available" || !hasPosition(u)) { return; }
+      var d = haversineM(lat, lon, u.lat, u.lon);
+      found.push(Object.assign({}, u, {distance_m: d, eta_s: d / ((speedKmh || 40) / 3.6)}));
+    });
+    return found.sort(byDistanceThenId("unit_id")).slice(0, limit == null ? 3 : limit);
+  }
+  function linkedCalls(alert, calls, radiusM, windowS) {
+    var found = [];
+    calls.forEach(function (c) {
+      if (!hasPosition(c) || c.received_time == null) { return; }
+      if (Math.abs(c.received_time - alert.detected_time) > (windowS || 600)) { return; }
+      var d = haversineM(alert.lat, alert.lon, c.lat, c.lon);
+      if (d <= (radiusM || 500)) { found.push(Object.assign({}, c, {distance_m: d})); }
+    });
+    return found.sort(byDistanceThenId("call_id"));
+  }
+  function alertOpacity(ageS, activeS) {
+    var f = Math.min(1, Math.max(0, ageS / (activeS || 3600)));
+    return Math.round((1 - 0.75 * f) * 1000) / 1000;
+  }
+  function feedHealth(freshness, sources, now, staleAfterS) {
+    return sources.map(function (source) {
+      var e = (freshness || {})[source] || {};
+      var last = e.seen || e.event_time;
+      if (last == null) { return {source: source, state: "none", text: "no data"}; }
+      var idle = Math.max(0, now - last);
+      if (idle >= staleAfterS) {
+        return {source: source, state: "stale", text: "STALE " + Math.floor(idle / 60) + " min"};
+      }
+      return {source: source, state: "live", text: "live"};
+    });
+  }
+
+  // --- small DOM helpers ------------------------------------------------------------------
+  var ESC = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
+  function esc(text) {
+    return text == null ? "" : String(text).replace(/[&<>"']/g, function (ch) { return ESC[ch]; });
+  }
+  function el(id) { return document.getElementById(id); }
+  function setText(id, text) {
+    var node = el(id);
+    if (node && node.textContent !== String(text)) { node.textContent = text; }
+  }
+  function nowS() { return Date.now() / 1000; }
+  function km(m) { return m < 1000 ? Math.round(m) + " m" : (m / 1000).toFixed(1) + " km"; }
+
+  // --- state intake -----------------------------------------------------------------------
+  function entityList(value) {
+    if (!value) { return []; }
+    if (Array.isArray(value)) { return value; }
+    return Object.keys(value).map(function (k) { return value[k]; });
+  }
+  function signature(kind, x) {
+    if (kind === "calls") {
+      return [x.status, x.priority, x.updated_time, x.lat, x.lon, x.address, x.call_type,
+              x.category, (x.units || []).join(",")].join("|");
+    }
+    if (kind === "units") {
+      return [x.status, x.lat, x.lon, x.time, x.callsign, x.call_id].join("|");
+    }
+    if (kind === "alerts") {
+      return [x.detected_time, x.rounds, x.lat, x.lon, x.address, x.alert_type].join("|");
+    }
+    return [x.status, x.partner, x.resource_name, x.stream_url, x.lat, x.lon].join("|");
+  }
+  /* Replace one kind's items with ``list``; return ids added, changed and removed. */
+  function intake(kind, list) {
+    var spec = KINDS[kind], items = S.items[kind], sigs = S.sigs[kind];
+    var next = new Map(), diff = {added: [], changed: [], removed: []};
+    for (var i = 0; i < list.length; i++) {
+      var x = list[i];
+      if (!x || x[spec.id] == null || !spec.keep(x)) { continue; }
+      var id = String(x[spec.id]);
+      next.set(id, x);
+      var prev = items.get(id);
+      if (prev === x) { continue; }
+      var sig = signature(kind, x);
+      if (prev === undefined) { diff.added.push(id); } else if (sigs.get(id) !== sig) {
+        diff.changed.push(id);
+      }
+      sigs.set(id, sig);
+    }
+    items.forEach(function (_x, id) {
+      if (!next.has(id)) { diff.removed.push(id); sigs.delete(id); }
+    });
+    S.items[kind] = next;
+    diff.any = diff.added.length + diff.changed.length + diff.removed.length > 0;
+    return diff;
+  }
+
+  // --- map --------------------------------------------------------------------------------
+  function ensurePanes(map) {
+    [["wallCalls", 610], ["wallUnits", 620], ["wallShares", 630], ["wallAlerts", 640]]
+      .forEach(function (p) { map.createPane(p[0]).style.zIndex = p[1]; });
+    S.panes = true;
+  }
+  function markerHtml(kind, x) {
+    if (kind === "calls") {
+      var abbr = x.qol ? (S.config.category_abbrev[x.category] || "QOL") : "";
+      return '<div class="wm wm-call p' + esc(x.priority) +
+        (x.status === "pending" ? " wm-pending" : " wm-assigned") + '"><span>' +
+        esc(x.priority) + "</span>" + (abbr ? "<b>" + esc(abbr) + "</b>" : "") + "</div>";
+    }
+    if (kind === "units") {
+      var label = (S.config.unit_status[x.status] || ["?"])[0];
+      return '<div class="wm wm-unit st-' + esc(x.status) + '">' + esc(label) + "</div>";
+    }
+    if (kind === "alerts") {
+      return '<div class="wm wm-shot"><span>' + esc(x.rounds || 1) + "</span></div>";
+    }
+    return '<div class="wm wm-share">' + CAMERA_SVG + "</div>";
+  }
+  var PANE = {calls: "wallCalls", units: "wallUnits", alerts: "wallAlerts", shares: "wallShares"};
+  function drawMarker(kind, id) {
+    var x = S.items[kind].get(id), markers = S.markers[kind], marker = markers.get(id);
+    if (!x || !hasPosition(x)) { removeMarker(kind, id); return; }
+    var html = markerHtml(kind, x);
+    if (!marker) {
+      marker = window.L.marker([x.lat, x.lon], {
+        icon: window.L.divIcon({className: "wm-anchor", html: html, iconSize: null}),
+        pane: PANE[kind], interactive: false, keyboard: false});
+      marker._wallHtml = html;
+      marker.addTo(S.map);
+      markers.set(id, marker);
+    } else {
+      var ll = marker.getLatLng();
+      if (ll.lat !== x.lat || ll.lng !== x.lon) { marker.setLatLng([x.lat, x.lon]); }
+      if (marker._wallHtml !== html) {
+        marker.setIcon(window.L.divIcon({className: "wm-anchor", html: html, iconSize: null}));
+        marker._wallHtml = html;
+      }
+    }
+    if (kind === "alerts") {
+      marker.setOpacity(alertOpacity(nowS() - x.detected_time, S.config.alert_active_s));
+    }
+  }
+  function removeMarker(kind, id) {
+    var marker = S.markers[kind].get(id);
+    if (marker) { S.map.removeLayer(marker); S.markers[kind].delete(id); }
+  }
+  function updateMap(kind, diff) {
+    if (!S.map) { return; }
+    diff.removed.forEach(function (id) { removeMarker(kind, id); });
+    diff.added.forEach(function (id) { drawMarker(kind, id); });
+    diff.changed.forEach(function (id) { drawMarker(kind, id); });
+  }
+  function drawWholeMap() {
+    Object.keys(KINDS).forEach(function (kind) {
+      S.items[kind].forEach(function (_x, id) { drawMarker(kind, id); });
+    });
+  }
+
+  // --- call queue -------------------------------------------------------------------------
+  function rowHtml(c) {
+    var abbr = c.qol ? (S.config.category_abbrev[c.category] || "QOL") : "";
+    var units = (c.units || []).slice(0, 3).join(" ");
+    var where = [c.address, c.neighborhood || c.district].filter(Boolean).join(" · ");
+    return '<span class="wq-prio p' + esc(c.priority) + '">P' + esc(c.priority) + "</span>" +
+      '<span class="wq-main"><span class="wq-type">' + esc(c.call_type || c.category) +
+      "</span>" + (abbr ? ' <span class="wq-qol">' + esc(abbr) + "</span>" : "") +
+      '<span class="wq-addr">' + esc(where) + "</span></span>" +
+      '<span class="wq-status">' + esc(STATUS_SHORT[c.status] || c.status) +
+      (units ? '<span class="wq-units">' + esc(units) + "</span>" : "") + "</span>" +
+      '<span class="wq-age"></span>';
+  }
+  var LEVEL_MARK = {late: "!! ", warn: "! ", ok: "", assigned: ""};
+  function paintAge(row, call, now) {
+    var level = agingLevel(call, now, S.config.pending_targets, S.config.warn_fraction);
+    if (row._level !== level) {
+      row.className = "wq-row lvl-" + level;
+      row._level = level;
+    }
+    var text = LEVEL_MARK[level] + formatAge(now - call.received_time);
+    if (row._age !== text) { row.lastChild.textContent = text; row._age = text; }
+  }
+  function updateQueue() {
+    var list = el("wall-queue-list");
+    if (!list) { return; }
+    var ordered = queueOrder(Array.from(S.items.calls.values()));
+    var shown = ordered.slice(0, S.rowsFit), keep = new Set(), now = nowS();
+    for (var i = 0; i < shown.length; i++) {
+      var c = shown[i], id = String(c.call_id), row = S.rows.get(id);
+      var sig = S.sigs.calls.get(id);
+      if (!row) {
+        row = document.createElement("div");
+        row.setAttribute("data-call-id", id);
+        S.rows.set(id, row);
+      }
+      if (row._sig !== sig) { row.innerHTML = rowHtml(c); row._sig = sig; row._age = null; }
+      paintAge(row, c, now);
+      if (list.children[i] !== row) { list.insertBefore(row, list.children[i] || null); }
+      keep.add(id);
+    }
+    S.rows.forEach(function (row, id) {
+      if (!keep.has(id)) { row.remove(); S.rows.delete(id); }
+    });
+    var pending = 0;
+    ordered.forEach(function (c) { if (c.status === "pending") { pending += 1; } });
+    setText("wall-queue-count", ordered.length + " open · " + pending + " pending");
+    setText("wall-queue-more", ordered.length > shown.length ?
+      "+ " + (ordered.length - shown.length) + " more not shown" : "");
+  }
+  function tickQueue(now) {
+    S.rows.forEach(function (row, id) {
+      var c = S.items.calls.get(id);
+      if (c) { paintAge(row, c, now); }
+    });
+  }
+  function measureRows() {
+    var list = el("wall-queue-list");
+    if (!list) { return; }
+    var rowPx = parseFloat(getComputedStyle(list).getPropertyValue("--wq-row-h")) ||
+      window.innerHeight * 0.05;
+    S.rowsFit = Math.max(1, Math.floor(list.clientHeight / rowPx));
+  }
+
+  // --- KPI tiles --------------------------------------------------------------------------
+  function updateKpis() {
+    var open = 0, pending = 0, p1 = 0, p2 = 0, backlog = {};
+    S.config.districts.forEach(function (d) { backlog[d] = 0; });
+    S.items.calls.forEach(function (c) {
+      open += 1;
+      if (c.status === "pending") {
+        pending += 1;
+        if (c.priority === 1) { p1 += 1; }
+        if (c.priority === 2) { p2 += 1; }
+      }
+      if (c.qol) { var d = c.district || "Unknown"; backlog[d] = (backlog[d] || 0) + 1; }
+    });
+    var available = 0, total = 0;
+    S.items.units.forEach(function (u) {
+      total += 1;
+      if (u.status === "available") { available += 1; }
+    });
+    setText("wall-kpi-open", open);
+    setText("wall-kpi-open-note", pending + " pending");
+    setText("wall-kpi-p1", p1);
+    setText("wall-kpi-p2", p2);
+    el("wall-kpi-p1").classList.toggle("wall-alarm", p1 > 0);
+    setText("wall-kpi-units", available);
+    setText("wall-kpi-units-note", "of " + total + " units");
+    var qol = el("wall-kpi-qol"), html = Object.keys(backlog).map(function (d) {
+      return '<span class="wq-district"><b>' + esc(backlog[d]) + "</b> " + esc(d) + "</span>";
+    }).join("");
+    if (qol && qol._html !== html) { qol.innerHTML = html; qol._html = html; }
+  }
+
+  // --- gunshot banner ---------------------------------------------------------------------
+  function newestAlert(now) {
+    var best = null;
+    S.items.alerts.forEach(function (a) {
+      if (now - a.detected_time > S.config.banner_s) { return; }
+      if (!best || a.detected_time > best.detected_time) { best = a; }
+    });
+    return best;
+  }
+  function updateBanner(now) {
+    var banner = el("wall-banner");
+    if (!banner) { return; }
+    var alert = newestAlert(now);
+    if (!alert) {
+      if (!banner.hidden) { banner.hidden = true; banner.innerHTML = ""; S.bannerAlert = null; }
+      return;
+    }
+    var units = nearestUnits(alert.lat, alert.lon, Array.from(S.items.units.values()), 3,
+                             S.config.speed_kmh);
+    var calls = linkedCalls(alert, Array.from(S.items.calls.values()),
+                            S.config.link_radius_m, S.config.link_window_s);
+    var where = [alert.address, alert.neighborhood || alert.district].filter(Boolean).join(", ");
+    var unitHtml = units.length ? units.map(function (u) {
+      return "<li><b>" + esc(u.callsign || u.unit_id) + "</b> " + esc(km(u.distance_m)) +
+        " · ETA ~" + esc(formatAge(u.eta_s)) + "</li>";
+    }).join("") : "<li>No available unit with a position</li>";
+    var callHtml = calls.length ? calls.map(function (c) {
+      return '<li data-call-id="' + esc(c.call_id) + '"><b>P' + esc(c.priority) + "</b> " +
+        esc(c.call_type || c.category) + " · " + esc(c.address) + " · " +
+        esc(km(c.distance_m)) + "</li>";
+    }).join("") : "<li>None yet</li>";
+    var html = '<div class="wb-title"><span class="wb-icon">⚠</span> GUNSHOT ALERT · ' +
+      esc(alert.rounds || 1) + " round" + (alert.rounds === 1 ? "" : "s") + " (" +
+      esc(alert.alert_type) + ") · " + esc(where) + " · " +
+      esc(S.timeFmt.format(new Date(alert.detected_time * 1000))) +
+      ' · <span class="wb-age"></span> ago</div><div class="wb-cols"><div>' +
+      "<h4>Nearest available units (ETA at " + esc(S.config.speed_kmh) +
+      " km/h, straight line)</h4><ol>" + unitHtml + "</ol></div><div>" +
+      "<h4>CAD calls within " + esc(S.config.link_radius_m) + " m / " +
+      esc(S.config.link_window_s / 60) + " min</h4><ul>" + callHtml + "</ul></div></div>";
+    if (banner._html !== html) { banner.innerHTML = html; banner._html = html; }
+    banner.setAttribute("data-alert-id", alert.alert_id);
+    banner.hidden = false;
+    S.bannerAlert = alert;
+    tickBanner(now);
+  }
+  function tickBanner(now) {
+    var banner = el("wall-banner");
+    if (!S.bannerAlert || !banner) { return; }
+    var age = banner.querySelector(".wb-age");
+    if (age) { age.textContent = formatAge(now - S.bannerAlert.detected_time); }
+  }
+
+  // --- shares, feeds, clock ---------------------------------------------------------------
+  function updateShares() {
+    var box = el("wall-shares");
+    if (!box) { return; }
+    var shares = Array.from(S.items.shares.values()).sort(function (a, b) {
+      return (b.start_time || 0) - (a.start_time || 0);
+    });
+    var html = shares.length ? shares.map(function (s) {
+      var link = s.stream_url && /^(https?|rtsp|wss?):\/\//.test(s.stream_url) ?
+        '<a class="ws-link" href="' + esc(s.stream_url) +
+        '" target="_blank" rel="noopener noreferrer">Open stream ↗</a>' :
+        '<span class="wall-muted">no stream link</span>';
+      return '<div class="ws-row" data-share-id="' + esc(s.share_id) + '">' +
+        '<span class="ws-icon">' + CAMERA_SVG + "</span>" +
+        '<span class="ws-main"><b>' + esc(s.partner) + "</b>" +
+        '<span class="ws-cam">' + esc(s.resource_name) + "</span></span>" + link + "</div>";
+    }).join("") : '<div class="wall-muted">No active shares</div>';
+    if (box._html !== html) { box.innerHTML = html; box._html = html; }
+    setText("wall-shares-count", String(shares.length));
+  }
+  function updateFeeds(now) {
+    var box = el("wall-feeds");
+    if (!box) { return; }
+    var labels = {};
+    S.config.sources.forEach(function (pair) { labels[pair[0]] = pair[1]; });
+    var health = feedHealth(S.freshness, S.config.sources.map(function (p) { return p[0]; }),
+                            now, S.config.stale_after_s);
+    var mark = {live: "●", stale: "✖", none: "○"};
+    var html = health.map(function (h) {
+      return '<span class="wf wf-' + h.state + '" data-source="' + esc(h.source) + '">' +
+        mark[h.state] + " " + esc(labels[h.source]) + " " + esc(h.text) + "</span>";
+    }).join("");
+    if (box._html !== html) { box.innerHTML = html; box._html = html; }
+    el("wall-root").classList.toggle("wall-feed-stale", health.some(function (h) {
+      return h.state === "stale";
+    }));
+  }
+  function tickAlerts(now) {
+    S.items.alerts.forEach(function (a, id) {
+      var marker = S.markers.alerts.get(id);
+      if (now - a.detected_time > S.config.alert_active_s) { removeMarker("alerts", id); return; }
+      if (marker) { marker.setOpacity(alertOpacity(now - a.detected_time, S.config.alert_active_s)); }
+    });
+  }
+  function tick() {
+    var now = nowS();
+    setText("wall-clock", S.clockFmt.format(new Date()));
+    tickQueue(now);
+    updateFeeds(now);
+    tickAlerts(now);
+    if (S.bannerAlert && now - S.bannerAlert.detected_time > S.config.banner_s) {
+      updateBanner(now);
+    } else { tickBanner(now); }
+  }
+
+  // --- sound ------------------------------------------------------------------------------
+  function soundOn() {
+    try { return window.localStorage.getItem("wall.sound") === "on"; } catch (e) { return false; }
+  }
+  function audioContext() {
+    if (!S.audio) {
+      var Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) { return null; }
+      S.audio = new Ctx();
+    }
+    if (S.audio.state === "suspended") { S.audio.resume(); }
+    return S.audio;
+  }
+  function beep(pattern) {
+    if (!soundOn()) { return; }
+    var ctx = audioContext();
+    if (!ctx) { return; }
+    pattern.forEach(function (note, i) {
+      var osc = ctx.createOscillator(), gain = ctx.createGain();
+      var start = ctx.currentTime + i * 0.22;
+      osc.type = "square";
+      osc.frequency.value = note;
+      gain.gain.setValueAtTime(0.15, start);
+      gain.gain.exponentialRampToValueAtTime(0.001, start + 0.18);
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(start);
+      osc.stop(start + 0.2);
+    });
+    window.wallBeeps = (window.wallBeeps || 0) + 1;
+  }
+  function announce(callDiff, alertDiff) {
+    // Only what arrives after the first drawing: opening the page must not beep for
+    // everything already on the board.
+    var shot = alertDiff.added.length > 0, p1 = callDiff.added.some(function (id) {
+      var c = S.items.calls.get(id);
+      return c && c.priority === 1;
+    });
+    if (shot) { beep([1320, 990, 1320]); } else if (p1) { beep([880, 880]); }
+  }
+
+  // --- setup and the callback -------------------------------------------------------------
+  function init(config) {
+    S.config = config;
+    S.clockFmt = new Intl.DateTimeFormat("en-US", {timeZone: config.timezone,
+      weekday: "short", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
+    S.timeFmt = new Intl.DateTimeFormat("en-US", {timeZone: config.timezone,
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
+    measureRows();
+    window.addEventListener("resize", function () { measureRows(); updateQueue(); });
+    document.addEventListener("pointerdown", function () {
+      if (soundOn()) { audioContext(); }
+    });
+    setInterval(tick, 1000);
+    S.ready = true;
+  }
+
+  function render(data, config) {
+    var noUpdate = window.dash_clientside.no_update;
+    if (!config) { return noUpdate; }
+    var t0 = performance.now();
+    if (!S.ready) { init(config); }
+    var root = el("wall-root");
+    if (root && S.root !== root) {
+      // Opened again in the same tab: the rows drawn before belong to a removed page.
+      S.root = root;
+      S.rows = new Map();
+      S.rendered = 0;
+      measureRows();
+    }
+    if (!data) { tick(); return noUpdate; }
+    var first = S.rendered === 0, diffs = {};
+    Object.keys(KINDS).forEach(function (kind) {
+      diffs[kind] = intake(kind, entityList(data[kind]));
+      updateMap(kind, diffs[kind]);
+    });
+    if (data.freshness) { S.freshness = data.freshness; }
+    if (diffs.calls.any || first) { updateQueue(); }
+    if (diffs.calls.any || diffs.units.any || first) { updateKpis(); }
+    if (diffs.shares.any || first) { updateShares(); }
+    if (diffs.alerts.any || diffs.units.any || diffs.calls.any || first) {
+      updateBanner(nowS());
+    }
+    if (!first) { announce(diffs.calls, diffs.alerts); }
+    tick();
+    S.rendered += 1;
+    var took = performance.now() - t0;
+    window.wallRenderTimes.push(took);
+    if (window.wallRenderTimes.length > 20000) { window.wallRenderTimes.splice(0, 10000); }
+    if (first) { window.wallFirstRenderAt = performance.now(); }
+    return noUpdate;
+  }
+
+  function toggleSound(nClicks) {
+    var on = soundOn();
+    if (nClicks) {
+      on = !on;
+      try { window.localStorage.setItem("wall.sound", on ? "on" : "off"); } catch (e) { /* private mode */ }
+      if (on) { audioContext(); beep([660]); }
+    }
+    var button = el("wall-sound");
+    if (button) { button.classList.toggle("wall-sound-on", on); }
+    return on ? "🔔 Sound on" : "🔕 Sound off";
+  }
+
+  // --- dash-leaflet functional props ------------------------------------------------------
+  function boundaryStyle(feature, context) {
+    var tiles = context && context.hideout && context.hideout.tiles;
+    return {color: "#9fb3c8", weight: 2, opacity: 0.9, fillColor: "#18222e",
+            fillOpacity: tiles ? 0.35 : 0.9};
+  }
+  function boundaryFeature(feature, layer, context) {
+    layer.bindTooltip(esc(feature.properties.name), {permanent: true, direction: "center",
+      className: "wall-hood-label", interactive: false});
+    if (context && context.map && S.map !== context.map) {
+      // A new map (first load, or the page was opened again in this tab): markers of the
+      // old map are gone with it.
+      Object.keys(S.markers).forEach(function (kind) { S.markers[kind] = new Map(); });
+      S.map = context.map;
+      ensurePanes(S.map);
+      drawWholeMap();
+    }
+  }
+  function hotspotPoint(feature, latlng) {
+    var radius = (feature.properties && feature.properties.radius_m) || 150;
+    return window.L.circle(latlng, {radius: radius});
+  }
+  function hotspotStyle(feature) {
+    if (feature.geometry.type === "LineString") {
+      return {color: "#F0E442", weight: 9, opacity: 0.35, dashArray: "2 10", lineCap: "round"};
+    }
+    return {color: "#F0E442", weight: 2, dashArray: "6 6", fillColor: "#F0E442",
+            fillOpacity: 0.08};
+  }
+
+  window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    wall: {
+      render: render, toggleSound: toggleSound,
+      boundaryStyle: boundaryStyle, boundaryFeature: boundaryFeature,
+      hotspotStyle: hotspotStyle, hotspotPoint: hotspotPoint,
+      agingLevel: agingLevel, queueOrder: queueOrder, formatAge: formatAge,
+      nearestUnits: nearestUnits, linkedCalls: linkedCalls, alertOpacity: alertOpacity,
+      feedHealth: feedHealth, haversineM: haversineM,
+      _state: S,
+    },
+  });
+})();

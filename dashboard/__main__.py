@@ -1,0 +1,65 @@
+"""`python -m dashboard serve | adduser NAME --role ROLE [--district D] [--password-stdin]`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from dashboard.runtime import ROLES
+from streams.core.settings import Settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__)
+    commands = top.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve the dashboard with gunicorn")
+    add = commands.add_parser("adduser", help="add or replace a user in the users file")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--district", help="district of a cso or sro (North, Central, South)")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of standard input")
+    commands.add_parser("demo-users", help="create the demo users if there is no users file")
+    return top
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
+def main(argv: Sequence[str], settings: Settings) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    from dashboard import auth  # noqa: PLC0415 - keeps `--help` fast
+
+    if args.command == "serve":
+        from dashboard.server import serve  # noqa: PLC0415
+
+        return serve(settings)
+    if args.command == "demo-users":
+        created = auth.ensure_demo_users(settings)
+        print(f"created {len(created)} demo users" if created else "users file exists")
+        return 0
+    try:
+        user = auth.add_user(settings.resolved_users_file, args.name, args.role,
+                             read_password(args.password_stdin), args.district)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"user {user.name} ({user.role}) saved in {settings.resolved_users_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], Settings.from_env(os.environ)))

@@ -1,0 +1,41 @@
+"""The two components every live page includes so assets/live.js can connect.
+
+``live-config`` carries the push URL and a short-lived websocket token; live.js refreshes
+the token from ``/auth/ws-token`` before it expires and merges pushed changes into
+``live-store`` (one ``set_props`` per animation frame).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import flask
+from dash import dcc, html
+from dash.development.base_component import Component
+
+from dashboard import auth, runtime
+from streams.core.settings import Settings
+
+
+def push_url(settings: Settings, host_url: str) -> str:
+    """The websocket URL browsers use: the configured one, else this page's host on the
+    push port (wss when the page itself came over https)."""
+    if settings.push_public_url:
+        return settings.push_public_url
+    parts = urlsplit(host_url)
+    host = parts.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return f"{scheme}://{host}:{settings.push_port}/live"
+
+
+def live_components() -> list[Component]:
+    """``[dcc.Store(id="live-store"), html.Div(id="live-config", data-url, data-token)]``."""
+    settings = runtime.settings()
+    user = runtime.current_user()
+    token = auth.make_ws_token(settings, user) if user else ""
+    config = html.Div(id="live-config", hidden=True, **{
+        "data-url": push_url(settings, flask.request.host_url), "data-token": token,
+        "data-token-seconds": str(settings.ws_token_seconds)})
+    return [dcc.Store(id="live-store"), config]

@@ -1,0 +1,255 @@
+"""What the wall display shows, as plain functions over live-state dicts.
+
+No Dash, Redis or I/O here. ``assets/wall.js`` mirrors the functions the browser needs
+every second (aging colour, queue order, feed health, gunshot banner); the browser tests
+run both on the same inputs so the two cannot drift apart.
+
+Distances are great-circle (haversine). ETAs assume an urban driving speed of
+``ASSUMED_SPEED_KMH`` (40 km/h) in a straight line: a rough "who is closest" guide for a
+commander, not a routing engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+EARTH_RADIUS_M = 6_371_000.0
+ASSUMED_SPEED_KMH = 40.0
+"""Straight-line urban speed used for ETAs (stated on screen next to every ETA)."""
+
+LINK_RADIUS_M = 500.0
+LINK_WINDOW_S = 600.0
+"""CAD calls within 500 m and 10 min of a gunshot alert are linked to it."""
+
+WARN_FRACTION = 0.5
+"""A pending call turns amber at half its priority's target and red past the target."""
+
+OPEN_STATUSES = frozenset({"pending", "assigned", "dispatched", "en_route", "on_scene"})
+DISTRICTS = ("North", "Central", "South")
+
+UNIT_STATUS_LABELS = {
+    "available": ("A", "Available"), "dispatched": ("D", "Dispatched"),
+    "en_route": ("E", "En route"), "on_scene": ("S", "On scene"),
+    "out_of_service": ("X", "Out of service"),
+}
+"""Letter on the map marker and legend text: status is never shown by colour alone."""
+
+CATEGORY_ABBREV = {
+    "noise": "NOI", "dumping": "DMP", "loitering": "LOI", "public_drinking": "DRK",
+    "atv": "ATV", "speeding": "SPD", "theft": "THF", "narcotics": "NAR", "other_qol": "QOL",
+}
+"""Short category marks for quality-of-life calls on the map and in the queue."""
+
+
+# --- geometry -----------------------------------------------------------------------------
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres between two WGS84 points."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi = phi2 - phi1
+    dlambda = math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def eta_s(distance_m: float, speed_kmh: float = ASSUMED_SPEED_KMH) -> float:
+    """Seconds to cover ``distance_m`` at ``speed_kmh``."""
+    if speed_kmh <= 0:
+        raise ValueError(f"speed must be above 0 km/h, got {speed_kmh}")
+    return distance_m / (speed_kmh / 3.6)
+
+
+def _has_position(item: Mapping[str, Any]) -> bool:
+    return item.get("lat") is not None and item.get("lon") is not None
+
+
+# --- call queue ---------------------------------------------------------------------------
+
+def pending_target_s(priority: int, pending_targets: Sequence[int]) -> int:
+    """The pending target in seconds for priority 1..5."""
+    if not 1 <= priority <= len(pending_targets):
+        raise ValueError(f"priority must be 1..{len(pending_targets)}, got {priority}")
+    return pending_targets[priority - 1]
+
+
+def aging_level(call: Mapping[str, Any], now: float, pending_targets: Sequence[int]) -> str:
+    """'late', 'warn' or 'ok' for a pending call by its wait vs target; 'assigned' otherwise."""
+    if call.get("status") != "pending":
+        return "assigned"
+    target = pending_target_s(int(call["priority"]), pending_targets)
+    waited = now - float(call["received_time"])
+    if waited > target:
+        return "late"
+    if waited >= target * WARN_FRACTION:
+        return "warn"
+    return "ok"
+
+
+def queue_sort_key(call: Mapping[str, Any]) -> tuple[int, int, float, str]:
+    """Pending before assigned, then priority, then oldest first (then id, for stability)."""
+    return (0 if call.get("status") == "pending" else 1, int(call.get("priority") or 5),
+            float(call.get("received_time") or 0.0), str(call.get("call_id", "")))
+
+
+def queue_order(calls: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Open calls in the order the wall queue lists them."""
+    return sorted((c for c in calls if c.get("status") in OPEN_STATUSES), key=queue_sort_key)
+
+
+def format_age(seconds: float) -> str:
+    """'m:ss' under an hour, 'h:mm:ss' above; negative ages (clock skew) show as 0:00."""
+    whole = max(0, int(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# --- KPI tiles ----------------------------------------------------------------------------
+
+def live_kpis(calls: Iterable[Mapping[str, Any]],
+              units: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Open calls, pending P1/P2, QoL backlog per district and available units."""
+    open_calls = [c for c in calls if c.get("status") in OPEN_STATUSES]
+    backlog = {district: 0 for district in DISTRICTS}
+    for call in open_calls:
+        if call.get("qol"):
+            district = call.get("district") or "Unknown"
+            backlog[district] = backlog.get(district, 0) + 1
+    pending = [c for c in open_calls if c.get("status") == "pending"]
+    return {
+        "open": len(open_calls),
+        "pending_p1": sum(1 for c in pending if c.get("priority") == 1),
+        "pending_p2": sum(1 for c in pending if c.get("priority") == 2),
+        "qol_backlog": backlog,
+        "units_available": sum(1 for u in units if u.get("status") == "available"),
+    }
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile (numpy's and pandas' default) of a non-empty sample."""
+    if not values:
+        raise ValueError("quantile of no values; check for an empty period first")
+    if not 0 <= q <= 1:
+        raise ValueError(f"quantile must be within 0..1, got {q}")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def city_day_bounds(now: float, timezone: str) -> tuple[float, float]:
+    """Epoch seconds of the start of today and of tomorrow in the city's time zone."""
+    zone = ZoneInfo(timezone)
+    today = datetime.fromtimestamp(now, zone).date()
+    start = datetime.combine(today, time(0), zone)
+    end = datetime.combine(today + timedelta(days=1), time(0), zone)
+    return start.timestamp(), end.timestamp()
+
+
+def response_summary(rows: Iterable[tuple[int, float]],
+                     response_targets: Sequence[int]) -> list[dict[str, Any]]:
+    """Per priority with data, plus 'all': count, median, p90, target and whether each is met.
+
+    ``rows`` are (priority, response seconds) of today's closed calls; NaN/None responses
+    (cancelled, never arrived) are skipped. 'all' is judged against the P1 target only when
+    every row is P1, otherwise it carries no target (priorities have different targets).
+    """
+    by_priority: dict[int, list[float]] = {}
+    for priority, seconds in rows:
+        if seconds is None or math.isnan(seconds) or not 1 <= int(priority) <= 5:
+            continue
+        by_priority.setdefault(int(priority), []).append(float(seconds))
+    summary = [_summary_row(f"P{p}", by_priority[p], response_targets[p - 1])
+               for p in sorted(by_priority)]
+    everything = [s for values in by_priority.values() for s in values]
+    if everything:
+        summary.append(_summary_row("All", everything, None))
+    return summary
+
+
+def _summary_row(label: str, values: list[float], target: float | None) -> dict[str, Any]:
+    median, p90 = quantile(values, 0.5), quantile(values, 0.9)
+    return {"label": label, "count": len(values), "median_s": median, "p90_s": p90,
+            "target_s": target,
+            "median_ok": None if target is None else median <= target,
+            "p90_ok": None if target is None else p90 <= target}
+
+
+# --- gunshot banner -----------------------------------------------------------------------
+
+def nearest_units(lat: float, lon: float, units: Iterable[Mapping[str, Any]],
+                  limit: int = 3) -> list[dict[str, Any]]:
+    """The ``limit`` closest available units with positions, with distance_m and eta_s."""
+    found = []
+    for unit in units:
+        if unit.get("status") != "available" or not _has_position(unit):
+            continue
+        distance = haversine_m(lat, lon, float(unit["lat"]), float(unit["lon"]))
+        found.append({**unit, "distance_m": distance, "eta_s": eta_s(distance)})
+    found.sort(key=lambda u: (u["distance_m"], str(u.get("unit_id", ""))))
+    return found[:limit]
+
+
+def linked_calls(alert: Mapping[str, Any], calls: Iterable[Mapping[str, Any]],
+                 radius_m: float = LINK_RADIUS_M,
+                 window_s: float = LINK_WINDOW_S) -> list[dict[str, Any]]:
+    """CAD calls received within ``window_s`` (either side) and ``radius_m`` of an alert."""
+    detected = float(alert["detected_time"])
+    found = []
+    for call in calls:
+        if not _has_position(call) or call.get("received_time") is None:
+            continue
+        if abs(float(call["received_time"]) - detected) > window_s:
+            continue
+        distance = haversine_m(float(alert["lat"]), float(alert["lon"]),
+                               float(call["lat"]), float(call["lon"]))
+        if distance <= radius_m:
+            found.append({**call, "distance_m": distance})
+    found.sort(key=lambda c: (c["distance_m"], str(c.get("call_id", ""))))
+    return found
+
+
+def gunshot_banner(alert: Mapping[str, Any], units: Iterable[Mapping[str, Any]],
+                   calls: Iterable[Mapping[str, Any]], limit: int = 3) -> dict[str, Any]:
+    """Everything the banner of one alert shows: the alert, nearest units, linked calls."""
+    return {"alert": dict(alert),
+            "units": nearest_units(float(alert["lat"]), float(alert["lon"]), units, limit),
+            "calls": linked_calls(alert, calls)}
+
+
+def alert_opacity(age_s: float, active_s: float = 3600.0) -> float:
+    """Marker opacity: 1 when new, fading linearly to 0.25 at the end of the active hour."""
+    if active_s <= 0:
+        raise ValueError(f"active period must be above 0 s, got {active_s}")
+    fraction = min(1.0, max(0.0, age_s / active_s))
+    return round(1.0 - 0.75 * fraction, 3)
+
+
+# --- feed health --------------------------------------------------------------------------
+
+def feed_health(freshness: Mapping[str, Mapping[str, Any]], sources: Sequence[str],
+                now: float, stale_after_s: float) -> list[dict[str, Any]]:
+    """One entry per source: state 'live' | 'stale' | 'none' and the text the wall shows.
+
+    Judged on when the newest event was *received* ("seen"), falling back to its event
+    time, so a replay of old data still counts as live while it flows.
+    """
+    health = []
+    for source in sources:
+        entry = freshness.get(source) or {}
+        last = entry.get("seen") or entry.get("event_time")
+        if last is None:
+            health.append({"source": source, "state": "none", "text": "no data"})
+            continue
+        idle = max(0.0, now - float(last))
+        if idle >= stale_after_s:
+            health.append({"source": source, "state": "stale",
+                           "text": f"STALE {int(idle // 60)} min"})
+        else:
+            health.append({"source": source, "state": "live", "text": "live"})
+    return health

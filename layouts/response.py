@@ -1,0 +1,321 @@
+"""Response times (/response): how long calls waited and units took, against targets.
+
+For supervisors and admins. One server callback answers every filter change: it checks the
+role, asks the read API for the closed calls of the period and of the previous period
+(a cached DataFrame, so this is a numpy mask, not a Redis read) and hands them to
+``dashboard.responseview``, which computes every number shown. What was drawn is kept in
+``response-shown`` so the CSV export writes exactly that, not a recomputation.
+
+Query parameters preset the controls (``/response?preset=custom&start=2014-07-01&end=
+2014-07-31&metric=dispatch&split=district&bucket=week``), so a view can be shared as a link.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dash
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, dcc, html
+from dash.development.base_component import Component
+
+from dashboard import responseview as rv
+from dashboard import runtime
+from streams.core.events import CATEGORIES, CATEGORY_LABELS
+from streams.core.geography import DISTRICTS
+from streams.core.livestate import public_view
+
+log = logging.getLogger(__name__)
+
+PATH = "/response"
+SERIES_COLUMNS = ("period", "bucket", "group", "n", "median_s", "p90_s")
+FILTER_INPUTS = ("preset", "range.start_date", "range.end_date", "metric", "split", "bucket",
+                 "districts", "priorities", "categories")
+DURATION_FORMAT = {"function": (
+    "params.value == null ? '—' : (Math.round(params.value) < 60 ? Math.round(params.value)"
+    " + ' s' : Math.floor(Math.round(params.value) / 60) + ':' +"
+    " String(Math.round(params.value) % 60).padStart(2, '0'))")}
+"""ag-grid formatter mirroring responseview.duration_text for values under an hour."""
+
+
+def _dropdown(id_: str, label: str, options: list[dict[str, Any]], value: Any,
+              multi: bool = False, placeholder: str = "") -> Component:
+    return dbc.Col([
+        dbc.Label(label, html_for=id_, className="response-label"),
+        dcc.Dropdown(id=id_, options=options, value=value, multi=multi, clearable=multi,
+                     placeholder=placeholder, className="response-dropdown"),
+    ], xs=12, sm=6, lg=2)
+
+
+def _choice(values: dict[str, str], given: str | None, default: str) -> str:
+    return given if given in values else default
+
+
+def layout(preset: str | None = None, start: str | None = None, end: str | None = None,
+           metric: str | None = None, split: str | None = None, bucket: str | None = None,
+           **_: Any) -> Component:
+    runtime.require_page(PATH)
+    zone = ZoneInfo(runtime.settings().timezone)
+    today = datetime.now(zone).date()
+    start_date, end_date = _iso_date(start), _iso_date(end)
+    preset = _choice(rv.PRESETS, preset, "custom" if start_date and end_date else "7d")
+    return html.Div([
+        html.Div([
+            html.H1("Response times", className="response-title"),
+            html.Span(id="response-period-label", className="response-period"),
+        ], className="response-header"),
+        dbc.Row([
+            dbc.Col(dbc.RadioItems(
+                id="response-preset", value=preset, inline=True, className="response-presets",
+                inputClassName="btn-check", labelClassName="btn btn-outline-light",
+                labelCheckedClassName="active",
+                options=[{"label": label, "value": key} for key, label in rv.PRESETS.items()]),
+                xs=12, lg="auto"),
+            dbc.Col(dcc.DatePickerRange(
+                id="response-range", start_date=start_date or str(today.replace(day=1)),
+                end_date=end_date or str(today), display_format="YYYY-MM-DD",
+                first_day_of_week=1, max_date_allowed=str(today),
+                className="response-range"), xs=12, lg="auto"),
+        ], className="g-2 align-items-center response-controls"),
+        dbc.Row([
+            _dropdown("response-metric", "Interval", [
+                {"label": label, "value": key} for key, (_, label) in rv.METRICS.items()],
+                _choice(rv.METRICS, metric, "response")),  # type: ignore[arg-type]
+            _dropdown("response-split", "Split by", [
+                {"label": label, "value": key} for key, label in rv.SPLITS.items()],
+                _choice(rv.SPLITS, split, "none")),
+            _dropdown("response-bucket", "Per", [
+                {"label": label, "value": key} for key, label in rv.BUCKETS.items()],
+                _choice(rv.BUCKETS, bucket, "day")),
+            _dropdown("response-districts", "Districts",
+                      [{"label": d, "value": d} for d in DISTRICTS], [], True, "All districts"),
+            _dropdown("response-priorities", "Priorities",
+                      [{"label": f"P{p}", "value": p} for p in range(1, 6)], [], True,
+                      "All priorities"),
+            _dropdown("response-categories", "Categories",
+                      [{"label": CATEGORY_LABELS[c], "value": c} for c in CATEGORIES], [], True,
+                      "All categories"),
+        ], className="g-2 response-filters"),
+        html.Div(id="response-error"),
+        dbc.Row(id="response-kpis", className="g-2 response-kpis"),
+        dcc.Loading(dcc.Graph(id="response-series", config={"displaylogo": False}),
+                    type="dot", delay_show=400),
+        dbc.Row([
+            dbc.Col(dcc.Graph(id="response-histogram", config={"displaylogo": False}),
+                    xs=12, xl=5),
+            dbc.Col([
+                html.Div([
+                    html.H2("Slowest calls", className="response-subtitle"),
+                    html.Div([
+                        dbc.Button("Download table CSV", id="response-export-table",
+                                   color="secondary", className="me-2"),
+                        dbc.Button("Download series CSV", id="response-export-series",
+                                   color="secondary"),
+                    ]),
+                ], className="response-table-header"),
+                dag.AgGrid(
+                    id="response-slowest", columnDefs=_column_defs(), rowData=[],
+                    defaultColDef={"sortable": True, "resizable": True, "filter": True},
+                    dashGridOptions={"rowSelection": {"mode": "singleRow",
+                                                      "checkboxes": False,
+                                                      "enableClickSelection": True},
+                                     "animateRows": False},
+                    getRowId="params.data.call_id", columnSize="responsiveSizeToFit",
+                    className="ag-theme-alpine-dark response-grid",
+                    style={"height": "420px"}),
+            ], xs=12, xl=7),
+        ], className="g-3"),
+        dcc.Store(id="response-shown"),
+        dcc.Download(id="response-download"),
+        dbc.Modal([
+            dbc.ModalHeader(dbc.ModalTitle(id="response-detail-title")),
+            dbc.ModalBody(id="response-detail-body"),
+        ], id="response-detail", is_open=False, size="lg", scrollable=True),
+    ], className="response-page container-fluid", id="response-page")
+
+
+def _iso_date(text: str | None) -> str | None:
+    try:
+        return date.fromisoformat(text).isoformat() if text else None
+    except ValueError:
+        return None
+
+
+def _column_defs() -> list[dict[str, Any]]:
+    def seconds(field: str, name: str) -> dict[str, Any]:
+        return {"field": field, "headerName": name, "type": "rightAligned",
+                "valueFormatter": DURATION_FORMAT, "filter": "agNumberColumnFilter"}
+
+    return [
+        {"field": "call_id", "headerName": "Call", "minWidth": 120},
+        {"field": "received", "headerName": "Received", "minWidth": 160},
+        {"field": "district", "headerName": "District"},
+        {"field": "neighborhood", "headerName": "Neighborhood", "minWidth": 130},
+        {"field": "category", "headerName": "Category", "minWidth": 130},
+        {"field": "priority", "headerName": "P", "maxWidth": 70},
+        {"field": "call_type", "headerName": "Type", "minWidth": 120},
+        seconds("dispatch_s", "Dispatch"), seconds("travel_s", "Travel"),
+        seconds("response_s", "Response"),
+    ]
+
+
+# --- the filter-change callback -------------------------------------------------------------
+
+@callback(
+    Output("response-kpis", "children"), Output("response-series", "figure"),
+    Output("response-histogram", "figure"), Output("response-slowest", "rowData"),
+    Output("response-shown", "data"), Output("response-period-label", "children"),
+    Output("response-error", "children"), Output("response-range", "disabled"),
+    Input("response-preset", "value"), Input("response-range", "start_date"),
+    Input("response-range", "end_date"), Input("response-metric", "value"),
+    Input("response-split", "value"), Input("response-bucket", "value"),
+    Input("response-districts", "value"), Input("response-priorities", "value"),
+    Input("response-categories", "value"),
+)
+def update(preset: str, start_date: str | None, end_date: str | None, metric: str,
+           split: str, bucket: str, districts: list[str] | None, priorities: list[int] | None,
+           categories: list[str] | None) -> tuple[Any, ...]:
+    runtime.require_page(PATH)
+    settings = runtime.settings()
+    try:
+        period = rv.period_bounds(preset, time.time(), settings.timezone, start_date, end_date)
+        query = rv.ResponseQuery(metric=metric, split=split, bucket=bucket,
+                                 districts=tuple(districts or ()),
+                                 priorities=tuple(int(p) for p in priorities or ()),
+                                 categories=tuple(categories or ()))
+    except ValueError as error:
+        alert = dbc.Alert(str(error), color="warning", className="py-2")
+        return (*[dash.no_update] * 6, alert, preset != "custom")
+    view = view_of(period, query, settings.timezone)
+    return (*view, None, preset != "custom")
+
+
+def view_of(period: rv.Period, query: rv.ResponseQuery, timezone: str) -> tuple[Any, ...]:
+    """(KPI cards, series figure, histogram, table rows, shown data, period label)."""
+    settings = runtime.settings()
+    reader = runtime.reader()
+    shown = rv.compute(reader.closed_calls(period.start, period.end),
+                       reader.closed_calls(period.previous_start, period.previous_end),
+                       period, query, timezone)
+    label = METRIC_LABELS[query.metric]
+    targets = rv.targets(query.metric, query.priorities, settings.pending_targets,
+                         settings.response_targets)
+    rows = rv.series_rows(shown)
+    current = shown.kpis[query.metric]["current"]
+    if current.n:
+        series = rv.series_figure(rows, targets, label)
+        histogram = rv.histogram_figure(*shown.histogram, current, targets, label)
+    else:
+        series = histogram = rv.empty_figure("No closed calls match these filters.")
+    zone = ZoneInfo(timezone)
+    period_text = (f"{period.label}: {_when(period.start, zone)} – {_when(period.end, zone)}, "
+                   f"compared with {_when(period.previous_start, zone)} – "
+                   f"{_when(period.previous_end, zone)}")
+    return (kpi_cards(shown, query.metric), series, histogram, shown.slowest,
+            {"series": rows, "table": shown.slowest}, period_text)
+
+
+METRIC_LABELS = {key: label for key, (_column, label) in rv.METRICS.items()}
+
+
+def _when(epoch: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d %H:%M")
+
+
+def kpi_cards(shown: rv.Shown, chosen: str) -> list[Component]:
+    """One card per interval: median and p90 now, their change on the previous period."""
+    cards = []
+    for metric, stats in shown.kpis.items():
+        now, before = stats["current"], stats["previous"]
+        cards.append(dbc.Col(html.Div([
+            html.Div(METRIC_LABELS[metric], className="response-kpi-title"),
+            html.Div([
+                _kpi_value(f"response-kpi-{metric}-median", "Median", now.median,
+                           rv.delta(now.median, before.median)),
+                _kpi_value(f"response-kpi-{metric}-p90", "90th pct", now.p90,
+                           rv.delta(now.p90, before.p90)),
+            ], className="response-kpi-values"),
+            html.Div(f"{now.n:,} calls (previous period {before.n:,})",
+                     id=f"response-kpi-{metric}-n", className="response-kpi-note",
+                     **{"data-n": str(now.n)}),
+        ], className=f"response-kpi{' chosen' if metric == chosen else ''}"), xs=12, md=4))
+    return cards
+
+
+def _kpi_value(id_: str, name: str, seconds: float | None, change: float | None) -> Component:
+    arrow = "" if change is None else ("▲ " if change > 0 else "▼ " if change < 0 else "= ")
+    trend = "" if change is None else ("worse" if change > 0 else "better")
+    return html.Div([
+        html.Div(name, className="response-kpi-name"),
+        html.Div(rv.duration_text(seconds), id=id_, className="response-kpi-value",
+                 **{"data-seconds": "" if seconds is None else f"{seconds:.3f}"}),
+        html.Div(f"{arrow}{rv.delta_text(change)} vs previous" if change is not None
+                 else "no previous data", className=f"response-kpi-delta {trend}",
+                 id=f"{id_}-delta"),
+    ], className="response-kpi-block")
+
+
+# --- drill-down and export ------------------------------------------------------------------
+
+@callback(Output("response-detail", "is_open"), Output("response-detail-title", "children"),
+          Output("response-detail-body", "children"),
+          Input("response-slowest", "cellClicked"), State("response-shown", "data"),
+          prevent_initial_call=True)
+def drill_down(clicked: dict[str, Any] | None, shown: dict[str, Any] | None
+               ) -> tuple[bool, Any, Any]:
+    user = runtime.require_page(PATH)
+    if not clicked or not clicked.get("rowId"):
+        return False, dash.no_update, dash.no_update
+    call_id = str(clicked["rowId"])
+    row = next((r for r in (shown or {}).get("table", []) if r["call_id"] == call_id), None)
+    live = runtime.reader().call(call_id)
+    call = public_view(live, user.role) if live else None
+    return True, f"Call {call_id}", detail_body(row, call)
+
+
+DETAIL_LABELS = (("received", "Received"), ("district", "District"),
+                 ("neighborhood", "Neighborhood"), ("category", "Category"),
+                 ("priority", "Priority"), ("call_type", "Type"))
+
+
+def detail_body(row: dict[str, Any] | None, call: dict[str, Any] | None) -> Component:
+    """The slow call's record: where, what, each interval, and (while the call's body is
+    still kept, 24 h after closing) its units and disposition."""
+    items: list[tuple[str, str]] = []
+    if row:
+        items += [(label, str(row.get(key) or "—")) for key, label in DETAIL_LABELS]
+        items += [(METRIC_LABELS[m], rv.duration_text(row.get(rv.METRICS[m][0])))
+                  for m in rv.METRICS]
+    if call:
+        items += [("Address", str(call.get("address") or "—")),
+                  ("Units", ", ".join(call.get("units") or []) or "—"),
+                  ("Disposition", str(call.get("disposition") or "—")),
+                  ("Status", str(call.get("status")))]
+    elif row:
+        items.append(("Units", "no longer kept (closed more than 24 h ago)"))
+    if not items:
+        return html.P("This call is not in the current table.")
+    return html.Dl([part for name, value in items for part in (
+        html.Dt(name, className="col-4"), html.Dd(value, className="col-8"))],
+        className="row", id="response-detail-fields")
+
+
+@callback(Output("response-download", "data"),
+          Input("response-export-table", "n_clicks"), Input("response-export-series", "n_clicks"),
+          State("response-slowest", "virtualRowData"), State("response-shown", "data"),
+          prevent_initial_call=True)
+def export(_table: int | None, _series: int | None, table_rows: list[dict[str, Any]] | None,
+           shown: dict[str, Any] | None) -> Any:
+    runtime.require_page(PATH)
+    shown = shown or {}
+    if dash.ctx.triggered_id == "response-export-series":
+        return dcc.send_string(rv.csv_text(shown.get("series", []), SERIES_COLUMNS),
+                               "response-series.csv")
+    # The grid's rows as displayed (after any sort or filter there), else the stored ones.
+    rows = table_rows if table_rows is not None else shown.get("table", [])
+    return dcc.send_string(rv.csv_text(rows, rv.TABLE_COLUMNS), "response-slowest.csv")

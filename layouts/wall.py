@@ -1,0 +1,283 @@
+"""The wall display (/wall): map, call queue, KPI tiles, gunshot banner, feed health, shares.
+
+Everything driven by live data is drawn in the browser by ``assets/wall.js``
+(``dash_clientside.wall.render``), fed by the ``live-store`` that ``assets/live.js`` fills from
+the push service, so a burst of events costs one cheap DOM update per animation frame and the
+page never needs a reload. The server only answers the 30-second response-time tile and the
+``?mode=poll`` variant (a 1-second polling page kept as a fallback and a benchmark baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import dash_leaflet as dl
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html
+from dash.development.base_component import Component
+
+from dashboard import runtime, wallview
+from dashboard.live import live_components
+from streams.core.keys import ALERT_ACTIVE_SECONDS, SOURCES
+from streams.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PATH = "/wall"
+TITLE = "Wall display"
+RESPONSE_REFRESH_MS = 30_000
+POLL_INTERVAL_MS = 1_000
+BANNER_SECONDS = 600
+"""A gunshot alert keeps its banner up for 10 minutes after detection."""
+
+SOURCE_LABELS = {"cad": "CAD", "avl": "AVL", "shotspotter": "ShotSpotter",
+                 "mutualink": "Video"}
+FUNCTION = "dash_clientside.wall."
+"""Functional props of dash-leaflet name a function under window by its dotted path."""
+
+
+@lru_cache(maxsize=4)
+def load_boundaries(path: Path) -> dict[str, Any]:
+    """The neighborhood polygons (GeoJSON FeatureCollection), read once per process."""
+    with path.open(encoding="utf-8") as handle:
+        collection: dict[str, Any] = json.load(handle)
+    if collection.get("type") != "FeatureCollection":
+        raise ValueError(f"{path} is not a GeoJSON FeatureCollection")
+    return collection
+
+
+def bounds_of(collection: dict[str, Any]) -> list[list[float]]:
+    """[[south, west], [north, east]] of every coordinate in a FeatureCollection."""
+    lons: list[float] = []
+    lats: list[float] = []
+
+    def walk(coords: Any) -> None:
+        if coords and isinstance(coords[0], (int, float)):
+            lons.append(float(coords[0]))
+            lats.append(float(coords[1]))
+            return
+        for part in coords:
+            walk(part)
+
+    for feature in collection["features"]:
+        walk(feature["geometry"]["coordinates"])
+    if not lats:
+        raise ValueError("the boundary file has no coordinates")
+    return [[min(lats), min(lons)], [max(lats), max(lons)]]
+
+
+def hotspot_areas(settings: Settings) -> dict[str, Any] | None:
+    """Hot-spot corridors and circles (streams.core.geography's file), or None to skip."""
+    try:
+        from streams.core import geography
+    except ImportError:
+        return None
+    path = settings.hotspots_file or geography.DEFAULT_HOTSPOTS_FILE
+    try:
+        geography.load_hotspots(path)  # validates the file the simulator also uses
+        collection: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, KeyError) as error:
+        log.warning("hot-spot areas not drawn: %s", error)
+        return None
+    return collection
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """What wall.js needs to know: time zone, targets and the labels shared with Python."""
+    return {
+        "timezone": settings.timezone,
+        "pending_targets": list(settings.pending_targets),
+        "warn_fraction": wallview.WARN_FRACTION,
+        "stale_after_s": settings.stale_after_seconds,
+        "sources": [[source, SOURCE_LABELS.get(source, source)] for source in SOURCES],
+        "speed_kmh": wallview.ASSUMED_SPEED_KMH,
+        "link_radius_m": wallview.LINK_RADIUS_M,
+        "link_window_s": wallview.LINK_WINDOW_S,
+        "alert_active_s": ALERT_ACTIVE_SECONDS,
+        "banner_s": BANNER_SECONDS,
+        "category_abbrev": wallview.CATEGORY_ABBREV,
+        "unit_status": wallview.UNIT_STATUS_LABELS,
+        "districts": list(wallview.DISTRICTS),
+    }
+
+
+def _map(settings: Settings) -> Component:
+    boundaries = load_boundaries(settings.shared_data_dir / "hartford" /
+                                 "hartford_neighborhoods.geojson")
+    layers: list[Component] = []
+    if settings.tile_url:
+        # Dimmed by CSS so markers stay the brightest thing on the wall.
+        layers.append(dl.TileLayer(url=settings.tile_url, className="wall-tiles",
+                                   attribution="&copy; OpenStreetMap contributors"))
+    layers.append(dl.GeoJSON(
+        id="wall-boundaries", data=boundaries, interactive=False,
+        hideout={"tiles": bool(settings.tile_url)},
+        style={"variable": FUNCTION + "boundaryStyle"},
+        onEachFeature={"variable": FUNCTION + "boundaryFeature"}))
+    hotspots = hotspot_areas(settings)
+    if hotspots:
+        layers.append(dl.GeoJSON(id="wall-hotspots", data=hotspots, interactive=False,
+                                 style={"variable": FUNCTION + "hotspotStyle"},
+                                 pointToLayer={"variable": FUNCTION + "hotspotPoint"}))
+    return dl.MapContainer(
+        layers, id="wall-map", bounds=bounds_of(boundaries), zoomSnap=0.25,
+        zoomControl=False, scrollWheelZoom=False, dragging=False, doubleClickZoom=False,
+        keyboard=False, preferCanvas=True, attributionControl=bool(settings.tile_url),
+        className="wall-map")
+
+
+def _tile(label: str, value_id: str, note_id: str | None = None) -> Component:
+    parts: list[Component] = [html.Div(label, className="wall-tile-label"),
+                              html.Div("–", id=value_id, className="wall-tile-value")]
+    if note_id:
+        parts.append(html.Div(id=note_id, className="wall-tile-note"))
+    return html.Div(parts, className="wall-tile")
+
+
+def _kpis() -> Component:
+    return html.Section([
+        _tile("Open calls", "wall-kpi-open", "wall-kpi-open-note"),
+        _tile("Pending P1", "wall-kpi-p1"),
+        _tile("Pending P2", "wall-kpi-p2"),
+        html.Div([html.Div("QoL backlog", className="wall-tile-label"),
+                  html.Div(id="wall-kpi-qol", className="wall-tile-qol")],
+                 className="wall-tile"),
+        _tile("Units available", "wall-kpi-units", "wall-kpi-units-note"),
+        html.Div([html.Div("Response today (received → on scene)",
+                           className="wall-tile-label"),
+                  html.Div(id="wall-kpi-response", className="wall-tile-response")],
+                 className="wall-tile wall-tile-wide"),
+    ], id="wall-kpis", className="wall-kpis")
+
+
+def _legend() -> Component:
+    """Key to the map symbols; every colour also carries a letter, digit or shape."""
+    entries: list[Component] = []
+    for status, (letter, label) in wallview.UNIT_STATUS_LABELS.items():
+        entries.append(html.Div([html.Span(letter, className=f"wm wm-unit st-{status}"),
+                                 f"Unit {label.lower()}"], className="wl"))
+    for priority in range(1, 6):
+        entries.append(html.Div([html.Span(str(priority), className=f"wm wm-call p{priority}"),
+                                 f"P{priority} call (hollow = unit assigned)"
+                                 if priority == 1 else f"P{priority} call"], className="wl"))
+    entries.append(html.Div([html.Span(html.Span("3"), className="wm wm-shot"),
+                             "Gunshot (rounds), fades over 1 h"], className="wl"))
+    entries.append(html.Div([html.Span("NOI", className="wm wl-qol"),
+                             "QoL category mark"], className="wl"))
+    return html.Div(entries, id="wall-legend", className="wall-legend")
+
+
+def _header() -> Component:
+    return html.Header([
+        html.Div("HARTFORD PD · WATCH", className="wall-title"),
+        html.Div(id="wall-clock", className="wall-clock"),
+        html.Div(id="wall-feeds", className="wall-feeds"),
+        html.Button("Sound off", id="wall-sound", className="wall-sound", n_clicks=0,
+                    title="Beep on a new gunshot alert or P1 call (this screen only)"),
+    ], className="wall-header")
+
+
+def layout(mode: str | None = None, **_query: Any) -> Component:
+    """The wall page; ``?mode=poll`` polls the read API every second instead of push."""
+    settings = runtime.settings()
+    polling = mode == "poll"
+    if polling:
+        feed: list[Component] = [dcc.Store(id="wall-poll-store"),
+                                 dcc.Store(id="wall-poll-rendered"),
+                                 dcc.Interval(id="wall-poll-interval",
+                                              interval=POLL_INTERVAL_MS)]
+    else:
+        feed = live_components()
+    return html.Div([
+        *feed,
+        dcc.Store(id="wall-settings", data=client_config(settings)),
+        dcc.Store(id="wall-rendered"),
+        dcc.Interval(id="wall-response-interval", interval=RESPONSE_REFRESH_MS),
+        _header(),
+        _kpis(),
+        html.Main([
+            html.Div([_map(settings), html.Div(id="wall-banner", className="wall-banner",
+                                               hidden=True), _legend()],
+                     className="wall-map-area"),
+            html.Aside([
+                html.Div([html.Span("Call queue", className="wall-panel-title"),
+                          html.Span(id="wall-queue-count", className="wall-panel-count")],
+                         className="wall-panel-head"),
+                html.Div(id="wall-queue-list", className="wall-queue-list"),
+                html.Div(id="wall-queue-more", className="wall-queue-more"),
+                html.Div([html.Span("Video shares", className="wall-panel-title"),
+                          html.Span(id="wall-shares-count", className="wall-panel-count")],
+                         className="wall-panel-head"),
+                html.Div(id="wall-shares", className="wall-shares"),
+            ], className="wall-side"),
+        ], className="wall-main"),
+    ], id="wall-root", className="wall" + (" wall-polling" if polling else ""),
+        **{"data-mode": "poll" if polling else "push"})
+
+
+# --- callbacks ----------------------------------------------------------------------------
+
+clientside_callback(
+    ClientsideFunction(namespace="wall", function_name="render"),
+    Output("wall-rendered", "data"),
+    Input("live-store", "data"), State("wall-settings", "data"),
+)
+clientside_callback(
+    ClientsideFunction(namespace="wall", function_name="render"),
+    Output("wall-poll-rendered", "data"),
+    Input("wall-poll-store", "data"), State("wall-settings", "data"),
+)
+clientside_callback(
+    ClientsideFunction(namespace="wall", function_name="toggleSound"),
+    Output("wall-sound", "children"),
+    Input("wall-sound", "n_clicks"),
+)
+
+
+@callback(Output("wall-poll-store", "data"), Input("wall-poll-interval", "n_intervals"))
+def poll_snapshot(_n: int | None) -> dict[str, Any]:
+    """The polling fallback: the whole live state, once a second."""
+    runtime.require_page(PATH)
+    return runtime.reader().snapshot()
+
+
+@callback(Output("wall-kpi-response", "children"),
+          Input("wall-response-interval", "n_intervals"))
+def response_tile(_n: int | None) -> list[Component]:
+    """Today's (city day) median and 90th percentile response per priority vs target."""
+    runtime.require_page(PATH)
+    settings = runtime.settings()
+    start, end = wallview.city_day_bounds(time.time(), settings.timezone)
+    closed = runtime.reader().closed_calls(start, end)
+    rows: list[tuple[int, float]] = []
+    if len(closed):
+        rows = list(zip(closed["priority"].astype(int), closed["response_s"].astype(float),
+                        strict=True))
+    return response_rows(wallview.response_summary(rows, settings.response_targets))
+
+
+def response_rows(summary: list[dict[str, Any]]) -> list[Component]:
+    """The tile's table: one line per priority, verdicts as ✓/✗ marks plus colour."""
+    if not summary:
+        return [html.Div("No calls closed yet today", className="wall-muted")]
+    shown = [row for row in summary if row["label"] in {"P1", "P2", "All"}]
+    lines = [html.Div([html.Span(""), html.Span("median"), html.Span("90th"),
+                       html.Span("target")], className="wall-resp-row wall-resp-head")]
+    for row in shown:
+        lines.append(html.Div([
+            html.Span(f"{row['label']} ({row['count']})"),
+            _verdict(row["median_s"], row["median_ok"]),
+            _verdict(row["p90_s"], row["p90_ok"]),
+            html.Span(wallview.format_age(row["target_s"]) if row["target_s"] else "—"),
+        ], className="wall-resp-row"))
+    return lines
+
+
+def _verdict(seconds: float, ok: bool | None) -> Component:
+    mark = "" if ok is None else (" ✓" if ok else " ✗")
+    state = "none" if ok is None else ("ok" if ok else "miss")
+    return html.Span(wallview.format_age(seconds) + mark, className=f"wall-resp-{state}")

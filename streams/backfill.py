@@ -1,0 +1,313 @@
+"""Backfill: load a history export straight into closed calls (`python -m streams backfill`).
+
+Rows go through the same mapping engine as replay and the pollers; each complete call
+becomes one record on the closed-calls stream (``keys.closed``) in exactly the format the
+consumer writes (``livestate.closed_record`` of a closed ``CallState``), which is what the
+read API's response-time series are computed from. Gunshot files (a ``shots`` mapping)
+become alert bodies in ``keys.alerts`` (history only: never in the active set).
+
+Idempotent: a chunk's call ids are checked against ``keys.closed_ids`` (calls already
+closed, by the live consumer or an earlier backfill) and ``keys.backfill_done(source)``
+before anything is written, and each chunk is written in one MULTI/EXEC together with
+those sets, so re-running the same file (even after a crash mid-way) writes nothing twice.
+Rejected rows go to the dead-letter stream once (their ``file:row`` is remembered too).
+
+Memory stays flat: rows are streamed, grouped per call in the mapping's bounded window,
+and written in chunks of ``CHUNK_ITEMS``; the next chunk is parsed while Redis applies the
+previous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import redis.asyncio as aioredis
+from tqdm import tqdm
+
+from streams.connections import connect
+from streams.core.events import is_qol
+from streams.core.keys import CLOSED_MAXLEN, DEADLETTER_MAXLEN, Keys
+from streams.core.livestate import closed_record
+from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord, read_csv_rows
+from streams.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHUNK_ITEMS = 5000
+"""Records (plus rejected rows) written per MULTI/EXEC."""
+
+_encode = msgspec.json.Encoder().encode
+
+
+# --- pure conversions ---------------------------------------------------------------------
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _first(values: Iterable[datetime | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return min(known).timestamp() if known else None
+
+
+def call_state(record: CallRecord) -> dict[str, Any]:
+    """The closed CallState (state contract) a history record ends in."""
+    unit_times = {
+        unit.unit_id: {"assigned": _epoch(unit.assigned), "dispatched": _epoch(unit.dispatched),
+                       "en_route": _epoch(unit.en_route), "on_scene": _epoch(unit.on_scene)}
+        for unit in record.units}
+    closed = _epoch(record.closed_time)
+    received = record.received_time.timestamp()
+    return {
+        "call_id": record.call_id, "status": "cancelled" if record.cancelled else "closed",
+        "received_time": received, "call_type_code": record.call_type_code,
+        "call_type": record.call_type, "category": record.category,
+        "qol": is_qol(record.category), "priority": record.priority,
+        "address": record.address, "lat": record.lat, "lon": record.lon,
+        "district": record.district, "neighborhood": record.neighborhood,
+        "beat": record.beat, "units": list(unit_times), "unit_times": unit_times,
+        "dispatched_time": _first(unit.dispatched for unit in record.units),
+        "en_route_time": _first(unit.en_route for unit in record.units),
+        "on_scene_time": _first(unit.on_scene for unit in record.units),
+        "closed_time": closed, "updated_time": closed if closed is not None else received,
+        "caller_name": None, "caller_phone": None, "disposition": record.disposition,
+        "source": record.source, "applied": [],
+    }
+
+
+def alert_state(record: ShotRecord) -> dict[str, Any]:
+    """The AlertState (state contract) of a historical gunshot detection."""
+    detected = record.detected_time.timestamp()
+    return {
+        "alert_id": record.alert_id, "alert_type": record.alert_type, "rounds": record.rounds,
+        "lat": record.lat, "lon": record.lon, "address": record.address,
+        "district": record.district, "neighborhood": record.neighborhood, "beat": record.beat,
+        "detected_time": detected, "published_time": _epoch(record.published_time),
+        "updated_time": detected, "applied": [],
+    }
+
+
+def event_count(record: CallRecord | ShotRecord) -> int:
+    """How many events ``record_events(record)`` gives, without building them."""
+    if isinstance(record, ShotRecord):
+        return 1
+    count = 1 + (record.closed_time is not None)
+    for unit in record.units:
+        steps = sum(value is not None for value in (unit.dispatched, unit.en_route,
+                                                    unit.on_scene))
+        assigned = unit.assigned is not None or steps > 0
+        count += assigned + 2 * steps + (unit.cleared is not None)
+    return count
+
+
+# --- summary ------------------------------------------------------------------------------
+
+@dataclass
+class Summary:
+    """What a backfill read and wrote."""
+
+    rows: int = 0
+    calls: int = 0
+    alerts: int = 0
+    events: int = 0
+    loaded: int = 0
+    already_loaded: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    first_time: float | None = None
+    last_time: float | None = None
+
+    def see_time(self, epoch: float) -> None:
+        if self.first_time is None or epoch < self.first_time:
+            self.first_time = epoch
+        if self.last_time is None or epoch > self.last_time:
+            self.last_time = epoch
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "calls": self.calls, "alerts": self.alerts,
+                "events": self.events, "loaded": self.loaded,
+                "already_loaded": self.already_loaded,
+                "rejected": sum(self.rejected.values()),
+                "rejected_by_reason": dict(sorted(self.rejected.items())),
+                "first_time": _iso(self.first_time), "last_time": _iso(self.last_time)}
+
+    def text(self) -> str:
+        data = self.as_dict()
+        lines = [f"rows read       {data['rows']:>10,}",
+                 f"calls           {data['calls']:>10,}",
+                 f"alerts          {data['alerts']:>10,}",
+                 f"events          {data['events']:>10,}",
+                 f"loaded now      {data['loaded']:>10,}",
+                 f"already loaded  {data['already_loaded']:>10,}",
+                 f"rejected rows   {data['rejected']:>10,}"]
+        lines += [f"  {reason:<14}{count:>10,}" for reason, count in
+                  data["rejected_by_reason"].items()]
+        lines.append(f"time span       {data['first_time']} .. {data['last_time']}")
+        return "\n".join(lines)
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+# --- writing --------------------------------------------------------------------------------
+
+@dataclass
+class _Chunk:
+    items: dict[str, Any] = field(default_factory=dict)  # id -> closed record / alert state
+    rejects: dict[str, Rejected] = field(default_factory=dict)  # "row:file:n" -> row
+
+    def __len__(self) -> int:
+        return len(self.items) + len(self.rejects)
+
+
+class _Writer:
+    """Writes chunks idempotently; one chunk in flight while the next is parsed."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, mapping: Mapping,
+                 summary: Summary) -> None:
+        self.client, self.keys, self.mapping, self.summary = client, keys, mapping, summary
+        self.in_flight: asyncio.Task[None] | None = None
+
+    async def submit(self, chunk: _Chunk) -> None:
+        await self.drain()
+        self.in_flight = asyncio.create_task(self._write(chunk))
+        await asyncio.sleep(0)  # let it send its first round trip before we parse on
+
+    async def drain(self) -> None:
+        if self.in_flight is not None:
+            task, self.in_flight = self.in_flight, None
+            await task
+
+    async def _write(self, chunk: _Chunk) -> None:
+        keys, source = self.keys, self.mapping.source
+        ids, reject_keys = list(chunk.items), list(chunk.rejects)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.smismember(keys.backfill_done(source), ids + reject_keys)
+            if self.mapping.kind == "calls" and ids:
+                pipe.smismember(keys.closed_ids, ids)
+            replies = await pipe.execute()
+        seen = [bool(flag) for flag in replies[0]]
+        if len(replies) > 1:  # closed by the live consumer counts as loaded too
+            seen[:len(ids)] = [a or bool(b) for a, b in zip(seen, replies[1], strict=False)]
+        new_ids = [item for item, was in zip(ids, seen[:len(ids)], strict=True) if not was]
+        new_rejects = [key for key, was in zip(reject_keys, seen[len(ids):], strict=True)
+                       if not was]
+        self.summary.loaded += len(new_ids)
+        self.summary.already_loaded += len(ids) - len(new_ids)
+        if not new_ids and not new_rejects:
+            return
+        async with self.client.pipeline(transaction=True) as pipe:
+            self._queue(pipe, chunk, new_ids, new_rejects)
+            await pipe.execute()
+
+    def _queue(self, pipe: Any, chunk: _Chunk, new_ids: list[str],
+               new_rejects: list[str]) -> None:
+        keys, source = self.keys, self.mapping.source
+        if self.mapping.kind == "calls":
+            for call_id in new_ids:
+                pipe.xadd(keys.closed, chunk.items[call_id], maxlen=CLOSED_MAXLEN,
+                          approximate=True)
+            if new_ids:
+                pipe.sadd(keys.closed_ids, *new_ids)
+        elif new_ids:
+            pipe.hset(keys.alerts, mapping={alert_id: _encode(chunk.items[alert_id])
+                                            for alert_id in new_ids})
+        for key in new_rejects:
+            row = chunk.rejects[key]
+            pipe.xadd(keys.deadletter, {"source": source, "reason": row.reason,
+                                        "payload": row.raw, "file": row.file,
+                                        "row": str(row.row)},
+                      maxlen=DEADLETTER_MAXLEN, approximate=True)
+        done = new_ids + new_rejects
+        if done:
+            pipe.sadd(keys.backfill_done(source), *done)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+def _counted(rows: Iterator[dict[str, str]], summary: Summary) -> Iterator[dict[str, str]]:
+    for row in rows:
+        summary.rows += 1
+        yield row
+
+
+def _add(chunk: _Chunk, item: CallRecord | ShotRecord | Rejected, summary: Summary) -> None:
+    if isinstance(item, Rejected):
+        summary.rejected[item.code] += 1
+        chunk.rejects[f"row:{item.file}:{item.row}"] = item
+        return
+    summary.events += event_count(item)
+    if isinstance(item, ShotRecord):
+        summary.alerts += 1
+        summary.see_time(item.detected_time.timestamp())
+        chunk.items[item.alert_id] = alert_state(item)
+        return
+    summary.calls += 1
+    summary.see_time(item.received_time.timestamp())
+    chunk.items[item.call_id] = closed_record(call_state(item))
+
+
+async def backfill(client: aioredis.Redis, keys: Keys, mapping: Mapping,
+                   paths: Iterable[Path], stop: asyncio.Event | None = None,
+                   progress: bool = True) -> Summary:
+    """Load every file; return the summary (stops between chunks when ``stop`` is set)."""
+    summary = Summary()
+    writer = _Writer(client, keys, mapping, summary)
+    for path in paths:
+        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, file=sys.stderr,
+                  desc=path.name, disable=not progress, mininterval=0.5) as bar:
+            rows = _counted(read_csv_rows(path, bar.update), summary)
+            chunk = _Chunk()
+            for item in mapping.records(rows, path.name):
+                _add(chunk, item, summary)
+                if len(chunk) >= CHUNK_ITEMS:
+                    await writer.submit(chunk)
+                    chunk = _Chunk()
+                    if stop is not None and stop.is_set():
+                        break
+            if len(chunk):
+                await writer.submit(chunk)
+            await writer.drain()
+        if stop is not None and stop.is_set():
+            log.warning("backfill stopped by signal after %d rows; re-run to finish "
+                        "(loaded calls are skipped)", summary.rows)
+            break
+    return summary
+
+
+def redis_url_of(settings: Settings) -> str:
+    """The configured Redis, or the embedded one `make run` starts."""
+    return settings.redis_url or f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
+
+
+async def run_backfill(settings: Settings, mapping_path: Path, data: list[Path],
+                       stop: asyncio.Event) -> int:
+    """`python -m streams backfill --mapping FILE DATA...`: load, then print the summary."""
+    try:
+        mapping = Mapping.load(mapping_path, settings.shared_data_dir)
+    except (OSError, ValueError) as error:
+        print(f"backfill: {error}", file=sys.stderr)
+        return 2
+    missing = [str(path) for path in data if not path.is_file()]
+    if missing:
+        print(f"backfill: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    client = await connect(redis_url_of(settings))
+    try:
+        summary = await backfill(client, Keys(settings.key_prefix), mapping, data, stop)
+    finally:
+        await client.aclose()
+    print(summary.text())
+    log.info("backfill of %s done: %s", mapping.name, summary.as_dict())
+    return 0

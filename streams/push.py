@@ -1,0 +1,428 @@
+"""The websocket push service: live state changes from Redis to every open page.
+
+Shape of websockets' ``example/django/notifications.py``: one reader task per process
+XREADs the changes stream (no consumer group, so every push process fans out from Redis on
+its own) and hands each read to ``broadcast()``, one message per client per read, encoded
+once per view kind (tablet roles never get caller details). A new client is registered
+before its snapshot (or resync from ``since``) is read, and deltas arriving meanwhile wait
+in its backlog, so nothing falls in between. ``/healthz`` is answered by ``process_request``;
+``stop`` (SIGTERM) closes every connection with 1001 and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import time
+import weakref
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+import redis.asyncio as aioredis
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from streams.connections import RETRYABLE, backoff_seconds, connect
+from streams.core import pushview
+from streams.core.keys import ALERT_ACTIVE_SECONDS, Keys
+from streams.core.settings import Settings
+from streams.core.tokens import TokenClaims, TokenError, TokenExpired, verify_token
+
+log = logging.getLogger(__name__)
+
+LIVE_PATHS = ("/live", "/")
+PING_SECONDS = 15.0
+"""Idle time after which clients get {"type":"ping"} (and a protocol ping)."""
+READ_BLOCK_MS = 1000
+READ_COUNT = 500
+"""Changes entries per XREAD; each read becomes one delta message per client."""
+RESYNC_MAX_ENTRIES = 20_000
+"""A client further behind than this gets a snapshot instead of a replay."""
+SLOW_CLIENT_BYTES = 4 * 2**20
+"""A client with this much unsent data is disconnected; it reconnects and resyncs."""
+SYNC_ATTEMPTS = 4
+"""Tries at reading a new client's snapshot before closing it with 1013 (try again)."""
+BACKLOG_MAX_MESSAGES = 1000
+"""Deltas held for a client while its snapshot is read; past this it is disconnected."""
+
+_encode = msgspec.json.Encoder().encode
+Entry = tuple[str, dict[bytes, bytes]]
+
+
+@dataclass(eq=False)
+class Client:
+    """One open page: who it is and, until its first message went out, its backlog."""
+
+    connection: ServerConnection
+    claims: TokenClaims
+    backlog: list[tuple[pushview.StreamId, bytes]] | None = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return pushview.view_kind(self.claims.role)
+
+
+@dataclass
+class Handshake:
+    claims: TokenClaims
+    since: str | None
+
+
+class PushService:
+    """Websocket server + changes reader; use ``async with`` or start()/close()."""
+
+    def __init__(self, settings: Settings, host: str | None = None, port: int | None = None,
+                 ping_seconds: float = PING_SECONDS,
+                 slow_client_bytes: int = SLOW_CLIENT_BYTES) -> None:
+        if not settings.secret_key:
+            raise RuntimeError("no secret key: set DISPATCH_SECRET_KEY (the same as the "
+                               "dashboard's) so websocket tokens can be verified")
+        self.settings = settings
+        self.secret = settings.secret_key
+        self.keys = Keys(settings.key_prefix)
+        self.host = settings.push_host if host is None else host
+        self.port = settings.push_port if port is None else port
+        self.ping_seconds = ping_seconds
+        self.slow_client_bytes = slow_client_bytes
+        self.clients: set[Client] = set()
+        self.counters: Counter[str] = Counter()
+        self.redis_ok = False
+        self.last_id = "0-0"
+        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Handshake] = (
+            weakref.WeakKeyDictionary())
+        self._redis: aioredis.Redis | None = None
+        self._server: Server | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._last_sent = time.monotonic()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        assert self.settings.redis_url, "push needs settings.redis_url"
+        self._redis = await connect(self.settings.redis_url)
+        self.last_id = await self._newest_id() or "0-0"
+        self.redis_ok = True
+        self._reader = asyncio.create_task(self._read_changes(), name="push-reader")
+        # No compression: every client of a kind gets the very same bytes, and a wall
+        # display on the station LAN wants latency, not bandwidth savings.
+        self._server = await serve(
+            self._handle, self.host, self.port, process_request=self._process_request,
+            ping_interval=self.ping_seconds, ping_timeout=self.ping_seconds,
+            close_timeout=5, compression=None, max_size=2**16)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("push service on ws://%s:%d/live reading %s from %s",
+                 self.host, self.port, self.keys.changes, self.last_id)
+
+    async def close(self) -> None:
+        """Close every connection with 1001 (going away), stop reading, log counters."""
+        if self._server is not None:
+            self._server.close(code=CloseCode.GOING_AWAY, reason="server shutting down")
+            await self._server.wait_closed()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        if self._redis is not None:
+            await self._redis.aclose()
+        log.info("push service stopped: %s", dict(self.counters) or "nothing sent")
+
+    async def __aenter__(self) -> PushService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        assert self._redis is not None, "PushService.start() first"
+        return self._redis
+
+    # --- HTTP side: health check and token check -----------------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request,
+                         ) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path == "/healthz":
+            if self.redis_ok:
+                return connection.respond(http.HTTPStatus.OK, "ok\n")
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "redis unreachable\n")
+        if url.path not in LIVE_PATHS:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        query = parse_qs(url.query)
+        token = query.get("token", [None])[0]
+        try:
+            claims = verify_token(self.secret, token, self.settings.ws_token_seconds)
+        except TokenError as error:
+            status = (http.HTTPStatus.UNAUTHORIZED if token is None or isinstance(
+                error, TokenExpired) else http.HTTPStatus.FORBIDDEN)
+            log.warning("refused websocket from %s: %s", _peer(connection), error.reason)
+            self.counters["refused"] += 1
+            return connection.respond(status, f"{error.reason}\n")
+        self._handshakes[connection] = Handshake(claims, query.get("since", [None])[0] or None)
+        return None
+
+    # --- one connection ----------------------------------------------------------------
+    async def _handle(self, connection: ServerConnection) -> None:
+        handshake = self._handshakes.pop(connection)
+        client = Client(connection, handshake.claims)
+        # Registered before reading state: every change newer than what we read reaches
+        # the client, first through its backlog, then live.
+        self.clients.add(client)
+        self.counters["connections"] += 1
+        log.info("client %s (%s %s) connected, since=%s", _peer(connection),
+                 client.claims.role, client.claims.user, handshake.since)
+        try:
+            first = await self._initial_messages_retrying(handshake.since, client.claims.role)
+            sent_id = (0, 0)
+            for stream_id, message in first:
+                await connection.send(message, text=True)
+                sent_id = stream_id
+            await self._drain_backlog(client, sent_id)
+            await connection.wait_closed()
+        except RETRYABLE as error:
+            log.warning("client %s: redis unreachable while syncing (%s)", _peer(connection),
+                        error)
+            await connection.close(CloseCode.TRY_AGAIN_LATER, "redis unreachable")
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.discard(client)
+
+    async def _drain_backlog(self, client: Client, sent_id: pushview.StreamId) -> None:
+        """Send what arrived while syncing, skipping what the first messages covered."""
+        assert client.backlog is not None
+        while client.backlog:
+            pending, client.backlog = client.backlog, []
+            for stream_id, message in pending:
+                if stream_id > sent_id:
+                    await client.connection.send(message, text=True)
+                    sent_id = stream_id
+        client.backlog = None  # no await since the loop saw it empty: from now on, live
+
+    async def _initial_messages_retrying(self, since: str | None, role: str,
+                                         ) -> list[tuple[pushview.StreamId, bytes]]:
+        # Pooled connections go stale when Redis restarts; the first command on each fails.
+        for attempt in range(SYNC_ATTEMPTS):
+            try:
+                return await self._initial_messages(since, role)
+            except RETRYABLE:
+                if attempt == SYNC_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(backoff_seconds(attempt, base=0.1, cap=1.0))
+        raise AssertionError("unreachable")
+
+    async def _initial_messages(self, since: str | None, role: str,
+                                ) -> list[tuple[pushview.StreamId, bytes]]:
+        """A resync (deltas after ``since``) when the stream still holds them, else a snapshot."""
+        if since is not None:
+            replay = await self._resync(since, role)
+            if replay is not None:
+                self.counters["resyncs"] += 1
+                return replay
+        snapshot = await self._snapshot(role)
+        self.counters["snapshots"] += 1
+        return [(pushview.parse_stream_id(snapshot["last_id"]), _encode(snapshot))]
+
+    async def _resync(self, since: str, role: str) -> list[tuple[pushview.StreamId, bytes]] | None:
+        first, newest = await self._oldest_id(), await self._newest_id()
+        if not pushview.can_resync(since, first, newest):
+            return None
+        entries = _entries(await self.redis.xrange(self.keys.changes, f"({since}", "+",
+                                                   count=RESYNC_MAX_ENTRIES + 1))
+        if len(entries) > RESYNC_MAX_ENTRIES:
+            return None
+        messages = []
+        for start in range(0, len(entries), READ_COUNT):
+            decoded = self._decode_entries(entries[start:start + READ_COUNT])
+            if decoded:
+                last_id = decoded[-1][0]
+                changes = pushview.filter_changes(pushview.entries_changes(decoded), role)
+                messages.append((pushview.parse_stream_id(last_id),
+                                 _encode(pushview.delta_message(last_id, changes))))
+        if not messages:
+            # Nothing new: an empty delta still tells the page it is live and current.
+            messages.append((pushview.parse_stream_id(since),
+                             _encode(pushview.delta_message(since, []))))
+        return messages
+
+    async def _snapshot(self, role: str) -> dict[str, Any]:
+        """Mirror of the read API's snapshot(): last id first, so replaying after it is safe."""
+        keys, now = self.keys, time.time()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xrevrange(keys.changes, "+", "-", count=1)
+            pipe.zrange(keys.calls_open, 0, -1)
+            pipe.hvals(keys.units)
+            pipe.zrevrangebyscore(keys.alerts_active, "+inf", now - ALERT_ACTIVE_SECONDS)
+            pipe.zrange(keys.shares_active, 0, -1)
+            pipe.hgetall(keys.freshness)
+            pipe.hgetall(keys.counts)
+            newest, call_ids, units, alert_ids, share_ids, freshness, counts = await pipe.execute()
+        calls, alerts, shares = await asyncio.gather(
+            self._hash_values(keys.calls, call_ids), self._hash_values(keys.alerts, alert_ids),
+            self._hash_values(keys.shares, share_ids))
+        last_id = _entries(newest)[0][0] if newest else "0-0"
+        return pushview.assemble_snapshot(
+            last_id, calls, pushview.decode_json_values(units), alerts, shares,
+            pushview.assemble_freshness(freshness, counts), role)
+
+    async def _hash_values(self, key: str, ids: Sequence[bytes]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        return pushview.decode_json_values(await self.redis.hmget(key, list(ids)))
+
+    async def _newest_id(self) -> str | None:
+        newest = _entries(await self.redis.xrevrange(self.keys.changes, "+", "-", count=1))
+        return newest[0][0] if newest else None
+
+    async def _oldest_id(self) -> str | None:
+        oldest = _entries(await self.redis.xrange(self.keys.changes, "-", "+", count=1))
+        return oldest[0][0] if oldest else None
+
+    # --- the reader task ---------------------------------------------------------------
+    async def _read_changes(self) -> None:
+        """XREAD forever from the last id read; on a Redis outage back off and go on."""
+        failures = 0
+        while True:
+            try:
+                if failures:
+                    await self._check_stream_reset()
+                reply = await self.redis.xread({self.keys.changes: self.last_id},
+                                               count=READ_COUNT, block=READ_BLOCK_MS)
+            except RETRYABLE as error:
+                self.redis_ok = False
+                delay = backoff_seconds(failures, base=0.1, cap=2.0)
+                failures += 1
+                log.warning("reading %s failed (%s); retry %d in %.1fs from %s",
+                            self.keys.changes, error, failures, delay, self.last_id)
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                log.info("reading %s again after %d failed attempts", self.keys.changes, failures)
+                failures = 0
+            self.redis_ok = True
+            entries = _xread_entries(reply)
+            if entries:
+                self._publish(entries)
+            elif time.monotonic() - self._last_sent >= self.ping_seconds:
+                self._send_all(None, {"full": b'{"type":"ping"}', "tablet": b'{"type":"ping"}'})
+
+    async def _check_stream_reset(self) -> None:
+        """After an outage: if Redis came back without our entries (no persistence, or a new
+        server), reading on from our id would wait for ever; start over and make every page
+        reconnect, which gets it a snapshot (its since= is now ahead of the stream)."""
+        newest = await self._newest_id() or "0-0"
+        if pushview.parse_stream_id(newest) >= pushview.parse_stream_id(self.last_id):
+            return
+        log.warning("%s was reset (newest %s, last read %s); closing %d clients to resync",
+                    self.keys.changes, newest, self.last_id, len(self.clients))
+        self.last_id = newest
+        self.counters["stream_resets"] += 1
+        for client in list(self.clients):
+            self.clients.discard(client)
+            task = asyncio.create_task(client.connection.close(
+                CloseCode.SERVICE_RESTART, "live state was reset"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def _publish(self, entries: Sequence[Entry]) -> None:
+        """One delta message per client for everything one XREAD returned."""
+        self.last_id = entries[-1][0]
+        decoded = self._decode_entries(entries)
+        if not decoded:
+            return
+        changes = pushview.entries_changes(decoded)
+        kinds = {client.kind for client in self.clients}
+        payloads = {kind: _encode(pushview.delta_message(
+            self.last_id, pushview.filter_changes(changes, _role_of_kind(kind))))
+            for kind in kinds}
+        self._send_all(pushview.parse_stream_id(self.last_id), payloads)
+        self.counters["deltas"] += 1
+        self.counters["changes"] += len(changes)
+
+    def _send_all(self, stream_id: pushview.StreamId | None, payloads: dict[str, bytes]) -> None:
+        groups: dict[str, list[ServerConnection]] = {}
+        for client in list(self.clients):
+            if client.backlog is not None:
+                if stream_id is not None:
+                    self._hold(client, stream_id, payloads[client.kind])
+            elif self._too_slow(client):
+                self._drop(client, "fell too far behind")
+            else:
+                groups.setdefault(client.kind, []).append(client.connection)
+        for kind, connections in groups.items():
+            broadcast(connections, payloads[kind], text=True)
+        self._last_sent = time.monotonic()
+
+    def _hold(self, client: Client, stream_id: pushview.StreamId, message: bytes) -> None:
+        assert client.backlog is not None
+        if len(client.backlog) >= BACKLOG_MAX_MESSAGES:
+            self._drop(client, "backlog full while syncing")
+        else:
+            client.backlog.append((stream_id, message))
+
+    def _too_slow(self, client: Client) -> bool:
+        transport = client.connection.transport
+        return transport is not None and transport.get_write_buffer_size() > self.slow_client_bytes
+
+    def _drop(self, client: Client, reason: str) -> None:
+        """Disconnect a client that cannot keep up rather than buffer for it without end."""
+        log.warning("dropping client %s (%s %s): %s", _peer(client.connection),
+                    client.claims.role, client.claims.user, reason)
+        self.counters["dropped"] += 1
+        self.clients.discard(client)
+        # A close frame would queue behind the data it cannot read; abort the socket instead.
+        client.connection.transport.abort()
+
+    def _decode_entries(self, entries: Sequence[Entry],
+                        ) -> list[tuple[str, list[dict[str, Any]]]]:
+        decoded = []
+        for entry_id, fields in entries:
+            try:
+                decoded.append((entry_id, pushview.decode_batch(fields.get(b"batch", b""))))
+            except ValueError as error:
+                log.warning("skipping changes entry %s: %s", entry_id, error)
+                self.counters["bad_entries"] += 1
+        return decoded
+
+
+def _entries(reply: Any) -> list[Entry]:
+    """XRANGE/XREVRANGE entries as (id text, fields); the one place reply shapes are read."""
+    return [(_text(entry_id), dict(fields or {})) for entry_id, fields in reply or []]
+
+
+def _xread_entries(reply: Any) -> list[Entry]:
+    """Entries of a one-stream XREAD reply, RESP2 (list of pairs) or RESP3 (dict)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        streams = list(reply.values())
+        entries = streams[0][0] if streams and streams[0] else []
+        return _entries(entries)
+    return _entries(reply[0][1])
+
+
+def _role_of_kind(kind: str) -> str:
+    """A role that stands for its view kind (views depend only on the kind)."""
+    return "cso" if kind == "tablet" else "commander"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else "?"
+
+
+async def run_push(settings: Settings, stop: asyncio.Event) -> None:
+    """`python -m streams push`: serve until ``stop`` is set (SIGTERM), then close cleanly."""
+    async with PushService(settings):
+        await stop.wait()
+

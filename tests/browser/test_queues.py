@@ -1,0 +1,225 @@
+"""/queues on a tablet: filters show exactly the matching calls, never a caller's details."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from dashboard.readapi import LiveReader
+from streams.core.events import CallEvent, Event
+from streams.publish import publish
+from tests.browser.conftest import UI_TIMEOUT_MS, Stack
+from tests.conftest import ARTIFACTS, TIMEOUT_SCALE
+
+TABLET = (800, 1280)
+APPLY_TIMEOUT_S = 15 * TIMEOUT_SCALE
+PLACES = {
+    # neighborhood: (district, lat, lon) -- points inside each polygon
+    "Blue Hills": ("North", 41.7930, -72.7010),
+    "Northeast": ("North", 41.7890, -72.6740),
+    "Asylum Hill": ("Central", 41.7710, -72.6930),
+    "Barry Square": ("South", 41.7450, -72.6850),
+}
+
+
+def at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def created(call_id: str, category: str, neighborhood: str, priority: int, age_s: float,
+            number: int) -> CallEvent:
+    district, lat, lon = PLACES[neighborhood]
+    received = time.time() - age_s
+    return CallEvent(
+        event_id=f"{call_id}-c", event_time=at(received), source="test", kind="created",
+        call_id=call_id, received_time=at(received), category=category, priority=priority,
+        call_type=f"{category.title()} complaint", address=f"{100 + number} Test Street",
+        lat=lat, lon=lon, district=district, neighborhood=neighborhood,
+        caller_name=f"Zebulon Callerton{number}", caller_phone=f"860-555-{1000 + number}")
+
+
+def cleared(call_id: str) -> CallEvent:
+    return CallEvent(event_id=f"{call_id}-x", event_time=at(time.time()), source="test",
+                     kind="cleared", call_id=call_id, disposition="Gone on arrival")
+
+
+def publish_events(stack: Stack, events: Sequence[Event]) -> None:
+    """XADD the events to their raw streams; the stack's consumer applies them."""
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(stack.settings.redis_url)
+        try:
+            await publish(client, stack.keys, events)
+        finally:
+            await client.aclose()
+
+    # Playwright's sync API owns this thread's event loop, so publish from another thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(lambda: asyncio.run(run())).result()
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + APPLY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def reader_of(stack: Stack) -> LiveReader:
+    return LiveReader(stack.redis, stack.keys)
+
+
+def expected_ids(stack: Stack, district: str, category: str) -> set[str]:
+    """Open calls in Redis of that district and category (other tests' calls included)."""
+    return {call["call_id"] for call in reader_of(stack).open_calls()
+            if call["district"] == district and call["category"] == category
+            and call["status"] not in ("closed", "cancelled")}
+
+
+def visible_ids(page: Any) -> set[str]:
+    return set(page.eval_on_selector_all(
+        "#queues-cards [data-call-id]", "cards => cards.map(c => c.dataset.callId)"))
+
+
+def wait_for_ids(page: Any, wanted: set[str]) -> None:
+    page.wait_for_function(
+        """wanted => { const got = [...document.querySelectorAll('#queues-cards [data-call-id]')]
+             .map(c => c.dataset.callId).sort();
+           return JSON.stringify(got) === JSON.stringify(wanted); }""",
+        arg=sorted(wanted), timeout=UI_TIMEOUT_MS)
+
+
+def load_calls(stack: Stack) -> tuple[dict[str, CallEvent], str]:
+    tag = uuid.uuid4().hex[:6]
+    calls = {
+        "north_noise_old": created(f"Q{tag}-1", "noise", "Blue Hills", 3, 1800, 1),
+        "north_noise_p2": created(f"Q{tag}-2", "noise", "Northeast", 2, 120, 2),
+        "north_atv": created(f"Q{tag}-3", "atv", "Blue Hills", 3, 600, 3),
+        "central_noise": created(f"Q{tag}-4", "noise", "Asylum Hill", 3, 300, 4),
+        "south_noise": created(f"Q{tag}-5", "noise", "Barry Square", 4, 60, 5),
+        "north_violent": created(f"Q{tag}-6", "violent", "Blue Hills", 1, 30, 6),
+        "north_noise_closed": created(f"Q{tag}-7", "noise", "Blue Hills", 3, 900, 7),
+    }
+    publish_events(stack, [*calls.values(), cleared(calls["north_noise_closed"].call_id)])
+    reader = reader_of(stack)
+    wait_until(lambda: all(reader.call(c.call_id) is not None for c in calls.values())
+               and reader.call(calls["north_noise_closed"].call_id)["status"] == "closed",
+               "the consumer to apply the test calls")
+    return calls, tag
+
+
+def caller_details(calls: dict[str, CallEvent]) -> list[str]:
+    return [text for call in calls.values() for text in (call.caller_name, call.caller_phone)
+            if text]
+
+
+def test_district_and_category_filter_shows_exactly_the_matching_calls(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """A North cso on an 800x1280 tablet, filtered to noise, sees exactly North noise calls."""
+    calls, _tag = load_calls(stack)
+    page = page_for("cso", viewport=TABLET, path="/queues")
+    # A cso starts scoped to their own district.
+    page.wait_for_function("() => document.getElementById('queues-district').value === 'North'")
+    page.wait_for_selector(f"[data-call-id='{calls['north_atv'].call_id}']")
+
+    page.click("#queues-category label:has-text('Excessive noise')")
+    wanted = expected_ids(stack, "North", "noise")
+    assert calls["north_noise_old"].call_id in wanted
+    assert calls["north_noise_p2"].call_id in wanted
+    wait_for_ids(page, wanted)
+    shown = visible_ids(page)
+    assert shown == wanted
+    assert calls["north_atv"].call_id not in shown
+    assert calls["central_noise"].call_id not in shown
+    assert calls["north_noise_closed"].call_id not in shown
+    assert calls["north_violent"].call_id not in shown
+
+    # Priority first: the P2 call heads the noise queue among the test's calls.
+    order = page.eval_on_selector_all("#queues-cards [data-call-id]",
+                                      "cards => cards.map(c => c.dataset.callId)")
+    assert order.index(calls["north_noise_p2"].call_id) < \
+        order.index(calls["north_noise_old"].call_id)
+
+    # Changing the district to Central shows Central's noise calls instead.
+    page.select_option("#queues-district", "Central")
+    wait_for_ids(page, expected_ids(stack, "Central", "noise"))
+    assert calls["central_noise"].call_id in visible_ids(page)
+    page.select_option("#queues-district", "North")
+    wait_for_ids(page, expected_ids(stack, "North", "noise"))
+    page.screenshot(path=str(ARTIFACTS / "queues-cso-800x1280.png"), full_page=True)
+
+    html = page.content()
+    live = page.evaluate("() => JSON.stringify(window.dispatchLive || null) + "
+                         "JSON.stringify(localStorage)")
+    for secret in caller_details(calls):
+        assert secret not in html, f"caller detail {secret!r} reached the page"
+        assert secret not in live, f"caller detail {secret!r} reached the browser's state"
+
+
+def test_filters_are_remembered_and_cards_update_live(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """The chosen filters survive a reload; a new matching call appears, a cleared one goes."""
+    calls, tag = load_calls(stack)
+    page = page_for("cso", viewport=TABLET, path="/queues")
+    page.wait_for_selector(f"[data-call-id='{calls['north_atv'].call_id}']")
+    page.click("#queues-category label:has-text('ATVs / dirt bikes')")
+    wait_for_ids(page, expected_ids(stack, "North", "atv"))
+
+    page.reload()
+    page.wait_for_function(
+        "() => { const c = document.querySelector('#queues-category input:checked');"
+        " return c && c.value === 'atv'; }")
+    wait_for_ids(page, expected_ids(stack, "North", "atv"))
+
+    late = created(f"Q{tag}-8", "atv", "Northeast", 2, 5, 8)
+    publish_events(stack, [late])
+    page.wait_for_selector(f"[data-call-id='{late.call_id}']")
+    publish_events(stack, [cleared(calls["north_atv"].call_id)])
+    page.wait_for_selector(f"[data-call-id='{calls['north_atv'].call_id}']", state="detached")
+    wait_for_ids(page, expected_ids(stack, "North", "atv"))
+
+
+def test_card_detail_shows_status_units_and_map_without_caller(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """Tapping a card opens its detail with address, status and a map, and no caller data."""
+    calls, _tag = load_calls(stack)
+    page = page_for("sro", viewport=(1280, 800), path="/queues")
+    target = calls["south_noise"]
+    page.wait_for_function("() => document.getElementById('queues-district').value === 'South'")
+    page.click(f"[data-call-id='{target.call_id}']")
+    page.wait_for_selector("#queues-detail-fields")
+    fields = page.inner_text("#queues-detail-fields")
+    assert target.address in fields and "Pending" in fields and "Barry Square" in fields
+    page.wait_for_selector("#queues-detail-map .leaflet-interactive")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "queues-sro-detail-1280x800.png"))
+    html = page.content()
+    for secret in caller_details(calls):
+        assert secret not in html
+    page.click("#queues-detail-close")
+    page.wait_for_selector("#queues-detail-fields", state="detached")
+
+
+def test_touch_targets_are_at_least_44_px(stack: Stack, page_for: Callable[..., Any]) -> None:
+    """Selects, category chips and cards are all at least 44 px tall on a 768 px tablet."""
+    calls, _tag = load_calls(stack)
+    page = page_for("cso", viewport=(768, 1024), path="/queues")
+    page.wait_for_selector(f"[data-call-id='{calls['north_atv'].call_id}']")
+    heights = page.evaluate(
+        """() => [...document.querySelectorAll(
+              '#queues-page select, #queues-category label, #queues-cards [data-call-id]')]
+             .map(e => [e.id || e.textContent.slice(0, 30), e.getBoundingClientRect().height])""")
+    assert len(heights) >= 3 + 10 + 1
+    small = [(name, height) for name, height in heights if height < 44]
+    assert not small, f"touch targets under 44 px: {small}"
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 768, f"the page scrolls sideways ({width} px wide)"

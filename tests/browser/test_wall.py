@@ -1,0 +1,448 @@
+"""/wall in a real browser: draws offline, follows Redis live, survives a push restart."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from dashboard import wallview
+from dashboard.readapi import LiveReader
+from streams.core.events import CallEvent, Event, ShareEvent, ShotAlert, UnitEvent, is_qol
+from streams.publish import publish
+from tests.browser.conftest import UI_TIMEOUT_MS, Stack
+from tests.conftest import ARTIFACTS, TIMEOUT_SCALE
+
+FULL_HD = (1920, 1080)
+UHD = (3840, 2160)
+APPLY_TIMEOUT_S = 15 * TIMEOUT_SCALE
+NEIGHBORHOOD_NAMES = (
+    "Asylum Hill", "Barry Square", "Behind the Rocks", "Blue Hills", "Clay Arsenal",
+    "Downtown Hartford", "Frog Hollow", "North Meadows", "Northeast", "Parkville",
+    "Sheldon Charter Oak", "South End & South Meadows", "South Green", "Southwest",
+    "Upper Albany", "West End",
+)
+PLACES = (
+    # (neighborhood, district, lat, lon): points inside the polygons
+    ("Blue Hills", "North", 41.7930, -72.7010), ("Northeast", "North", 41.7890, -72.6740),
+    ("Asylum Hill", "Central", 41.7710, -72.6930), ("Frog Hollow", "Central", 41.7590, -72.6890),
+    ("Barry Square", "South", 41.7450, -72.6850), ("South End & South Meadows", "South",
+                                                   41.7330, -72.6780),
+)
+SHOT_SPOT = (41.7590, -72.6890)
+
+
+def at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def new_call(call_id: str, priority: int = 1, category: str = "violent", age_s: float = 0.0,
+             place: int = 0, address: str | None = None, lat: float | None = None,
+             lon: float | None = None, call_type: str | None = None) -> CallEvent:
+    """A 'created' CAD event (received ``age_s`` ago) at one of PLACES or at lat/lon."""
+    neighborhood, district, plat, plon = PLACES[place % len(PLACES)]
+    received = time.time() - age_s
+    return CallEvent(
+        event_id=f"{call_id}-c", event_time=at(received), source="test", kind="created",
+        call_id=call_id, received_time=at(received), category=category, priority=priority,
+        call_type=call_type or category.replace("_", " ").title(),
+        address=address or f"{call_id} Main St", lat=plat if lat is None else lat,
+        lon=plon if lon is None else lon, district=district, neighborhood=neighborhood)
+
+
+def cancel(call_id: str) -> CallEvent:
+    return CallEvent(event_id=f"{call_id}-x{uuid.uuid4().hex[:4]}", event_time=at(time.time()),
+                     source="test", kind="cancelled", call_id=call_id)
+
+
+def dispatch(call_id: str, unit_id: str) -> CallEvent:
+    return CallEvent(event_id=f"{call_id}-d-{unit_id}", event_time=at(time.time()),
+                     source="test", kind="dispatched", call_id=call_id, unit_id=unit_id)
+
+
+def unit(unit_id: str, status: str, lat: float, lon: float, when: float | None = None,
+         ) -> UnitEvent:
+    when = time.time() if when is None else when
+    return UnitEvent(event_id=f"{unit_id}-{when:.3f}-{uuid.uuid4().hex[:4]}",
+                     event_time=at(when), source="test", unit_id=unit_id,
+                     unit_kind="patrol", status=status, lat=lat, lon=lon,
+                     callsign=unit_id, district="Central")
+
+
+def shot(alert_id: str, lat: float, lon: float, rounds: int = 4, age_s: float = 0.0,
+         ) -> ShotAlert:
+    detected = time.time() - age_s
+    return ShotAlert(event_id=f"{alert_id}-e", event_time=at(detected), source="test",
+                     alert_id=alert_id, alert_type="multiple", rounds=rounds, lat=lat,
+                     lon=lon, address="Park St & Broad St", district="Central",
+                     neighborhood="Frog Hollow", detected_time=at(detected))
+
+
+def share(share_id: str, partner: str, camera: str, url: str) -> ShareEvent:
+    return ShareEvent(event_id=f"{share_id}-o", event_time=at(time.time()), source="test",
+                      kind="opened", share_id=share_id, partner=partner,
+                      partner_kind="school", resource_kind="camera",
+                      resource_id=f"{share_id}-cam", resource_name=camera,
+                      lat=41.7600, lon=-72.6950, stream_url=url, start_time=at(time.time()))
+
+
+def north_of(lat: float, lon: float, metres: float) -> tuple[float, float]:
+    return lat + metres / 111_195.0, lon
+
+
+def publish_events(stack: Stack, events: Sequence[Event]) -> None:
+    """XADD the events to their raw streams (from a thread: Playwright owns this loop)."""
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(stack.settings.redis_url)
+        try:
+            await publish(client, stack.keys, events)
+        finally:
+            await client.aclose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(lambda: asyncio.run(run())).result()
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + APPLY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def reader_of(stack: Stack) -> LiveReader:
+    return LiveReader(stack.redis, stack.keys)
+
+
+def open_wall(page_for: Callable[..., Any], viewport: tuple[int, int] = FULL_HD,
+              path: str = "/wall") -> Any:
+    """A commander's wall, waited on until wall.js has drawn the first state."""
+    page = page_for("commander", viewport=viewport, path=path)
+    page.wait_for_function("() => window.wallFirstRenderAt !== undefined && "
+                           "document.querySelectorAll('.wall-hood-label').length === 16")
+    return page
+
+
+def wait_for_rows(page: Any, call_ids: Sequence[str], timeout_ms: int = UI_TIMEOUT_MS) -> None:
+    page.wait_for_function(
+        "ids => ids.every(id => document.querySelector("
+        "`#wall-queue-list [data-call-id='${id}']`))", arg=list(call_ids), timeout=timeout_ms)
+
+
+def clear_board(stack: Stack, call_ids: Sequence[str]) -> None:
+    """Cancel the test's calls so later tests see their own calls at the top of the queue."""
+    publish_events(stack, [cancel(call_id) for call_id in call_ids])
+
+
+def populate(stack: Stack, tag: str) -> dict[str, list[str]]:
+    """A busy evening: calls of every priority and several QoL kinds, units, a shot, shares."""
+    categories = ("violent", "noise", "atv", "dumping", "medical", "loitering", "traffic",
+                  "public_drinking", "property", "narcotics")
+    calls = [new_call(f"W{tag}-{n}", priority=1 + n % 5, category=categories[n % 10],
+                      age_s=15 + 37 * n, place=n,
+                      address=f"{100 + 7 * n} {('Park', 'Main', 'Albany', 'Broad')[n % 4]} St",
+                      lat=PLACES[n % 6][2] + 0.004 * math.sin(n),
+                      lon=PLACES[n % 6][3] + 0.005 * math.cos(n))
+             for n in range(28)]
+    statuses = ("available", "dispatched", "en_route", "on_scene", "available", "out_of_service")
+    units = [unit(f"U{tag}{n}", statuses[n % 6], 41.745 + 0.0017 * n, -72.70 + 0.0011 * n)
+             for n in range(24)]
+    lat, lon = SHOT_SPOT
+    events: list[Event] = [*calls, *units,
+                           dispatch(calls[1].call_id, units[1].unit_id),
+                           dispatch(calls[7].call_id, units[7].unit_id),
+                           shot(f"S{tag}", lat, lon, rounds=5, age_s=40),
+                           share(f"V{tag}a", "Bulkeley High School", "Main entrance",
+                                 "https://video.example.org/bulkeley/1"),
+                           share(f"V{tag}b", "XL Center", "Concourse North",
+                                 "https://video.example.org/xl/4")]
+    publish_events(stack, events)
+    reader = reader_of(stack)
+    wait_until(lambda: all(reader.call(c.call_id) for c in calls)
+               and reader.call(calls[7].call_id)["status"] == "dispatched",
+               "the consumer to apply the board")
+    return {"calls": [c.call_id for c in calls], "units": [u.unit_id for u in units]}
+
+
+# --- tests --------------------------------------------------------------------------------
+
+def test_wall_draws_boundaries_with_tiles_blocked(stack: Stack,
+                                                  page_for: Callable[..., Any]) -> None:
+    """A commander's /wall draws all 16 neighborhoods with names while tile requests fail."""
+    page = open_wall(page_for)
+    labels = sorted(page.eval_on_selector_all(".wall-hood-label",
+                                              "nodes => nodes.map(n => n.textContent)"))
+    assert labels == sorted(NEIGHBORHOOD_NAMES)
+    # Boundaries are drawn on the map's canvas (preferCanvas) from the local file.
+    assert page.locator("#wall-map canvas").count() >= 1
+    assert page.evaluate("() => window.dash_clientside.wall._state.map !== null")
+    # Nothing scrolls on a wall.
+    assert page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight")
+    assert page.evaluate("() => { const w = document.getElementById('wall-root');"
+                         " return w.scrollHeight <= w.clientHeight + 1; }")
+
+
+def test_new_p1_call_appears_within_one_second(stack: Stack,
+                                               page_for: Callable[..., Any]) -> None:
+    """A P1 call XADDed to the raw CAD stream shows in the queue and map within 1 s."""
+    page = open_wall(page_for)
+    page.wait_for_function("() => window.dispatchLive && window.dispatchLive.connected")
+    page.evaluate("() => { window.__noReload = true; }")
+    call = new_call(f"W{uuid.uuid4().hex[:6]}-p1", priority=1, age_s=5000,
+                    address="1 Live Event Way", call_type="Shots fired")
+    started = time.monotonic()
+    publish_events(stack, [call])
+    wait_for_rows(page, [call.call_id], timeout_ms=int(5_000 * TIMEOUT_SCALE))
+    elapsed = time.monotonic() - started
+    try:
+        assert elapsed <= 1.0 * TIMEOUT_SCALE, f"new call took {elapsed:.3f} s to show"
+        row = page.inner_text(f"#wall-queue-list [data-call-id='{call.call_id}']")
+        assert "P1" in row and "1 Live Event Way" in row and "Shots fired" in row
+        assert "PENDING" in row and "!!" in row  # received 5000 s ago: past the 60 s target
+        row_class = page.get_attribute(f"[data-call-id='{call.call_id}']", "class")
+        assert row_class is not None and "lvl-late" in row_class
+        assert page.evaluate("id => window.dash_clientside.wall._state.markers.calls.has(id)",
+                             call.call_id)
+        assert int(page.inner_text("#wall-kpi-p1")) >= 1
+        assert page.evaluate("() => window.__noReload === true")
+    finally:
+        clear_board(stack, [call.call_id])
+    page.wait_for_selector(f"[data-call-id='{call.call_id}']", state="detached")
+
+
+def test_push_restart_page_catches_up_without_gap(stack: Stack,
+                                                  page_for: Callable[..., Any]) -> None:
+    """Calls written while the push service is down all appear once it is back, no reload."""
+    page = open_wall(page_for)
+    page_for.allow_errors(page, r"WebSocket|ERR_CONNECTION_REFUSED|net::")
+    page.wait_for_function("() => window.dispatchLive && window.dispatchLive.connected")
+    page.evaluate("() => { window.__noReload = true; }")
+    tag = uuid.uuid4().hex[:6]
+    before = new_call(f"W{tag}-before", priority=1, age_s=6000)
+    publish_events(stack, [before])
+    wait_for_rows(page, [before.call_id])
+
+    stack.stop("push")
+    during = [new_call(f"W{tag}-gap{n}", priority=1, age_s=5900 - n) for n in range(6)]
+    publish_events(stack, during)
+    reader = reader_of(stack)
+    wait_until(lambda: all(reader.call(c.call_id) for c in during),
+               "the consumer to apply the calls written during the outage")
+    page.wait_for_function("() => !window.dispatchLive.connected")
+    stack.start("push")
+    ids = [before.call_id] + [c.call_id for c in during]
+    try:
+        wait_for_rows(page, ids)
+        assert page.evaluate("() => window.__noReload === true")
+        queue = page.eval_on_selector_all("#wall-queue-list [data-call-id]",
+                                          "rows => rows.map(r => r.dataset.callId)")
+        assert [i for i in queue if i in ids] == ids  # oldest first, none missing
+    finally:
+        clear_board(stack, ids)
+
+
+def test_gunshot_banner_lists_nearest_units_and_linked_calls(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """A new gunshot alert raises a banner with the nearest available units and nearby calls."""
+    page = open_wall(page_for)
+    tag = uuid.uuid4().hex[:6]
+    lat, lon = 41.7400, -72.7050
+    units = [unit(f"G{tag}near", "available", *north_of(lat, lon, 300)),
+             unit(f"G{tag}mid", "available", *north_of(lat, lon, 900)),
+             unit(f"G{tag}busy", "dispatched", *north_of(lat, lon, 50)),
+             unit(f"G{tag}far", "available", *north_of(lat, lon, 2500))]
+    linked = new_call(f"G{tag}-shots", priority=1, call_type="Shots fired", age_s=60,
+                      lat=north_of(lat, lon, 200)[0], lon=lon, address="12 Linked Ave")
+    unlinked = new_call(f"G{tag}-far", priority=3, age_s=60, lat=north_of(lat, lon, 900)[0],
+                        lon=lon)
+    publish_events(stack, [*units, linked, unlinked])
+    reader = reader_of(stack)
+    wait_until(lambda: reader.call(unlinked.call_id) is not None
+               and len([u for u in reader.units() if u["unit_id"].startswith(f"G{tag}")]) == 4,
+               "the consumer to apply the units and calls")
+    alert = shot(f"S{tag}", lat, lon, rounds=7)
+    publish_events(stack, [alert])
+    try:
+        page.wait_for_selector(f"#wall-banner[data-alert-id='{alert.alert_id}']",
+                               state="visible")
+        text = page.inner_text("#wall-banner")
+        assert "GUNSHOT ALERT" in text and "7 rounds" in text
+        state = reader.snapshot()
+        stored = next(a for a in state["alerts"] if a["alert_id"] == alert.alert_id)
+        expected = wallview.gunshot_banner(stored, state["units"], state["calls"])
+        shown_units = page.eval_on_selector_all("#wall-banner ol li b",
+                                                "bs => bs.map(b => b.textContent)")
+        assert shown_units == [u["unit_id"] for u in expected["units"]]
+        assert shown_units[:2] == [f"G{tag}near", f"G{tag}mid"]
+        assert f"G{tag}busy" not in shown_units
+        assert "300 m" in text and "ETA ~0:27" in text  # 300 m at 40 km/h = 27 s
+        linked_ids = page.eval_on_selector_all("#wall-banner ul li[data-call-id]",
+                                               "lis => lis.map(li => li.dataset.callId)")
+        assert linked_ids == [c["call_id"] for c in expected["calls"]]
+        assert linked.call_id in linked_ids and unlinked.call_id not in linked_ids
+        assert page.evaluate("id => window.dash_clientside.wall._state.markers.alerts.has(id)",
+                             alert.alert_id)
+    finally:
+        clear_board(stack, [linked.call_id, unlinked.call_id])
+
+
+def test_browser_logic_matches_python(stack: Stack, page_for: Callable[..., Any]) -> None:
+    """wall.js's aging, order, feed health, fading, distances and links equal wallview's."""
+    page = open_wall(page_for)
+    now = 1_750_000_000.0
+    targets = list(stack.settings.pending_targets)
+    calls = [{"call_id": f"c{p}{a}{s}", "priority": p, "status": s, "received_time": now - a,
+              "lat": 41.76 + a / 1e6, "lon": -72.68}
+             for p in range(1, 6) for a in (0, 25, 30, 45, 61, 95, 300, 650, 1300, 2000)
+             for s in ("pending", "dispatched")]
+    js_levels = page.evaluate(
+        "([calls, now, t]) => calls.map(c => window.dash_clientside.wall.agingLevel(c, now, t))",
+        [calls, now, targets])
+    assert js_levels == [wallview.aging_level(c, now, targets) for c in calls]
+    js_order = page.evaluate("cs => window.dash_clientside.wall.queueOrder(cs)"
+                             ".map(c => c.call_id)", calls)
+    assert js_order == [c["call_id"] for c in wallview.queue_order(calls)]
+    ages = [-3, 0, 59.9, 61, 3599, 3600, 3725]
+    assert page.evaluate("xs => xs.map(window.dash_clientside.wall.formatAge)", ages) == \
+        [wallview.format_age(a) for a in ages]
+    assert page.evaluate("xs => xs.map(x => window.dash_clientside.wall.alertOpacity(x, 3600))",
+                         [0, 900, 1800, 5000]) == [wallview.alert_opacity(a)
+                                                   for a in (0, 900, 1800, 5000)]
+    freshness = {"cad": {"event_time": now - 9000, "seen": now - 5},
+                 "avl": {"event_time": now - 1000, "seen": None},
+                 "shotspotter": {"event_time": None, "seen": None}}
+    sources = ["cad", "avl", "shotspotter", "mutualink"]
+    assert page.evaluate(
+        "([f, s, now]) => window.dash_clientside.wall.feedHealth(f, s, now, 300)",
+        [freshness, sources, now]) == wallview.feed_health(freshness, sources, now, 300)
+    alert = {"alert_id": "a", "lat": 41.76, "lon": -72.68, "detected_time": now}
+    near = [{"call_id": f"n{m}", "lat": north_of(41.76, -72.68, m)[0], "lon": -72.68,
+             "received_time": now + dt} for m in (0, 250, 499, 501) for dt in (-601, -10, 590)]
+    js_linked = page.evaluate(
+        "([a, cs]) => window.dash_clientside.wall.linkedCalls(a, cs, 500, 600)"
+        ".map(c => [c.call_id, c.distance_m])", [alert, near])
+    py_linked = [[c["call_id"], c["distance_m"]] for c in wallview.linked_calls(alert, near)]
+    assert [c[0] for c in js_linked] == [c[0] for c in py_linked]
+    assert all(math.isclose(j[1], p[1], abs_tol=1e-6) for j, p in zip(js_linked, py_linked,
+                                                                       strict=True))
+    units = [{"unit_id": f"u{m}", "status": "available" if m % 2 else "dispatched",
+              "lat": north_of(41.76, -72.68, m)[0], "lon": -72.68} for m in range(50, 4000, 130)]
+    js_units = page.evaluate(
+        "([us]) => window.dash_clientside.wall.nearestUnits(41.76, -72.68, us, 3, 40)"
+        ".map(u => [u.unit_id, u.eta_s])", [units])
+    py_units = [[u["unit_id"], u["eta_s"]] for u in wallview.nearest_units(41.76, -72.68, units)]
+    assert [u[0] for u in js_units] == [u[0] for u in py_units]
+    assert all(math.isclose(j[1], p[1], rel_tol=1e-9) for j, p in zip(js_units, py_units,
+                                                                       strict=True))
+
+
+def test_sound_is_off_until_enabled_and_remembered(stack: Stack,
+                                                   page_for: Callable[..., Any]) -> None:
+    """The sound button starts off, turns on when pressed, and stays on after a reload."""
+    page = open_wall(page_for)
+    assert page.inner_text("#wall-sound").endswith("Sound off")
+    tag = uuid.uuid4().hex[:6]
+    first = new_call(f"B{tag}-1", priority=1)
+    publish_events(stack, [first])
+    wait_for_rows(page, [first.call_id])
+    assert page.evaluate("() => window.wallBeeps || 0") == 0  # off: a new P1 is silent
+    page.click("#wall-sound")
+    page.wait_for_function("() => document.getElementById('wall-sound').textContent"
+                           ".endsWith('Sound on')")
+    assert page.evaluate("() => localStorage.getItem('wall.sound')") == "on"
+    beeps = page.evaluate("() => window.wallBeeps || 0")
+    second = new_call(f"B{tag}-2", priority=1)
+    publish_events(stack, [second])
+    try:
+        page.wait_for_function("n => (window.wallBeeps || 0) > n", arg=beeps)
+        page.reload()
+        page.wait_for_function("() => document.getElementById('wall-sound') && "
+                               "document.getElementById('wall-sound').textContent"
+                               ".endsWith('Sound on')")
+    finally:
+        clear_board(stack, [first.call_id, second.call_id])
+
+
+def test_poll_variant_shows_state_from_read_api(stack: Stack,
+                                                page_for: Callable[..., Any]) -> None:
+    """/wall?mode=poll (the fallback) shows a new call from a one-second poll of the read API."""
+    page = page_for("commander", viewport=FULL_HD, path="/wall?mode=poll")
+    page.wait_for_function("() => window.wallFirstRenderAt !== undefined")
+    assert page.get_attribute("#wall-root", "data-mode") == "poll"
+    call = new_call(f"P{uuid.uuid4().hex[:6]}", priority=1, age_s=7000)
+    publish_events(stack, [call])
+    try:
+        wait_for_rows(page, [call.call_id])
+    finally:
+        clear_board(stack, [call.call_id])
+
+
+@pytest.mark.parametrize("viewport", [FULL_HD, UHD], ids=["1920x1080", "3840x2160"])
+def test_wall_screenshot_busy_board(stack: Stack, page_for: Callable[..., Any],
+                                    viewport: tuple[int, int]) -> None:
+    """A busy board fits one screen (no scrolling) at 1080p and 4K; screenshot saved."""
+    tag = uuid.uuid4().hex[:6]
+    board = populate(stack, tag)
+    page = open_wall(page_for, viewport)
+    try:
+        wait_for_rows(page, board["calls"][:3])
+        page.wait_for_selector("#wall-banner", state="visible")
+        page.wait_for_function("n => window.dash_clientside.wall._state.markers.units.size >= n",
+                               arg=len(board["units"]))
+        assert page.inner_text("#wall-shares").count("Open stream") >= 2
+        link = page.locator("#wall-shares a.ws-link").first
+        assert link.get_attribute("target") == "_blank"
+        assert "noopener" in (link.get_attribute("rel") or "")
+        assert page.evaluate("() => document.scrollingElement.scrollHeight <= "
+                             "window.innerHeight")
+        sizes = page.evaluate("() => { const w = document.getElementById('wall-root');"
+                              " return [w.scrollHeight, w.clientHeight, w.scrollWidth,"
+                              " w.clientWidth]; }")
+        assert sizes[0] <= sizes[1] + 1 and sizes[2] <= sizes[3] + 1, sizes
+        # Text scales with the screen: 4K shows the same board at twice the pixels.
+        font_px = page.evaluate("() => parseFloat(getComputedStyle("
+                                "document.getElementById('wall-root')).fontSize)")
+        assert font_px == pytest.approx(min(48, viewport[0] * 0.0105), abs=0.6)
+        page.wait_for_timeout(300)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"wall-{viewport[0]}x{viewport[1]}.png"))
+    finally:
+        clear_board(stack, board["calls"])
+
+
+def test_qol_marks_and_kpis_follow_live_state(stack: Stack,
+                                             page_for: Callable[..., Any]) -> None:
+    """KPI tiles count open and pending calls as the read API does; QoL calls carry a mark."""
+    page = open_wall(page_for)
+    tag = uuid.uuid4().hex[:6]
+    calls = [new_call(f"K{tag}-{n}", priority=2, category="noise", age_s=8000 - n, place=n)
+             for n in range(3)]
+    publish_events(stack, calls)
+    try:
+        wait_for_rows(page, [c.call_id for c in calls])
+        row = page.inner_text(f"[data-call-id='{calls[0].call_id}']")
+        assert "NOI" in row
+        reader = reader_of(stack)
+        expected = wallview.live_kpis(reader.open_calls(), reader.units())
+        page.wait_for_function(
+            "n => document.getElementById('wall-kpi-open').textContent === String(n)",
+            arg=expected["open"])
+        assert int(page.inner_text("#wall-kpi-p2")) == expected["pending_p2"]
+        assert int(page.inner_text("#wall-kpi-units")) == expected["units_available"]
+        qol = page.inner_text("#wall-kpi-qol")
+        for district, count in expected["qol_backlog"].items():
+            assert f"{count} {district}" in " ".join(qol.split())
+        assert all(is_qol(c.category or "") for c in calls)
+    finally:
+        clear_board(stack, [c.call_id for c in calls])

@@ -1,0 +1,43 @@
+"""docker-compose.yml describes the same processes as `make run`, with real entry points."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from streams.core.settings import PROJECT_ROOT, Settings
+from streams.launcher import child_commands
+
+COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+APP_SERVICES = {name: spec for name, spec in COMPOSE["services"].items() if name != "redis"}
+
+
+def test_redis_service_is_redis_7_with_aof() -> None:
+    """The compose Redis is version 7 with append-only persistence."""
+    redis_service = COMPOSE["services"]["redis"]
+    assert redis_service["image"] == "redis:7"
+    assert "--appendonly" in redis_service["command"]
+    assert redis_service["command"][redis_service["command"].index("--appendonly") + 1] == "yes"
+
+
+def test_compose_runs_what_make_run_runs() -> None:
+    """Every process `make run` supervises has a compose service with the same command."""
+    launcher = {tuple(child.argv[1:]) for child in child_commands(
+        Settings(simulate=True, webhook_secret="x"))}
+    compose = {tuple(spec["command"][1:]) for spec in APP_SERVICES.values()}
+    assert launcher == compose
+
+
+@pytest.mark.parametrize("service", sorted(APP_SERVICES))
+def test_service_command_is_a_real_entry_point(service: str) -> None:
+    """`python -m <module> <command> --help` succeeds for each service's command."""
+    command = APP_SERVICES[service]["command"]
+    assert command[:2] == ["python", "-m"]
+    module, subcommand = command[2], command[3]
+    result = subprocess.run([sys.executable, "-m", module, subcommand, "--help"],
+                            capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout

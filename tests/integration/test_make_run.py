@@ -1,0 +1,106 @@
+"""`python -m streams up` (what `make run` runs): everything starts, survives a Redis
+restart, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from streams.redis_server import free_port
+from tests.conftest import SHARED_DATA, TIMEOUT_SCALE
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line or environment contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if text.encode() in cmdline.replace(b"\0", b" "):
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds * TIMEOUT_SCALE
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, redis.ConnectionError):
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[dict[str, object]]:
+    ports = {"redis": free_port(), "web": free_port(), "push": free_port()}
+    env = dict(os.environ)
+    env.pop("REDIS_URL", None)
+    env.update({
+        "DISPATCH_DATA_DIR": str(tmp_path / "var"),
+        "DISPATCH_SHARED_DATA": str(SHARED_DATA),
+        "DISPATCH_EMBEDDED_REDIS_PORT": str(ports["redis"]),
+        "DISPATCH_WEB_PORT": str(ports["web"]), "DISPATCH_PUSH_PORT": str(ports["push"]),
+        "DISPATCH_WEB_WORKERS": "1", "DISPATCH_SIM_SPEED": "60",
+    })
+    launcher = subprocess.Popen([sys.executable, "-m", "streams", "up"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    yield {"process": launcher, "ports": ports, "data_dir": tmp_path / "var"}
+    if launcher.poll() is None:
+        os.killpg(launcher.pid, signal.SIGKILL)
+    for pid in _processes_mentioning(str(tmp_path)):
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_up_serves_applies_events_survives_redis_restart_and_stops_cleanly(
+        system: dict[str, object]) -> None:
+    """The dashboard answers, events flow, a killed Redis comes back with its state, and
+    SIGINT stops every child including Redis."""
+    ports = system["ports"]
+    assert isinstance(ports, dict)
+    launcher = system["process"]
+    assert isinstance(launcher, subprocess.Popen)
+    web = f"http://127.0.0.1:{ports['web']}/login"
+    _wait_for(lambda: urllib.request.urlopen(web, timeout=2).status == 200, 60, "the web page")
+    client = redis.Redis(port=ports["redis"], socket_timeout=2)
+
+    def applied() -> int:
+        return int(client.hget("dispatch:counts", "cad") or 0)
+
+    _wait_for(lambda: applied() > 0, 60, "CAD events applied")
+    calls_before = client.hlen("dispatch:calls")
+    assert calls_before > 0
+
+    redis_pids = _processes_mentioning(f"--port {ports['redis']}")
+    assert len(redis_pids) == 1
+    os.kill(redis_pids[0], signal.SIGKILL)
+    time.sleep(1)
+    _wait_for(lambda: bool(_processes_mentioning(f"--port {ports['redis']}")) and
+              client.ping(), 30, "Redis restarted by the launcher")
+    assert client.hlen("dispatch:calls") >= calls_before * 0.9  # AOF: at most ~1 s lost
+    after_restart = applied()
+    _wait_for(lambda: applied() > after_restart, 60, "consumers to reconnect and apply")
+
+    client.close()
+    launcher.send_signal(signal.SIGINT)
+    assert launcher.wait(timeout=30 * TIMEOUT_SCALE) == 0
+    data_dir = str(system["data_dir"])
+    time.sleep(0.5)
+    assert _processes_mentioning(data_dir) == []
+    assert _processes_mentioning(f"--port {ports['redis']}") == []

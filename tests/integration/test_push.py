@@ -1,0 +1,467 @@
+"""The websocket push service against a real Redis and real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from streams.core.keys import Keys
+from streams.core.settings import PROJECT_ROOT, Settings
+from streams.core.tokens import make_ws_token
+from streams.push import PushService
+from streams.redis_server import EmbeddedRedis, free_port
+from tests.conftest import TIMEOUT_SCALE
+
+SECRET = "push-test-secret"
+WAIT = 10 * TIMEOUT_SCALE
+
+
+class PushThread:
+    """A PushService running on its own event loop in a background thread."""
+
+    def __init__(self, settings: Settings, port: int = 0, **options: Any) -> None:
+        self.settings, self.requested_port, self.options = settings, port, options
+        self.service: PushService | None = None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:  # surfaced to the test by start()
+            self._error = error
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        async with PushService(self.settings, port=self.requested_port,
+                               **self.options) as service:
+            self.service = service
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self) -> PushThread:
+        self._thread.start()
+        assert self._ready.wait(WAIT), "push service did not start"
+        if self._error:
+            raise self._error
+        return self
+
+    @property
+    def port(self) -> int:
+        assert self.service is not None
+        return self.service.port
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(WAIT)
+        assert not self._thread.is_alive(), "push service did not stop"
+
+
+@pytest.fixture
+def push_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, secret_key=SECRET, push_host="127.0.0.1")
+
+
+@pytest.fixture
+def start_push(push_settings: Settings) -> Iterator[Callable[..., PushThread]]:
+    """Start push services for the test; all are stopped at teardown."""
+    started: list[PushThread] = []
+
+    def start(port: int = 0, settings: Settings | None = None, **options: Any) -> PushThread:
+        service = PushThread(settings or push_settings, port, **options).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+def token(role: str = "commander", district: str | None = None) -> str:
+    return make_ws_token(SECRET, f"{role}-user", role, district)
+
+
+def open_client(port: int, role: str = "commander", since: str | None = None,
+                **options: Any) -> ClientConnection:
+    url = f"ws://127.0.0.1:{port}/live?token={token(role)}"
+    if since:
+        url += f"&since={since}"
+    return connect(url, max_size=None, open_timeout=WAIT, **options)
+
+
+def receive(client: ClientConnection) -> dict[str, Any]:
+    message = json.loads(client.recv(timeout=WAIT))
+    assert isinstance(message, dict)
+    return message
+
+
+def call_change(index: int, **extra: Any) -> dict[str, Any]:
+    call_id = f"C{index}"
+    data = {"call_id": call_id, "status": "pending", "priority": 3, "address": f"{index} Main St",
+            "caller_name": "Pat Doe", "caller_phone": "860-555-0100", **extra}
+    return {"entity": "call", "op": "upsert", "id": call_id, "data": data}
+
+
+def write_changes(r: redis.Redis, keys: Keys, changes: list[dict[str, Any]],
+                  per_entry: int = 1) -> list[str]:
+    """XADD changes to the changes stream like the consumer does; return the entry ids."""
+    pipe = r.pipeline(transaction=False)
+    for start in range(0, len(changes), per_entry):
+        pipe.xadd(keys.changes, {"batch": json.dumps(changes[start:start + per_entry])})
+    return [entry_id.decode() for entry_id in pipe.execute()]
+
+
+def collect_changes(client: ClientConnection, expected: int) -> tuple[list[dict[str, Any]], int]:
+    """Deltas until ``expected`` changes arrived: (changes, how many messages carried them)."""
+    changes: list[dict[str, Any]] = []
+    messages = 0
+    deadline = time.monotonic() + WAIT
+    while len(changes) < expected and time.monotonic() < deadline:
+        message = receive(client)
+        if message["type"] == "delta" and message["changes"]:
+            changes.extend(message["changes"])
+            messages += 1
+    return changes, messages
+
+
+def test_healthz_answers_ok(start_push: Callable[..., PushThread]) -> None:
+    """GET /healthz on the push port answers 200 ok."""
+    push = start_push()
+    reply = httpx.get(f"http://127.0.0.1:{push.port}/healthz", timeout=WAIT)
+    assert (reply.status_code, reply.text) == (200, "ok\n")
+
+
+@pytest.mark.parametrize(("query", "status"), [
+    ("", 401),
+    ("?token=", 401),
+    ("?token=not-a-token", 403),
+    ("?token=" + make_ws_token("someone-elses-secret", "x", "admin"), 403),
+    ("?token=" + make_ws_token(SECRET, "x", "admin", now=time.time() - 3600), 401),
+])
+def test_bad_missing_or_expired_token_is_refused(start_push: Callable[..., PushThread],
+                                                 query: str, status: int) -> None:
+    """Connections without a valid, unexpired token are refused with 401/403."""
+    push = start_push()
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://127.0.0.1:{push.port}/live{query}", open_timeout=WAIT)
+    assert refused.value.response.status_code == status
+    assert push.service is not None and push.service.counters["refused"] == 1
+
+
+def test_unknown_path_is_404(start_push: Callable[..., PushThread]) -> None:
+    """Only /live (and /) speak websocket."""
+    push = start_push()
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"ws://127.0.0.1:{push.port}/other?token={token()}", open_timeout=WAIT)
+    assert refused.value.response.status_code == 404
+
+
+def seed_state(r: redis.Redis, keys: Keys) -> str:
+    """Two open calls, a unit, an alert, a share, freshness; return the newest changes id."""
+    now = time.time()
+    calls = {"C1": {"call_id": "C1", "priority": 1, "caller_name": "Ann", "caller_phone": "1",
+                    "applied": ["e1"], "status": "pending"},
+             "C2": {"call_id": "C2", "priority": 3, "caller_name": "Bob", "caller_phone": "2",
+                    "applied": ["e2"], "status": "assigned"},
+             "C9": {"call_id": "C9", "status": "closed"}}
+    r.hset(keys.calls, mapping={cid: json.dumps(call) for cid, call in calls.items()})
+    r.zadd(keys.calls_open, {"C1": 1e11 + now, "C2": 3e11 + now})
+    r.hset(keys.units, "U1", json.dumps({"unit_id": "U1", "status": "available"}))
+    r.hset(keys.alerts, mapping={"A1": json.dumps({"alert_id": "A1", "rounds": 3}),
+                                 "A0": json.dumps({"alert_id": "A0", "rounds": 1})})
+    r.zadd(keys.alerts_active, {"A1": now - 60, "A0": now - 7200})
+    r.hset(keys.shares, "S1", json.dumps({"share_id": "S1", "status": "open"}))
+    r.zadd(keys.shares_active, {"S1": now})
+    r.hset(keys.freshness, mapping={"cad": now - 5, "cad:seen": now - 4})
+    r.hset(keys.counts, mapping={"cad": 12, "cad:rejected": 1})
+    return write_changes(r, keys, [call_change(1)])[0]
+
+
+def test_snapshot_on_connect(start_push: Callable[..., PushThread], r: redis.Redis,
+                             keys: Keys) -> None:
+    """A new client first gets the full live state as one snapshot message."""
+    newest = seed_state(r, keys)
+    push = start_push()
+    with open_client(push.port) as client:
+        snapshot = receive(client)
+    assert snapshot["type"] == "snapshot" and snapshot["last_id"] == newest
+    assert [call["call_id"] for call in snapshot["calls"]] == ["C1", "C2"]
+    assert snapshot["calls"][0]["caller_name"] == "Ann"
+    assert all("applied" not in call for call in snapshot["calls"])
+    assert snapshot["units"] == [{"unit_id": "U1", "status": "available"}]
+    assert [alert["alert_id"] for alert in snapshot["alerts"]] == ["A1"]
+    assert [share["share_id"] for share in snapshot["shares"]] == ["S1"]
+    assert snapshot["freshness"]["cad"]["count"] == 12
+    assert snapshot["freshness"]["cad"]["rejected"] == 1
+
+
+@pytest.mark.parametrize("role", ["cso", "sro"])
+def test_tablet_roles_never_receive_caller_details(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys, role: str) -> None:
+    """CSO/SRO get no caller name or phone, in the snapshot or in deltas; a commander does."""
+    seed_state(r, keys)
+    push = start_push()
+    with open_client(push.port, role) as tablet, open_client(push.port) as wall:
+        tablet_snapshot, wall_snapshot = receive(tablet), receive(wall)
+        write_changes(r, keys, [call_change(i) for i in range(20)], per_entry=5)
+        tablet_changes, _ = collect_changes(tablet, 20)
+        wall_changes, _ = collect_changes(wall, 20)
+    text = json.dumps([tablet_snapshot, tablet_changes])
+    assert "caller_name" not in text and "caller_phone" not in text
+    assert "Ann" not in text and "860-555-0100" not in text
+    assert len(tablet_changes) == 20
+    assert wall_snapshot["calls"][0]["caller_phone"] == "1"
+    assert all(change["data"]["caller_name"] == "Pat Doe" for change in wall_changes)
+
+
+def test_burst_of_1000_changes_arrives_complete_in_few_messages(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """1,000 changes XADDed at once all arrive, in order, batched into far fewer messages."""
+    push = start_push()
+    with open_client(push.port) as client:
+        assert receive(client)["type"] == "snapshot"
+        entry_ids = write_changes(r, keys, [call_change(i) for i in range(1000)])
+        changes, messages = collect_changes(client, 1000)
+    assert [change["id"] for change in changes] == [f"C{i}" for i in range(1000)]
+    assert messages < 1000
+    assert len(entry_ids) == 1000
+
+
+def test_client_connecting_mid_burst_misses_nothing(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """A page that connects while changes pour in ends with every call (snapshot + deltas)."""
+    push = start_push()
+
+    def write_state_and_changes() -> None:
+        writer = redis.Redis.from_url(push.settings.redis_url or "")
+        for index in range(600):
+            change = call_change(index)
+            pipe = writer.pipeline(transaction=True)  # like the consumer: state + change
+            pipe.hset(keys.calls, change["id"], json.dumps(change["data"]))
+            pipe.zadd(keys.calls_open, {change["id"]: index})
+            pipe.xadd(keys.changes, {"batch": json.dumps([change])})
+            pipe.execute()
+        writer.close()
+
+    writer = threading.Thread(target=write_state_and_changes)
+    writer.start()
+    time.sleep(0.05 * TIMEOUT_SCALE)
+    seen: set[str] = set()
+    with open_client(push.port) as client:
+        snapshot = receive(client)
+        seen.update(call["call_id"] for call in snapshot["calls"])
+        writer.join(WAIT)
+        last_id = snapshot["last_id"]
+        newest = r.xrevrange(keys.changes, count=1)[0][0].decode()
+        while last_id != newest:
+            delta = receive(client)
+            seen.update(change["id"] for change in delta["changes"])
+            last_id = delta["last_id"]
+    assert seen == {f"C{i}" for i in range(600)}
+
+
+def test_restart_resyncs_from_last_id_without_gap(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """Push restarts while a client is connected: it reconnects with since= and misses nothing."""
+    port = free_port()
+    first = start_push(port)
+    received: list[str] = []
+    with open_client(port) as client:
+        last_id = receive(client)["last_id"]
+        write_changes(r, keys, [call_change(i) for i in range(100)])
+        changes, _ = collect_changes(client, 100)
+        received += [change["id"] for change in changes]
+        first.stop()
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                message = receive(client)
+                last_id = message.get("last_id", last_id)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    last_id = r.xrevrange(keys.changes, count=1)[0][0].decode()
+    write_changes(r, keys, [call_change(i) for i in range(100, 200)])  # while it is down
+    start_push(port)
+    with open_client(port, since=last_id) as client:
+        write_changes(r, keys, [call_change(i) for i in range(200, 300)])
+        resync = receive(client)
+        assert resync["type"] == "delta"
+        received += [change["id"] for change in resync["changes"]]
+        changes, _ = collect_changes(client, 300 - len(received))
+        received += [change["id"] for change in changes]
+    assert received == [f"C{i}" for i in range(300)]
+
+
+def test_since_older_than_the_stream_gets_a_snapshot(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """A client whose last id was trimmed away gets a fresh snapshot, not a gapped replay."""
+    write_changes(r, keys, [call_change(i) for i in range(5)])
+    push = start_push()
+    with open_client(push.port, since="1-0") as client:
+        assert receive(client)["type"] == "snapshot"
+    with open_client(push.port, since="not-an-id") as client:
+        assert receive(client)["type"] == "snapshot"
+
+
+def test_two_push_processes_deliver_the_same_changes(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """Two push services fan out from Redis independently; both clients get every change."""
+    one, two = start_push(), start_push()
+    with open_client(one.port) as first, open_client(two.port) as second:
+        receive(first), receive(second)
+        write_changes(r, keys, [call_change(i) for i in range(50)], per_entry=10)
+        got_first, _ = collect_changes(first, 50)
+        got_second, _ = collect_changes(second, 50)
+    assert got_first == got_second
+    assert [change["id"] for change in got_first] == [f"C{i}" for i in range(50)]
+
+
+def test_slow_client_is_dropped_and_others_keep_up(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """A client that stops reading is disconnected; a reading client still gets everything."""
+    push = start_push(slow_client_bytes=64 * 1024)
+    padding = "x" * 20_000
+    with open_client(push.port) as fast, open_client(push.port, max_queue=1) as slow:
+        receive(fast), receive(slow)
+        for round_ in range(40):  # ~16 MB: more than any socket buffer holds
+            write_changes(r, keys, [call_change(round_ * 20 + i, note=padding)
+                                    for i in range(20)], per_entry=20)
+            changes, _ = collect_changes(fast, 20)
+            assert len(changes) == 20
+            if push.service is not None and push.service.counters["dropped"]:
+                break
+        assert push.service is not None and push.service.counters["dropped"] == 1
+        with pytest.raises(ConnectionClosed):
+            while True:
+                slow.recv(timeout=WAIT)
+
+
+def test_reader_survives_a_redis_restart(push_settings: Settings, tmp_path: Path,
+                                         start_push: Callable[..., PushThread]) -> None:
+    """Redis restarts (AOF): push reconnects and continues from its last id, no gap."""
+    server = EmbeddedRedis(tmp_path / "redis", free_port(), appendonly=True).start()
+    try:
+        own = dataclasses.replace(push_settings, redis_url=server.url)
+        keys = Keys(own.key_prefix)
+        push = start_push(settings=own)
+        r = redis.Redis.from_url(server.url)
+        with open_client(push.port) as client:
+            receive(client)
+            write_changes(r, keys, [call_change(i) for i in range(10)])
+            first, _ = collect_changes(client, 10)
+            r.execute_command("BGREWRITEAOF")
+            time.sleep(0.5 * TIMEOUT_SCALE)
+            r.close()
+            server.stop()
+            time.sleep(0.5 * TIMEOUT_SCALE)
+            assert httpx.get(f"http://127.0.0.1:{push.port}/healthz",
+                             timeout=WAIT).status_code == 503
+            server.start()
+            r = redis.Redis.from_url(server.url)
+            write_changes(r, keys, [call_change(i) for i in range(10, 20)])
+            second, _ = collect_changes(client, 10)
+            r.close()
+        assert [change["id"] for change in first + second] == [f"C{i}" for i in range(20)]
+    finally:
+        server.stop()
+
+
+def test_sigterm_closes_clients_with_1001_and_exits_0(push_settings: Settings) -> None:
+    """`python -m streams push` on SIGTERM closes connections (1001) and exits 0 promptly."""
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": push_settings.redis_url or "",
+           "DISPATCH_KEY_PREFIX": push_settings.key_prefix, "DISPATCH_SECRET_KEY": SECRET,
+           "DISPATCH_PUSH_HOST": "127.0.0.1", "DISPATCH_PUSH_PORT": str(port)}
+    process = subprocess.Popen([sys.executable, "-m", "streams", "push"], cwd=PROJECT_ROOT,
+                               env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "push service did not come up"
+            time.sleep(0.1)
+        with open_client(port) as client:
+            assert receive(client)["type"] == "snapshot"
+            process.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                receive(client)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        assert process.wait(WAIT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def test_idle_clients_get_pings(start_push: Callable[..., PushThread]) -> None:
+    """With nothing to send, clients get {"type":"ping"} so pages can tell the link is alive."""
+    push = start_push(ping_seconds=0.2)
+    with open_client(push.port) as client:
+        assert receive(client)["type"] == "snapshot"
+        assert receive(client) == {"type": "ping"}
+
+
+def test_resync_with_nothing_new_is_an_empty_delta(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """A client that is already current gets an empty delta at its own id, not a snapshot."""
+    newest = write_changes(r, keys, [call_change(i) for i in range(3)])[-1]
+    push = start_push()
+    with open_client(push.port, since=newest) as client:
+        assert receive(client) == {"type": "delta", "last_id": newest, "changes": []}
+
+
+def test_redis_coming_back_empty_makes_clients_resnapshot(
+        push_settings: Settings, tmp_path: Path, start_push: Callable[..., PushThread]) -> None:
+    """Redis restarts without its data: clients are closed (1012) and a reconnect gets a
+    snapshot, then new changes flow again."""
+    server = EmbeddedRedis(tmp_path / "redis", free_port(), appendonly=False).start()
+    try:
+        own = dataclasses.replace(push_settings, redis_url=server.url)
+        keys = Keys(own.key_prefix)
+        push = start_push(settings=own)
+        r = redis.Redis.from_url(server.url)
+        with open_client(push.port) as client:
+            receive(client)
+            last_id = write_changes(r, keys, [call_change(i) for i in range(10)])[-1]
+            assert len(collect_changes(client, 10)[0]) == 10
+            r.close()
+            server.stop()
+            server.start()
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    receive(client)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        r = redis.Redis.from_url(server.url)
+        with open_client(push.port, since=last_id) as client:
+            assert receive(client)["type"] == "snapshot"
+            write_changes(r, keys, [call_change(i) for i in range(10, 15)])
+            changes, _ = collect_changes(client, 5)
+        r.close()
+        assert [change["id"] for change in changes] == [f"C{i}" for i in range(10, 15)]
+    finally:
+        server.stop()

@@ -1,0 +1,240 @@
+"""Response-time maths behind /response: periods, filters, percentiles, series, tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import responseview as rv
+
+TZ = "America/New_York"
+ZONE = ZoneInfo(TZ)
+
+
+def epoch(text: str) -> float:
+    """A city wall-clock time as epoch seconds."""
+    return datetime.fromisoformat(text).replace(tzinfo=ZONE).timestamp()
+
+
+def frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    defaults = {"category": "noise", "qol": "1", "priority": 3.0, "district": "North",
+                "neighborhood": "Blue Hills", "call_type": "Noise", "cancelled": "0",
+                "dispatch_s": np.nan, "travel_s": np.nan, "response_s": np.nan}
+    return pd.DataFrame([{**defaults, **row} for row in rows])
+
+
+NOW = epoch("2014-07-15T14:30:00")
+
+
+def test_today_compares_with_yesterday_to_the_same_time() -> None:
+    """'Today' runs from local midnight to now; previous = yesterday up to the same time."""
+    period = rv.period_bounds("today", NOW, TZ)
+    assert period.start == epoch("2014-07-15T00:00:00") and period.end == NOW
+    assert period.previous_start == epoch("2014-07-14T00:00:00")
+    assert period.previous_end == epoch("2014-07-14T14:30:00")
+    assert period.shift(TZ) == pd.Timedelta(days=1)
+
+
+def test_seven_days_ends_now() -> None:
+    """'7 days' is the last 7×24 h, compared with the 7×24 h before."""
+    period = rv.period_bounds("7d", NOW, TZ)
+    assert (period.end - period.start) == 7 * 86400
+    assert period.previous_end == period.start
+
+
+def test_summer_season_this_year_capped_at_now() -> None:
+    """In July the season is June 1 (local) to now, compared with June 1 a year earlier."""
+    period = rv.period_bounds("summer", NOW, TZ)
+    assert period.start == epoch("2014-06-01T00:00:00") and period.end == NOW
+    assert period.previous_start == epoch("2013-06-01T00:00:00")
+    assert period.label == "Summer 2014"
+
+
+def test_summer_season_before_june_means_last_year() -> None:
+    """Before June 1 the season is last year's, through September 7 inclusive."""
+    period = rv.period_bounds("summer", epoch("2015-03-01T12:00:00"), TZ)
+    assert period.start == epoch("2014-06-01T00:00:00")
+    assert period.end == epoch("2014-09-08T00:00:00")
+
+
+def test_custom_range_covers_whole_days_across_dst() -> None:
+    """A custom range spans local midnights inclusive of the last day, DST or not."""
+    period = rv.period_bounds("custom", NOW, TZ, "2014-11-01", "2014-11-02")
+    assert period.start == epoch("2014-11-01T00:00:00")
+    assert period.end == epoch("2014-11-03T00:00:00")
+    assert period.end - period.start == 49 * 3600  # the fall-back day has 25 hours
+
+
+@pytest.mark.parametrize(("preset", "start", "end", "message"), [
+    ("custom", None, "2014-01-01", "both"), ("custom", "2014-02-01", "2014-01-01", "swap"),
+    ("yesterday", None, None, "period must be"),
+])
+def test_bad_periods_are_refused(preset: str, start: str | None, end: str | None,
+                                 message: str) -> None:
+    """Incomplete or reversed ranges and unknown presets raise ValueError."""
+    with pytest.raises(ValueError, match=message):
+        rv.period_bounds(preset, NOW, TZ, start, end)
+
+
+def test_bad_query_is_refused() -> None:
+    """An unknown metric, split or bucket raises ValueError naming the choices."""
+    with pytest.raises(ValueError, match="metric"):
+        rv.ResponseQuery(metric="wait")
+    with pytest.raises(ValueError, match="split"):
+        rv.ResponseQuery(split="beat")
+    with pytest.raises(ValueError, match="bucket"):
+        rv.ResponseQuery(bucket="month")
+
+
+def test_select_filters_period_district_priority_category_and_cancelled() -> None:
+    """Selection keeps calls received in the period that match every filter, not cancelled."""
+    data = frame([
+        {"call_id": "A", "received_time": NOW - 10, "district": "North", "priority": 1.0},
+        {"call_id": "B", "received_time": NOW - 10, "district": "South", "priority": 1.0},
+        {"call_id": "C", "received_time": NOW - 10, "district": "North", "priority": 2.0},
+        {"call_id": "D", "received_time": NOW + 10, "district": "North", "priority": 1.0},
+        {"call_id": "E", "received_time": NOW - 10, "district": "North", "priority": 1.0,
+         "cancelled": "1"},
+        {"call_id": "G", "received_time": NOW - 10, "district": "North", "priority": 1.0,
+         "cancelled": True},
+        {"call_id": "F", "received_time": NOW - 10, "district": "North", "priority": 1.0,
+         "category": "atv"},
+    ])
+    query = rv.ResponseQuery(districts=("North",), priorities=(1,), categories=("noise",))
+    assert list(rv.select(data, NOW - 100, NOW, query)["call_id"]) == ["A"]
+
+
+def test_stat_matches_numpy_and_ignores_missing() -> None:
+    """Median and p90 equal numpy's, over finite values only."""
+    values = np.array([10.0, 20.0, 30.0, 40.0, np.nan, 1000.0])
+    result = rv.stat(values)
+    finite = values[np.isfinite(values)]
+    assert result == rv.Stat(5, float(np.median(finite)), float(np.percentile(finite, 90)))
+    assert rv.stat(np.array([np.nan])) == rv.Stat(0, None, None)
+
+
+def test_series_by_day_and_district_in_city_time() -> None:
+    """Daily buckets follow city midnight (a 23:30 local call is that day, not the UTC one)."""
+    data = frame([
+        {"call_id": "A", "received_time": epoch("2014-07-14T23:30:00"), "response_s": 100.0},
+        {"call_id": "B", "received_time": epoch("2014-07-14T08:00:00"), "response_s": 300.0},
+        {"call_id": "C", "received_time": epoch("2014-07-15T01:00:00"), "response_s": 50.0},
+        {"call_id": "D", "received_time": epoch("2014-07-15T01:00:00"), "response_s": 70.0,
+         "district": "South"},
+    ])
+    result = rv.series(data, rv.ResponseQuery(split="district", bucket="day"), TZ)
+    assert result.to_dict("records") == [
+        {"bucket": pd.Timestamp("2014-07-14"), "group": "North", "n": 2, "median": 200.0,
+         "p90": 280.0},
+        {"bucket": pd.Timestamp("2014-07-15"), "group": "North", "n": 1, "median": 50.0,
+         "p90": 50.0},
+        {"bucket": pd.Timestamp("2014-07-15"), "group": "South", "n": 1, "median": 70.0,
+         "p90": 70.0},
+    ]
+
+
+def test_series_by_week_starts_monday_and_by_priority() -> None:
+    """Weekly buckets start on Monday; the priority split labels groups P1..P5."""
+    data = frame([
+        {"call_id": "A", "received_time": epoch("2014-07-16T12:00:00"), "dispatch_s": 10.0,
+         "priority": 1.0},
+        {"call_id": "B", "received_time": epoch("2014-07-20T12:00:00"), "dispatch_s": 30.0,
+         "priority": 1.0},
+    ])
+    result = rv.series(data, rv.ResponseQuery(metric="dispatch", split="priority",
+                                              bucket="week"), TZ)
+    assert result.to_dict("records") == [
+        {"bucket": pd.Timestamp("2014-07-14"), "group": "P1", "n": 2, "median": 20.0,
+         "p90": 28.0}]
+
+
+def test_series_by_hour_and_category_label() -> None:
+    """Hourly buckets use city wall time; the category split uses readable labels."""
+    data = frame([{"call_id": "A", "received_time": epoch("2014-07-15T13:59:59"),
+                   "travel_s": 5.0, "category": "atv"}])
+    result = rv.series(data, rv.ResponseQuery(metric="travel", split="category",
+                                              bucket="hour"), TZ)
+    assert result[["bucket", "group"]].to_dict("records") == [
+        {"bucket": pd.Timestamp("2014-07-15T13:00"), "group": "ATVs / dirt bikes"}]
+
+
+def test_series_of_nothing_is_empty() -> None:
+    """No finite values gives an empty series with the right columns."""
+    data = frame([{"call_id": "A", "received_time": NOW}])
+    result = rv.series(data, rv.ResponseQuery(), TZ)
+    assert result.empty and list(result.columns) == ["bucket", "group", "n", "median", "p90"]
+
+
+def test_histogram_counts_every_value_and_clips_outliers() -> None:
+    """Every finite value lands in a bin; 30 s bins; outliers go to the last bin."""
+    values = np.concatenate([np.arange(0, 600, 1.0), [100_000.0, np.nan]])
+    counts, edges = rv.histogram(values)
+    assert counts.sum() == 601
+    assert edges[1] - edges[0] == 30.0
+    assert counts[-1] >= 1
+
+
+def test_slowest_are_sorted_and_formatted() -> None:
+    """The slowest calls come longest first, with city-time received and no caller data."""
+    data = frame([
+        {"call_id": f"C{i}", "received_time": epoch("2014-07-15T09:00:00"),
+         "response_s": float(i)} for i in range(10)
+    ] + [{"call_id": "N", "received_time": NOW, "response_s": np.nan}])
+    rows = rv.slowest(data, rv.ResponseQuery(), TZ, limit=3)
+    assert [row["call_id"] for row in rows] == ["C9", "C8", "C7"]
+    assert rows[0]["received"] == "2014-07-15 09:00:00"
+    assert set(rows[0]) == set(rv.TABLE_COLUMNS)
+
+
+def test_targets_per_metric() -> None:
+    """Dispatch uses pending targets, response the response targets, travel the gap."""
+    pending, response = (60, 180, 600, 1200, 1800), (420, 720, 1200, 1800, 3600)
+    assert rv.targets("dispatch", [1, 2], pending, response) == {1: 60.0, 2: 180.0}
+    assert rv.targets("response", [], pending, response)[5] == 3600.0
+    assert rv.targets("travel", [3], pending, response) == {3: 600.0}
+    with pytest.raises(ValueError, match="priority"):
+        rv.targets("response", [7], pending, response)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (None, "—"), (float("nan"), "—"), (44.4, "44 s"), (59.6, "1:00"), (124.0, "2:04"),
+    (3723.0, "1:02:03"),
+])
+def test_duration_text(seconds: float | None, text: str) -> None:
+    """Durations read as seconds, m:ss or h:mm:ss, rounded to the nearest second."""
+    assert rv.duration_text(seconds) == text
+
+
+def test_delta_text() -> None:
+    """Deltas carry a sign; nothing to compare gives an empty string."""
+    assert rv.delta_text(12.0) == "+12 s" and rv.delta_text(-75.0) == "−1:15"
+    assert rv.delta_text(None) == ""
+
+
+def test_compute_overlays_previous_period() -> None:
+    """compute() fills KPIs for both periods and shifts the previous series onto this one."""
+    data = frame([
+        {"call_id": "A", "received_time": epoch("2014-07-15T09:00:00"), "response_s": 100.0},
+        {"call_id": "B", "received_time": epoch("2014-07-14T09:00:00"), "response_s": 300.0},
+    ])
+    shown = rv.compute(data, data, rv.period_bounds("today", NOW, TZ), rv.ResponseQuery(), TZ)
+    assert shown.kpis["response"]["current"] == rv.Stat(1, 100.0, 100.0)
+    assert shown.kpis["response"]["previous"] == rv.Stat(1, 300.0, 300.0)
+    assert list(shown.previous_series["bucket"]) == [pd.Timestamp("2014-07-15")]
+    assert [row["call_id"] for row in shown.slowest] == ["A"]
+
+
+def test_select_reads_bool_flags_as_the_reader_gives_them() -> None:
+    """Bool qol/cancelled columns (the read API's dtypes) filter like the stream's "1"/"0"."""
+    data = frame([
+        {"call_id": "A", "received_time": NOW - 10, "qol": True, "cancelled": False},
+        {"call_id": "B", "received_time": NOW - 10, "qol": False, "cancelled": False},
+        {"call_id": "C", "received_time": NOW - 10, "qol": True, "cancelled": True},
+    ])
+    data["category"] = data["category"].astype("category")
+    query = rv.ResponseQuery(qol_only=True, categories=("noise",))
+    assert list(rv.select(data, NOW - 100, NOW, query)["call_id"]) == ["A"]
