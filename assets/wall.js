@@ -282,7 +282,8 @@
     ordered.forEach(function (c) { if (c.status === "pending") { pending += 1; } });
     setText("wall-queue-count", ordered.length + " open · " + pending + " pending");
     setText("wall-queue-more", ordered.length > shown.length ?
-      "+ " + (ordered.length - shown.length) + " more not shown" : "");
+      "+ " + (ordered.length - shown.length) + " more not shown" :
+      (ordered.length ? "" : "No open calls"));
   }
   function tickQueue(now) {
     S.rows.forEach(function (row, id) {
@@ -538,7 +539,7 @@
     }
     var button = el("wall-sound");
     if (button) { button.classList.toggle("wall-sound-on", on); }
-    return on ? "🔔 Sound on" : "🔕 Sound off";
+    return on ? "♪ Sound on" : "Sound off";
   }
 
   // --- dash-leaflet functional props ------------------------------------------------------
@@ -565,7 +566,7 @@
   }
   function hotspotStyle(feature) {
     if (feature.geometry.type === "LineString") {
-      return {color: "#F0E442", weight: 9, opacity: 0.35, dashArray: "2 10", lineCap: "round"};
+      return {color: "#F0E442", weight: 14, opacity: 0.22, lineCap: "round"};
     }
     return {color: "#F0E442", weight: 2, dashArray: "6 6", fillColor: "#F0E442",
             fillOpacity: 0.08};

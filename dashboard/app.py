@@ -22,7 +22,7 @@ import redis
 from dash import html
 
 from dashboard import auth, runtime
-from dashboard.runtime import PAGE_ROLES, User
+from dashboard.runtime import User
 from streams.core.keys import Keys
 from streams.core.settings import PROJECT_ROOT, Settings
 

@@ -469,13 +469,23 @@ def series_figure(rows: Sequence[dict[str, Any]], target_seconds: dict[int, floa
                     hovertemplate="%{x}<br>%{customdata[0]} (%{customdata[1]} calls)"
                                   f"<extra>{group}{' prev.' if period == 'previous' else ''}"
                                   "</extra>")
+    # Targets far above the data would squash it; those lines are left off the chart and
+    # listed in the title instead (everything is under them).
+    top = max([max(row["p90_s"], row["median_s"]) for row in rows] or [60.0]) * 1.15
     for priority, seconds in sorted(target_seconds.items()):
+        if seconds > top:
+            continue
         for line in (1, 2):
             figure.add_hline(y=seconds / 60, row=line, col=1, line_dash="dot",
                              line_color="#cccccc", line_width=1.5, opacity=0.8,
                              annotation_text=f"P{priority} target {duration_text(seconds)}",
                              annotation_position="top left", annotation_font_size=12)
-    figure.update_yaxes(title_text="minutes", rangemode="tozero")
+    figure.update_yaxes(range=[0, top / 60])
+    above = [f"P{p} {duration_text(s)}" for p, s in sorted(target_seconds.items()) if s > top]
+    if above:
+        figure.add_annotation(text="Targets above the chart: " + ", ".join(above),
+                              xref="paper", yref="paper", x=1, y=1.07, showarrow=False,
+                              xanchor="right", font_size=12)
     figure.update_layout(**_dark_layout(), height=620,
                          legend={"orientation": "h", "y": -0.08, "x": 0})
     return figure

@@ -1,4 +1,4 @@
-"""WSGI entry point: ``gunicorn dashboard.wsgi:server`` (what ``python -m dashboard serve`` runs)."""
+"""WSGI entry point: `gunicorn dashboard.wsgi:server`, as `python -m dashboard serve` runs."""
 
 from __future__ import annotations
 

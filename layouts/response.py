@@ -105,9 +105,8 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
         dbc.Row(id="response-kpis", className="g-2 response-kpis"),
         dcc.Loading(dcc.Graph(id="response-series", config={"displaylogo": False}),
                     type="dot", delay_show=400),
+        dcc.Graph(id="response-histogram", config={"displaylogo": False}),
         dbc.Row([
-            dbc.Col(dcc.Graph(id="response-histogram", config={"displaylogo": False}),
-                    xs=12, xl=5),
             dbc.Col([
                 html.Div([
                     html.H2("Slowest calls", className="response-subtitle"),
@@ -127,8 +126,8 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
                                      "animateRows": False},
                     getRowId="params.data.call_id", columnSize="responsiveSizeToFit",
                     className="ag-theme-alpine-dark response-grid",
-                    style={"height": "420px"}),
-            ], xs=12, xl=7),
+                    style={"height": "460px"}),
+            ], xs=12),
         ], className="g-3"),
         dcc.Store(id="response-shown"),
         dcc.Download(id="response-download"),
@@ -213,9 +212,8 @@ def view_of(period: rv.Period, query: rv.ResponseQuery, timezone: str) -> tuple[
     else:
         series = histogram = rv.empty_figure("No closed calls match these filters.")
     zone = ZoneInfo(timezone)
-    period_text = (f"{period.label}: {_when(period.start, zone)} – {_when(period.end, zone)}, "
-                   f"compared with {_when(period.previous_start, zone)} – "
-                   f"{_when(period.previous_end, zone)}")
+    period_text = (f"{period.label}: {span_text(period.start, period.end, zone)}; compared "
+                   f"with {span_text(period.previous_start, period.previous_end, zone)}")
     return (kpi_cards(shown, query.metric), series, histogram, shown.slowest,
             {"series": rows, "table": shown.slowest}, period_text)
 
@@ -223,8 +221,13 @@ def view_of(period: rv.Period, query: rv.ResponseQuery, timezone: str) -> tuple[
 METRIC_LABELS = {key: label for key, (_column, label) in rv.METRICS.items()}
 
 
-def _when(epoch: float, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(epoch, zone).strftime("%Y-%m-%d %H:%M")
+def span_text(start: float, end: float, zone: ZoneInfo) -> str:
+    """'2014-07-01 – 2014-07-31' for whole local days, else times to the minute."""
+    first, after = datetime.fromtimestamp(start, zone), datetime.fromtimestamp(end, zone)
+    if first.time() == after.time() == datetime.min.time():
+        last = datetime.fromtimestamp(end - 1, zone)
+        return f"{first:%Y-%m-%d} – {last:%Y-%m-%d}"
+    return f"{first:%Y-%m-%d %H:%M} – {after:%Y-%m-%d %H:%M}"
 
 
 def kpi_cards(shown: rv.Shown, chosen: str) -> list[Component]:

@@ -124,7 +124,9 @@ def _map(settings: Settings) -> Component:
                                  style={"variable": FUNCTION + "hotspotStyle"},
                                  pointToLayer={"variable": FUNCTION + "hotspotPoint"}))
     return dl.MapContainer(
+        # trackViewport off: the wall's view never changes, and tracking needs a center prop.
         layers, id="wall-map", bounds=bounds_of(boundaries), zoomSnap=0.25,
+        trackViewport=False, boundsOptions={"padding": [12, 12]},
         zoomControl=False, scrollWheelZoom=False, dragging=False, doubleClickZoom=False,
         keyboard=False, preferCanvas=True, attributionControl=bool(settings.tile_url),
         className="wall-map")
@@ -156,19 +158,21 @@ def _kpis() -> Component:
 
 def _legend() -> Component:
     """Key to the map symbols; every colour also carries a letter, digit or shape."""
-    entries: list[Component] = []
-    for status, (letter, label) in wallview.UNIT_STATUS_LABELS.items():
-        entries.append(html.Div([html.Span(letter, className=f"wm wm-unit st-{status}"),
-                                 f"Unit {label.lower()}"], className="wl"))
-    for priority in range(1, 6):
-        entries.append(html.Div([html.Span(str(priority), className=f"wm wm-call p{priority}"),
-                                 f"P{priority} call (hollow = unit assigned)"
-                                 if priority == 1 else f"P{priority} call"], className="wl"))
-    entries.append(html.Div([html.Span(html.Span("3"), className="wm wm-shot"),
-                             "Gunshot (rounds), fades over 1 h"], className="wl"))
-    entries.append(html.Div([html.Span("NOI", className="wm wl-qol"),
-                             "QoL category mark"], className="wl"))
-    return html.Div(entries, id="wall-legend", className="wall-legend")
+    units = [html.Span(letter, className=f"wm wm-unit st-{status}", title=label)
+             for status, (letter, label) in wallview.UNIT_STATUS_LABELS.items()]
+    unit_words = " ".join(f"{letter} {label.lower()}"
+                          for letter, label in wallview.UNIT_STATUS_LABELS.values())
+    calls = [html.Span(str(p), className=f"wm wm-call p{p}") for p in range(1, 6)]
+    return html.Div([
+        html.Div([html.Span(units, className="wl-marks"), f"Units: {unit_words}"],
+                 className="wl"),
+        html.Div([html.Span(calls, className="wl-marks"),
+                  "Calls by priority: filled = pending, hollow = unit assigned"],
+                 className="wl"),
+        html.Div([html.Span([html.Span(html.Span("3"), className="wm wm-shot"),
+                             html.Span("NOI", className="wm wl-qol")], className="wl-marks"),
+                  "Gunshot (rounds; fades over 1 h) · QoL category mark"], className="wl"),
+    ], id="wall-legend", className="wall-legend")
 
 
 def _header() -> Component:

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import redis.asyncio as aioredis
@@ -183,7 +183,10 @@ class Poller:
         records: list[CallRecord | ShotRecord] = []
         rejected: list[Rejected] = []
         for item in self.mapping.records(rows, file=self.config.url, first_row=1):
-            (rejected if isinstance(item, Rejected) else records).append(item)
+            if isinstance(item, Rejected):
+                rejected.append(item)
+            else:
+                records.append(item)
         events, updates, bad = await self._diff(records, now)
         rejected.extend(bad)
         dropped = 0
@@ -224,7 +227,7 @@ class Poller:
             updates[record_key(record)] = dump_seen(new, wall)
         return events, updates, bad
 
-    def _load(self, data: bytes | None) -> CallRecord | ShotRecord | None:
+    def _load(self, data: bytes | str | None) -> CallRecord | ShotRecord | None:
         if data is None:
             return None
         try:
@@ -296,7 +299,7 @@ class Poller:
             if field_name else None
         async with self.client.pipeline(transaction=True) as pipe:
             if updates:
-                pipe.hset(self.keys.poll_seen(self.config.feed), mapping=updates)
+                pipe.hset(self.keys.poll_seen(self.config.feed), mapping=cast(Any, updates))
             if advanced is not None and advanced != watermark:
                 pipe.set(self.keys.poll_watermark(self.config.feed), advanced)
             pipe.zremrangebyscore(self.keys.poll_rejected(self.config.feed), "-inf",

@@ -8,7 +8,8 @@ with HMAC-SHA256 over ``"<X-Timestamp>.<body>"`` (``streams/core/signatures.py``
 - malformed JSON or an invalid alert -> 400 with the reason, body dead-lettered;
 - valid -> 202, the alert XADDed to the shotspotter raw stream (the consumer applies it).
 
-``GET /healthz`` -> 200. Run with ``python -m streams webhook``; SIGTERM stops it cleanly (``streams.runtime``).
+``GET /healthz`` -> 200. Run with ``python -m streams webhook``; SIGTERM stops it
+cleanly (the stop event of ``streams.runtime``).
 """
 
 from __future__ import annotations

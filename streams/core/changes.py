@@ -51,7 +51,9 @@ def dump_record(record: Record) -> bytes:
 def load_record(data: bytes | str, shot: bool = False) -> Record:
     """Inverse of ``dump_record``; ValueError if the stored bytes are not a record."""
     try:
-        return msgspec.json.decode(data, type=ShotRecord if shot else CallRecord)
+        if shot:
+            return msgspec.json.decode(data, type=ShotRecord)
+        return msgspec.json.decode(data, type=CallRecord)
     except msgspec.MsgspecError as error:
         raise ValueError(f"stored poll record is unreadable ({error}); "
                          f"delete the poll's seen key to start over") from None

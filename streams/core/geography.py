@@ -19,6 +19,7 @@ Beats are synthetic: district initial plus the neighborhood's index in that dist
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -214,7 +215,7 @@ class HotSpot:
         if len(self.points) == 1:
             lat, lon = self.points[0]
             return Park(self.name, lat, lon, self.width_m, 1).random_point(rng)
-        lengths = [haversine_m(*a, *b) for a, b in zip(self.points, self.points[1:])]
+        lengths = [haversine_m(*a, *b) for a, b in itertools.pairwise(self.points)]
         index = rng.choices(range(len(lengths)), weights=lengths)[0]
         (lat1, lon1), (lat2, lon2) = self.points[index], self.points[index + 1]
         t = rng.random()

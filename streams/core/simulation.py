@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 from streams.core.events import (
     QOL_CATEGORIES,
+    AlertType,
     CallEvent,
     CallKind,
     Event,
@@ -118,9 +119,12 @@ WEEKLY: Final = (0.96, 0.95, 0.96, 0.98, 1.05, 1.1, 1.0)
 SEASON_AMPLITUDE: Final = 0.06
 SUMMER_EVENING_BOOST: Final = 0.12
 
-PENDING_MEDIAN_S: Final = (25.0, 90.0, 300.0, 720.0, 1200.0)
+PENDING_MEDIAN_S: Final = (35.0, 110.0, 300.0, 720.0, 1200.0)
 PENDING_SIGMA: Final = (0.6, 0.7, 0.8, 0.9, 0.9)
-DRIVE_KMH: Final = ((45.0, 65.0), (35.0, 55.0), (25.0, 45.0), (25.0, 45.0), (25.0, 40.0))
+DRIVE_KMH: Final = ((40.0, 65.0), (35.0, 55.0), (25.0, 50.0), (25.0, 45.0), (25.0, 40.0))
+ROAD_FACTOR: Final = 1.4
+"""Road distance over straight-line distance: units move in a straight line, as slowly as
+the street grid would let them make progress, while reporting their road speed."""
 RETURN_KMH: Final = (20.0, 35.0)
 MOVING_FIX_S: Final = (10.0, 15.0)
 IDLE_FIX_S: Final = (55.0, 65.0)
@@ -328,7 +332,8 @@ class Simulation:
         self.start = start.astimezone(UTC).timestamp()
         self.now = self.start
         self.calls_per_day = calls_per_day
-        self.tag = _base36(abs(seed) % 1296) + _base36(int(self.start) // 60)
+        # Ids carry the seed and start second, so a restarted run never reuses old ids.
+        self.tag = _base36(abs(seed) % 1296) + _base36(int(self.start))
         self._heap: list[tuple[float, int, Action]] = []
         self._seq = 0
         self._event_seq = 0
@@ -566,8 +571,8 @@ class Simulation:
         self._emit_call(now, call, "unit_assigned", unit_id=unit.unit_id)
         self._set_status(now, unit, "dispatched")
         dispatched = now + self.rng.uniform(3, 20)
-        en_route = dispatched + (self.rng.uniform(5, 20) if call.priority == 1
-                                 else self.rng.uniform(15, 90))
+        en_route = dispatched + (self.rng.uniform(10, 45) if call.priority == 1
+                                 else self.rng.uniform(20, 120))
 
         def dispatch(at: float) -> None:
             if unit.token == token and not call.closed:
@@ -664,7 +669,7 @@ class Simulation:
         distance = haversine_m(*here, *target)
         unit.origin, unit.target = here, target
         unit.leg_start = now
-        unit.leg_end = now + max(1.0, distance / (speed_kmh / 3.6))
+        unit.leg_end = now + max(1.0, distance * ROAD_FACTOR / (speed_kmh / 3.6))
         unit.speed_kmh = round(speed_kmh, 1)
         if distance > 1:
             unit.heading = round(bearing_deg(*here, *target), 1) % 360.0
@@ -744,8 +749,8 @@ class Simulation:
 
     def _alert_action(self, where: Location, detected: float, published: float) -> Action:
         def alert(now: float) -> None:
-            alert_type = self.rng.choices(("multiple", "single", "probable"),
-                                          (0.55, 0.30, 0.15))[0]
+            alert_type: AlertType = self.rng.choices(("multiple", "single", "probable"),
+                                                     (0.55, 0.30, 0.15))[0]
             rounds = {"single": 1, "probable": self.rng.randint(1, 4),
                       "multiple": self.rng.choice((2, 3, 4, 5, 6, 8, 10, 12, 15, 22))}
             self._alert_seq += 1
@@ -798,6 +803,8 @@ class Simulation:
         for _ in range(self.rng.randint(1, 4)):
             category = self.rng.choice(("traffic", "public_drinking", "loitering", "traffic"))
             when = self.rng.uniform(begins - 3600, ends + 1800)
+            if when < self.now:
+                continue
 
             def create(now: float, category: str = category) -> None:
                 call_type = self.rng.choice(CALL_TYPES[category])

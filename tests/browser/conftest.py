@@ -38,7 +38,7 @@ import pytest
 import redis
 
 from dashboard import auth
-from dashboard.runtime import ROLES, User
+from dashboard.runtime import User
 from streams.core.events import Event, encode_event, source_of
 from streams.core.keys import EVENT_FIELD, RAW_STREAM_MAXLEN, Keys
 from streams.core.settings import PROJECT_ROOT, Settings
@@ -245,8 +245,9 @@ def browser() -> Iterator[Any]:
     """Headless Chromium (Debian's), shared by the session."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415
 
+    expect.set_options(timeout=UI_TIMEOUT_MS)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium

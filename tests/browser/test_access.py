@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import expect
-from websockets.sync.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from dashboard import auth
 from dashboard.app import PAGES

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -141,7 +142,7 @@ def stack_url(page: Any) -> str:
 def download(page: Any, button: str) -> list[dict[str, str]]:
     with page.expect_download() as info:
         page.click(button)
-    text = open(info.value.path(), encoding="utf-8").read()
+    text = Path(info.value.path()).read_text(encoding="utf-8")
     return list(csv.DictReader(io.StringIO(text)))
 
 

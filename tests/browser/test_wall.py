@@ -286,7 +286,11 @@ def test_gunshot_banner_lists_nearest_units_and_linked_calls(
         assert shown_units == [u["unit_id"] for u in expected["units"]]
         assert shown_units[:2] == [f"G{tag}near", f"G{tag}mid"]
         assert f"G{tag}busy" not in shown_units
-        assert "300 m" in text and "ETA ~0:27" in text  # 300 m at 40 km/h = 27 s
+        nearest = expected["units"][0]
+        assert nearest["distance_m"] == pytest.approx(300, abs=1)
+        assert nearest["eta_s"] == pytest.approx(27, abs=0.1)  # 300 m at 40 km/h
+        assert f"{round(nearest['distance_m'])} m · ETA ~{wallview.format_age(nearest['eta_s'])}" \
+            in text
         linked_ids = page.eval_on_selector_all("#wall-banner ul li[data-call-id]",
                                                "lis => lis.map(li => li.dataset.callId)")
         assert linked_ids == [c["call_id"] for c in expected["calls"]]
@@ -377,7 +381,8 @@ def test_sound_is_off_until_enabled_and_remembered(stack: Stack,
 def test_poll_variant_shows_state_from_read_api(stack: Stack,
                                                 page_for: Callable[..., Any]) -> None:
     """/wall?mode=poll (the fallback) shows a new call from a one-second poll of the read API."""
-    page = page_for("commander", viewport=FULL_HD, path="/wall?mode=poll")
+    page = open_wall(page_for)
+    page.goto(f"{stack.base_url}/wall?mode=poll")
     page.wait_for_function("() => window.wallFirstRenderAt !== undefined")
     assert page.get_attribute("#wall-root", "data-mode") == "poll"
     call = new_call(f"P{uuid.uuid4().hex[:6]}", priority=1, age_s=7000)

@@ -296,7 +296,7 @@ JUNK_KINDS: dict[str, tuple[str, Callable[[int, Any], bytes], str]] = {
     "wrong_type": ("cad", lambda n, _: _json({**_created_body(n), "priority": "urgent"}),
                    "priority"),
     "not_utf8": ("shotspotter", lambda n, data: b"\xff\xfe" + data, "not UTF-8"),
-    "not_json": ("mutualink", lambda n, data: b"{" + data.replace(b"\xff", b""), "JSON"),
+    "not_json": ("mutualink", lambda n, data: b"{" + data.hex().encode(), "not JSON"),
     "oversized": ("avl", lambda n, data: b'{"type":"unit","pad":"' + b"x" * 17_000 + b'"}',
                   "limit is"),
 }

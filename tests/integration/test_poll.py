@@ -365,7 +365,7 @@ def test_poll_loop_survives_errors_and_stops_on_signal(feed_server: tuple[FeedSe
     assert code == 0
     assert ids(seen) == expected
     assert [fault for *_, fault in server.requests[:5]] == [500, 500, 500, "slow", 503]
-    assert len(server.requests) > 8  # it kept polling after the failures
+    assert len(server.requests) >= 9  # it kept polling after the first success
 
 
 # --- ArcGIS ----------------------------------------------------------------------------------

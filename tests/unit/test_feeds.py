@@ -142,7 +142,7 @@ def test_poll_config_defaults_and_values() -> None:
 
 @pytest.mark.parametrize(("table", "message"), [
     ({"kind": "rss", "url": "https://x"}, "kind must be"),
-    ({"kind": "soda", "url": "ftp://x"}, "url must be an http(s) URL"),
+    ({"kind": "soda", "url": "ftp://x"}, r"url must be an http\(s\) URL"),
     ({"kind": "soda", "url": "https://x", "feed": "a b"}, "feed must be"),
     ({"kind": "soda", "url": "https://x", "page_size": -1}, "page_size must be"),
     ({"kind": "soda", "url": "https://x", "page_size": 1.5}, "page_size must be a whole"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -279,7 +280,7 @@ def test_gunshot_alerts_come_in_bursts_with_calls(week: Week) -> None:
     alerts = [e for e in week.others if isinstance(e, ShotAlert)]
     assert 7 <= len(alerts) <= 80
     times = sorted(a.detected_time for a in alerts)
-    close_pairs = sum((b - a) < timedelta(minutes=10) for a, b in zip(times, times[1:]))
+    close_pairs = sum((b - a) < timedelta(minutes=10) for a, b in itertools.pairwise(times))
     assert close_pairs >= 2
     shot_calls = [e for e in created(week) if e.call_type_code == "SHOTSPOT"]
     assert len(shot_calls) >= len({a.detected_time.date() for a in alerts})
