@@ -227,7 +227,8 @@ def alert_opacity(age_s: float, active_s: float = 3600.0) -> float:
     if active_s <= 0:
         raise ValueError(f"active period must be above 0 s, got {active_s}")
     fraction = min(1.0, max(0.0, age_s / active_s))
-    return round(1.0 - 0.75 * fraction, 3)
+    # Half up, as JavaScript's Math.round does (Python's round() halves to even).
+    return math.floor((1.0 - 0.75 * fraction) * 1000 + 0.5) / 1000
 
 
 # --- feed health --------------------------------------------------------------------------

@@ -65,7 +65,9 @@ class EmbeddedRedis:
             "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # Own session: Ctrl-C reaches the launcher, which stops Redis last, after the
+        # consumers have finished their batches.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         self._wait_ready()
         log.info("embedded redis-server %s listening on %s", self.binary, self.url)
         return self

@@ -205,7 +205,8 @@ def test_gunshot_banner_combines_units_and_calls() -> None:
     assert [c["call_id"] for c in banner["calls"]] == ["c"]
 
 
-@pytest.mark.parametrize(("age", "opacity"), [(0, 1.0), (1800, 0.625), (3600, 0.25),
+@pytest.mark.parametrize(("age", "opacity"), [(0, 1.0), (900, 0.813), (1800, 0.625),
+                                              (3600, 0.25),
                                               (99999, 0.25), (-5, 1.0)])
 def test_alert_opacity_fades_with_age(age: float, opacity: float) -> None:
     """Alerts fade linearly from opaque to 0.25 over the active hour."""
