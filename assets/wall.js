@@ -182,7 +182,8 @@
     if (kind === "calls") {
       var abbr = x.qol ? (S.config.category_abbrev[x.category] || "QOL") : "";
       return '<div class="wm wm-call p' + esc(x.priority) +
-        (x.status === "pending" ? " wm-pending" : " wm-assigned") + '"><span>' +
+        (x.status === "pending" ? " wm-pending" : " wm-assigned") + '" data-call-id="' +
+        esc(x.call_id) + '"><span>' +
         esc(x.priority) + "</span>" + (abbr ? "<b>" + esc(abbr) + "</b>" : "") + "</div>";
     }
     if (kind === "units") {
@@ -291,12 +292,18 @@
       if (c) { paintAge(row, c, now); }
     });
   }
-  function measureRows() {
+  /* How many rows fit, recomputed only when the list's box changes (the banner opening
+   * above it, a resize) so renders never force a layout just to count rows. */
+  function watchQueueSize() {
     var list = el("wall-queue-list");
-    if (!list) { return; }
-    var rowPx = parseFloat(getComputedStyle(list).getPropertyValue("--wq-row-h")) ||
-      window.innerHeight * 0.05;
-    S.rowsFit = Math.max(1, Math.floor(list.clientHeight / rowPx));
+    if (!list || list === S.watchedList) { return; }
+    S.watchedList = list;
+    var rowVh = parseFloat(getComputedStyle(list).getPropertyValue("--wq-row-h")) || 5.6;
+    new ResizeObserver(function (entries) {
+      var height = entries[entries.length - 1].contentRect.height;
+      var fit = Math.max(1, Math.floor(height / (window.innerHeight * rowVh / 100)));
+      if (fit !== S.rowsFit) { S.rowsFit = fit; updateQueue(); }
+    }).observe(list);
   }
 
   // --- KPI tiles --------------------------------------------------------------------------
@@ -485,8 +492,7 @@
       weekday: "short", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
     S.timeFmt = new Intl.DateTimeFormat("en-US", {timeZone: config.timezone,
       hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
-    measureRows();
-    window.addEventListener("resize", function () { measureRows(); updateQueue(); });
+    watchQueueSize();
     document.addEventListener("pointerdown", function () {
       if (soundOn()) { audioContext(); }
     });
@@ -505,7 +511,7 @@
       S.root = root;
       S.rows = new Map();
       S.rendered = 0;
-      measureRows();
+      watchQueueSize();
     }
     if (!data) { tick(); return noUpdate; }
     var first = S.rendered === 0, diffs = {};
@@ -527,6 +533,9 @@
     window.wallRenderTimes.push(took);
     if (window.wallRenderTimes.length > 20000) { window.wallRenderTimes.splice(0, 10000); }
     if (first) { window.wallFirstRenderAt = performance.now(); }
+    if (window.wallFirstDataRenderAt === undefined && S.items.calls.size + S.items.units.size) {
+      window.wallFirstDataRenderAt = performance.now();  // first board with something on it
+    }
     return noUpdate;
   }
 

@@ -105,9 +105,12 @@ def category_counts(calls: Iterable[Mapping[str, Any]], chosen: QueueFilter,
     return counts
 
 
-def group_by_category(cards: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[Mapping[str, Any]]]]:
+Queue = list[Mapping[str, Any]]
+
+
+def group_by_category(cards: Sequence[Mapping[str, Any]]) -> list[tuple[str, Queue]]:
     """Cards in one queue per category, categories in the Summer Initiative order."""
-    queues: dict[str, list[Mapping[str, Any]]] = {category: [] for category in QOL_CATEGORIES}
+    queues: dict[str, Queue] = {category: [] for category in QOL_CATEGORIES}
     for card in cards:
         queues[str(card["category"])].append(card)
     return [(category, queue) for category, queue in queues.items() if queue]

@@ -174,6 +174,14 @@ class LiveReader:
         mask = (received >= start) & (received < end)
         return frame.loc[mask].reset_index(drop=True)
 
+    def prefetch_closed_calls(self) -> threading.Thread:
+        """Load the closed stream in a background thread (a million rows take seconds
+        once; call at process start so the first response-times page is quick)."""
+        thread = threading.Thread(target=self._closed.refresh, args=(self.client,),
+                                  name="closed-calls-prefetch", daemon=True)
+        thread.start()
+        return thread
+
     def _bodies(self, hash_key: str, ids: Sequence[bytes | str]) -> list[dict[str, Any]]:
         if not ids:
             return []
@@ -181,63 +189,121 @@ class LiveReader:
 
 
 class _ClosedCallsCache:
-    """The closed stream as a DataFrame, extended by XRANGE from the last id read."""
+    """The closed stream as columns, extended by XRANGE from the last id read.
+
+    Replies are read raw (no per-entry dicts) and turned into numpy columns a chunk at a
+    time; text columns are kept as category codes against one growing dictionary, so a
+    refresh with a few new rows costs milliseconds even at a million rows.
+    """
 
     def __init__(self, stream: str) -> None:
         self.stream = stream
         self.last_id = "-"
-        self.frame = _closed_frame([])
+        self.chunks: dict[str, list[np.ndarray]] = {name: [] for name in CLOSED_FIELDS}
+        self.categories: dict[str, dict[str, int]] = {
+            name: {} for name in CATEGORICAL_CLOSED_FIELDS}
+        self.frame = self._build()
         self.lock = threading.Lock()
 
     def refresh(self, client: redis.Redis) -> pd.DataFrame:
         with self.lock:
-            parts = []
+            raw = _raw_client(client)
+            grew = False
             while True:
                 start = "-" if self.last_id == "-" else f"({self.last_id}"
-                entries = client.xrange(self.stream, start, "+", count=CLOSED_READ_CHUNK)
+                entries = raw.execute_command("XRANGE", self.stream, start, "+", "COUNT",
+                                              CLOSED_READ_CHUNK)
                 if not entries:
                     break
                 self.last_id = _text(entries[-1][0])
-                parts.append(_closed_frame(entries))
+                self._add(entries)
+                grew = True
                 if len(entries) < CLOSED_READ_CHUNK:
                     break
-            if parts:
-                self.frame = _concat([self.frame, *parts])
+            if grew:
+                self.frame = self._build()
             return self.frame
 
+    def _add(self, entries: list[Any]) -> None:
+        table = _field_table([_normalised(fields) for _, fields in entries])
+        for position, name in enumerate(CLOSED_FIELDS):
+            column = table[:, position]
+            if name in NUMERIC_CLOSED_FIELDS:
+                self.chunks[name].append(_floats(column))
+            elif name in FLAG_CLOSED_FIELDS:
+                self.chunks[name].append(column == b"1")
+            elif name in CATEGORICAL_CLOSED_FIELDS:
+                self.chunks[name].append(self._codes(name, column))
+            else:
+                self.chunks[name].append(np.array([_text(value) for value in column],
+                                                  dtype=object))
 
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    frame = pd.concat([part for part in frames if len(part)] or frames[:1], ignore_index=True)
-    for name in CATEGORICAL_CLOSED_FIELDS:
-        frame[name] = frame[name].astype("category")
-    return frame
+    def _codes(self, name: str, column: np.ndarray) -> np.ndarray:
+        local_codes, uniques = pd.factorize(column)
+        known = self.categories[name]
+        mapping = np.array([known.setdefault(_text(value), len(known)) for value in uniques],
+                           dtype=np.int32)
+        return mapping[local_codes] if len(mapping) else local_codes.astype(np.int32)
+
+    def _build(self) -> pd.DataFrame:
+        columns: dict[str, Any] = {}
+        for name in CLOSED_FIELDS:
+            parts = self.chunks[name]
+            if name in CATEGORICAL_CLOSED_FIELDS:
+                codes = np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
+                columns[name] = pd.Categorical.from_codes(
+                    codes, categories=pd.Index(list(self.categories[name]), dtype=object))
+            elif parts:
+                columns[name] = np.concatenate(parts)
+            else:
+                columns[name] = np.empty(0, dtype=_empty_dtype(name))
+        return pd.DataFrame(columns)
 
 
-def _closed_frame(entries: Sequence[tuple[Any, dict[Any, Any]]]) -> pd.DataFrame:
-    """Columns built from whole arrays at once: fast enough for a million rows."""
-    rows = [fields for _, fields in entries]
-    byte_keys = bool(rows) and isinstance(next(iter(rows[0])), bytes)
-    columns: dict[str, Any] = {}
-    for name in CLOSED_FIELDS:
-        key: bytes | str = name.encode() if byte_keys else name
-        values = [row.get(key, b"") for row in rows]
-        if name in NUMERIC_CLOSED_FIELDS:
-            columns[name] = _floats(values)
-        elif name in FLAG_CLOSED_FIELDS:
-            columns[name] = np.array([value in (b"1", "1") for value in values], dtype=bool)
-        else:
-            columns[name] = np.array([_text(value) for value in values], dtype=object)
-    return pd.DataFrame(columns)
+def _empty_dtype(name: str) -> Any:
+    if name in NUMERIC_CLOSED_FIELDS:
+        return np.float64
+    return bool if name in FLAG_CLOSED_FIELDS else object
 
 
-def _floats(values: list[Any]) -> np.ndarray:
-    """Parse numeric strings/bytes to float64, blanks to NaN."""
-    if not values:
+def _raw_client(client: redis.Redis) -> redis.Redis:
+    """A client on the same pool whose XRANGE replies are left as hiredis built them."""
+    raw = redis.Redis(connection_pool=client.connection_pool)
+    raw.set_response_callback("XRANGE", lambda response, **_: response)
+    return raw
+
+
+_EXPECTED_KEYS = [name.encode() for name in CLOSED_FIELDS]
+
+
+def _normalised(fields: list[Any]) -> list[Any]:
+    """Flat [k1, v1, ...] in CLOSED_FIELDS order (records are written in that order, so
+    this is a cheap check except for a record written some other way)."""
+    if len(fields) == 2 * len(CLOSED_FIELDS) and fields[0] in (b"call_id", "call_id"):
+        return fields
+    as_dict = {(key.encode() if isinstance(key, str) else key): value
+               for key, value in zip(fields[::2], fields[1::2], strict=True)}
+    flat: list[Any] = []
+    for key in _EXPECTED_KEYS:
+        flat.extend((key, as_dict.get(key, b"")))
+    return flat
+
+
+def _field_table(rows: list[list[Any]]) -> np.ndarray:
+    """(rows, fields) array of bytes values."""
+    table = np.empty((len(rows), len(CLOSED_FIELDS)), dtype=object)
+    values = np.array(rows, dtype=object)
+    table[:, :] = values[:, 1::2]
+    for position in range(table.shape[1]):
+        column = table[:, position]
+        if column.size and isinstance(column[0], str):
+            table[:, position] = [value.encode() for value in column]
+    return table
+
+
+def _floats(column: np.ndarray) -> np.ndarray:
+    """Parse numeric bytes to float64 (C speed via a fixed-width array), blanks to NaN."""
+    if not len(column):
         return np.empty(0, dtype=np.float64)
-    text = np.array(values)  # fixed-width bytes/str array: numpy parses it in C
-    blank = text == (b"" if text.dtype.kind == "S" else "")
-    if blank.any():
-        text = np.where(blank, b"nan" if text.dtype.kind == "S" else "nan", text)
-    return text.astype(np.float64)
-
-
+    text = column.astype("S")
+    return np.where(text == b"", b"nan", text).astype(np.float64)

@@ -12,6 +12,7 @@ the browser never receives one value per call.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from streams.core import response
 from streams.core.events import CATEGORY_LABELS
 
 METRICS = {
@@ -41,6 +43,10 @@ SUMMER_START = (6, 1)
 SUMMER_END = (9, 7)
 """The summer season is June 1 through September 7 (inclusive) in the city's time zone:
 the 2014 Summer Initiative's span, roughly Memorial Day week to Labor Day."""
+
+BUCKET_SECONDS = {"hour": 3600.0, "day": 86400.0, "week": 7 * 86400.0}
+MAX_BUCKETS = 800
+"""More points than this per line and the chart shows the next coarser bucket."""
 
 SLOWEST_LIMIT = 100
 HISTOGRAM_BIN_S = 30.0
@@ -113,6 +119,9 @@ class Shown:
     previous_series: pd.DataFrame = field(default_factory=pd.DataFrame)
     histogram: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
     slowest: list[dict[str, Any]] = field(default_factory=list)
+    bucket: str = "day"
+    """The bucket drawn (coarser than asked for when that would be too many points)."""
+    note: str = ""
 
 
 # --- periods ----------------------------------------------------------------------------
@@ -162,63 +171,36 @@ def period_bounds(preset: str, now: float, timezone: str, custom_start: str | No
             raise ValueError("the custom range ends before it starts; swap the dates")
         start = _local_midnight(first, zone)
         end = _local_midnight(last + timedelta(days=1), zone)
-        return Period(start, end, start - (end - start), start, f"{first} – {last}")
+        return Period(start, end, start - (end - start), start, "Custom range")
     raise ValueError(f"period must be one of {', '.join(PRESETS)}, got {preset!r}")
 
 
 # --- selection and statistics -------------------------------------------------------------
 
 def select(frame: pd.DataFrame, start: float, end: float, query: ResponseQuery) -> pd.DataFrame:
-    """Closed, not cancelled calls received in [start, end) that pass the filters."""
+    """Closed, not cancelled calls received in [start, end) that pass the filters
+    (``streams.core.response.filter_calls``; the read API's dtypes: bool flags)."""
     if frame.empty:
         return frame
-    received = frame["received_time"].to_numpy(dtype=float, na_value=np.nan)
-    mask = (received >= start) & (received < end)
-    if "cancelled" in frame:
-        mask &= ~_flag(frame["cancelled"])
-    if query.districts:
-        mask &= _as_str(frame["district"]).isin(query.districts).to_numpy()
-    if query.categories:
-        mask &= _as_str(frame["category"]).isin(query.categories).to_numpy()
-    if query.priorities:
-        mask &= np.isin(_priorities(frame), np.asarray(query.priorities, dtype=float))
-    if query.qol_only:
-        mask &= _flag(frame["qol"])
-    return frame[mask]
+    return response.filter_calls(frame, start, end, districts=query.districts or None,
+                                 priorities=query.priorities or None,
+                                 categories=query.categories or None,
+                                 qol=True if query.qol_only else None)
 
 
-def _flag(column: pd.Series) -> np.ndarray:
-    """A flag column as bools, whether the reader gave bools or the stream's "1"/"0"."""
-    if column.dtype == bool:
-        return column.to_numpy()
-    return column.astype(str).isin(("1", "True", "true")).to_numpy()
-
-
-def _as_str(column: pd.Series) -> pd.Series:
-    if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == object:
-        return column
-    return column.astype(str)
-
-
-def _priorities(frame: pd.DataFrame) -> np.ndarray:
-    return pd.to_numeric(frame["priority"], errors="coerce").to_numpy(dtype=float,
-                                                                      na_value=np.nan)
-
-
-def stat(values: np.ndarray | pd.Series) -> Stat:
-    """Count, median and 90th percentile of the finite values (NaN = never happened)."""
-    array = np.asarray(values, dtype=float)
-    array = array[np.isfinite(array)]
-    if array.size == 0:
+def stat(frame: pd.DataFrame, column: str) -> Stat:
+    """Count, median and 90th percentile of one interval column (blanks = never happened)."""
+    if frame.empty:
         return Stat(0, None, None)
-    median, p90 = np.percentile(array, [50, 90])
-    return Stat(int(array.size), float(median), float(p90))
+    found = response.summary(frame, column)
+    median, p90 = found["median"], found["p90"]
+    return Stat(int(found["count"] or 0), None if median is None else float(median),
+                None if p90 is None else float(p90))
 
 
 def kpis(current: pd.DataFrame, previous: pd.DataFrame) -> dict[str, dict[str, Stat]]:
     """Per metric: this period's and the previous period's Stat."""
-    return {key: {"current": stat(current[column]) if not current.empty else Stat(0, None, None),
-                  "previous": stat(previous[column]) if not previous.empty else Stat(0, None, None)}
+    return {key: {"current": stat(current, column), "previous": stat(previous, column)}
             for key, (column, _label) in METRICS.items()}
 
 
@@ -231,60 +213,35 @@ def delta(current: float | None, previous: float | None) -> float | None:
 
 # --- series -----------------------------------------------------------------------------
 
-def local_buckets(epochs: np.ndarray, bucket: str, timezone: str) -> pd.DatetimeIndex:
-    """Start of each time's hour/day/week (weeks start Monday) as naive city wall time."""
-    stamps = pd.to_datetime(epochs, unit="s", utc=True).tz_convert(timezone).tz_localize(None)
-    if bucket == "hour":
-        return stamps.floor("h")
-    days = stamps.normalize()
-    if bucket == "day":
-        return days
-    if bucket == "week":
-        return days - pd.to_timedelta(days.dayofweek, unit="D")
-    raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {bucket!r}")
-
-
-def group_labels(frame: pd.DataFrame, split: str) -> np.ndarray:
-    """The series name of every row under ``split``."""
-    if split == "none":
-        return np.full(len(frame), "All calls", dtype=object)
+def group_label(value: Any, split: str) -> str:
+    """The series name shown for one split value: 'P2', 'ATVs / dirt bikes', 'North'."""
     if split == "priority":
-        return _priority_labels(frame)
+        return f"P{int(float(value))}" if _finite(value) else "P?"
     if split == "category":
-        return _as_str(frame["category"]).map(lambda c: CATEGORY_LABELS.get(c, c)) \
-            .to_numpy(dtype=object)
-    return _as_str(frame["district"]).to_numpy(dtype=object)
-
-
-def _priority_labels(frame: pd.DataFrame) -> np.ndarray:
-    names = np.array(["P?", "P1", "P2", "P3", "P4", "P5"], dtype=object)
-    codes = np.nan_to_num(_priorities(frame), nan=0.0).astype(int)
-    return names[np.clip(codes, 0, 5)]
+        return CATEGORY_LABELS.get(str(value), str(value))
+    return str(value)
 
 
 def series(frame: pd.DataFrame, query: ResponseQuery, timezone: str) -> pd.DataFrame:
     """Median and p90 of the query's metric per (bucket, group): columns bucket, group, n,
-    median, p90, sorted by group then bucket; buckets with no value are absent."""
+    median, p90, sorted by group then bucket; buckets with no value are absent.
+    The maths is ``streams.core.response.percentile_series``; this names the groups."""
     columns = ["bucket", "group", "n", "median", "p90"]
-    values = frame[query.column].to_numpy(dtype=float, na_value=np.nan) if not frame.empty \
-        else np.zeros(0)
-    keep = np.isfinite(values)
-    if not keep.any():
+    if frame.empty:
         return pd.DataFrame(columns=columns)
-    kept = frame[keep]
+    by = None if query.split == "none" else query.split
+    found = response.percentile_series(frame, query.column, query.bucket,  # type: ignore[arg-type]
+                                       timezone, by=by)
+    if found.empty:
+        return pd.DataFrame(columns=columns)
+    labels = {value: group_label(value, query.split) for value in found[by].unique()} \
+        if by else {}
     table = pd.DataFrame({
-        "bucket": local_buckets(kept["received_time"].to_numpy(dtype=float), query.bucket,
-                                timezone),
-        "group": group_labels(kept, query.split),
-        "value": values[keep],
-    })
-    grouped = table.groupby(["group", "bucket"], sort=True)["value"]
-    result = pd.DataFrame({
-        "n": grouped.size(),
-        "median": grouped.quantile(0.5),
-        "p90": grouped.quantile(0.9),
-    }).reset_index()
-    return result[columns]
+        "bucket": found["period"].to_numpy(),
+        "group": found[by].map(labels).to_numpy(dtype=object) if by else "All calls",
+        "n": found["count"].to_numpy(), "median": found["median"].to_numpy(dtype=float),
+        "p90": found["p90"].to_numpy(dtype=float)})
+    return table.sort_values(["group", "bucket"], kind="stable").reset_index(drop=True)
 
 
 def shift_series(frame: pd.DataFrame, shift: pd.Timedelta) -> pd.DataFrame:
@@ -298,18 +255,19 @@ def shift_series(frame: pd.DataFrame, shift: pd.Timedelta) -> pd.DataFrame:
 
 # --- histogram and slowest calls --------------------------------------------------------
 
-def histogram(values: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def histogram(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(counts, bin edges in seconds): 30 s bins, widened so there are at most 120; the
     last bin also holds everything above the 99th percentile so outliers stay visible."""
-    array = np.asarray(values, dtype=float)
-    array = array[np.isfinite(array)]
-    if array.size == 0:
+    values = frame[column].dropna().to_numpy(dtype=float) if not frame.empty else np.zeros(0)
+    if values.size == 0:
         return np.zeros(0, dtype=int), np.zeros(0)
-    top = max(float(np.percentile(array, 99)), HISTOGRAM_BIN_S)
+    top = max(float(np.percentile(values, 99)), HISTOGRAM_BIN_S)
     width = HISTOGRAM_BIN_S * max(1, math.ceil(top / HISTOGRAM_BIN_S / HISTOGRAM_MAX_BINS))
-    edges = np.arange(0.0, top + width, width)
-    counts, edges = np.histogram(np.clip(array, 0.0, edges[-1] - 1e-9), bins=edges)
-    return counts, edges
+    bins = response.histogram(frame, column, bin_s=width, max_s=math.ceil(top / width) * width
+                              - width / 2)
+    edges = np.append(bins["bin_start"].to_numpy(dtype=float),
+                      bins["bin_end"].to_numpy(dtype=float)[-1:])
+    return bins["count"].to_numpy(dtype=int), edges
 
 
 def slowest(frame: pd.DataFrame, query: ResponseQuery, timezone: str,
@@ -317,14 +275,14 @@ def slowest(frame: pd.DataFrame, query: ResponseQuery, timezone: str,
     """The ``limit`` calls with the longest metric, slowest first, as table rows."""
     if frame.empty:
         return []
-    values = frame[query.column].to_numpy(dtype=float, na_value=np.nan)
-    finite = np.flatnonzero(np.isfinite(values))
-    if finite.size == 0:
-        return []
-    count = min(limit, finite.size)
-    top = finite[np.argpartition(-values[finite], count - 1)[:count]]
-    top = top[np.lexsort((frame["call_id"].to_numpy()[top].astype(str), -values[top]))]
-    rows = frame.iloc[top]
+    values = frame[query.column].to_numpy(dtype=float)
+    finite = np.isfinite(values)
+    if finite.sum() > limit:
+        # Sorting 300,000 rows by (value, call id) costs 0.3 s; only rows at or above the
+        # limit-th largest value can be in the answer, so the exact sort runs on those.
+        threshold = np.partition(values[finite], finite.sum() - limit)[finite.sum() - limit]
+        frame = frame.loc[finite & (values >= threshold)]
+    rows = response.slowest_calls(frame, query.column, limit)
     zone = ZoneInfo(timezone)
     return [_table_row(row, zone) for row in rows.to_dict("records")]
 
@@ -399,141 +357,197 @@ def delta_text(seconds: float | None) -> str:
     return sign + duration_text(abs(seconds))
 
 
+def effective_bucket(bucket: str, span_s: float) -> str:
+    """The bucket actually drawn: the chosen one, or a coarser one when the chosen one
+    would put more than MAX_BUCKETS points on each line (hourly over a year is noise)."""
+    order = list(BUCKET_SECONDS)
+    index = order.index(bucket)
+    while index < len(order) - 1 and span_s / BUCKET_SECONDS[order[index]] > MAX_BUCKETS:
+        index += 1
+    return order[index]
+
+
 def compute(current_calls: pd.DataFrame, previous_calls: pd.DataFrame, period: Period,
             query: ResponseQuery, timezone: str) -> Shown:
     """Everything the page shows for one filter change, from the closed calls received in
     the period and in the previous period (wider frames are fine: selection re-checks)."""
+    bucket = effective_bucket(query.bucket, period.end - period.start)
+    note = "" if bucket == query.bucket else (
+        f"{BUCKETS[query.bucket]}ly points over this period would be too many to read; "
+        f"shown per {bucket}.")
+    drawn = dataclasses.replace(query, bucket=bucket)
     current = select(current_calls, period.start, period.end, query)
     previous = select(previous_calls, period.previous_start, period.previous_end, query)
     return Shown(
         kpis=kpis(current, previous),
-        series=series(current, query, timezone),
-        previous_series=shift_series(series(previous, query, timezone), period.shift(timezone)),
-        histogram=histogram(current[query.column] if not current.empty else np.zeros(0)),
+        series=series(current, drawn, timezone),
+        previous_series=shift_series(series(previous, drawn, timezone), period.shift(timezone)),
+        histogram=histogram(current, query.column),
         slowest=slowest(current, query, timezone),
+        bucket=bucket, note=note,
     )
 
 
-# --- what goes on screen: KPI numbers, figures, CSV --------------------------------------
+# --- what goes on screen: the series table, CSV, figures -----------------------------------
 
 PALETTE = ("#56b4e9", "#e69f00", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7",
-           "#999999", "#ffffff")
+           "#bbbbbb", "#ffffff")
 """Okabe-Ito colours (colour-blind safe), one per series group."""
+SERIES_COLUMNS = ("period", "bucket", "group", "n", "median_s", "p90_s")
 
 
-def series_rows(shown: Shown) -> list[dict[str, Any]]:
-    """The series behind the chart as flat rows: period, bucket (city time), group, n,
-    median_s, p90_s. This is what the chart draws and what the series CSV holds."""
-    rows = []
-    for period, frame in (("current", shown.series), ("previous", shown.previous_series)):
-        for record in frame.to_dict("records"):
-            rows.append({"period": period, "bucket": record["bucket"].isoformat(),
-                         "group": record["group"], "n": int(record["n"]),
-                         "median_s": round(float(record["median"]), 3),
-                         "p90_s": round(float(record["p90"]), 3)})
-    return rows
+def series_table(shown: Shown) -> dict[str, list[Any]]:
+    """The series behind the chart, column by column: period ('current'/'previous'), bucket
+    (city wall time, ISO), group, n, median_s, p90_s. The chart draws exactly this and
+    the series CSV writes exactly this."""
+    parts = [frame.assign(period=period) for period, frame in
+             (("current", shown.series), ("previous", shown.previous_series)) if len(frame)]
+    if not parts:
+        return {name: [] for name in SERIES_COLUMNS}
+    table = pd.concat(parts, ignore_index=True)
+    return {
+        "period": table["period"].tolist(),
+        "bucket": pd.DatetimeIndex(table["bucket"]).strftime("%Y-%m-%dT%H:%M").tolist(),
+        "group": table["group"].astype(str).tolist(),
+        "n": table["n"].astype(int).tolist(),
+        "median_s": table["median"].astype(float).round(3).tolist(),
+        "p90_s": table["p90"].astype(float).round(3).tolist(),
+    }
 
 
-def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """Rows as CSV (header first); blanks for missing values."""
-    frame = pd.DataFrame(list(rows), columns=list(columns))
+def csv_text(columns: dict[str, list[Any]] | Sequence[dict[str, Any]],
+             names: Sequence[str]) -> str:
+    """A column dict or a list of row dicts as CSV with ``names`` as header, in order."""
+    frame = pd.DataFrame(columns if isinstance(columns, dict) else list(columns),
+                         columns=list(names))
     return frame.to_csv(index=False, lineterminator="\n")
 
 
-def series_figure(rows: Sequence[dict[str, Any]], target_seconds: dict[int, float],
-                  metric_label: str) -> Any:
-    """Two stacked charts (median, 90th percentile) of minutes per bucket and group; the
-    previous period dashed on the same time axis; targets as dotted lines."""
-    from plotly.subplots import make_subplots  # noqa: PLC0415 - keeps import of maths light
-
-    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                           subplot_titles=(f"Median — {metric_label}",
-                                           f"90th percentile — {metric_label}"))
-    groups = list(dict.fromkeys(row["group"] for row in rows if row["period"] == "current"))
-    groups += [g for g in dict.fromkeys(row["group"] for row in rows) if g not in groups]
+def series_figure(table: dict[str, list[Any]], target_seconds: dict[int, float],
+                  metric_label: str) -> dict[str, Any]:
+    """Two stacked charts (median above, 90th percentile below) in minutes per bucket and
+    group; the previous period dashed on the same time axis; targets as dotted lines.
+    A plain figure dict: building plotly objects costs seconds at these sizes."""
+    frame = pd.DataFrame(table)
+    traces: list[dict[str, Any]] = []
+    groups = list(dict.fromkeys(frame.loc[frame["period"] == "current", "group"]))
+    groups += [g for g in dict.fromkeys(frame["group"]) if g not in groups]
     for index, group in enumerate(groups):
         colour = PALETTE[index % len(PALETTE)]
-        for period, dash, opacity in (("current", "solid", 1.0), ("previous", "dash", 0.65)):
-            mine = [row for row in rows if row["group"] == group and row["period"] == period]
-            if not mine:
+        for period, dash, opacity in (("current", "solid", 1.0), ("previous", "dash", 0.6)):
+            mine = frame[(frame["group"] == group) & (frame["period"] == period)]
+            if mine.empty:
                 continue
-            x = [row["bucket"] for row in mine]
-            for line, key in ((1, "median_s"), (2, "p90_s")):
-                figure.add_scatter(
-                    x=x, y=[row[key] / 60 for row in mine], row=line, col=1,
-                    mode="lines+markers" if len(mine) < 60 else "lines",
-                    name=group if period == "current" else f"{group} (previous period)",
-                    legendgroup=f"{group}-{period}", showlegend=line == 1,
-                    line={"color": colour, "dash": dash, "width": 2.5}, opacity=opacity,
-                    customdata=[[duration_text(row[key]), row["n"]] for row in mine],
-                    hovertemplate="%{x}<br>%{customdata[0]} (%{customdata[1]} calls)"
-                                  f"<extra>{group}{' prev.' if period == 'previous' else ''}"
-                                  "</extra>")
-    # Targets far above the data would squash it; those lines are left off the chart and
-    # listed in the title instead (everything is under them).
-    top = max([max(row["p90_s"], row["median_s"]) for row in rows] or [60.0]) * 1.15
+            name = group if period == "current" else f"{group} (previous period)"
+            for axis, column in (("y", "median_s"), ("y2", "p90_s")):
+                seconds = mine[column].to_numpy(dtype=float)
+                traces.append({
+                    "type": "scatter", "x": mine["bucket"].tolist(),
+                    "y": np.round(seconds / 60, 3).tolist(), "xaxis": "x" if axis == "y"
+                    else "x2", "yaxis": axis, "name": name, "legendgroup": name,
+                    "showlegend": axis == "y", "opacity": opacity,
+                    "mode": "lines+markers" if len(mine) <= 60 else "lines",
+                    "line": {"color": colour, "dash": dash, "width": 2.5},
+                    "customdata": mine["n"].tolist(),
+                    "hovertemplate": "%{x}<br>%{y:.1f} min (%{customdata} calls)"
+                                     f"<extra>{name}</extra>"})
+    top = max([max(table["median_s"] + table["p90_s"], default=0.0), 60.0]) * 1.15
+    shapes, notes = _target_lines(target_seconds, top)
+    layout = {
+        **_dark_layout(), "height": 620, "showlegend": True,
+        "legend": {"orientation": "h", "y": -0.08, "x": 0},
+        "xaxis": {"anchor": "y", "matches": "x2", "showticklabels": False, **_grid()},
+        "xaxis2": {"anchor": "y2", **_grid()},
+        "yaxis": {"domain": [0.54, 1.0], "range": [0, top / 60], "title": {"text": "minutes"},
+                  **_grid()},
+        "yaxis2": {"domain": [0.0, 0.46], "range": [0, top / 60],
+                   "title": {"text": "minutes"}, **_grid()},
+        "shapes": shapes,
+        "annotations": notes + [
+            _title(f"Median — {metric_label}", 1.0), _title(f"90th percentile — {metric_label}",
+                                                            0.46)],
+    }
+    return {"data": traces, "layout": layout}
+
+
+def _target_lines(target_seconds: dict[int, float], top: float,
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    # Targets far above the data would squash it: those are listed, not drawn.
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     for priority, seconds in sorted(target_seconds.items()):
         if seconds > top:
             continue
-        for line in (1, 2):
-            figure.add_hline(y=seconds / 60, row=line, col=1, line_dash="dot",
-                             line_color="#cccccc", line_width=1.5, opacity=0.8,
-                             annotation_text=f"P{priority} target {duration_text(seconds)}",
-                             annotation_position="top left", annotation_font_size=12)
-    figure.update_yaxes(range=[0, top / 60])
+        for axis in ("y", "y2"):
+            shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": axis,
+                           "y0": seconds / 60, "y1": seconds / 60,
+                           "line": {"color": "#cccccc", "dash": "dot", "width": 1.5}})
+            notes.append({"xref": "paper", "x": 0.005, "yref": axis, "y": seconds / 60,
+                          "text": f"P{priority} target {duration_text(seconds)}",
+                          "showarrow": False, "xanchor": "left", "yanchor": "bottom",
+                          "font": {"size": 12, "color": "#dddddd"}})
     above = [f"P{p} {duration_text(s)}" for p, s in sorted(target_seconds.items()) if s > top]
     if above:
-        figure.add_annotation(text="Targets above the chart: " + ", ".join(above),
-                              xref="paper", yref="paper", x=1, y=1.07, showarrow=False,
-                              xanchor="right", font_size=12)
-    figure.update_layout(**_dark_layout(), height=620,
-                         legend={"orientation": "h", "y": -0.08, "x": 0})
-    return figure
+        notes.append({"xref": "paper", "yref": "paper", "x": 1, "y": 1.06, "showarrow": False,
+                      "xanchor": "right", "font": {"size": 12, "color": "#dddddd"},
+                      "text": "Targets above the chart: " + ", ".join(above)})
+    return shapes, notes
+
+
+def _title(text: str, y: float) -> dict[str, Any]:
+    return {"xref": "paper", "yref": "paper", "x": 0.5, "y": y, "yanchor": "bottom",
+            "showarrow": False, "text": text, "font": {"size": 15}}
 
 
 def histogram_figure(counts: np.ndarray, edges: np.ndarray, current: Stat,
-                     target_seconds: dict[int, float], metric_label: str) -> Any:
+                     target_seconds: dict[int, float], metric_label: str) -> dict[str, Any]:
     """Calls per interval length (minutes), with the median and p90 marked."""
-    import plotly.graph_objects as go  # noqa: PLC0415
-
-    figure = go.Figure()
+    data: list[dict[str, Any]] = []
     if len(counts):
-        centres = (edges[:-1] + edges[1:]) / 2 / 60
-        widths = np.diff(edges) / 60
-        labels = [f"{duration_text(a)}–{duration_text(b)}" for a, b in zip(edges[:-1],
-                                                                          edges[1:])]
+        labels = [f"{duration_text(a)}–{duration_text(b)}"
+                  for a, b in zip(edges[:-1], edges[1:], strict=True)]
         labels[-1] += " and longer"
-        figure.add_bar(x=centres, y=counts, width=widths, marker_color="#56b4e9",
-                       customdata=labels, name="calls",
-                       hovertemplate="%{customdata}: %{y} calls<extra></extra>")
-    for value, name, dash in ((current.median, "median", "solid"), (current.p90, "p90", "dash")):
-        if value is not None:
-            figure.add_vline(x=value / 60, line_color="#e69f00", line_dash=dash, line_width=2,
-                             annotation_text=f"{name} {duration_text(value)}",
-                             annotation_position="top right")
+        data.append({"type": "bar", "x": ((edges[:-1] + edges[1:]) / 120).round(4).tolist(),
+                     "y": counts.tolist(), "width": (np.diff(edges) / 60).round(4).tolist(),
+                     "marker": {"color": "#56b4e9"}, "customdata": labels,
+                     "hovertemplate": "%{customdata}: %{y} calls<extra></extra>"})
+    marks = [(current.median, "median", "solid", "#e69f00"),
+             (current.p90, "p90", "dash", "#e69f00")]
     if len(target_seconds) == 1:
-        seconds = next(iter(target_seconds.values()))
-        figure.add_vline(x=seconds / 60, line_color="#cccccc", line_dash="dot",
-                         annotation_text=f"target {duration_text(seconds)}",
-                         annotation_position="top left")
-    figure.update_layout(**_dark_layout(), height=320, bargap=0.05, showlegend=False,
-                         title={"text": f"Distribution — {metric_label}", "font_size": 15},
-                         xaxis_title="minutes", yaxis_title="calls")
-    return figure
+        marks.append((next(iter(target_seconds.values())), "target", "dot", "#cccccc"))
+    shapes, notes = [], []
+    for value, name, dash, colour in marks:
+        if value is None:
+            continue
+        shapes.append({"type": "line", "yref": "paper", "y0": 0, "y1": 1, "xref": "x",
+                       "x0": value / 60, "x1": value / 60,
+                       "line": {"color": colour, "dash": dash, "width": 2}})
+        notes.append({"xref": "x", "x": value / 60, "yref": "paper", "y": 1.0,
+                      "text": f"{name} {duration_text(value)}", "showarrow": False,
+                      "xanchor": "left", "yanchor": "bottom", "font": {"color": colour}})
+    layout = {**_dark_layout(), "height": 320, "bargap": 0.05, "showlegend": False,
+              "title": {"text": f"Distribution — {metric_label}", "font": {"size": 15}},
+              "xaxis": {"title": {"text": "minutes"}, **_grid()},
+              "yaxis": {"title": {"text": "calls"}, **_grid()},
+              "shapes": shapes, "annotations": notes}
+    return {"data": data, "layout": layout}
 
 
-def empty_figure(message: str) -> Any:
-    import plotly.graph_objects as go  # noqa: PLC0415
+def empty_figure(message: str) -> dict[str, Any]:
+    """A blank chart saying why it is blank."""
+    return {"data": [], "layout": {
+        **_dark_layout(), "height": 300, "xaxis": {"visible": False},
+        "yaxis": {"visible": False},
+        "annotations": [{"text": message, "showarrow": False, "font": {"size": 16},
+                         "x": 0.5, "y": 0.5, "xref": "paper", "yref": "paper"}]}}
 
-    figure = go.Figure()
-    figure.add_annotation(text=message, showarrow=False, font_size=16, x=0.5, y=0.5,
-                          xref="paper", yref="paper")
-    figure.update_layout(**_dark_layout(), height=300, xaxis_visible=False,
-                         yaxis_visible=False)
-    return figure
+
+def _grid() -> dict[str, Any]:
+    return {"gridcolor": "#3a3f44", "zerolinecolor": "#55595e", "linecolor": "#55595e"}
 
 
 def _dark_layout() -> dict[str, Any]:
-    return {"template": "plotly_dark", "paper_bgcolor": "rgba(0,0,0,0)",
-            "plot_bgcolor": "rgba(0,0,0,0)", "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
-            "font": {"size": 13}}
+    return {"paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
+            "font": {"size": 13, "color": "#e6e6e6"},
+            "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
+            "hoverlabel": {"font": {"size": 13}}}

@@ -53,7 +53,12 @@ class DashboardServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         from dashboard.app import create_app  # noqa: PLC0415 - after the fork, per worker
 
-        return create_app(self.settings).server
+        app = create_app(self.settings)
+        # Dash finishes its setup on a worker's first request; make that request here,
+        # before gunicorn's threads can race through the setup together (seen as
+        # "dictionary changed size during iteration" and a 500 on the first page load).
+        app.server.test_client().get("/healthz")
+        return app.server
 
 
 def serve(settings: Settings) -> int:

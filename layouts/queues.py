@@ -24,8 +24,18 @@ from zoneinfo import ZoneInfo
 import dash
 import dash_bootstrap_components as dbc
 import dash_leaflet as dl
-from dash import (ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback,
-                  ctx, dcc, html)
+from dash import (
+    ALL,
+    ClientsideFunction,
+    Input,
+    Output,
+    State,
+    callback,
+    clientside_callback,
+    ctx,
+    dcc,
+    html,
+)
 from dash.development.base_component import Component
 
 from dashboard import queueview, runtime

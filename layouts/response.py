@@ -33,23 +33,25 @@ from streams.core.livestate import public_view
 log = logging.getLogger(__name__)
 
 PATH = "/response"
-SERIES_COLUMNS = ("period", "bucket", "group", "n", "median_s", "p90_s")
 FILTER_INPUTS = ("preset", "range.start_date", "range.end_date", "metric", "split", "bucket",
                  "districts", "priorities", "categories")
-DURATION_FORMAT = {"function": (
-    "params.value == null ? '—' : (Math.round(params.value) < 60 ? Math.round(params.value)"
-    " + ' s' : Math.floor(Math.round(params.value) / 60) + ':' +"
-    " String(Math.round(params.value) % 60).padStart(2, '0'))")}
-"""ag-grid formatter mirroring responseview.duration_text for values under an hour."""
+DURATION_FORMAT = {"function": "durationText(params.value)"}
+"""ag-grid formatter (assets/response.js) mirroring responseview.duration_text."""
+
+
+GRID_THEME = {"function": (
+    "themeAlpine.withParams({backgroundColor: '#212529', foregroundColor: '#e6e6e6',"
+    " headerBackgroundColor: '#2b3035', accentColor: '#56b4e9', fontSize: 14})")}
+"""The grid in the page's dark colours."""
 
 
 def _dropdown(id_: str, label: str, options: list[dict[str, Any]], value: Any,
-              multi: bool = False, placeholder: str = "") -> Component:
+              multi: bool = False, placeholder: str = "", width: int = 2) -> Component:
     return dbc.Col([
         dbc.Label(label, html_for=id_, className="response-label"),
         dcc.Dropdown(id=id_, options=options, value=value, multi=multi, clearable=multi,
                      placeholder=placeholder, className="response-dropdown"),
-    ], xs=12, sm=6, lg=2)
+    ], xs=12, sm=6, lg=width)
 
 
 def _choice(values: dict[str, str], given: str | None, default: str) -> str:
@@ -85,13 +87,13 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
         dbc.Row([
             _dropdown("response-metric", "Interval", [
                 {"label": label, "value": key} for key, (_, label) in rv.METRICS.items()],
-                _choice(rv.METRICS, metric, "response")),  # type: ignore[arg-type]
+                _choice(rv.METRICS, metric, "response"), width=3),  # type: ignore[arg-type]
             _dropdown("response-split", "Split by", [
                 {"label": label, "value": key} for key, label in rv.SPLITS.items()],
                 _choice(rv.SPLITS, split, "none")),
             _dropdown("response-bucket", "Per", [
                 {"label": label, "value": key} for key, label in rv.BUCKETS.items()],
-                _choice(rv.BUCKETS, bucket, "day")),
+                _choice(rv.BUCKETS, bucket, "day"), width=1),
             _dropdown("response-districts", "Districts",
                       [{"label": d, "value": d} for d in DISTRICTS], [], True, "All districts"),
             _dropdown("response-priorities", "Priorities",
@@ -123,9 +125,9 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
                     dashGridOptions={"rowSelection": {"mode": "singleRow",
                                                       "checkboxes": False,
                                                       "enableClickSelection": True},
-                                     "animateRows": False},
+                                     "animateRows": False, "theme": GRID_THEME},
                     getRowId="params.data.call_id", columnSize="responsiveSizeToFit",
-                    className="ag-theme-alpine-dark response-grid",
+                    className="response-grid",
                     style={"height": "460px"}),
             ], xs=12),
         ], className="g-3"),
@@ -152,11 +154,11 @@ def _column_defs() -> list[dict[str, Any]]:
 
     return [
         {"field": "call_id", "headerName": "Call", "minWidth": 120},
-        {"field": "received", "headerName": "Received", "minWidth": 160},
+        {"field": "received", "headerName": "Received", "minWidth": 185},
         {"field": "district", "headerName": "District"},
         {"field": "neighborhood", "headerName": "Neighborhood", "minWidth": 130},
         {"field": "category", "headerName": "Category", "minWidth": 130},
-        {"field": "priority", "headerName": "P", "maxWidth": 70},
+        {"field": "priority", "headerName": "Priority", "minWidth": 110, "maxWidth": 120},
         {"field": "call_type", "headerName": "Type", "minWidth": 120},
         seconds("dispatch_s", "Dispatch"), seconds("travel_s", "Travel"),
         seconds("response_s", "Response"),
@@ -204,18 +206,20 @@ def view_of(period: rv.Period, query: rv.ResponseQuery, timezone: str) -> tuple[
     label = METRIC_LABELS[query.metric]
     targets = rv.targets(query.metric, query.priorities, settings.pending_targets,
                          settings.response_targets)
-    rows = rv.series_rows(shown)
+    table = rv.series_table(shown)
     current = shown.kpis[query.metric]["current"]
     if current.n:
-        series = rv.series_figure(rows, targets, label)
+        series = rv.series_figure(table, targets, label)
         histogram = rv.histogram_figure(*shown.histogram, current, targets, label)
     else:
         series = histogram = rv.empty_figure("No closed calls match these filters.")
     zone = ZoneInfo(timezone)
     period_text = (f"{period.label}: {span_text(period.start, period.end, zone)}; compared "
                    f"with {span_text(period.previous_start, period.previous_end, zone)}")
+    if shown.note:
+        period_text += f". {shown.note}"
     return (kpi_cards(shown, query.metric), series, histogram, shown.slowest,
-            {"series": rows, "table": shown.slowest}, period_text)
+            {"series": table, "table": shown.slowest}, period_text)
 
 
 METRIC_LABELS = {key: label for key, (_column, label) in rv.METRICS.items()}
@@ -317,7 +321,7 @@ def export(_table: int | None, _series: int | None, table_rows: list[dict[str, A
     runtime.require_page(PATH)
     shown = shown or {}
     if dash.ctx.triggered_id == "response-export-series":
-        return dcc.send_string(rv.csv_text(shown.get("series", []), SERIES_COLUMNS),
+        return dcc.send_string(rv.csv_text(shown.get("series") or {}, rv.SERIES_COLUMNS),
                                "response-series.csv")
     # The grid's rows as displayed (after any sort or filter there), else the stored ones.
     rows = table_rows if table_rows is not None else shown.get("table", [])

@@ -204,10 +204,10 @@ def layout(mode: str | None = None, **_query: Any) -> Component:
         _header(),
         _kpis(),
         html.Main([
-            html.Div([_map(settings), html.Div(id="wall-banner", className="wall-banner",
-                                               hidden=True), _legend()],
-                     className="wall-map-area"),
+            html.Div([_map(settings), _legend()], className="wall-map-area"),
             html.Aside([
+                # Above the queue, not over the map: the alert's star stays visible.
+                html.Div(id="wall-banner", className="wall-banner", hidden=True),
                 html.Div([html.Span("Call queue", className="wall-panel-title"),
                           html.Span(id="wall-queue-count", className="wall-panel-count")],
                          className="wall-panel-head"),
@@ -269,7 +269,7 @@ def response_rows(summary: list[dict[str, Any]]) -> list[Component]:
     if not summary:
         return [html.Div("No calls closed yet today", className="wall-muted")]
     shown = [row for row in summary if row["label"] in {"P1", "P2", "All"}]
-    lines = [html.Div([html.Span(""), html.Span("median"), html.Span("90th"),
+    lines: list[Component] = [html.Div([html.Span(""), html.Span("median"), html.Span("90th"),
                        html.Span("target")], className="wall-resp-row wall-resp-head")]
     for row in shown:
         lines.append(html.Div([

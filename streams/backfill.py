@@ -21,17 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
+import signal
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
-import redis.asyncio as aioredis
-from tqdm import tqdm
+import redis
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from streams.connections import connect
 from streams.core.events import is_qol
@@ -46,6 +51,12 @@ CHUNK_ITEMS = 5000
 """Records (plus rejected rows) written per MULTI/EXEC."""
 
 _encode = msgspec.json.Encoder().encode
+
+
+class StopFlag(Protocol):
+    """asyncio.Event or multiprocessing.Event: anything that says whether to stop."""
+
+    def is_set(self) -> bool: ...
 
 
 # --- pure conversions ---------------------------------------------------------------------
@@ -172,31 +183,35 @@ class _Chunk:
 
 
 class _Writer:
-    """Writes chunks idempotently; one chunk in flight while the next is parsed."""
+    """Writes chunks idempotently from a worker thread; one chunk in flight at a time.
 
-    def __init__(self, client: aioredis.Redis, keys: Keys, mapping: Mapping,
+    The thread uses the synchronous client on purpose: redis-py packs commands with
+    hiredis (C) only there, about five times faster than the asyncio client's Python
+    packing, and the thread lets Redis apply one chunk while the next is parsed.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys, mapping: Mapping,
                  summary: Summary) -> None:
         self.client, self.keys, self.mapping, self.summary = client, keys, mapping, summary
-        self.in_flight: asyncio.Task[None] | None = None
+        self.in_flight: asyncio.Future[None] | None = None
 
     async def submit(self, chunk: _Chunk) -> None:
         await self.drain()
-        self.in_flight = asyncio.create_task(self._write(chunk))
-        await asyncio.sleep(0)  # let it send its first round trip before we parse on
+        self.in_flight = asyncio.ensure_future(asyncio.to_thread(self._write, chunk))
 
     async def drain(self) -> None:
         if self.in_flight is not None:
             task, self.in_flight = self.in_flight, None
             await task
 
-    async def _write(self, chunk: _Chunk) -> None:
+    def _write(self, chunk: _Chunk) -> None:
         keys, source = self.keys, self.mapping.source
         ids, reject_keys = list(chunk.items), list(chunk.rejects)
-        async with self.client.pipeline(transaction=False) as pipe:
+        with self.client.pipeline(transaction=False) as pipe:
             pipe.smismember(keys.backfill_done(source), ids + reject_keys)
             if self.mapping.kind == "calls" and ids:
                 pipe.smismember(keys.closed_ids, ids)
-            replies = await pipe.execute()
+            replies = pipe.execute()
         seen = [bool(flag) for flag in replies[0]]
         if len(replies) > 1:  # closed by the live consumer counts as loaded too
             seen[:len(ids)] = [a or bool(b) for a, b in zip(seen, replies[1], strict=False)]
@@ -207,9 +222,9 @@ class _Writer:
         self.summary.already_loaded += len(ids) - len(new_ids)
         if not new_ids and not new_rejects:
             return
-        async with self.client.pipeline(transaction=True) as pipe:
+        with self.client.pipeline(transaction=True) as pipe:
             self._queue(pipe, chunk, new_ids, new_rejects)
-            await pipe.execute()
+            pipe.execute()
 
     def _queue(self, pipe: Any, chunk: _Chunk, new_ids: list[str],
                new_rejects: list[str]) -> None:
@@ -258,18 +273,24 @@ def _add(chunk: _Chunk, item: CallRecord | ShotRecord | Rejected, summary: Summa
     chunk.items[item.call_id] = closed_record(call_state(item))
 
 
-async def backfill(client: aioredis.Redis, keys: Keys, mapping: Mapping,
-                   paths: Iterable[Path], stop: asyncio.Event | None = None,
-                   progress: bool = True) -> Summary:
-    """Load every file; return the summary (stops between chunks when ``stop`` is set)."""
-    summary = Summary()
+async def backfill(client: redis.Redis, keys: Keys, mapping: Mapping,
+                   paths: Iterable[Path], stop: StopFlag | None = None,
+                   progress: bool = True, summary: Summary | None = None,
+                   shard: tuple[int, int] = (0, 1)) -> Summary:
+    """Load every file in this process; return the summary.
+
+    Stops between chunks when ``stop`` is set. Pass ``summary`` to watch the counts from
+    elsewhere while it runs; ``shard`` loads only that shard's calls (see
+    ``Mapping.records``), as the worker processes of ``backfill_files`` do.
+    """
+    summary = summary if summary is not None else Summary()
     writer = _Writer(client, keys, mapping, summary)
     for path in paths:
         with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, file=sys.stderr,
                   desc=path.name, disable=not progress, mininterval=0.5) as bar:
             rows = _counted(read_csv_rows(path, bar.update), summary)
             chunk = _Chunk()
-            for item in mapping.records(rows, path.name):
+            for item in mapping.records(rows, path.name, shard=shard):
                 _add(chunk, item, summary)
                 if len(chunk) >= CHUNK_ITEMS:
                     await writer.submit(chunk)
@@ -286,14 +307,113 @@ async def backfill(client: aioredis.Redis, keys: Keys, mapping: Mapping,
     return summary
 
 
+# --- several processes ------------------------------------------------------------------
+
+_worker_stop: Any = None
+_worker_rows: list[Any] = []
+
+
+def _init_worker(stop: Any, rows: list[Any]) -> None:
+    # Shared flags and counters can only reach a worker when it starts. Ctrl-C reaches
+    # the whole process group: workers ignore it and stop between chunks when the parent
+    # sets ``stop``, so no chunk is cut in half.
+    global _worker_stop, _worker_rows
+    _worker_stop, _worker_rows = stop, rows
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _load_shard(url: str, prefix: str, mapping_path: str, base_dir: str, paths: list[str],
+                shard: int, shards: int, progress: bool) -> Summary:
+    """Worker process: load one shard of the calls, publishing rows read as it goes."""
+    rows = _worker_rows[shard]
+    mapping = Mapping.load(Path(mapping_path), Path(base_dir))
+    client = redis.Redis.from_url(url)
+    summary = Summary()
+    done = threading.Event()
+
+    def report() -> None:
+        while not done.wait(0.2):
+            rows.value = summary.rows
+
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    try:
+        asyncio.run(backfill(client, Keys(prefix), mapping, [Path(p) for p in paths],
+                             _worker_stop, progress, summary, (shard, shards)))
+    finally:
+        done.set()
+        reporter.join()
+        rows.value = summary.rows
+        client.close()
+    return summary
+
+
+def merge(summaries: list[Summary]) -> Summary:
+    """One summary of shards that each read every row but loaded only their calls."""
+    total = Summary(rows=max((part.rows for part in summaries), default=0))
+    for part in summaries:
+        total.calls += part.calls
+        total.alerts += part.alerts
+        total.events += part.events
+        total.loaded += part.loaded
+        total.already_loaded += part.already_loaded
+        total.rejected.update(part.rejected)
+        for epoch in (part.first_time, part.last_time):
+            if epoch is not None:
+                total.see_time(epoch)
+    return total
+
+
+def default_workers() -> int:
+    """Worker processes for a backfill: one per core, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+async def backfill_files(url: str, keys: Keys, mapping_path: Path, base_dir: Path,
+                         paths: list[Path], stop: asyncio.Event, workers: int,
+                         progress: bool = True, rows: Any = None) -> Summary:
+    """Backfill with ``workers`` processes, each loading the calls of one id shard.
+
+    Mapping is CPU-bound Python, so shards in separate processes use every core; calls
+    never straddle shards (all rows of a call share its id), and each chunk is its own
+    MULTI, so shards need no coordination. ``rows`` (a shared counter) tracks progress.
+    """
+    context = multiprocessing.get_context("spawn")
+    flag = context.Event()
+    counters = [context.Value("q", 0) for _ in range(workers)]
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(flag, counters)) as pool:
+        futures = [loop.run_in_executor(
+            pool, _load_shard, url, keys.prefix, str(mapping_path), str(base_dir),
+            [str(path) for path in paths], shard, workers, progress and shard == 0)
+            for shard in range(workers)]
+        relay = asyncio.create_task(_relay_stop(stop, flag, counters, rows))
+        try:
+            parts = await asyncio.gather(*futures)
+        finally:
+            relay.cancel()
+    return merge(list(parts))
+
+
+async def _relay_stop(stop: asyncio.Event, flag: Any, counters: list[Any], rows: Any) -> None:
+    while True:
+        if stop.is_set():
+            flag.set()
+        if rows is not None:
+            rows.value = min(counter.value for counter in counters)
+        await asyncio.sleep(0.1)
+
+
 def redis_url_of(settings: Settings) -> str:
     """The configured Redis, or the embedded one `make run` starts."""
     return settings.redis_url or f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
 
 
 async def run_backfill(settings: Settings, mapping_path: Path, data: list[Path],
-                       stop: asyncio.Event) -> int:
-    """`python -m streams backfill --mapping FILE DATA...`: load, then print the summary."""
+                       stop: asyncio.Event, workers: int | None = None) -> int:
+    """`python -m streams backfill --mapping FILE [--workers N] DATA...`: load, then print
+    the summary. ``workers`` defaults to one process per core (at most 4)."""
     try:
         mapping = Mapping.load(mapping_path, settings.shared_data_dir)
     except (OSError, ValueError) as error:
@@ -303,11 +423,19 @@ async def run_backfill(settings: Settings, mapping_path: Path, data: list[Path],
     if missing:
         print(f"backfill: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    client = await connect(redis_url_of(settings))
-    try:
-        summary = await backfill(client, Keys(settings.key_prefix), mapping, data, stop)
-    finally:
-        await client.aclose()
+    url = redis_url_of(settings)
+    await (await connect(url)).aclose()  # waits, with backoff, until Redis answers
+    keys = Keys(settings.key_prefix)
+    workers = default_workers() if workers is None else max(1, workers)
+    if workers > 1:
+        summary = await backfill_files(url, keys, mapping_path, settings.shared_data_dir,
+                                       data, stop, workers)
+    else:
+        client = redis.Redis.from_url(url)
+        try:
+            summary = await backfill(client, keys, mapping, data, stop)
+        finally:
+            client.close()
     print(summary.text())
     log.info("backfill of %s done: %s", mapping.name, summary.as_dict())
     return 0

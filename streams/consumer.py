@@ -85,7 +85,7 @@ class Counters:
     reconnects: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One raw stream entry as read: which feed, its id and its payload (None if deleted)."""
 
@@ -320,7 +320,7 @@ class Consumer:
                                         "reason": reason, "payload": entry.payload or b""},
                       maxlen=DEADLETTER_MAXLEN, approximate=True)
         seen = time.time()
-        changes = list(batch.changes.values())
+        changes = batch.changes()
         if batch.freshness:
             fresh: dict[str, float] = {}
             for source, event_time in batch.freshness.items():

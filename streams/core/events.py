@@ -188,6 +188,12 @@ Event = CallEvent | UnitEvent | ShotAlert | ShareEvent
 SOURCE_OF_TYPE: Final = {CallEvent: "cad", UnitEvent: "avl", ShotAlert: "shotspotter",
                          ShareEvent: "mutualink"}
 
+_TIME_FIELDS: Final = {
+    kind: tuple(f.name for f in msgspec.structs.fields(kind) if "datetime" in str(f.type))
+    for kind in SOURCE_OF_TYPE
+}
+"""Names of the datetime fields of each event type (checked once, not per event)."""
+
 _decoder = msgspec.json.Decoder(Event)
 _encoder = msgspec.json.Encoder()
 
@@ -230,8 +236,8 @@ def utc(event: Event) -> Event:
     """Return the event with every datetime converted to UTC."""
     changes = {
         name: value.astimezone(UTC)
-        for name in event.__struct_fields__
-        if isinstance(value := getattr(event, name), datetime) and value.utcoffset()
+        for name in _TIME_FIELDS[type(event)]
+        if (value := getattr(event, name)) is not None and value.utcoffset()
     }
     return msgspec.structs.replace(event, **changes) if changes else event
 

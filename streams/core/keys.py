@@ -22,7 +22,11 @@ EVENT_FIELD = "event"
 # live state and the closed-calls stream are.
 RAW_STREAM_MAXLEN = {"cad": 500_000, "avl": 300_000, "shotspotter": 50_000, "mutualink": 50_000}
 DEADLETTER_MAXLEN = 100_000
-CHANGES_MAXLEN = 200_000
+CHANGES_MAXLEN = 5_000
+# Entries are whole applied batches (live: a few changes, about 1 KB, every second or so;
+# draining a backlog: up to 500 changes, about 20 KB), so this keeps an hour or more of
+# live history for resyncs while bounding the worst case near 100 MB. A page whose last
+# id has been trimmed gets a fresh snapshot instead.
 CLOSED_MAXLEN = 3_000_000  # about 16 years of Hartford's ~500 calls a day
 
 HEALTH_TTL_SECONDS = 30

@@ -412,8 +412,15 @@ class BatchPlan:
     indexes: dict[str, dict[str, float | None]] = field(default_factory=dict)
     geo: dict[str, tuple[float, float]] = field(default_factory=dict)
     closed_records: list[dict[str, str]] = field(default_factory=list)
-    changes: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    removed: dict[tuple[str, str], bool] = field(default_factory=dict)
     freshness: dict[str, float] = field(default_factory=dict)
+
+    def changes(self) -> list[dict[str, Any]]:
+        """One change object per entity the batch changed, with its final public state
+        (built once per entity, not per event: a batch moves a unit many times)."""
+        return [{"entity": entity, "op": "remove" if removed else "upsert", "id": entity_id,
+                 "data": public_view(self.states[entity][entity_id], "all")}
+                for (entity, entity_id), removed in self.removed.items()]
 
     def apply(self, event: Event) -> Verdict:
         """Apply one event (raises InvalidEvent, leaving the plan untouched)."""
@@ -434,10 +441,7 @@ class BatchPlan:
         if outcome.closed is not None:
             self.closed_records.append(outcome.closed)
             self.closed_calls.add(entity_id)
-        self.changes[(entity, entity_id)] = {
-            "entity": entity, "op": "remove" if outcome.removed else "upsert",
-            "id": entity_id, "data": public_view(state, "all"),
-        }
+        self.removed[(entity, entity_id)] = outcome.removed
         feed = SOURCE_OF_TYPE[type(event)]
         when = float(event.event_time.timestamp())
         if when > self.freshness.get(feed, -math.inf):

@@ -27,9 +27,11 @@ import json
 import logging
 import re
 import tomllib
+import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping as MappingABC
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -40,6 +42,7 @@ from streams.core.events import (
     CATEGORIES,
     UNIT_KINDS,
     CallEvent,
+    CallKind,
     Event,
     ShotAlert,
     UnitEvent,
@@ -72,6 +75,7 @@ _PAIR = re.compile(
     rf"^\s*[\[(]?\s*({_NUMBER.pattern})\s*[,\s]\s*({_NUMBER.pattern})\s*[\])]?\s*$")
 
 Row = MappingABC[str, Any]
+Builder = Callable[[tuple[Any, ...]], datetime]
 
 
 # --- records ----------------------------------------------------------------------------
@@ -172,6 +176,13 @@ def safe_id(value: str) -> str:
     return cleaned
 
 
+def shard_of(value: Any, count: int) -> int:
+    """Which of ``count`` shards a row with this id belongs to (stable across processes)."""
+    if type(value) is not str or not value.strip():
+        return 0
+    return zlib.crc32(value.strip().encode("utf-8", "surrogateescape")) % count
+
+
 def raw_text(row: Row) -> str:
     """The row as one CSV line (what the dead-letter stream keeps as payload)."""
     out = io.StringIO()
@@ -226,12 +237,51 @@ def _format_regex(fmt: str) -> re.Pattern[str]:
     return re.compile("^\\s*" + "".join(parts) + "\\s*$")
 
 
-_PARTS: Final = ("Y", "y", "m", "d", "H", "I", "M", "S", "f", "p", "z")
+_PM: Final = frozenset({"PM", "pm", "Pm", "pM"})
 
 
-def _group_indexes(pattern: re.Pattern[str]) -> tuple[int, ...]:
-    """Position of each of _PARTS in ``match.groups()`` (-1 when the format lacks it)."""
-    return tuple(pattern.groupindex.get(name, 0) - 1 for name in _PARTS)
+def _builder(pattern: re.Pattern[str], zone: ZoneInfo, local_as_utc: bool,
+             offsets: dict[tuple[int, int, int, int], timedelta]) -> Builder:
+    """A function turning ``match.groups()`` into a UTC datetime, for one compiled format.
+
+    Local times are converted with the zone's offset cached per local hour (offsets only
+    change on the hour), which is several times cheaper than zoneinfo per value.
+    """
+    at = {name: index - 1 for name, index in pattern.groupindex.items()}
+    year4, year2, month, day = at.get("Y"), at.get("y"), at.get("m"), at.get("d")
+    hour24, hour12, meridiem = at.get("H"), at.get("I"), at.get("p")
+    minute, second, fraction, stamp = at.get("M"), at.get("S"), at.get("f"), at.get("z")
+
+    def build(groups: tuple[Any, ...]) -> datetime:
+        year = int(groups[year4]) if year4 is not None else \
+            2000 + int(groups[year2]) if year2 is not None else 2000
+        if hour12 is not None:
+            hour = int(groups[hour12])
+            if not 1 <= hour <= 12:
+                raise ValueError("12-hour clock hour out of range")
+            hour %= 12
+            if meridiem is not None and groups[meridiem] in _PM:
+                hour += 12
+        else:
+            hour = int(groups[hour24]) if hour24 is not None else 0
+        months = int(groups[month]) if month is not None else 1
+        days = int(groups[day]) if day is not None else 1
+        value = datetime(
+            year, months, days, hour, int(groups[minute]) if minute is not None else 0,
+            int(groups[second]) if second is not None else 0,
+            int(groups[fraction].ljust(6, "0")) if fraction is not None else 0, tzinfo=UTC)
+        if stamp is not None and not local_as_utc:
+            return value - _offset(groups[stamp])
+        key = (year, months, days, hour)
+        offset = offsets.get(key)
+        if offset is None:
+            offset = value.replace(tzinfo=zone).utcoffset() or timedelta(0)
+            if len(offsets) > 10_000:  # a bound, not a working-set size: refills are cheap
+                offsets.clear()
+            offsets[key] = offset
+        return value - offset
+
+    return build
 
 
 def _offset(text: str) -> timedelta:
@@ -256,7 +306,7 @@ class TimeParser:
     formats: tuple[str, ...]
     zone: ZoneInfo
     local_as_utc: bool = False
-    _compiled: tuple[tuple[str, re.Pattern[str] | None, tuple[int, ...]], ...] = field(
+    _compiled: tuple[tuple[str, re.Pattern[str] | None, Builder | None], ...] = field(
         default=(), repr=False)
     _cache: dict[str, datetime] = field(default_factory=dict, repr=False, compare=False)
     _offsets: dict[tuple[int, int, int, int], timedelta] = field(
@@ -266,7 +316,9 @@ class TimeParser:
         compiled = []
         for fmt in self.formats:
             pattern = None if fmt in ("iso", "epoch", "epoch_ms") else _format_regex(fmt)
-            compiled.append((fmt, pattern, _group_indexes(pattern) if pattern else ()))
+            build = _builder(pattern, self.zone, self.local_as_utc, self._offsets) \
+                if pattern else None
+            compiled.append((fmt, pattern, build))
         if not compiled:
             raise ValueError("[time] formats is empty; name at least one time format")
         object.__setattr__(self, "_compiled", tuple(compiled))
@@ -277,15 +329,15 @@ class TimeParser:
         if cached is not None:
             return cached
         value = self._parse(text)
-        if len(self._cache) > 200_000:  # rows of one call repeat times; keep it bounded
+        if len(self._cache) > 50_000:  # rows of one call repeat times; keep it bounded
             self._cache.clear()
         self._cache[text] = value
         return value
 
     def _parse(self, text: str) -> datetime:
-        for fmt, pattern, indexes in self._compiled:
+        for fmt, pattern, build in self._compiled:
             try:
-                value = self._try(text, fmt, pattern, indexes)
+                value = self._try(text, fmt, pattern, build)
             except (ValueError, OverflowError):
                 continue
             if value is not None:
@@ -293,48 +345,25 @@ class TimeParser:
         raise ValueError(f"{text!r} is not a time like {' or '.join(self.formats)}")
 
     def _try(self, text: str, fmt: str, pattern: re.Pattern[str] | None,
-             indexes: tuple[int, ...]) -> datetime | None:
+             build: Builder | None) -> datetime | None:
         if fmt == "iso":
             return self._zoned(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
         if fmt in ("epoch", "epoch_ms"):
             seconds = float(text) / (1000 if fmt == "epoch_ms" else 1)
             stamp = datetime.fromtimestamp(seconds, UTC)
             return self._zoned(stamp)
-        assert pattern is not None
+        assert pattern is not None and build is not None
         match = pattern.match(text)
         if match is None:
             return None
-        return self._zoned(_from_groups(match.groups(), indexes))
+        return build(match.groups())
 
     def _zoned(self, value: datetime) -> datetime:
         if value.tzinfo is not None and self.local_as_utc:
             value = value.replace(tzinfo=None) + (value.utcoffset() or timedelta(0))
         if value.tzinfo is not None:
             return value.astimezone(UTC)
-        # The zone's offset only changes on the hour, so cache it per local hour.
-        hour = (value.year, value.month, value.day, value.hour)
-        offset = self._offsets.get(hour)
-        if offset is None:
-            offset = value.replace(tzinfo=self.zone).utcoffset() or timedelta(0)
-            self._offsets[hour] = offset
-        return (value - offset).replace(tzinfo=UTC)
-
-
-def _from_groups(groups: tuple[str | Any, ...], at: tuple[int, ...]) -> datetime:
-    y4, y2, month, day, h24, h12, minute, second, fraction, meridiem, zone = (
-        groups[index] if index >= 0 else None for index in at)
-    year = int(y4) if y4 else 2000 + int(y2 or 0)
-    hour = int(h24 or h12 or 0)
-    if meridiem is not None:
-        if not 1 <= hour <= 12:
-            raise ValueError("12-hour clock hour out of range")
-        hour = hour % 12 + (12 if meridiem in ("PM", "pm", "Pm", "pM") else 0)
-    micro = int(fraction.ljust(6, "0")) if fraction else 0
-    value = datetime(year, int(month or 1), int(day or 1), hour, int(minute or 0),
-                     int(second or 0), micro)
-    if zone is not None:
-        value = (value - _offset(zone)).replace(tzinfo=UTC)
-    return value
+        return value.replace(tzinfo=self.zone).astimezone(UTC)
 
 
 # --- lookup tables --------------------------------------------------------------------------
@@ -416,8 +445,26 @@ class FieldSpec:
     unknown: str = "reject"  # reject | null | keep
     required: bool = False
 
+    def __post_init__(self) -> None:
+        simple = len(self.columns) == 1 and self.extract is None and self.pattern is None \
+            and self.lookup is None and not self.required
+        object.__setattr__(self, "_simple", self.columns[0] if simple else None)
+        object.__setattr__(self, "_limit", TEXT_LIMITS.get(self.name, 10_000))
+
     def read(self, row: Row) -> str | None:
         """The field's value (None when null); RowError on junk or an unknown code."""
+        column = self._simple  # type: ignore[attr-defined]
+        if column is not None:  # a plain column: the common case, kept short
+            value = row.get(column)
+            if type(value) is str:
+                value = value.strip()
+                if value in self.nulls:
+                    return None
+                return value if len(value) <= self._limit else value[:self._limit]  # type: ignore[attr-defined]
+            return _cell(row, column, self.nulls)
+        return _truncate(self._read(row), self.name)
+
+    def _read(self, row: Row) -> str | None:
         if len(self.columns) == 1:
             value = _cell(row, self.columns[0], self.nulls)
         else:
@@ -681,6 +728,8 @@ class Mapping:
     lookups: dict[str, Lookup]
     raw: dict[str, Any] = field(repr=False)
     path: Path | None = None
+    _categories: dict[tuple[str | None, str | None], str] = field(
+        default_factory=dict, repr=False, compare=False)
 
     # --- loading ----------------------------------------------------------------------
     @classmethod
@@ -733,22 +782,38 @@ class Mapping:
 
     def category_of(self, code: str | None, description: str | None) -> str:
         """The category the rules give a call type (first match wins)."""
+        cache: dict[tuple[str | None, str | None], str] = self._categories
+        found = cache.get((code, description))
+        if found is not None:
+            return found
+        category = self.default_category
         for rule in self.rules:
             if rule.matches(code, description):
-                return rule.category
-        return self.default_category
+                category = rule.category
+                break
+        if len(cache) < 100_000:  # call types are few; junk must not grow it unbounded
+            cache[(code, description)] = category
+        return category
 
     # --- rows -> records ----------------------------------------------------------------
     def records(self, rows: Iterable[Row], file: str, first_row: int = 2,
+                shard: tuple[int, int] = (0, 1),
                 ) -> Iterator[CallRecord | ShotRecord | Rejected]:
         """Map rows to records in a bounded window (see the module docstring).
 
         ``first_row`` is the row number of the first row (2 for a CSV with a header);
         rejected rows carry their number. Records of one-row-per-unit feeds come out when
         their call is complete, so their order is completion order, not file order.
+        ``shard = (i, n)`` maps only the rows whose id hashes to shard i of n (rows without
+        an id belong to shard 0), so n processes can share one file; the other rows are
+        skipped but still numbered.
         """
         grouper = _Grouper(self, file)
+        index, count = shard
+        column = self.id_column
         for offset, row in enumerate(rows):
+            if count > 1 and shard_of(row.get(column), count) != index:
+                continue
             yield from grouper.add(row, first_row + offset)
         yield from grouper.flush_all()
 
@@ -780,7 +845,7 @@ class Mapping:
         return True
 
     def _values(self, row: Row) -> dict[str, Any]:
-        return {name: _truncate(spec.read(row), name) for name, spec in self.fields.items()}
+        return {name: spec.read(row) for name, spec in self.fields.items()}
 
     def _time(self, row: Row, name: str, required: bool = False,
               column: str | None = None) -> datetime | None:
@@ -979,9 +1044,11 @@ class _Grouper:
                 break
             self.open.popitem(last=False)
             yield self._complete(call_id, group)
-        for memory in (self.done, self.seen_rows):
-            while memory and next(iter(memory.values())) <= horizon - self.mapping.window_rows:
-                memory.popitem(last=False)
+        if number % 1024 == 0:  # forgetting old ids is not urgent: do it in batches
+            for memory in (self.done, self.seen_rows):
+                limit = horizon - self.mapping.window_rows
+                while memory and next(iter(memory.values())) <= limit:
+                    memory.popitem(last=False)
 
     def _complete(self, call_id: str, group: _Group) -> CallRecord:
         self.done[call_id] = group.last_row
@@ -991,7 +1058,16 @@ class _Grouper:
             cleared = [unit.cleared for unit in units]
             if cleared and all(value is not None for value in cleared):
                 closed = max(value for value in cleared if value is not None)
-        return replace(group.record, units=units, closed_time=closed)
+        if len(units) == 1 and closed == group.record.closed_time:
+            return group.record  # already carries its one unit
+        record = group.record
+        # Positional construction: dataclasses.replace costs ~5x more per call.
+        return CallRecord(
+            record.call_id, record.received_time, record.call_type_code, record.call_type,
+            record.category, record.priority, record.address, record.lat, record.lon,
+            record.district, record.neighborhood, record.beat, record.status,
+            record.disposition, closed, units, record.source, record.file, record.row,
+            record.cancelled)
 
     def flush_all(self) -> Iterator[Record]:
         while self.open:
@@ -1123,7 +1199,8 @@ def _rules(items: list[dict[str, Any]]) -> tuple[CategoryRule, ...]:
 
 
 def _unit_spec(spec: dict[str, Any]) -> UnitSpec:
-    times = {name: str(spec[name]) for name in UNIT_TIME_FIELDS if name in spec}
+    times: dict[str, str] = {name: str(spec[name]) for name in UNIT_TIME_FIELDS
+                             if name in spec}
     kind_map = {str(key): str(value) for key, value in spec.get("kind_map", {}).items()}
     default = spec.get("kind_default", "patrol")
     for kind in [*kind_map.values(), default]:
@@ -1169,10 +1246,11 @@ def record_events(record: CallRecord | ShotRecord) -> list[Event]:
     keyed.append((record.received_time, 0, 0, _created(record)))
     for index, unit in enumerate(record.units, start=1):
         for event in _unit_events(record, unit):
-            step = event.kind if isinstance(event, CallEvent) else f"unit:{event.status}"
+            step = event.kind if isinstance(event, CallEvent) \
+                else f"unit:{event.status}" if isinstance(event, UnitEvent) else ""
             keyed.append((event.event_time, _ORDER[step], index, event))
     if record.closed_time is not None:
-        kind = "cancelled" if record.cancelled else "cleared"
+        kind: CallKind = "cancelled" if record.cancelled else "cleared"
         keyed.append((record.closed_time, _ORDER[kind], 0, CallEvent(
             event_id=_event_id(record.source, record.call_id, kind),
             event_time=record.closed_time, source=record.source, kind=kind,
@@ -1203,13 +1281,14 @@ def _unit_events(record: CallRecord, unit: UnitTimes) -> list[Event]:
             event_id=_event_id(*base, "unit_assigned"), event_time=assigned,
             source=record.source, kind="unit_assigned", call_id=record.call_id,
             unit_id=unit.unit_id))
-    for step in ("dispatched", "en_route", "on_scene"):
+    steps: tuple[CallKind, ...] = ("dispatched", "en_route", "on_scene")
+    for step in steps:
         when = getattr(unit, step)
         if when is None:
             continue
         events.append(CallEvent(
             event_id=_event_id(*base, step), event_time=when, source=record.source,
-            kind=step, call_id=record.call_id, unit_id=unit.unit_id))  # type: ignore[arg-type]
+            kind=step, call_id=record.call_id, unit_id=unit.unit_id))
         events.append(_unit_status(record, unit, step, when))
     if unit.cleared is not None:
         events.append(_unit_status(record, unit, "available", unit.cleared))

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from typing import Any, Final, Literal
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 METRICS: Final = ("dispatch_s", "travel_s", "response_s")
 METRIC_LABELS: Final = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -10,10 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 
 from dashboard.readapi import LiveReader
 from streams.core.events import CallEvent, Event
+from streams.core.geography import load_geography
 from streams.publish import publish
 from tests.browser.conftest import UI_TIMEOUT_MS, Stack
 from tests.conftest import ARTIFACTS, TIMEOUT_SCALE
@@ -223,3 +226,35 @@ def test_touch_targets_are_at_least_44_px(stack: Stack, page_for: Callable[..., 
     assert not small, f"touch targets under 44 px: {small}"
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 768, f"the page scrolls sideways ({width} px wide)"
+
+
+def test_park_filter_shows_the_calls_inside_the_park(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """Choosing a park shows exactly the open QoL calls within its radius (in the district)."""
+    park = next(p for p in load_geography(stack.settings.shared_data_dir).parks
+                if p.name == "Keney Park")
+    tag = uuid.uuid4().hex[:6]
+    inside = created(f"P{tag}-1", "loitering", "Blue Hills", 3, 300, 21)
+    inside = msgspec.structs.replace(inside, lat=park.lat + 0.001, lon=park.lon)
+    outside = created(f"P{tag}-2", "loitering", "Blue Hills", 3, 300, 22)
+    publish_events(stack, [inside, outside])
+    reader = reader_of(stack)
+    wait_until(lambda: reader.call(outside.call_id) is not None
+               and reader.call(inside.call_id) is not None, "the park test calls")
+
+    page = page_for("cso", viewport=TABLET, path="/queues")
+    page.wait_for_selector(f"[data-call-id='{outside.call_id}']")
+    page.select_option("#queues-park", park.name)
+    wanted = {call["call_id"] for call in reader.open_calls(qol_only=True)
+              if call["district"] == "North" and call.get("lat") is not None
+              and metres(call["lat"], call["lon"], park.lat, park.lon) <= park.radius_m}
+    assert inside.call_id in wanted and outside.call_id not in wanted
+    wait_for_ids(page, wanted)
+    page.select_option("#queues-park", "all")
+    page.wait_for_selector(f"[data-call-id='{outside.call_id}']")
+
+
+def metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Equirectangular distance: plenty accurate within a park, and independent of the app."""
+    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
+    return 6_371_000 * math.hypot(x, math.radians(lat2 - lat1))

@@ -210,6 +210,9 @@ def test_table_export_is_the_table_shown_and_rows_drill_down(
     slowest = sorted((c for c in july if c.dispatch_s is not None),
                      key=lambda c: (-c.dispatch_s, c.call_id))
     assert [row["call_id"] for row in shown] == [c.call_id for c in slowest]
+    first = page.locator(f"#response-slowest .ag-row[row-id='{slowest[0].call_id}'] "
+                         "[col-id='dispatch_s']")
+    assert first.inner_text() == m_ss(slowest[0].dispatch_s)
     exported = download(page, "#response-export-table")
     assert [row["call_id"] for row in exported] == [row["call_id"] for row in shown]
     assert [float(row["dispatch_s"]) for row in exported] == \
@@ -219,6 +222,7 @@ def test_table_export_is_the_table_shown_and_rows_drill_down(
     page.click(f"#response-slowest .ag-row[row-id='{slowest[0].call_id}'] .ag-cell")
     page.wait_for_selector("#response-detail-fields")
     assert m_ss(slowest[0].dispatch_s) in page.inner_text("#response-detail-fields")
+    page.wait_for_timeout(500)  # let the modal finish fading in
     page.screenshot(path=str(ARTIFACTS / "response-drilldown.png"))
 
 

@@ -68,6 +68,13 @@ def dispatch(call_id: str, unit_id: str) -> CallEvent:
                      source="test", kind="dispatched", call_id=call_id, unit_id=unit_id)
 
 
+def step(call_id: str, kind: str, unit_id: str | None = None) -> CallEvent:
+    """A later lifecycle step of a call (on_scene, cleared...), stamped now."""
+    return CallEvent(event_id=f"{call_id}-{kind}-{uuid.uuid4().hex[:4]}",
+                     event_time=at(time.time()), source="test", kind=kind, call_id=call_id,
+                     unit_id=unit_id)
+
+
 def unit(unit_id: str, status: str, lat: float, lon: float, when: float | None = None,
          ) -> UnitEvent:
     when = time.time() if when is None else when
@@ -159,7 +166,14 @@ def populate(stack: Stack, tag: str) -> dict[str, list[str]]:
     units = [unit(f"U{tag}{n}", statuses[n % 6], 41.745 + 0.0017 * n, -72.70 + 0.0011 * n)
              for n in range(24)]
     lat, lon = SHOT_SPOT
-    events: list[Event] = [*calls, *units,
+    # Three calls answered and closed today, for the response-time tile.
+    answered = [new_call(f"W{tag}-done{n}", priority=1 + n % 2, age_s=300 + 200 * n, place=n)
+                for n in range(3)]
+    closing = [event for n, call in enumerate(answered)
+               for event in (dispatch(call.call_id, units[0].unit_id),
+                             step(call.call_id, "on_scene", units[0].unit_id),
+                             step(call.call_id, "cleared"))]
+    events: list[Event] = [*calls, *units, *answered, *closing,
                            dispatch(calls[1].call_id, units[1].unit_id),
                            dispatch(calls[7].call_id, units[7].unit_id),
                            shot(f"S{tag}", lat, lon, rounds=5, age_s=40),
@@ -187,6 +201,8 @@ def test_wall_draws_boundaries_with_tiles_blocked(stack: Stack,
     # Boundaries are drawn on the map's canvas (preferCanvas) from the local file.
     assert page.locator("#wall-map canvas").count() >= 1
     assert page.evaluate("() => window.dash_clientside.wall._state.map !== null")
+    # The queue gets the side panel's free height (about 14 rows at 1080p, no banner).
+    assert page.evaluate("() => window.dash_clientside.wall._state.rowsFit") >= 10
     # Nothing scrolls on a wall.
     assert page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight")
     assert page.evaluate("() => { const w = document.getElementById('wall-root');"
@@ -210,7 +226,8 @@ def test_new_p1_call_appears_within_one_second(stack: Stack,
         row = page.inner_text(f"#wall-queue-list [data-call-id='{call.call_id}']")
         assert "P1" in row and "1 Live Event Way" in row and "Shots fired" in row
         assert "PENDING" in row and "!!" in row  # received 5000 s ago: past the 60 s target
-        row_class = page.get_attribute(f"[data-call-id='{call.call_id}']", "class")
+        row_class = page.get_attribute(f"#wall-queue-list [data-call-id='{call.call_id}']",
+                                       "class")
         assert row_class is not None and "lvl-late" in row_class
         assert page.evaluate("id => window.dash_clientside.wall._state.markers.calls.has(id)",
                              call.call_id)
@@ -401,7 +418,7 @@ def test_wall_screenshot_busy_board(stack: Stack, page_for: Callable[..., Any],
     board = populate(stack, tag)
     page = open_wall(page_for, viewport)
     try:
-        wait_for_rows(page, board["calls"][:3])
+        wait_for_rows(page, board["calls"][0:10:5])  # two P1s: the top of the queue
         page.wait_for_selector("#wall-banner", state="visible")
         page.wait_for_function("n => window.dash_clientside.wall._state.markers.units.size >= n",
                                arg=len(board["units"]))
@@ -436,7 +453,7 @@ def test_qol_marks_and_kpis_follow_live_state(stack: Stack,
     publish_events(stack, calls)
     try:
         wait_for_rows(page, [c.call_id for c in calls])
-        row = page.inner_text(f"[data-call-id='{calls[0].call_id}']")
+        row = page.inner_text(f"#wall-queue-list [data-call-id='{calls[0].call_id}']")
         assert "NOI" in row
         reader = reader_of(stack)
         expected = wallview.live_kpis(reader.open_calls(), reader.units())

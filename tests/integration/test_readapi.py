@@ -185,3 +185,9 @@ def test_deadletters(reader: LiveReader, settings: Settings, r: redis.Redis) -> 
     assert len(letters) == 1 and letters[0]["source"] == "cad"
     assert "no created event yet" in letters[0]["reason"]
     assert '"call_id":"ZZ"' in letters[0]["payload"] and letters[0]["id"]
+
+
+def test_prefetch_fills_the_cache(reader: LiveReader) -> None:
+    """Prefetching loads the closed calls before the first query."""
+    reader.prefetch_closed_calls().join(timeout=30)
+    assert len(reader._closed.frame) == 2

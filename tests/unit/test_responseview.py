@@ -21,8 +21,8 @@ def epoch(text: str) -> float:
 
 
 def frame(rows: list[dict[str, object]]) -> pd.DataFrame:
-    defaults = {"category": "noise", "qol": "1", "priority": 3.0, "district": "North",
-                "neighborhood": "Blue Hills", "call_type": "Noise", "cancelled": "0",
+    defaults = {"category": "noise", "qol": True, "priority": 3.0, "district": "North",
+                "neighborhood": "Blue Hills", "call_type": "Noise", "cancelled": False,
                 "dispatch_s": np.nan, "travel_s": np.nan, "response_s": np.nan}
     return pd.DataFrame([{**defaults, **row} for row in rows])
 
@@ -98,8 +98,6 @@ def test_select_filters_period_district_priority_category_and_cancelled() -> Non
         {"call_id": "C", "received_time": NOW - 10, "district": "North", "priority": 2.0},
         {"call_id": "D", "received_time": NOW + 10, "district": "North", "priority": 1.0},
         {"call_id": "E", "received_time": NOW - 10, "district": "North", "priority": 1.0,
-         "cancelled": "1"},
-        {"call_id": "G", "received_time": NOW - 10, "district": "North", "priority": 1.0,
          "cancelled": True},
         {"call_id": "F", "received_time": NOW - 10, "district": "North", "priority": 1.0,
          "category": "atv"},
@@ -110,11 +108,14 @@ def test_select_filters_period_district_priority_category_and_cancelled() -> Non
 
 def test_stat_matches_numpy_and_ignores_missing() -> None:
     """Median and p90 equal numpy's, over finite values only."""
-    values = np.array([10.0, 20.0, 30.0, 40.0, np.nan, 1000.0])
-    result = rv.stat(values)
-    finite = values[np.isfinite(values)]
-    assert result == rv.Stat(5, float(np.median(finite)), float(np.percentile(finite, 90)))
-    assert rv.stat(np.array([np.nan])) == rv.Stat(0, None, None)
+    values = [10.0, 20.0, 30.0, 40.0, np.nan, 1000.0]
+    data = frame([{"call_id": str(i), "received_time": NOW, "response_s": v}
+                  for i, v in enumerate(values)])
+    finite = np.array([v for v in values if np.isfinite(v)])
+    assert rv.stat(data, "response_s") == rv.Stat(5, float(np.median(finite)),
+                                                   float(np.percentile(finite, 90)))
+    assert rv.stat(data.iloc[4:5], "response_s") == rv.Stat(0, None, None)
+    assert rv.stat(data.iloc[0:0], "response_s") == rv.Stat(0, None, None)
 
 
 def test_series_by_day_and_district_in_city_time() -> None:
@@ -172,10 +173,13 @@ def test_series_of_nothing_is_empty() -> None:
 def test_histogram_counts_every_value_and_clips_outliers() -> None:
     """Every finite value lands in a bin; 30 s bins; outliers go to the last bin."""
     values = np.concatenate([np.arange(0, 600, 1.0), [100_000.0, np.nan]])
-    counts, edges = rv.histogram(values)
-    assert counts.sum() == 601
-    assert edges[1] - edges[0] == 30.0
-    assert counts[-1] >= 1
+    data = frame([{"call_id": str(i), "received_time": NOW, "response_s": v}
+                  for i, v in enumerate(values)])
+    counts, edges = rv.histogram(data, "response_s")
+    assert counts.sum() == 601 and len(edges) == len(counts) + 1
+    assert edges[1] - edges[0] == 30.0 and edges[0] == 0.0
+    assert len(counts) == 20 and counts[-1] == 31  # 570..599 s and the 100,000 s outlier
+    assert rv.histogram(data.iloc[0:0], "response_s")[0].size == 0
 
 
 def test_slowest_are_sorted_and_formatted() -> None:
@@ -238,3 +242,67 @@ def test_select_reads_bool_flags_as_the_reader_gives_them() -> None:
     data["category"] = data["category"].astype("category")
     query = rv.ResponseQuery(qol_only=True, categories=("noise",))
     assert list(rv.select(data, NOW - 100, NOW, query)["call_id"]) == ["A"]
+
+
+def test_effective_bucket_coarsens_only_when_too_many_points() -> None:
+    """Hourly over a week stays hourly; hourly over 60 days becomes daily; weeks stay."""
+    assert rv.effective_bucket("hour", 7 * 86400) == "hour"
+    assert rv.effective_bucket("hour", 60 * 86400) == "day"
+    assert rv.effective_bucket("day", 5 * 365 * 86400) == "week"
+    assert rv.effective_bucket("week", 50 * 365 * 86400) == "week"
+
+
+def test_compute_says_when_it_draws_a_coarser_bucket() -> None:
+    """Asking for hours over 30 days draws days and says so."""
+    data = frame([{"call_id": "A", "received_time": NOW - 3600, "response_s": 60.0}])
+    period = rv.period_bounds("30d", NOW, TZ)
+    shown = rv.compute(data, data, period, rv.ResponseQuery(bucket="hour"), TZ)
+    assert shown.bucket == "hour" and shown.note == ""
+    shown = rv.compute(data, data, rv.period_bounds("summer", NOW, TZ),
+                       rv.ResponseQuery(bucket="hour"), TZ)
+    assert shown.bucket == "day" and "shown per day" in shown.note
+
+
+def test_series_table_csv_and_figure_hold_the_same_numbers() -> None:
+    """The series table, its CSV and the chart's traces carry the same values."""
+    data = frame([
+        {"call_id": "A", "received_time": epoch("2014-07-15T09:00:00"), "response_s": 120.0},
+        {"call_id": "B", "received_time": epoch("2014-07-15T10:00:00"), "response_s": 240.0},
+        {"call_id": "C", "received_time": epoch("2014-07-14T09:00:00"), "response_s": 600.0},
+    ])
+    shown = rv.compute(data, data, rv.period_bounds("today", NOW, TZ), rv.ResponseQuery(), TZ)
+    table = rv.series_table(shown)
+    assert table == {"period": ["current", "previous"],
+                     "bucket": ["2014-07-15T00:00", "2014-07-15T00:00"],
+                     "group": ["All calls", "All calls"], "n": [2, 1],
+                     "median_s": [180.0, 600.0], "p90_s": [228.0, 600.0]}
+    assert rv.csv_text(table, rv.SERIES_COLUMNS).splitlines() == [
+        "period,bucket,group,n,median_s,p90_s",
+        "current,2014-07-15T00:00,All calls,2,180.0,228.0",
+        "previous,2014-07-15T00:00,All calls,1,600.0,600.0"]
+    figure = rv.series_figure(table, {1: 420.0, 5: 3600.0}, "Received → on scene")
+    medians = [t for t in figure["data"] if t["yaxis"] == "y"]
+    assert [(t["name"], t["y"], t["line"]["dash"]) for t in medians] == [
+        ("All calls", [3.0], "solid"), ("All calls (previous period)", [10.0], "dash")]
+    # The P1 target is drawn on both charts; P5's hour is far above the data, so listed.
+    assert [shape["y0"] for shape in figure["layout"]["shapes"]] == [7.0, 7.0]
+    assert any("P5 1:00:00" in note["text"] for note in figure["layout"]["annotations"])
+
+
+def test_histogram_figure_marks_median_and_p90() -> None:
+    """The histogram draws every bin and marks the median and p90 as lines."""
+    data = frame([{"call_id": str(i), "received_time": NOW, "response_s": v}
+                  for i, v in enumerate([30.0, 60.0, 90.0, 400.0])])
+    counts, edges = rv.histogram(data, "response_s")
+    figure = rv.histogram_figure(counts, edges, rv.Stat(4, 75.0, 300.0), {2: 180.0}, "x")
+    assert sum(figure["data"][0]["y"]) == 4
+    assert [shape["x0"] for shape in figure["layout"]["shapes"]] == [1.25, 5.0, 3.0]
+    assert rv.empty_figure("nothing")["layout"]["annotations"][0]["text"] == "nothing"
+
+
+def test_slowest_breaks_ties_by_call_id_at_the_cut() -> None:
+    """Calls tied at the cut-off value are ordered by call id, exactly as a full sort."""
+    data = frame([{"call_id": cid, "received_time": NOW, "response_s": value}
+                  for cid, value in (("C", 5.0), ("A", 5.0), ("B", 5.0), ("D", 4.0))])
+    rows = rv.slowest(data, rv.ResponseQuery(), TZ, limit=2)
+    assert [row["call_id"] for row in rows] == ["A", "B"]
