@@ -54,13 +54,14 @@ async def _push(settings: Settings, args: argparse.Namespace, stop: asyncio.Even
 async def _replay(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> int:
     from streams.replay import run_replay
 
-    return await run_replay(settings, args.mapping, args.data, args.speed, stop)
+    speed = 0.0 if args.fast else args.speed
+    return await run_replay(settings, args.mapping, args.data, speed, stop, rebase=args.rebase)
 
 
 async def _backfill(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> int:
     from streams.backfill import run_backfill
 
-    return await run_backfill(settings, args.mapping, args.data, stop)
+    return await run_backfill(settings, args.mapping, args.data, stop, workers=args.workers)
 
 
 async def _poll(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> int:
@@ -95,10 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--mapping", type=Path, required=True, help="mapping file (TOML)")
     replay.add_argument("--speed", type=float, default=0.0,
                         help="event-time seconds per second; 0 replays as fast as possible")
+    replay.add_argument("--fast", action="store_true", help="as fast as possible (speed 0)")
+    replay.add_argument("--rebase", action="store_true",
+                        help="shift all times so the replay starts now")
     replay.add_argument("data", type=Path, nargs="+", help="data files")
     replay.set_defaults(run=_replay)
     backfill = commands.add_parser("backfill", help="load history into closed calls")
     backfill.add_argument("--mapping", type=Path, required=True, help="mapping file (TOML)")
+    backfill.add_argument("--workers", type=int,
+                          help="loader processes (default: one per core, at most 4)")
     backfill.add_argument("data", type=Path, nargs="+", help="data files")
     backfill.set_defaults(run=_backfill)
     poll = commands.add_parser("poll", help="poll a live feed")

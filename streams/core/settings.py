@@ -86,7 +86,8 @@ class Settings:
     )
     secret_key: str | None = _setting(
         "DISPATCH_SECRET_KEY", None,
-        "Signs sessions and websocket tokens; unset keeps a random one in the data dir.",
+        "Signs sessions and websocket tokens; required, except under `make run`, "
+        "which keeps a random one in the data dir.",
         _optional_str,
     )
     users_file: Path | None = _setting(
