@@ -190,7 +190,7 @@ class Poller:
         events, updates, bad = await self._diff(records, now)
         rejected.extend(bad)
         dropped = 0
-        if self.config.active_only:
+        if self.config.active_only and await self._confirmed_answer(rows):
             present = {record_key(record) for record in records} | self._ids_of(rejected, rows)
             dropped_events_, dropped_updates = await self._dropped(present, now)
             events.extend(dropped_events_)
@@ -245,6 +245,15 @@ class Poller:
                 if value:
                     ids.add(safe_id(value))
         return ids
+
+    async def _confirmed_answer(self, rows: list[dict[str, str]]) -> bool:
+        """False for a first empty answer in a row: from an active-calls feed that is more
+        often a glitch upstream than a quiet city, so only a second one clears calls."""
+        key = self.keys.poll_empty_answers(self.config.feed)
+        if rows:
+            await self.client.delete(key)
+            return True
+        return int(await self.client.incr(key)) > 1
 
     async def _dropped(self, present: set[str], now: datetime,
                        ) -> tuple[list[Event], dict[str, bytes]]:

@@ -151,6 +151,10 @@ class Keys:
         """Hash record id -> fingerprint of what a poller last emitted for it."""
         return f"{self.prefix}:poll:{feed}:seen"
 
+    def poll_empty_answers(self, feed: str) -> str:
+        """Count of empty answers in a row from an active-calls feed."""
+        return f"{self.prefix}:poll:{feed}:empty"
+
     def poll_watermark(self, feed: str) -> str:
         """String: newest update time (ISO 8601, the feed's own clock) a poller has read."""
         return f"{self.prefix}:poll:{feed}:watermark"

@@ -456,6 +456,27 @@ def test_arcgis_active_feed_creates_updates_and_clears(feed_server: tuple[FeedSe
     assert (status["state"], status["rows"], status["events"]) == ("ok", 6, 0)
 
 
+def test_one_empty_answer_does_not_clear_an_active_feed(
+        feed_server: tuple[FeedServer, str], settings: Settings, r: redis.Redis, keys: Keys,
+        tmp_path: Path) -> None:
+    """A single empty answer leaves the open calls alone; a second one in a row clears them."""
+    server, base = feed_server
+    mapping = live_mapping(tmp_path, "sandiego_cfs.toml", f"{base}/arcgis/0/query",
+                           {'formats = ["%Y-%m-%d %H:%M:%S"]': 'formats = ["epoch_ms"]'},
+                           poll=ARCGIS_POLL)
+    rows = sd_rows(2)
+    server.features = [feature(row, index) for index, row in enumerate(rows)]
+    stream = Stream(r, keys)
+    assert poll(settings, mapping) == 0
+    stream.new()
+    server.features = []
+    assert poll(settings, mapping) == 0
+    assert stream.new() == []
+    assert poll(settings, mapping) == 0
+    calls = [row["incident_num"] for row in rows]
+    assert ids(stream.new()) == Counter(f"sandiego_pd:{call}:cleared" for call in calls)
+
+
 def test_arcgis_error_object_counts_as_failure(feed_server: tuple[FeedServer, str],
                                                settings: Settings, r: redis.Redis,
                                                keys: Keys, tmp_path: Path) -> None:
