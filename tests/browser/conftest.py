@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -263,7 +263,7 @@ def wait_for_page(page: Any) -> None:
 
 def sign_in(page: Any, stack: Stack, name: str, password: str, path: str = "/") -> None:
     """Fill and submit the real sign-in form."""
-    page.goto(f"{stack.base_url}/login?next={path}")
+    page.goto(f"{stack.base_url}/login?next={quote(path)}")
     page.fill("#login-name", name)
     page.fill("#login-password", password)
     page.click("#login-submit")
