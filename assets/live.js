@@ -4,8 +4,13 @@
  * A page that wants live data renders dcc.Store(id="live-store") and a hidden
  * html.Div(id="live-config", data-url=ws://..., data-token=...). This script opens one
  * reconnecting WebSocket to the push service, merges snapshot/delta messages into
- * window.dispatchLive, and hands the merged state to Dash with at most one
- * set_props("live-store", ...) per animation frame, however many messages arrived.
+ * window.dispatchLive, and hands what changed on:
+ * - to subscribers (window.dispatchLive.subscribe(fn)) once per animation frame: the hot
+ *   path, no Dash or React work at all (the wall draws from here);
+ * - to Dash with at most one set_props("live-store", ...) every STORE_INTERVAL_MS, however
+ *   many messages arrived: building the store's lists and Dash's callback dispatch cost
+ *   far more than a subscriber's diff, so ten wall screens at 200 events/s would spend
+ *   their CPU there if it ran every frame.
  */
 (function () {
   "use strict";
@@ -13,15 +18,18 @@
   var MAX_BACKOFF_MS = 5000;
   var SILENCE_MS = 45000; // the server pings every 15 s; silence this long means a dead link
   var ENTITIES = {call: "calls", unit: "units", alert: "alerts", share: "shares"};
+  var STORE_INTERVAL_MS = 100;
 
   var live = window.dispatchLive = {
     lastId: null, calls: {}, units: {}, alerts: {}, shares: {}, freshness: {},
     connected: false, version: 0, status: "connecting", batchTimes: [],
-    messages: 0
+    messages: 0, subscribers: []
   };
   var socket = null, attempt = 0, token = null, url = null;
   var frameRequested = false, pendingMs = 0, lastMessageAt = 0;
-  var changed = emptyChanges();
+  var storeTimer = null, lastStoreAt = 0;
+  // Two accumulators: subscribers drain theirs every frame, Dash's store every interval.
+  var changed = emptyChanges(), frameChanged = emptyChanges();
 
   function emptyChanges() {
     return {calls: {}, units: {}, alerts: {}, shares: {}, freshness: {}, snapshot: false};
@@ -36,16 +44,17 @@
   function applySnapshot(message) {
     ["calls", "units", "alerts", "shares"].forEach(function (name) {
       var idField = name.slice(0, -1) + "_id", next = {};
-      Object.keys(live[name]).forEach(function (id) { changed[name][id] = true; });
+      Object.keys(live[name]).forEach(function (id) { mark(name, id); });
       message[name].forEach(function (item) {
         next[item[idField]] = item;
-        changed[name][item[idField]] = true;
+        mark(name, item[idField]);
       });
       live[name] = next;
     });
     live.freshness = message.freshness || {};
-    Object.keys(live.freshness).forEach(function (source) { changed.freshness[source] = true; });
+    Object.keys(live.freshness).forEach(function (source) { mark("freshness", source); });
     changed.snapshot = true;
+    frameChanged.snapshot = true;
     live.lastId = message.last_id;
   }
 
@@ -55,14 +64,19 @@
       live.freshness[source] = Object.assign({}, live.freshness[source], {
         event_time: change.data.event_time, seen: change.data.seen
       });
-      changed.freshness[source] = true;
+      mark("freshness", source);
       return;
     }
     var name = ENTITIES[change.entity];
     if (!name) { return; }
     if (change.op === "remove") { delete live[name][change.id]; }
     else { live[name][change.id] = change.data; }
-    changed[name][change.id] = true;
+    mark(name, change.id);
+  }
+
+  function mark(name, id) {
+    changed[name][id] = true;
+    frameChanged[name][id] = true;
   }
 
   function applyMessage(message) {
@@ -81,8 +95,28 @@
 
   function idsOf(set) { return Object.keys(set); }
 
-  function flush() {
+  /* Once per animation frame: hand subscribers what changed since the last frame. */
+  function flushFrame() {
     frameRequested = false;
+    var started = performance.now(), batch = frameChanged;
+    frameChanged = emptyChanges();
+    live.subscribers.slice().forEach(function (fn) {
+      try { fn(live, batch); } catch (error) { console.error("dispatchLive subscriber", error); }
+    });
+    pendingMs += performance.now() - started;
+    scheduleStore();
+  }
+
+  function scheduleStore() {
+    if (storeTimer !== null) { return; }
+    var wait = Math.max(0, lastStoreAt + STORE_INTERVAL_MS - performance.now());
+    storeTimer = setTimeout(flushStore, wait);
+  }
+
+  /* At most every STORE_INTERVAL_MS: the whole merged state to Dash's live-store. */
+  function flushStore() {
+    storeTimer = null;
+    lastStoreAt = performance.now();
     if (!document.getElementById("live-config") || !window.dash_clientside) { return; }
     var started = performance.now();
     live.version += 1;
@@ -104,8 +138,21 @@
   function scheduleFlush() {
     if (!frameRequested) {
       frameRequested = true;
-      window.requestAnimationFrame(flush);
+      window.requestAnimationFrame(flushFrame);
     }
+  }
+
+  /* fn(live, changed) runs once per animation frame with the ids changed since the last
+   * call (changed.snapshot: everything may have changed) and once right away with the whole
+   * state. Returns a function that unsubscribes. */
+  function subscribe(fn) {
+    live.subscribers.push(fn);
+    var all = emptyChanges();
+    all.snapshot = true;
+    try { fn(live, all); } catch (error) { console.error("dispatchLive subscriber", error); }
+    return function () {
+      live.subscribers = live.subscribers.filter(function (other) { return other !== fn; });
+    };
   }
 
   function setStatus(status) {
@@ -181,10 +228,12 @@
       setInterval(watchSilence, 5000);
     } else {
       changed.snapshot = true;
+      frameChanged.snapshot = true;
       scheduleFlush();
     }
   }
 
   setInterval(watchConfig, 100);
   window.dispatchLive.compareIds = compareIds;
+  window.dispatchLive.subscribe = subscribe;
 })();

@@ -1,7 +1,11 @@
 /* Wall display (/wall): draws live state straight into the DOM and the Leaflet map.
  *
- * dash_clientside.wall.render is the clientside callback on live-store (push) or
- * wall-poll-store (polling fallback). Each call diffs the new state against what is drawn
+ * Push mode subscribes to assets/live.js directly (window.dispatchLive.subscribe): once per
+ * animation frame it gets the ids changed since the last frame and draws them, with no Dash
+ * or React work on the hot path (live-store still follows, at a lower rate, for Dash).
+ * dash_clientside.wall.render is the clientside callback on wall-poll-store (polling
+ * fallback) and on live-store (it only sets the page up there, and draws from the store if
+ * live.js has no subscribe). Each render diffs the new state against what is drawn
  * (per entity, by a cheap signature) and touches only what changed: keyed queue rows,
  * Leaflet markers moved with setLatLng, text of KPI tiles. A one-second timer updates
  * aging timers, the clock, feed health and alert fading without any server round trip.
@@ -168,6 +172,28 @@
       if (!next.has(id)) { diff.removed.push(id); sigs.delete(id); }
     });
     S.items[kind] = next;
+    diff.any = diff.added.length + diff.changed.length + diff.removed.length > 0;
+    return diff;
+  }
+  /* Take only ``ids`` of one kind from ``byId`` (live.js's state, keyed by id): the cost
+   * follows what changed, not the size of the board. */
+  function intakeIds(kind, byId, ids) {
+    var spec = KINDS[kind], items = S.items[kind], sigs = S.sigs[kind];
+    var diff = {added: [], changed: [], removed: []};
+    for (var i = 0; i < ids.length; i++) {
+      var id = String(ids[i]), x = byId[ids[i]], prev = items.get(id);
+      if (!x || !spec.keep(x)) {
+        if (prev !== undefined) { items.delete(id); sigs.delete(id); diff.removed.push(id); }
+        continue;
+      }
+      items.set(id, x);
+      if (prev === x) { continue; }
+      var sig = signature(kind, x);
+      if (prev === undefined) { diff.added.push(id); } else if (sigs.get(id) !== sig) {
+        diff.changed.push(id);
+      }
+      sigs.set(id, sig);
+    }
     diff.any = diff.added.length + diff.changed.length + diff.removed.length > 0;
     return diff;
   }
@@ -500,11 +526,7 @@
     S.ready = true;
   }
 
-  function render(data, config) {
-    var noUpdate = window.dash_clientside.no_update;
-    if (!config) { return noUpdate; }
-    var t0 = performance.now();
-    if (!S.ready) { init(config); }
+  function adoptRoot() {
     var root = el("wall-root");
     if (root && S.root !== root) {
       // Opened again in the same tab: the rows drawn before belong to a removed page.
@@ -513,21 +535,20 @@
       S.rendered = 0;
       watchQueueSize();
     }
-    if (!data) { tick(); return noUpdate; }
-    var first = S.rendered === 0, diffs = {};
-    Object.keys(KINDS).forEach(function (kind) {
-      diffs[kind] = intake(kind, entityList(data[kind]));
-      updateMap(kind, diffs[kind]);
-    });
-    if (data.freshness) { S.freshness = data.freshness; }
+    return root;
+  }
+
+  /* Draw what ``diffs`` says changed (everything on the first render of a page). */
+  function draw(diffs, freshnessChanged) {
+    var t0 = performance.now(), first = S.rendered === 0, now = nowS();
+    Object.keys(KINDS).forEach(function (kind) { updateMap(kind, diffs[kind]); });
     if (diffs.calls.any || first) { updateQueue(); }
     if (diffs.calls.any || diffs.units.any || first) { updateKpis(); }
     if (diffs.shares.any || first) { updateShares(); }
-    if (diffs.alerts.any || diffs.units.any || diffs.calls.any || first) {
-      updateBanner(nowS());
-    }
+    if (diffs.alerts.any || diffs.units.any || diffs.calls.any || first) { updateBanner(now); }
     if (!first) { announce(diffs.calls, diffs.alerts); }
-    tick();
+    // The clock and ages tick every second on their own; only new feed data repaints here.
+    if (first) { tick(); } else if (freshnessChanged) { updateFeeds(now); }
     S.rendered += 1;
     var took = performance.now() - t0;
     window.wallRenderTimes.push(took);
@@ -536,6 +557,47 @@
     if (window.wallFirstDataRenderAt === undefined && S.items.calls.size + S.items.units.size) {
       window.wallFirstDataRenderAt = performance.now();  // first board with something on it
     }
+  }
+
+  /* live.js subscriber (push mode): once per animation frame, only the changed ids. */
+  function onLive(live, changed) {
+    var root = S.ready ? adoptRoot() : null;
+    if (!root || root.getAttribute("data-mode") !== "push") { return; }
+    var t0 = performance.now(), whole = changed.snapshot || S.rendered === 0, diffs = {};
+    Object.keys(KINDS).forEach(function (kind) {
+      diffs[kind] = whole ? intake(kind, entityList(live[kind])) :
+        intakeIds(kind, live[kind], Object.keys(changed[kind]));
+    });
+    var fresh = whole || Object.keys(changed.freshness).length > 0;
+    if (fresh) { S.freshness = live.freshness; }
+    var intakeMs = performance.now() - t0;
+    if (!whole && !diffs.calls.any && !diffs.units.any && !diffs.alerts.any &&
+        !diffs.shares.any && !fresh) { return; }
+    draw(diffs, fresh);
+    window.wallRenderTimes[window.wallRenderTimes.length - 1] += intakeMs;
+  }
+
+  function render(data, config) {
+    var noUpdate = window.dash_clientside.no_update;
+    if (!config) { return noUpdate; }
+    var t0 = performance.now();
+    if (!S.ready) { init(config); }
+    var root = adoptRoot();
+    var live = window.dispatchLive;
+    if (root && root.getAttribute("data-mode") === "push" && live && live.subscribe) {
+      // Push: live.js calls onLive every frame; the store's copy is not needed here.
+      if (!S.unsubscribe) { S.unsubscribe = live.subscribe(onLive); }
+      return noUpdate;
+    }
+    if (!data) { tick(); return noUpdate; }
+    var diffs = {};
+    Object.keys(KINDS).forEach(function (kind) {
+      diffs[kind] = intake(kind, entityList(data[kind]));
+    });
+    if (data.freshness) { S.freshness = data.freshness; }
+    var intakeMs = performance.now() - t0;
+    draw(diffs, Boolean(data.freshness));
+    window.wallRenderTimes[window.wallRenderTimes.length - 1] += intakeMs;
     return noUpdate;
   }
 

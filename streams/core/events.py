@@ -185,8 +185,9 @@ class ShareEvent(_Base, tag="share", kw_only=True, frozen=True):
 
 Event = CallEvent | UnitEvent | ShotAlert | ShareEvent
 
-SOURCE_OF_TYPE: Final = {CallEvent: "cad", UnitEvent: "avl", ShotAlert: "shotspotter",
-                         ShareEvent: "mutualink"}
+SOURCE_OF_TYPE: Final[dict[type[Event], str]] = {
+    CallEvent: "cad", UnitEvent: "avl", ShotAlert: "shotspotter", ShareEvent: "mutualink",
+}
 
 _TIME_FIELDS: Final = {
     kind: tuple(f.name for f in msgspec.structs.fields(kind) if "datetime" in str(f.type))

@@ -79,7 +79,9 @@ class Settings:
         "DISPATCH_WEB_WORKERS", 2, "Dashboard server worker processes.", int
     )
     push_host: str = _setting("DISPATCH_PUSH_HOST", "127.0.0.1", "Address the push service binds.")
-    push_port: int = _setting("DISPATCH_PUSH_PORT", 8765, "Port of the websocket push service.", int)
+    push_port: int = _setting(
+        "DISPATCH_PUSH_PORT", 8765, "Port of the websocket push service.", int
+    )
     push_public_url: str | None = _setting(
         "DISPATCH_PUSH_URL", None,
         "Websocket URL browsers use; unset means ws://<page host>:<push port>.", _optional_str,
