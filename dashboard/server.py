@@ -18,7 +18,10 @@ log = logging.getLogger(__name__)
 
 THREADS_PER_WORKER = 8
 GRACEFUL_TIMEOUT_SECONDS = 10
-REQUEST_TIMEOUT_SECONDS = 60
+REQUEST_TIMEOUT_SECONDS = 120
+"""Headroom over the slowest request: a /response or wall query that arrives while this
+worker is still reading a million closed calls waits on that load (tens of seconds on a
+busy machine) rather than being killed; the page itself polls instead of waiting."""
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -58,6 +61,11 @@ class DashboardServer(BaseApplication):  # type: ignore[misc]
         # before gunicorn's threads can race through the setup together (seen as
         # "dictionary changed size during iteration" and a 500 on the first page load).
         app.server.test_client().get("/healthz")
+        # Read the closed-calls history now, in the background, so the first response-
+        # times request finds it warm (or shows progress) instead of paying for it.
+        from dashboard import runtime  # noqa: PLC0415 - initialised by create_app
+
+        runtime.reader().prefetch_closed_calls()
         return app.server
 
 

@@ -37,6 +37,10 @@ FILTER_INPUTS = ("preset", "range.start_date", "range.end_date", "metric", "spli
                  "districts", "priorities", "categories")
 DURATION_FORMAT = {"function": "durationText(params.value)"}
 """ag-grid formatter (assets/response.js) mirroring responseview.duration_text."""
+LOADING_WAIT_S = 2.0
+"""How long a filter change waits for the closed-calls history before answering with a
+progress note instead (a million calls take a while to read once per worker)."""
+LOADING_POLL_MS = 1000
 
 
 GRID_THEME = {"function": (
@@ -132,6 +136,7 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
             ], xs=12),
         ], className="g-3"),
         dcc.Store(id="response-shown"),
+        dcc.Interval(id="response-loading-poll", interval=LOADING_POLL_MS, disabled=True),
         dcc.Download(id="response-download"),
         dbc.Modal([
             dbc.ModalHeader(dbc.ModalTitle(id="response-detail-title")),
@@ -172,15 +177,16 @@ def _column_defs() -> list[dict[str, Any]]:
     Output("response-histogram", "figure"), Output("response-slowest", "rowData"),
     Output("response-shown", "data"), Output("response-period-label", "children"),
     Output("response-error", "children"), Output("response-range", "disabled"),
+    Output("response-loading-poll", "disabled"),
     Input("response-preset", "value"), Input("response-range", "start_date"),
     Input("response-range", "end_date"), Input("response-metric", "value"),
     Input("response-split", "value"), Input("response-bucket", "value"),
     Input("response-districts", "value"), Input("response-priorities", "value"),
-    Input("response-categories", "value"),
+    Input("response-categories", "value"), Input("response-loading-poll", "n_intervals"),
 )
 def update(preset: str, start_date: str | None, end_date: str | None, metric: str,
            split: str, bucket: str, districts: list[str] | None, priorities: list[int] | None,
-           categories: list[str] | None) -> tuple[Any, ...]:
+           categories: list[str] | None, _poll: int | None = None) -> tuple[Any, ...]:
     runtime.require_page(PATH)
     settings = runtime.settings()
     try:
@@ -191,9 +197,33 @@ def update(preset: str, start_date: str | None, end_date: str | None, metric: st
                                  categories=tuple(categories or ()))
     except ValueError as error:
         alert = dbc.Alert(str(error), color="warning", className="py-2")
-        return (*[dash.no_update] * 6, alert, preset != "custom")
+        return (*[dash.no_update] * 6, alert, preset != "custom", dash.no_update)
+    if not history_ready():
+        return (*loading_view(), None, preset != "custom", False)
     view = view_of(period, query, settings.timezone)
-    return (*view, None, preset != "custom")
+    return (*view, None, preset != "custom", True)
+
+
+def history_ready() -> bool:
+    """True when the closed-calls cache is warm; otherwise make sure it is loading and
+    wait a little (a small history is read well within that)."""
+    reader = runtime.reader()
+    if reader.closed_calls_ready():
+        return True
+    reader.prefetch_closed_calls()
+    return reader.closed_calls_ready(wait_s=LOADING_WAIT_S)
+
+
+def loading_view() -> tuple[Any, ...]:
+    """The page while this worker is still reading the history: progress, empty charts;
+    the poll interval re-runs the callback until the history is in."""
+    done, total = runtime.reader().closed_calls_progress()
+    note = f"Loading history ({done:,} of {total:,} calls)…"
+    card = dbc.Col(dbc.Alert([dbc.Spinner(size="sm", spinner_class_name="me-2"), note],
+                             color="info", className="py-2 mb-0"),
+                   id="response-loading", xs=12)
+    waiting = rv.empty_figure("Loading history…")
+    return ([card], waiting, waiting, [], dash.no_update, note)
 
 
 def view_of(period: rv.Period, query: rv.ResponseQuery, timezone: str) -> tuple[Any, ...]:

@@ -30,6 +30,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="Redis to test against; default starts the embedded server")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run browser tests last: Playwright's sync API leaves an event loop running in the
+    main thread, and asyncio.run() in any later test would refuse to start."""
+    items.sort(key=lambda item: item.path.is_relative_to(PROJECT_ROOT / "tests" / "browser"))
+
+
 @pytest.fixture(scope="session")
 def redis_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
               ) -> Iterator[str]:

@@ -191,3 +191,29 @@ def test_prefetch_fills_the_cache(reader: LiveReader) -> None:
     """Prefetching loads the closed calls before the first query."""
     reader.prefetch_closed_calls().join(timeout=30)
     assert len(reader._closed.frame) == 2
+
+
+def test_closed_calls_odd_values_keep_their_text(r: redis.Redis, keys: Keys) -> None:
+    """Ids that look numeric, 'NA' text, missing fields and separator bytes survive parsing."""
+    r.xadd(keys.closed, {"call_id": "007", "category": "NA", "qol": "1", "priority": "2",
+                         "received_time": "100.5", "response_s": "", "source": "null"})
+    reader = LiveReader(r, keys)
+    assert reader.closed_calls(0, 1000)["category"].tolist() == ["NA"]  # read on its own
+    r.xadd(keys.closed, {"call_id": "X\x1fY", "neighborhood": "a\x1eb", "cancelled": "1",
+                         "received_time": "200"})
+    frame = reader.closed_calls(0, 1000)
+    assert frame["call_id"].tolist() == ["007", "X\x1fY"]
+    assert frame["category"].tolist() == ["NA", ""] and frame["source"].tolist() == ["null", ""]
+    assert frame["neighborhood"].tolist() == ["", "a\x1eb"]
+    assert frame["received_time"].tolist() == [100.5, 200.0]
+    assert frame["priority"].iloc[0] == 2.0 and math.isnan(frame["priority"].iloc[1])
+    assert math.isnan(frame["response_s"].iloc[0])
+    assert frame["qol"].tolist() == [True, False] and frame["cancelled"].tolist() == [False, True]
+
+
+def test_closed_calls_readiness_and_progress(reader: LiveReader) -> None:
+    """Before the first load the cache is not ready; after it, progress is rows of rows."""
+    assert reader.closed_calls_ready() is False and reader.closed_calls_progress() == (0, 0)
+    reader.prefetch_closed_calls().join(timeout=30)
+    assert reader.closed_calls_ready(wait_s=1) is True
+    assert reader.closed_calls_progress() == (2, 2)
