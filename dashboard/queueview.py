@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.core.events import CATEGORY_LABELS, QOL_CATEGORIES
+from streams.core.geography import haversine_m
 
 OPEN_STATUSES = frozenset({"pending", "assigned", "dispatched", "en_route", "on_scene"})
 CARD_FIELDS = (
@@ -151,15 +152,7 @@ def age_text(age_s: float | None) -> str:
 
 # --- park areas -----------------------------------------------------------------------
 
-EARTH_RADIUS_M = 6_371_008.8
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres (haversine)."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
-    h = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+distance_m = haversine_m
 
 
 def in_ring(lat: float, lon: float, ring: Sequence[Sequence[float]]) -> bool:

@@ -31,6 +31,7 @@ from streams.core.events import (
     UnitEvent,
     is_qol,
 )
+from streams.core.geography import haversine_m
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ GEO_LAT_LIMIT: Final = 85.05112878
 """Redis GEO cannot index latitudes beyond this (Web Mercator)."""
 RECENT_IDS_KEPT: Final = 8
 """Units, alerts and shares remember this many recent event ids to spot redeliveries."""
-EARTH_RADIUS_M: Final = 6_371_008.8
 
 TABLET_ROLES: Final = frozenset({"cso", "sro"})
 PRIVATE_FIELDS: Final = ("caller_name", "caller_phone")
@@ -289,12 +289,7 @@ def _queue_writes(old: State | None, new: State) -> tuple[IndexWrite, ...]:
 
 # --- units ------------------------------------------------------------------------------
 
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres (haversine)."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi, dlambda = phi2 - phi1, math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+distance_m = haversine_m
 
 
 def apply_unit(state: State | None, event: UnitEvent) -> Outcome:
