@@ -19,14 +19,16 @@ from streams.redis_server import free_port
 from tests.conftest import SHARED_DATA, TIMEOUT_SCALE
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    """Pids whose command line or environment contains ``text``."""
+def _processes_mentioning(text: str, environment: bool = True) -> list[int]:
+    """Pids whose command line (or environment) contains ``text``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes()
+            if environment:
+                cmdline += (entry / "environ").read_bytes()
         except OSError:
             continue
         if text.encode() in cmdline.replace(b"\0", b" "):
@@ -58,13 +60,18 @@ def system(tmp_path: Path) -> Iterator[dict[str, object]]:
         "DISPATCH_WEB_PORT": str(ports["web"]), "DISPATCH_PUSH_PORT": str(ports["push"]),
         "DISPATCH_WEB_WORKERS": "1", "DISPATCH_SIM_SPEED": "60",
     })
-    launcher = subprocess.Popen([sys.executable, "-m", "streams", "up"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    with (tmp_path / "up.log").open("wb") as log:
+        launcher = subprocess.Popen([sys.executable, "-m", "streams", "up"], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
     yield {"process": launcher, "ports": ports, "data_dir": tmp_path / "var"}
     if launcher.poll() is None:
         os.killpg(launcher.pid, signal.SIGKILL)
-    for pid in _processes_mentioning(str(tmp_path)):
+        launcher.wait()
+    # redis-server rewrites its title (and the memory of its environment): find it by port.
+    leftovers = _processes_mentioning(str(tmp_path)) + _processes_mentioning(
+        f"127.0.0.1:{ports['redis']}", environment=False)
+    for pid in leftovers:
         os.kill(pid, signal.SIGKILL)
 
 
@@ -87,11 +94,12 @@ def test_up_serves_applies_events_survives_redis_restart_and_stops_cleanly(
     calls_before = client.hlen("dispatch:calls")
     assert calls_before > 0
 
-    redis_pids = _processes_mentioning(f"--port {ports['redis']}")
+    redis_title = f"127.0.0.1:{ports['redis']}"  # redis-server rewrites its process title
+    redis_pids = _processes_mentioning(redis_title, environment=False)
     assert len(redis_pids) == 1
     os.kill(redis_pids[0], signal.SIGKILL)
     time.sleep(1)
-    _wait_for(lambda: bool(_processes_mentioning(f"--port {ports['redis']}")) and
+    _wait_for(lambda: bool(_processes_mentioning(redis_title, environment=False)) and
               client.ping(), 30, "Redis restarted by the launcher")
     assert client.hlen("dispatch:calls") >= calls_before * 0.9  # AOF: at most ~1 s lost
     after_restart = applied()
@@ -103,4 +111,4 @@ def test_up_serves_applies_events_survives_redis_restart_and_stops_cleanly(
     data_dir = str(system["data_dir"])
     time.sleep(0.5)
     assert _processes_mentioning(data_dir) == []
-    assert _processes_mentioning(f"--port {ports['redis']}") == []
+    assert _processes_mentioning(redis_title, environment=False) == []
