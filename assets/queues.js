@@ -64,11 +64,17 @@
       const triggered = (context.triggered || []).map(function (t) { return t.prop_id; });
       const initial = triggered.length === 0 || triggered[0] === ".";
       const user = defaults.user;
+      // A cso/sro is locked to their district (the server enforces it too).
+      const locked = defaults.locked || null;
       if (initial) {
         const saved = userFilters(stored, user) || defaults;
-        return [saved.district || ANY, saved.neighborhood || ANY, saved.park || ANY,
+        const savedHood = saved.neighborhood || ANY;
+        const hoodOk = !locked || savedHood === ANY ||
+          (hoods[locked] || []).indexOf(savedHood) >= 0;
+        return [locked || saved.district || ANY, hoodOk ? savedHood : ANY, saved.park || ANY,
                 saved.category || ANY, noUpdate];
       }
+      if (locked) district = locked;
       // A neighborhood outside the chosen district would show nothing: drop it.
       if (district !== ANY && hood !== ANY && hoods[district] &&
           hoods[district].indexOf(hood) < 0) {

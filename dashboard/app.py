@@ -68,6 +68,10 @@ def create_app(settings: Settings, reader: Any = None) -> dash.Dash:
                          PERMANENT_SESSION_LIFETIME=timedelta(hours=auth.SESSION_HOURS))
     register_pages()
     app.layout = shell
+    app.clientside_callback(NAV_TOGGLE_JS, dash.Output("nav-collapse", "is_open"),
+                            dash.Input("nav-toggler", "n_clicks"),
+                            dash.Input("_pages_location", "pathname"),
+                            dash.State("nav-collapse", "is_open"), prevent_initial_call=True)
     auth.install_routes(server, settings, auth.LoginLimiter(
         client, keys, settings.login_attempts_per_minute))
     install_guard(server, settings)
@@ -119,14 +123,29 @@ def shell() -> html.Div:
              for page in dash.page_registry.values() if runtime.may_open(user, page["path"])]
     who = f"{user.name} ({user.role}{', ' + user.district if user.district else ''})" \
         if user else ""
+    # Below the lg breakpoint (992 px: every tablet in portrait) the links fold into a
+    # menu behind a toggler, so the bar never wraps onto a second line.
     navbar = dbc.Navbar(dbc.Container([
         dbc.NavbarBrand("Hartford dispatch", href="/"),
-        dbc.Nav(links, navbar=True, className="me-auto"),
-        html.Span(who, className="navbar-text me-3", id="nav-user"),
-        dbc.NavLink("Sign out", href="/logout", external_link=True, id="nav-signout",
-                    className="text-light"),
-    ], fluid=True), color="dark", dark=True, className="app-navbar py-1")
+        dbc.NavbarToggler([html.Span(className="navbar-toggler-icon"),
+                           html.Span("Menu", className="visually-hidden")],
+                          id="nav-toggler", n_clicks=0, className="app-nav-toggler"),
+        dbc.Collapse([
+            dbc.Nav(links, navbar=True, className="me-auto"),
+            html.Span(who, className="navbar-text app-nav-user", id="nav-user"),
+            dbc.Nav(dbc.NavItem(dbc.NavLink("Sign out", href="/logout", external_link=True,
+                                            id="nav-signout", className="app-nav-signout")),
+                    navbar=True),
+        ], id="nav-collapse", navbar=True, is_open=False),
+    ], fluid=True), color="dark", dark=True, expand="lg", className="app-navbar py-0")
     return html.Div([navbar, dash.page_container], className="app-shell")
+
+
+NAV_TOGGLE_JS = """function (clicks, path, isOpen) {
+    const trigger = (dash_clientside.callback_context.triggered[0] || {}).prop_id || "";
+    return trigger.startsWith("nav-toggler") ? !isOpen : false;
+}"""
+"""The toggler opens/closes the menu; moving to another page closes it."""
 
 
 def install_guard(server: flask.Flask, settings: Settings) -> None:

@@ -8,6 +8,7 @@ through a card, whatever the call dict holds.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 from streams.core.events import CATEGORY_LABELS, QOL_CATEGORIES
 from streams.core.geography import haversine_m
+from streams.core.livestate import TABLET_ROLES
 
 OPEN_STATUSES = frozenset({"pending", "assigned", "dispatched", "en_route", "on_scene"})
 CARD_FIELDS = (
@@ -59,6 +61,21 @@ class QueueFilter:
         if category is not None and category not in QOL_CATEGORIES:
             category = None
         return cls(pick("district"), pick("neighborhood"), category, pick("park"))
+
+
+def locked_district(role: str, district: str | None) -> str | None:
+    """The district a user's queues are locked to: a cso/sro's own; None: free choice."""
+    return district if role in TABLET_ROLES and district else None
+
+
+def enforce_scope(chosen: QueueFilter, locked: str | None) -> QueueFilter:
+    """``chosen`` with its district forced to ``locked``, whatever the browser sent."""
+    return chosen if locked is None else dataclasses.replace(chosen, district=locked)
+
+
+def in_scope(call: Mapping[str, Any], locked: str | None) -> bool:
+    """True when a user locked to ``locked`` (None: everywhere) may see ``call``."""
+    return locked is None or call.get("district") == locked
 
 
 def is_open_qol(call: Mapping[str, Any]) -> bool:
@@ -134,6 +151,24 @@ def detail(call: Mapping[str, Any], now: float) -> dict[str, Any]:
     fields = card(call, now)
     fields.update({name: call.get(name) for name in DETAIL_FIELDS if name not in fields})
     return fields
+
+
+UNIT_STEPS = ("assigned", "dispatched", "en_route", "on_scene")
+
+
+def unit_lines(shown: Mapping[str, Any], clock: Callable[[float], str]) -> list[str]:
+    """One line per unit: its id and the times it reached each step ("S-PAT-06: assigned
+    10:02:11, on scene 10:09:40"); ``clock`` formats an epoch. Units the call lists without
+    times still get a line, so each unit appears exactly once."""
+    times = shown.get("unit_times") or {}
+    units = list(dict.fromkeys([*(shown.get("units") or []), *sorted(times)]))
+    lines = []
+    for unit in units:
+        steps = times.get(unit) or {}
+        reached = [f"{step.replace('_', ' ')} {clock(float(steps[step]))}"
+                   for step in UNIT_STEPS if steps.get(step)]
+        lines.append(f"{unit}: {', '.join(reached)}" if reached else str(unit))
+    return lines
 
 
 def age_text(age_s: float | None) -> str:

@@ -5,9 +5,11 @@ renders the cards (``dashboard.queueview`` does the filtering, counting and card
 an allow-list that has no caller name or phone), re-rendering whenever ``assets/live.js``
 reports a change to a call through ``live-store``; ``assets/queues.js`` keeps the ages
 ticking every second without a server round trip and remembers the filters on the device
-(``dcc.Store`` with local storage, one entry per user). A cso/sro starts scoped to their
-district. Tapping a card opens its detail with a small map of its neighborhood drawn from
-the shared Hartford boundaries (no tiles, so it works with no internet).
+(``dcc.Store`` with local storage, one entry per user). A cso/sro with a district is locked
+to it: the selector shows it disabled, and every callback forces it whatever the browser
+sends (the push service, too, sends them only their district's calls). Tapping a card
+opens its detail with a small map of its neighborhood drawn from the shared Hartford
+boundaries (no tiles, so it works with no internet).
 """
 
 from __future__ import annotations
@@ -92,10 +94,14 @@ def park_area(name: str | None) -> queueview.AreaTest | None:
 
 # --- layout -----------------------------------------------------------------------------
 
-def _select(id_: str, label: str, options: list[dict[str, str]], value: str) -> Component:
+def _select(id_: str, label: str, options: list[dict[str, str]], value: str,
+            disabled: bool = False) -> Component:
+    # dcc.Dropdown, not dbc.Select: the latter always adds a hidden blank placeholder
+    # option, which tablet browsers (iOS Safari) show as an empty first choice.
     return dbc.Col(html.Div([
-        dbc.Label(label, html_for=id_, className="queues-label"),
-        dbc.Select(id=id_, options=options, value=value, size="lg", className="queues-select"),
+        html.Label(label, htmlFor=id_, className="queues-label form-label d-block"),
+        dcc.Dropdown(id=id_, options=options, value=value, clearable=False, searchable=False,
+                     disabled=disabled, className="queues-select"),
     ]), xs=12, sm=4)
 
 
@@ -104,10 +110,15 @@ def layout(**_: Any) -> Component:
     places = city()
     hoods_by_district = {district: sorted(hood.name for hood in places.in_district(district))
                          for district in places.districts}
-    scoped = user.district if user.on_tablet and user.district in hoods_by_district else ANY
+    locked = queueview.locked_district(user.role, user.district)
+    if locked is not None:
+        # Only their own district reaches the page: nothing to pick, nothing to forge.
+        hoods_by_district = {locked: hoods_by_district.get(locked, [])}
+    scoped = locked or ANY
     defaults = {"user": user.name, "district": scoped, "neighborhood": ANY, "park": ANY,
-                "category": ANY}
-    district_options = [{"label": "All districts", "value": ANY}] + [
+                "category": ANY, "locked": locked}
+    district_options = [{"label": locked, "value": locked}] if locked else [
+        {"label": "All districts", "value": ANY}] + [
         {"label": district, "value": district} for district in places.districts]
     park_options = [{"label": "Any place", "value": ANY}] + [
         {"label": f"{park.name} ({park.radius_m:.0f} m)", "value": park.name}
@@ -123,7 +134,8 @@ def layout(**_: Any) -> Component:
             html.Span(id="queues-summary", className="queues-summary"),
         ], className="queues-header"),
         dbc.Row([
-            _select("queues-district", "District", district_options, scoped),
+            _select("queues-district", "District", district_options, scoped,
+                    disabled=locked is not None),
             _select("queues-neighborhood", "Neighborhood", [{"label": "All neighborhoods",
                                                              "value": ANY}], ANY),
             _select("queues-park", "Park area", park_options, ANY),
@@ -244,8 +256,9 @@ clientside_callback(
 def render_queues(_version: int | None, district: str | None, neighborhood: str | None,
                   park: str | None, category: str | None) -> tuple[Any, Any, str]:
     user = runtime.require_page(PATH)
-    chosen = queueview.QueueFilter.from_values(
-        {"district": district, "neighborhood": neighborhood, "park": park, "category": category})
+    chosen = queueview.enforce_scope(queueview.QueueFilter.from_values(
+        {"district": district, "neighborhood": neighborhood, "park": park, "category": category}),
+        queueview.locked_district(user.role, user.district))
     cards, counts = visible_calls(user.role, chosen)
     summary = f"{len(cards)} open call{'s' if len(cards) != 1 else ''} shown"
     return cards_component(cards, chosen), category_options(counts), summary
@@ -258,10 +271,16 @@ def render_queues(_version: int | None, district: str | None, neighborhood: str 
 def open_detail(_clicks: list[int | None], _close: int | None) -> tuple[bool, Any, Any]:
     user = runtime.require_page(PATH)
     trigger = ctx.triggered_id
-    # Re-rendered cards fire this with n_clicks 0; only a real tap opens the panel.
-    if not isinstance(trigger, dict) or not ctx.triggered[0].get("value"):
+    if not isinstance(trigger, dict):  # the Close button
         return False, dash.no_update, dash.no_update
+    # Re-rendered cards (a live update) fire this with n_clicks 0: leave an open panel be.
+    if not ctx.triggered[0].get("value"):
+        return dash.no_update, dash.no_update, dash.no_update
     call = runtime.reader().call(str(trigger["call_id"]))
+    if call is not None and not queueview.in_scope(
+            call, queueview.locked_district(user.role, user.district)):
+        log.warning("%s asked for call %s outside their district", user.name, trigger["call_id"])
+        return True, "Not in your district", html.P("This call is not in your district.")
     if call is None:
         return True, "Call closed", html.P("This call is no longer open.")
     shown = queueview.detail(public_view(call, user.role), time.time())
@@ -274,13 +293,10 @@ def detail_body(shown: dict[str, Any]) -> Component:
     rows = [("Address", shown.get("address") or "—"), ("Description", shown.get("call_type")),
             ("Status", shown["status_label"]), ("Received", _local(shown["received_time"], zone)),
             ("Waiting", shown["age_text"]),
-            ("Neighborhood", f"{shown.get('neighborhood') or '—'} ({shown.get('district')})"),
-            ("Units", ", ".join(shown["units"]) or "none yet")]
-    for unit, times in sorted((shown.get("unit_times") or {}).items()):
-        steps = [f"{step.replace('_', ' ')} {_local(times[step], zone, short=True)}"
-                 for step in ("assigned", "dispatched", "en_route", "on_scene")
-                 if times.get(step)]
-        rows.append((unit, ", ".join(steps) or "assigned"))
+            ("Neighborhood", f"{shown.get('neighborhood') or '—'} ({shown.get('district')})")]
+    units = queueview.unit_lines(shown, lambda epoch: _local(epoch, zone, short=True))
+    rows.append(("Units", html.Div([html.Div(line) for line in units]) if units
+                 else "none yet"))
     table = html.Dl([part for name, value in rows for part in (
         html.Dt(name, className="col-4"), html.Dd(value or "—", className="col-8"))],
         className="row queues-detail-fields", id="queues-detail-fields")

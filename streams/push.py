@@ -3,7 +3,9 @@
 Shape of websockets' ``example/django/notifications.py``: one reader task per process
 XREADs the changes stream (no consumer group, so every push process fans out from Redis on
 its own) and hands each read to ``broadcast()``, one message per client per read, encoded
-once per view kind (tablet roles never get caller details). A new client is registered
+once per view group: the view kind (tablet roles never get caller details) and, for a
+cso/sro with a district, that district (they get only its calls; ``CallDistricts`` lets a
+call that moves out of it be removed). A new client is registered
 before its snapshot (or resync from ``since``) is read, and deltas arriving meanwhile wait
 in its backlog, so nothing falls in between. ``/healthz`` is answered by ``process_request``;
 ``stop`` (SIGTERM) closes every connection with 1001 and returns.
@@ -53,6 +55,7 @@ BACKLOG_MAX_MESSAGES = 1000
 """Deltas held for a client while its snapshot is read; past this it is disconnected."""
 
 _encode = msgspec.json.Encoder().encode
+PING = b'{"type":"ping"}'
 Entry = tuple[str, dict[bytes, bytes]]
 
 
@@ -65,8 +68,8 @@ class Client:
     backlog: list[tuple[pushview.StreamId, bytes]] | None = field(default_factory=list)
 
     @property
-    def kind(self) -> str:
-        return pushview.view_kind(self.claims.role)
+    def group(self) -> pushview.ViewGroup:
+        return pushview.view_group(self.claims.role, self.claims.district)
 
 
 @dataclass
@@ -95,6 +98,7 @@ class PushService:
         self.counters: Counter[str] = Counter()
         self.redis_ok = False
         self.last_id = "0-0"
+        self.call_districts = pushview.CallDistricts()
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Handshake] = (
             weakref.WeakKeyDictionary())
         self._redis: aioredis.Redis | None = None
@@ -107,7 +111,7 @@ class PushService:
     async def start(self) -> None:
         assert self.settings.redis_url, "push needs settings.redis_url"
         self._redis = await connect(self.settings.redis_url)
-        self.last_id = await self._newest_id() or "0-0"
+        await self._seed_call_districts()
         self.redis_ok = True
         self._reader = asyncio.create_task(self._read_changes(), name="push-reader")
         # No compression: every client of a kind gets the very same bytes, and a wall
@@ -138,6 +142,21 @@ class PushService:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    async def _seed_call_districts(self) -> None:
+        """Start reading after the newest change, knowing where every open call is then.
+
+        A call whose district changes between these reads is applied again from the
+        stream with no harm: no page is connected yet, and every page's snapshot is newer.
+        """
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xrevrange(self.keys.changes, "+", "-", count=1)
+            pipe.zrange(self.keys.calls_open, 0, -1)
+            newest, call_ids = await pipe.execute()
+        calls = await self._hash_values(self.keys.calls, call_ids)
+        self.call_districts = pushview.CallDistricts(
+            {str(call.get("call_id")): call.get("district") for call in calls})
+        self.last_id = _entries(newest)[0][0] if newest else "0-0"
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -178,7 +197,7 @@ class PushService:
         log.info("client %s (%s %s) connected, since=%s", _peer(connection),
                  client.claims.role, client.claims.user, handshake.since)
         try:
-            first = await self._initial_messages_retrying(handshake.since, client.claims.role)
+            first = await self._initial_messages_retrying(handshake.since, client.group)
             sent_id = (0, 0)
             for stream_id, message in first:
                 await connection.send(message, text=True)
@@ -205,27 +224,32 @@ class PushService:
                     sent_id = stream_id
         client.backlog = None  # no await since the loop saw it empty: from now on, live
 
-    async def _initial_messages_retrying(self, since: str | None, role: str,
+    async def _initial_messages_retrying(self, since: str | None, group: pushview.ViewGroup,
                                          ) -> list[tuple[pushview.StreamId, bytes]]:
         # Pooled connections go stale when Redis restarts; the first command on each fails.
         for attempt in range(SYNC_ATTEMPTS):
             try:
-                return await self._initial_messages(since, role)
+                return await self._initial_messages(since, group)
             except RETRYABLE:
                 if attempt == SYNC_ATTEMPTS - 1:
                     raise
                 await asyncio.sleep(backoff_seconds(attempt, base=0.1, cap=1.0))
         raise AssertionError("unreachable")
 
-    async def _initial_messages(self, since: str | None, role: str,
+    async def _initial_messages(self, since: str | None, group: pushview.ViewGroup,
                                 ) -> list[tuple[pushview.StreamId, bytes]]:
-        """A resync (deltas after ``since``) when the stream still holds them, else a snapshot."""
-        if since is not None:
+        """A resync (deltas after ``since``) when the stream still holds them, else a snapshot.
+
+        District-scoped pages always get a snapshot (small: one district's calls): a replay
+        could not tell which calls left their district before the page went away.
+        """
+        role, district = pushview.role_of_group(group), group[1]
+        if since is not None and district is None:
             replay = await self._resync(since, role)
             if replay is not None:
                 self.counters["resyncs"] += 1
                 return replay
-        snapshot = await self._snapshot(role)
+        snapshot = await self._snapshot(role, district)
         self.counters["snapshots"] += 1
         return [(pushview.parse_stream_id(snapshot["last_id"]), _encode(snapshot))]
 
@@ -251,7 +275,7 @@ class PushService:
                              _encode(pushview.delta_message(since, []))))
         return messages
 
-    async def _snapshot(self, role: str) -> dict[str, Any]:
+    async def _snapshot(self, role: str, district: str | None = None) -> dict[str, Any]:
         """Mirror of the read API's snapshot(): last id first, so replaying after it is safe."""
         keys, now = self.keys, time.time()
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -269,7 +293,7 @@ class PushService:
         last_id = _entries(newest)[0][0] if newest else "0-0"
         return pushview.assemble_snapshot(
             last_id, calls, pushview.decode_json_values(units), alerts, shares,
-            pushview.assemble_freshness(freshness, counts), role)
+            pushview.assemble_freshness(freshness, counts), role, district)
 
     async def _hash_values(self, key: str, ids: Sequence[bytes]) -> list[dict[str, Any]]:
         if not ids:
@@ -310,7 +334,7 @@ class PushService:
             if entries:
                 self._publish(entries)
             elif time.monotonic() - self._last_sent >= self.ping_seconds:
-                self._send_all(None, {"full": b'{"type":"ping"}', "tablet": b'{"type":"ping"}'})
+                self._send_all(None, dict.fromkeys(self._groups(), PING))
 
     async def _check_stream_reset(self) -> None:
         """After an outage: if Redis came back without our entries (no persistence, or a new
@@ -321,7 +345,7 @@ class PushService:
             return
         log.warning("%s was reset (newest %s, last read %s); closing %d clients to resync",
                     self.keys.changes, newest, self.last_id, len(self.clients))
-        self.last_id = newest
+        await self._seed_call_districts()
         self.counters["stream_resets"] += 1
         for client in list(self.clients):
             self.clients.discard(client)
@@ -337,26 +361,31 @@ class PushService:
         if not decoded:
             return
         changes = pushview.entries_changes(decoded)
-        kinds = {client.kind for client in self.clients}
-        payloads = {kind: _encode(pushview.delta_message(
-            self.last_id, pushview.filter_changes(changes, _role_of_kind(kind))))
-            for kind in kinds}
+        previous = self.call_districts.advance(changes)
+        payloads = {group: _encode(pushview.delta_message(
+            self.last_id, pushview.scope_changes(changes, previous, group)))
+            for group in self._groups()}
         self._send_all(pushview.parse_stream_id(self.last_id), payloads)
         self.counters["deltas"] += 1
         self.counters["changes"] += len(changes)
 
-    def _send_all(self, stream_id: pushview.StreamId | None, payloads: dict[str, bytes]) -> None:
-        groups: dict[str, list[ServerConnection]] = {}
+    def _groups(self) -> set[pushview.ViewGroup]:
+        return {client.group for client in self.clients}
+
+    def _send_all(self, stream_id: pushview.StreamId | None,
+                  payloads: dict[pushview.ViewGroup, bytes]) -> None:
+        """Each client its group's payload (encoded once per group, not per client)."""
+        groups: dict[pushview.ViewGroup, list[ServerConnection]] = {}
         for client in list(self.clients):
             if client.backlog is not None:
                 if stream_id is not None:
-                    self._hold(client, stream_id, payloads[client.kind])
+                    self._hold(client, stream_id, payloads[client.group])
             elif self._too_slow(client):
                 self._drop(client, "fell too far behind")
             else:
-                groups.setdefault(client.kind, []).append(client.connection)
-        for kind, connections in groups.items():
-            broadcast(connections, payloads[kind], text=True)
+                groups.setdefault(client.group, []).append(client.connection)
+        for group, connections in groups.items():
+            broadcast(connections, payloads[group], text=True)
         self._last_sent = time.monotonic()
 
     def _hold(self, client: Client, stream_id: pushview.StreamId, message: bytes) -> None:
@@ -405,11 +434,6 @@ def _xread_entries(reply: Any) -> list[Entry]:
         entries = streams[0][0] if streams and streams[0] else []
         return _entries(entries)
     return _entries(reply[0][1])
-
-
-def _role_of_kind(kind: str) -> str:
-    """A role that stands for its view kind (views depend only on the kind)."""
-    return "cso" if kind == "tablet" else "commander"
 
 
 def _text(value: bytes | str) -> str:

@@ -17,9 +17,30 @@ from streams.core.livestate import TABLET_ROLES, public_view
 StreamId = tuple[int, int]
 
 
+ViewGroup = tuple[str, str | None]
+"""(view kind, district scope or None): clients of one group get byte-identical messages."""
+
+
 def view_kind(role: str) -> str:
-    """'tablet' or 'full': roles of one kind receive byte-identical messages."""
+    """'tablet' or 'full': what a role may see of a call (tablets: no caller details)."""
     return "tablet" if role in TABLET_ROLES else "full"
+
+
+def view_group(role: str, district: str | None) -> ViewGroup:
+    """The group a client belongs to: a cso/sro with a district sees only that district's
+    calls; every other role (or a tablet user without a district) sees all of them."""
+    kind = view_kind(role)
+    return (kind, district) if kind == "tablet" and district else (kind, None)
+
+
+def role_of_group(group: ViewGroup) -> str:
+    """A role that stands for the group's view kind (views depend only on the kind)."""
+    return "cso" if group[0] == "tablet" else "commander"
+
+
+def in_scope(call: Mapping[str, Any], district: str | None) -> bool:
+    """True when a client scoped to ``district`` (None: everywhere) may hold ``call``."""
+    return district is None or call.get("district") == district
 
 
 def public_call(call: Mapping[str, Any], role: str) -> dict[str, Any]:
@@ -36,6 +57,68 @@ def filter_change(change: Mapping[str, Any], role: str) -> dict[str, Any]:
 
 def filter_changes(changes: Iterable[Mapping[str, Any]], role: str) -> list[dict[str, Any]]:
     return [filter_change(change, role) for change in changes]
+
+
+NOWHERE = "\x00nowhere"
+"""Previous district of a call that was not open before a change (a brand-new call)."""
+
+
+class CallDistricts:
+    """Where each open call is, kept by the push reader from every change it reads.
+
+    A call moving from North to South arrives as a plain upsert with district "South";
+    only by remembering it was in North can North's tablets be told to drop it. Seeded
+    from the open calls when the reader starts, so a call it does not know is a new one.
+    """
+
+    def __init__(self, districts: Mapping[str, str | None] | None = None) -> None:
+        self._districts: dict[str, str] = {
+            call_id: district or "" for call_id, district in (districts or {}).items()}
+
+    def __len__(self) -> int:
+        return len(self._districts)
+
+    def advance(self, changes: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The district each call change's call was in just before it (NOWHERE if it was
+        not open; "" for other entities), updating what is known as it goes."""
+        previous: list[str] = []
+        for change in changes:
+            if change.get("entity") != "call":
+                previous.append("")
+                continue
+            call_id = str(change.get("id"))
+            previous.append(self._districts.get(call_id, NOWHERE))
+            data = change.get("data")
+            if change.get("op") == "remove":
+                self._districts.pop(call_id, None)
+            elif isinstance(data, Mapping):
+                self._districts[call_id] = str(data.get("district") or "")
+        return previous
+
+
+def scope_changes(changes: Sequence[Mapping[str, Any]], previous: Sequence[str],
+                  group: ViewGroup) -> list[dict[str, Any]]:
+    """The changes as the clients of ``group`` receive them.
+
+    For a district-scoped group a call outside the district never appears: its changes
+    are dropped, except that a call leaving the district (moved, or closed after moving)
+    becomes a bare removal with no data, so the page drops it. ``previous`` is
+    ``CallDistricts.advance`` of the same changes.
+    """
+    role, district = role_of_group(group), group[1]
+    if district is None:
+        return filter_changes(changes, role)
+    scoped: list[dict[str, Any]] = []
+    for change, before in zip(changes, previous, strict=True):
+        data = change.get("data")
+        if change.get("entity") != "call":
+            scoped.append(dict(change))
+        elif isinstance(data, Mapping) and data.get("district") == district:
+            scoped.append(filter_change(change, role))
+        elif before == district:
+            scoped.append({"entity": "call", "op": "remove", "id": change.get("id"),
+                           "data": {}})
+    return scoped
 
 
 def decode_batch(raw: bytes | str) -> list[dict[str, Any]]:
@@ -105,11 +188,12 @@ def assemble_snapshot(last_id: str, calls: Iterable[Mapping[str, Any]],
                       units: Iterable[Mapping[str, Any]], alerts: Iterable[Mapping[str, Any]],
                       shares: Iterable[Mapping[str, Any]],
                       freshness: dict[str, dict[str, float | int | None]], role: str,
-                      ) -> dict[str, Any]:
-    """The snapshot message for ``role`` (calls in queue order, as read)."""
+                      district: str | None = None) -> dict[str, Any]:
+    """The snapshot message for ``role`` (calls in queue order, as read); with a
+    ``district``, only that district's calls (units, alerts, shares: all of them)."""
     return {
         "type": "snapshot", "last_id": last_id,
-        "calls": [public_call(call, role) for call in calls],
+        "calls": [public_call(call, role) for call in calls if in_scope(call, district)],
         "units": sorted((dict(unit) for unit in units), key=lambda unit: str(unit.get("unit_id"))),
         "alerts": [dict(alert) for alert in alerts],
         "shares": [dict(share) for share in shares],

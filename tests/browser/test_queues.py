@@ -120,6 +120,32 @@ def load_calls(stack: Stack) -> tuple[dict[str, CallEvent], str]:
     return calls, tag
 
 
+def unit_step(call_id: str, kind: str, unit_id: str, step: int) -> CallEvent:
+    return CallEvent(event_id=f"{call_id}-{kind}-{unit_id}", event_time=at(time.time() + step),
+                     source="test", kind=kind, call_id=call_id, unit_id=unit_id)
+
+
+def shown_district(page: Any) -> str:
+    return str(page.inner_text("#queues-district .dash-dropdown-value")).strip()
+
+
+def wait_for_district(page: Any, district: str) -> None:
+    page.wait_for_function(
+        """d => { const v = document.querySelector('#queues-district .dash-dropdown-value');
+                  return v && v.textContent.trim() === d; }""", arg=district,
+        timeout=UI_TIMEOUT_MS)
+
+
+def choose(page: Any, dropdown_id: str, label: str) -> None:
+    """Pick ``label`` in a dcc.Dropdown the way a finger does: open it, tap the option."""
+    page.click(f"#{dropdown_id}")
+    page.click(f".dash-dropdown-option:has-text('{label}')")
+    page.wait_for_function(
+        """([id, label]) => { const v = document.querySelector('#' + id +
+               ' .dash-dropdown-value'); return v && v.textContent.includes(label); }""",
+        arg=[dropdown_id, label], timeout=UI_TIMEOUT_MS)
+
+
 def caller_details(calls: dict[str, CallEvent]) -> list[str]:
     return [text for call in calls.values() for text in (call.caller_name, call.caller_phone)
             if text]
@@ -130,8 +156,8 @@ def test_district_and_category_filter_shows_exactly_the_matching_calls(
     """A North cso on an 800x1280 tablet, filtered to noise, sees exactly North noise calls."""
     calls, _tag = load_calls(stack)
     page = page_for("cso", viewport=TABLET, path="/queues")
-    # A cso starts scoped to their own district.
-    page.wait_for_function("() => document.getElementById('queues-district').value === 'North'")
+    # A cso is locked to their own district.
+    wait_for_district(page, "North")
     page.wait_for_selector(f"[data-call-id='{calls['north_atv'].call_id}']")
 
     page.click("#queues-category label:has-text('Excessive noise')")
@@ -152,12 +178,6 @@ def test_district_and_category_filter_shows_exactly_the_matching_calls(
     assert order.index(calls["north_noise_p2"].call_id) < \
         order.index(calls["north_noise_old"].call_id)
 
-    # Changing the district to Central shows Central's noise calls instead.
-    page.select_option("#queues-district", "Central")
-    wait_for_ids(page, expected_ids(stack, "Central", "noise"))
-    assert calls["central_noise"].call_id in visible_ids(page)
-    page.select_option("#queues-district", "North")
-    wait_for_ids(page, expected_ids(stack, "North", "noise"))
     page.screenshot(path=str(ARTIFACTS / "queues-cso-800x1280.png"), full_page=True)
 
     html = page.content()
@@ -197,11 +217,19 @@ def test_card_detail_shows_status_units_and_map_without_caller(
     calls, _tag = load_calls(stack)
     page = page_for("sro", viewport=(1280, 800), path="/queues")
     target = calls["south_noise"]
-    page.wait_for_function("() => document.getElementById('queues-district').value === 'South'")
+    publish_events(stack, [unit_step(target.call_id, "unit_assigned", "S-PAT-06", 1),
+                           unit_step(target.call_id, "dispatched", "S-PAT-06", 2)])
+    reader = reader_of(stack)
+    wait_until(lambda: (reader.call(target.call_id) or {}).get("status") == "dispatched",
+               "the unit to be dispatched")
+    wait_for_district(page, "South")
     page.click(f"[data-call-id='{target.call_id}']")
     page.wait_for_selector("#queues-detail-fields")
     fields = page.inner_text("#queues-detail-fields")
-    assert target.address in fields and "Pending" in fields and "Barry Square" in fields
+    assert target.address in fields and "Dispatched" in fields and "Barry Square" in fields
+    # Each unit is listed once, with the steps it reached.
+    assert fields.count("S-PAT-06") == 1, fields
+    assert "S-PAT-06: assigned" in fields and "dispatched" in fields
     page.wait_for_selector("#queues-detail-map .leaflet-interactive")
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "queues-sro-detail-1280x800.png"))
@@ -212,20 +240,105 @@ def test_card_detail_shows_status_units_and_map_without_caller(
     page.wait_for_selector("#queues-detail-fields", state="detached")
 
 
+TARGETS_JS = """selector => [...document.querySelectorAll(selector)]
+    .filter(e => e.offsetParent !== null)
+    .map(e => { const box = e.getBoundingClientRect();
+                return [e.id || e.textContent.trim().slice(0, 30), box.width, box.height]; })"""
+
+
+def small_targets(page: Any, selector: str) -> tuple[int, list[Any]]:
+    """(how many visible elements match, those under 44 px tall or wide)."""
+    found = page.evaluate(TARGETS_JS, selector)
+    return len(found), [item for item in found if item[1] < 44 or item[2] < 44]
+
+
 def test_touch_targets_are_at_least_44_px(stack: Stack, page_for: Callable[..., Any]) -> None:
-    """Selects, category chips and cards are all at least 44 px tall on a 768 px tablet."""
+    """Dropdowns, their options, chips, cards and the navbar (menu, links, sign out) are
+    all at least 44 px on a 768 px tablet, and nothing scrolls sideways."""
     calls, _tag = load_calls(stack)
     page = page_for("cso", viewport=(768, 1024), path="/queues")
     page.wait_for_selector(f"[data-call-id='{calls['north_atv'].call_id}']")
-    heights = page.evaluate(
-        """() => [...document.querySelectorAll(
-              '#queues-page select, #queues-category label, #queues-cards [data-call-id]')]
-             .map(e => [e.id || e.textContent.slice(0, 30), e.getBoundingClientRect().height])""")
-    assert len(heights) >= 3 + 10 + 1
-    small = [(name, height) for name, height in heights if height < 44]
+    count, small = small_targets(
+        page, ".queues-filters .dash-dropdown, #queues-category label, "
+              "#queues-cards [data-call-id]")
+    assert count >= 3 + 10 + 1
     assert not small, f"touch targets under 44 px: {small}"
+    choose(page, "queues-park", "Keney Park")
+    page.click("#queues-park")
+    count, small = small_targets(page, ".dash-dropdown-option")
+    assert count >= 2 and not small, f"dropdown options under 44 px: {small}"
+    page.keyboard.press("Escape")
+
+    # The navbar folds into a menu on a tablet; the toggler and every item are 44 px.
+    assert page.locator("#nav-signout").is_hidden()
+    count, small = small_targets(page, "#nav-toggler")
+    assert count == 1 and not small, small
+    page.click("#nav-toggler")
+    page.wait_for_selector("#nav-signout", state="visible")
+    count, small = small_targets(page, ".app-navbar .nav-link")
+    assert count >= 3 and not small, f"navbar targets under 44 px: {small}"
+    page.wait_for_timeout(500)  # the menu slides open
+    page.screenshot(path=str(ARTIFACTS / "queues-cso-menu-768x1024.png"))
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 768, f"the page scrolls sideways ({width} px wide)"
+
+
+def test_district_lock_cannot_be_forced_from_the_browser(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """A North cso never sees a South call: the selector is disabled and offers only North,
+    and neither a forged localStorage entry nor a forced dropdown value gets past the
+    server; the push service sends no South call either."""
+    calls, _tag = load_calls(stack)
+    south = calls["south_noise"].call_id
+    page = page_for("cso", viewport=TABLET, path="/queues")
+    wait_for_district(page, "North")
+    page.wait_for_selector(f"[data-call-id='{calls['north_atv'].call_id}']")
+    assert page.locator("#queues-district").is_disabled()
+
+    # A forged remembered filter: South district, all categories.
+    page.evaluate("""() => { const key = 'queues-filters';
+        localStorage.setItem(key, JSON.stringify({'cso-north': {district: 'South',
+            neighborhood: 'Barry Square', park: 'all', category: 'all'}})); }""")
+    page.reload()
+    wait_for_district(page, "North")
+    page.wait_for_selector(f"[data-call-id='{calls['north_atv'].call_id}']")
+    wait_for_ids(page, expected_ids_all(stack, "North"))
+
+    # A forced value straight into Dash: the server still answers with North's calls.
+    page.evaluate("""() => dash_clientside.set_props('queues-district', {value: 'South'})""")
+    page.wait_for_timeout(1000)
+    wait_for_ids(page, expected_ids_all(stack, "North"))
+    assert south not in visible_ids(page)
+    live = page.evaluate("() => JSON.stringify(window.dispatchLive || null)")
+    assert calls["north_atv"].call_id in live
+    assert south not in live and calls["central_noise"].call_id not in live
+
+
+
+def test_supervisor_picks_any_district_and_the_navbar_stays_one_line(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """A supervisor (no district lock) switches districts freely; at 800 px the navbar is
+    one 44+ px row with a menu toggler, not two wrapped lines."""
+    calls, _tag = load_calls(stack)
+    page = page_for("supervisor", viewport=TABLET, path="/queues")
+    assert not page.locator("#queues-district").is_disabled()
+    wait_for_district(page, "All districts")
+    page.wait_for_selector(f"[data-call-id='{calls['south_noise'].call_id}']")
+    choose(page, "queues-district", "Central")
+    wait_for_ids(page, expected_ids_all(stack, "Central"))
+    assert calls["central_noise"].call_id in visible_ids(page)
+    choose(page, "queues-district", "South")
+    wait_for_ids(page, expected_ids_all(stack, "South"))
+    nav_height = page.evaluate(
+        "() => document.querySelector('.app-navbar').getBoundingClientRect().height")
+    assert 44 <= nav_height <= 70, f"navbar is {nav_height} px tall"
+    page.screenshot(path=str(ARTIFACTS / "queues-supervisor-800x1280.png"), full_page=True)
+
+
+def expected_ids_all(stack: Stack, district: str) -> set[str]:
+    """Open QoL calls of one district, every category."""
+    return {call["call_id"] for call in reader_of(stack).open_calls(qol_only=True)
+            if call["district"] == district}
 
 
 def test_park_filter_shows_the_calls_inside_the_park(
@@ -244,13 +357,13 @@ def test_park_filter_shows_the_calls_inside_the_park(
 
     page = page_for("cso", viewport=TABLET, path="/queues")
     page.wait_for_selector(f"[data-call-id='{outside.call_id}']")
-    page.select_option("#queues-park", park.name)
+    choose(page, "queues-park", park.name)
     wanted = {call["call_id"] for call in reader.open_calls(qol_only=True)
               if call["district"] == "North" and call.get("lat") is not None
               and metres(call["lat"], call["lon"], park.lat, park.lon) <= park.radius_m}
     assert inside.call_id in wanted and outside.call_id not in wanted
     wait_for_ids(page, wanted)
-    page.select_option("#queues-park", "all")
+    choose(page, "queues-park", "Any place")
     page.wait_for_selector(f"[data-call-id='{outside.call_id}']")
 
 

@@ -21,6 +21,7 @@ import redis
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from streams.core import pushview
 from streams.core.keys import Keys
 from streams.core.settings import PROJECT_ROOT, Settings
 from streams.core.tokens import make_ws_token
@@ -103,8 +104,8 @@ def token(role: str = "commander", district: str | None = None) -> str:
 
 
 def open_client(port: int, role: str = "commander", since: str | None = None,
-                **options: Any) -> ClientConnection:
-    url = f"ws://127.0.0.1:{port}/live?token={token(role)}"
+                district: str | None = None, **options: Any) -> ClientConnection:
+    url = f"ws://127.0.0.1:{port}/live?token={token(role, district)}"
     if since:
         url += f"&since={since}"
     return connect(url, max_size=None, open_timeout=WAIT, **options)
@@ -465,3 +466,104 @@ def test_redis_coming_back_empty_makes_clients_resnapshot(
         assert [change["id"] for change in changes] == [f"C{i}" for i in range(10, 15)]
     finally:
         server.stop()
+
+
+def district_call(call_id: str, district: str, op: str = "upsert", **extra: Any,
+                  ) -> dict[str, Any]:
+    data = {"call_id": call_id, "status": "pending", "priority": 3, "district": district,
+            "category": "noise", "caller_name": "Pat Doe", "caller_phone": "860-555-0100",
+            **extra}
+    return {"entity": "call", "op": op, "id": call_id, "data": data}
+
+
+def open_call(r: redis.Redis, keys: Keys, call_id: str, district: str) -> None:
+    """An open call in live state, as the consumer leaves it."""
+    r.hset(keys.calls, call_id, json.dumps(district_call(call_id, district)["data"]))
+    r.zadd(keys.calls_open, {call_id: 3e11 + time.time()})
+
+
+def changes_until(client: ClientConnection, last_id: str) -> list[dict[str, Any]]:
+    """Every change delivered up to (and including) the delta carrying ``last_id``."""
+    changes: list[dict[str, Any]] = []
+    while True:
+        message = receive(client)
+        if message["type"] == "delta":
+            changes.extend(message["changes"])
+            if pushview.parse_stream_id(message["last_id"]) >= \
+                    pushview.parse_stream_id(last_id):
+                return changes
+
+
+@pytest.mark.parametrize("role", ["cso", "sro"])
+def test_district_tablet_never_receives_another_districts_call(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys, role: str) -> None:
+    """A North cso/sro gets only North's calls, in the snapshot and in deltas, but every
+    unit; a commander and a districtless cso get every call."""
+    open_call(r, keys, "N1", "North")
+    open_call(r, keys, "S1", "South")
+    push = start_push()
+    with open_client(push.port, role, district="North") as north, \
+            open_client(push.port, "cso") as anywhere, open_client(push.port) as wall:
+        snapshots = [receive(north), receive(anywhere), receive(wall)]
+        last = write_changes(r, keys, [
+            district_call("N2", "North"), district_call("S2", "South"),
+            district_call("C2", "Central"),
+            {"entity": "unit", "op": "upsert", "id": "U1",
+             "data": {"unit_id": "U1", "district": "South", "status": "available"}},
+            district_call("S1", "South", status="assigned"),
+            district_call("S2", "South", op="remove", status="closed"),
+        ], per_entry=2)[-1]
+        north_changes = changes_until(north, last)
+        anywhere_changes = changes_until(anywhere, last)
+        wall_changes = changes_until(wall, last)
+    assert [call["call_id"] for call in snapshots[0]["calls"]] == ["N1"]
+    assert sorted(call["call_id"] for call in snapshots[1]["calls"]) == ["N1", "S1"]
+    assert sorted(call["call_id"] for call in snapshots[2]["calls"]) == ["N1", "S1"]
+    assert [(change["entity"], change["id"]) for change in north_changes] == [
+        ("call", "N2"), ("unit", "U1")]
+    assert "caller_name" not in north_changes[0]["data"]
+    text = json.dumps([snapshots[0], north_changes])
+    assert "S1" not in text and "S2" not in text and "C2" not in text
+    assert [change["id"] for change in anywhere_changes] == ["N2", "S2", "C2", "U1", "S1", "S2"]
+    assert [change["id"] for change in wall_changes] == ["N2", "S2", "C2", "U1", "S1", "S2"]
+
+
+def test_call_moving_out_of_the_district_is_removed_for_its_tablets(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """A call moved North -> South becomes a bare removal for North tablets and an upsert
+    for South's; moved back, North gets it again; its later changes never reach North."""
+    open_call(r, keys, "M1", "North")
+    push = start_push()
+    with open_client(push.port, "cso", district="North") as north, \
+            open_client(push.port, "sro", district="South") as south:
+        assert [call["call_id"] for call in receive(north)["calls"]] == ["M1"]
+        assert receive(south)["calls"] == []
+        last = write_changes(r, keys, [
+            district_call("M1", "South", address="9 South St"),
+            district_call("M1", "South", status="assigned"),
+        ])[-1]
+        north_changes = changes_until(north, last)
+        south_changes = changes_until(south, last)
+        assert north_changes == [{"entity": "call", "op": "remove", "id": "M1", "data": {}}]
+        assert [(change["op"], change["data"]["district"]) for change in south_changes] == [
+            ("upsert", "South"), ("upsert", "South")]
+        last = write_changes(r, keys, [district_call("M1", "North", address="1 North St")])[-1]
+        back = changes_until(north, last)
+        gone = changes_until(south, last)
+    assert [(change["op"], change["data"]["address"]) for change in back] == [
+        ("upsert", "1 North St")]
+    assert gone == [{"entity": "call", "op": "remove", "id": "M1", "data": {}}]
+
+
+def test_district_tablet_reconnecting_with_since_gets_its_districts_snapshot(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """A scoped page that resyncs gets a fresh snapshot of its district (a replay could not
+    tell it which of its calls left the district meanwhile)."""
+    open_call(r, keys, "N1", "North")
+    open_call(r, keys, "S1", "South")
+    newest = write_changes(r, keys, [district_call("S1", "South")])[-1]
+    push = start_push()
+    with open_client(push.port, "cso", since=newest, district="North") as north:
+        snapshot = receive(north)
+    assert snapshot["type"] == "snapshot" and snapshot["last_id"] == newest
+    assert [call["call_id"] for call in snapshot["calls"]] == ["N1"]

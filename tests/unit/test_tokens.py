@@ -207,3 +207,78 @@ def test_stream_ids_parse_and_order_numerically() -> None:
     assert pushview.format_stream_id(pushview.parse_stream_id("17-3")) == "17-3"
     with pytest.raises(ValueError, match="not a stream id"):
         pushview.parse_stream_id("x-1")
+
+
+# --- district scoping -------------------------------------------------------------------
+def change(call_id: str, district: str | None, op: str = "upsert") -> dict[str, object]:
+    data = {**CALL, "call_id": call_id, "district": district}
+    return {"entity": "call", "op": op, "id": call_id, "data": data}
+
+
+@pytest.mark.parametrize(("role", "district", "group"), [
+    ("cso", "North", ("tablet", "North")),
+    ("sro", "South", ("tablet", "South")),
+    ("cso", None, ("tablet", None)),
+    ("commander", "North", ("full", None)),
+    ("supervisor", None, ("full", None)),
+    ("admin", "Central", ("full", None)),
+])
+def test_view_group_scopes_only_tablets_with_a_district(
+        role: str, district: str | None, group: tuple[str, str | None]) -> None:
+    """Only a cso/sro with a district is scoped to it; everyone else sees every district."""
+    assert pushview.view_group(role, district) == group
+
+
+def test_call_districts_reports_where_each_call_was_before_each_change() -> None:
+    """advance() gives the district before each change (NOWHERE for new calls) and learns."""
+    known = pushview.CallDistricts({"A": "North", "B": None})
+    unit = {"entity": "unit", "op": "upsert", "id": "U1", "data": {}}
+    previous = known.advance([change("A", "South"), unit, change("A", "Central"),
+                              change("N", "North"), change("B", "South", op="remove"),
+                              change("B", "South")])
+    assert previous == ["North", "", "South", pushview.NOWHERE, "", pushview.NOWHERE]
+    assert known.advance([change("A", "North"), change("N", "North")]) == ["Central", "North"]
+    assert len(known) == 3
+
+
+def test_scope_changes_keeps_the_district_and_removes_calls_that_leave_it() -> None:
+    """A North group gets North calls (no caller), units, and a bare removal for a call
+    that moved away; other districts' calls never appear."""
+    unit = {"entity": "unit", "op": "upsert", "id": "U1", "data": {"district": "South"}}
+    changes = [change("A", "North"), change("B", "South"), unit, change("C", "South"),
+               change("D", "South", op="remove"), change("E", "North", op="remove")]
+    previous = ["North", pushview.NOWHERE, "", "North", "North", "North"]
+    scoped = pushview.scope_changes(changes, previous, ("tablet", "North"))
+    assert [(c["id"], c["op"]) for c in scoped] == [
+        ("A", "upsert"), ("U1", "upsert"), ("C", "remove"), ("D", "remove"), ("E", "remove")]
+    assert scoped[0]["data"] == {"call_id": "A", "status": "pending", "address": "1 Main St",
+                                 "district": "North"}
+    assert scoped[2]["data"] == {} and scoped[3]["data"] == {}
+    assert scoped[4]["data"]["district"] == "North" and "caller_name" not in scoped[4]["data"]
+    assert scoped[1] == unit
+    assert "South" not in json.dumps([c for c in scoped if c["entity"] == "call"])
+
+
+@pytest.mark.parametrize(("group", "caller"), [(("full", None), "Jo"), (("tablet", None), None)])
+def test_scope_changes_without_a_district_passes_every_call(
+        group: tuple[str, str | None], caller: str | None) -> None:
+    """Unscoped groups get every call; tablets still without caller details."""
+    scoped = pushview.scope_changes([change("A", "North"), change("B", "South")],
+                                    ["", ""], group)
+    assert [c["id"] for c in scoped] == ["A", "B"]
+    assert scoped[0]["data"].get("caller_name") == caller
+
+
+def test_scope_changes_needs_one_previous_district_per_change() -> None:
+    """Mismatched lengths are a programming error, not a silent truncation."""
+    with pytest.raises(ValueError):
+        pushview.scope_changes([change("A", "North")], [], ("tablet", "North"))
+
+
+def test_assemble_snapshot_for_a_district_keeps_only_its_calls() -> None:
+    """A district snapshot drops other districts' calls but keeps every unit."""
+    calls = [{**CALL, "district": "North"}, {**CALL, "call_id": "C2", "district": "South"}]
+    snap = pushview.assemble_snapshot("5-1", calls, [{"unit_id": "A", "district": "South"}],
+                                      [], [], {}, "cso", "North")
+    assert [call["call_id"] for call in snap["calls"]] == ["C1"]
+    assert snap["units"] == [{"unit_id": "A", "district": "South"}]
