@@ -38,6 +38,8 @@ SPLITS = {"none": "All calls", "district": "District", "priority": "Priority",
 BUCKETS = {"hour": "Hour", "day": "Day", "week": "Week"}
 PRESETS = {"today": "Today", "7d": "7 days", "30d": "30 days", "summer": "Summer season",
            "custom": "Custom"}
+PRESET_DAYS = {"today": 1, "7d": 7, "30d": 30}
+"""Local calendar days (today included) each rolling preset covers."""
 
 SUMMER_START = (6, 1)
 SUMMER_END = (9, 7)
@@ -53,8 +55,12 @@ HISTOGRAM_BIN_S = 30.0
 HISTOGRAM_MAX_BINS = 120
 TABLE_COLUMNS = (
     "call_id", "received", "district", "neighborhood", "category", "priority", "call_type",
-    "dispatch_s", "travel_s", "response_s",
+    "dispatch_seconds", "travel_seconds", "response_seconds",
 )
+"""The slowest-calls table's fields = its CSV header (interval columns say their unit)."""
+TABLE_SECONDS = {"dispatch": "dispatch_seconds", "travel": "travel_seconds",
+                 "response": "response_seconds"}
+"""Metric key -> the table field holding it."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,12 @@ def _local_midnight(day: date, zone: ZoneInfo) -> float:
     return datetime.combine(day, time(0), tzinfo=zone).timestamp()
 
 
+def _same_wall_time(now: float, day: date, zone: ZoneInfo) -> float:
+    """Epoch of ``now``'s local wall-clock time on ``day``."""
+    return datetime.combine(day, datetime.fromtimestamp(now, zone).time(),
+                            tzinfo=zone).timestamp()
+
+
 def summer_season(now: float, timezone: str) -> tuple[float, float, int]:
     """(start, end, year) of the current summer season, or last year's before June 1."""
     zone = ZoneInfo(timezone)
@@ -143,8 +155,9 @@ def period_bounds(preset: str, now: float, timezone: str, custom_start: str | No
                   custom_end: str | None = None) -> Period:
     """The span a preset means at ``now`` and the previous span it is compared with.
 
-    Today compares with yesterday up to the same time; 7 and 30 days end now and compare
-    with the span of equal length just before;
+    Today compares with yesterday up to the same time; 7 and 30 days are whole local
+    calendar days (the last N including today, up to now) compared with the N days before
+    up to the same time of day;
     the summer season (capped at now) compares with the same dates a year earlier; a custom
     range covers whole local days ``custom_start``..``custom_end`` (ISO dates, inclusive).
     """
@@ -153,11 +166,19 @@ def period_bounds(preset: str, now: float, timezone: str, custom_start: str | No
         today = datetime.fromtimestamp(now, zone).date()
         start = _local_midnight(today, zone)
         yesterday = _local_midnight(today - timedelta(days=1), zone)
-        return Period(start, now, yesterday, yesterday + (now - start), "Today")
+        return Period(start, now, yesterday, _same_wall_time(now, today - timedelta(days=1), zone),
+                      "Today")
     if preset in ("7d", "30d"):
-        days = 7 if preset == "7d" else 30
-        start = now - days * 86400.0
-        return Period(start, now, start - days * 86400.0, start, f"Last {days} days")
+        # Whole local calendar days: the last N days including today, up to now; the
+        # previous period is the N days before, up to the same wall-clock time (so a DST
+        # change never shifts the bounds off midnight).
+        days = PRESET_DAYS[preset]
+        today = datetime.fromtimestamp(now, zone).date()
+        first = today - timedelta(days=days - 1)
+        start = _local_midnight(first, zone)
+        previous_start = _local_midnight(first - timedelta(days=days), zone)
+        previous_end = _same_wall_time(now, today - timedelta(days=days), zone)
+        return Period(start, now, previous_start, previous_end, f"Last {days} days")
     if preset == "summer":
         start, end, year = summer_season(now, timezone)
         end = min(end, now)
@@ -172,6 +193,23 @@ def period_bounds(preset: str, now: float, timezone: str, custom_start: str | No
         start = _local_midnight(first, zone)
         end = _local_midnight(last + timedelta(days=1), zone)
         return Period(start, end, start - (end - start), start, "Custom range")
+    raise ValueError(f"period must be one of {', '.join(PRESETS)}, got {preset!r}")
+
+
+def preset_dates(preset: str, now: float, timezone: str) -> tuple[str, str] | None:
+    """The first and last local dates (ISO) a preset covers, for the date picker to show;
+    None for a custom range (the picker holds it)."""
+    zone = ZoneInfo(timezone)
+    today = datetime.fromtimestamp(now, zone).date()
+    if preset in PRESET_DAYS:
+        return (today - timedelta(days=PRESET_DAYS[preset] - 1)).isoformat(), today.isoformat()
+    if preset == "summer":
+        start, end, _year = summer_season(now, timezone)
+        first = datetime.fromtimestamp(start, zone).date()
+        last = min(datetime.fromtimestamp(end, zone).date() - timedelta(days=1), today)
+        return first.isoformat(), last.isoformat()
+    if preset == "custom":
+        return None
     raise ValueError(f"period must be one of {', '.join(PRESETS)}, got {preset!r}")
 
 
@@ -297,11 +335,11 @@ def _table_row(record: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
         "neighborhood": _text(record.get("neighborhood")),
         "category": CATEGORY_LABELS.get(_text(record.get("category")),
                                         _text(record.get("category"))),
-        "priority": int(float(record["priority"])) if _finite(record.get("priority")) else None,
+        "priority": group_label(record.get("priority"), "priority")
+        if _finite(record.get("priority")) else "",
         "call_type": _text(record.get("call_type")),
-        "dispatch_s": _seconds(record.get("dispatch_s")),
-        "travel_s": _seconds(record.get("travel_s")),
-        "response_s": _seconds(record.get("response_s")),
+        **{field: _seconds(record.get(METRICS[metric][0]))
+           for metric, field in TABLE_SECONDS.items()},
     }
 
 
@@ -393,12 +431,12 @@ def compute(current_calls: pd.DataFrame, previous_calls: pd.DataFrame, period: P
 PALETTE = ("#56b4e9", "#e69f00", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7",
            "#bbbbbb", "#ffffff")
 """Okabe-Ito colours (colour-blind safe), one per series group."""
-SERIES_COLUMNS = ("period", "bucket", "group", "n", "median_s", "p90_s")
+SERIES_COLUMNS = ("period", "bucket", "group", "n", "median_seconds", "p90_seconds")
 
 
 def series_table(shown: Shown) -> dict[str, list[Any]]:
     """The series behind the chart, column by column: period ('current'/'previous'), bucket
-    (city wall time, ISO), group, n, median_s, p90_s. The chart draws exactly this and
+    (city wall time, ISO), group, n, median_seconds, p90_seconds. The chart draws exactly this and
     the series CSV writes exactly this."""
     parts = [frame.assign(period=period) for period, frame in
              (("current", shown.series), ("previous", shown.previous_series)) if len(frame)]
@@ -410,8 +448,8 @@ def series_table(shown: Shown) -> dict[str, list[Any]]:
         "bucket": pd.DatetimeIndex(table["bucket"]).strftime("%Y-%m-%dT%H:%M").tolist(),
         "group": table["group"].astype(str).tolist(),
         "n": table["n"].astype(int).tolist(),
-        "median_s": table["median"].astype(float).round(3).tolist(),
-        "p90_s": table["p90"].astype(float).round(3).tolist(),
+        "median_seconds": table["median"].astype(float).round(3).tolist(),
+        "p90_seconds": table["p90"].astype(float).round(3).tolist(),
     }
 
 
@@ -423,41 +461,124 @@ def csv_text(columns: dict[str, list[Any]] | Sequence[dict[str, Any]],
     return frame.to_csv(index=False, lineterminator="\n")
 
 
+def shown_targets(query: ResponseQuery, groups: Sequence[str], pending_targets: Sequence[int],
+                  response_targets: Sequence[int]) -> dict[int, float]:
+    """The target lines worth drawing: one per priority actually on the chart. A target
+    belongs to one priority, so an 'All calls' line (every priority mixed) gets none."""
+    if query.split == "priority":
+        chosen = sorted({int(g[1:]) for g in groups if g[:1] == "P" and g[1:].isdigit()})
+        chosen = [p for p in chosen if not query.priorities or p in query.priorities]
+    elif query.priorities:
+        chosen = sorted(set(query.priorities))
+    else:
+        return {}
+    return targets(query.metric, chosen, pending_targets, response_targets) if chosen else {}
+
+
+def targets_note(metric: str, pending_targets: Sequence[int],
+                 response_targets: Sequence[int]) -> str:
+    """'Targets (per priority, not drawn for mixed priorities): P1 7:00 · P2 12:00 · …'."""
+    every = targets(metric, [], pending_targets, response_targets)
+    return ("Targets apply per priority (split or filter by priority to draw them): "
+            + " · ".join(f"P{p} {duration_text(s)}" for p, s in sorted(every.items())))
+
+
+AXIS_FORMATS = {
+    "hour": {"tickformat": "%H:%M<br>%a %b %-d", "hoverformat": "%a %b %-d, %H:%M"},
+    "day": {"tickformat": "%b %-d", "hoverformat": "%a %b %-d, %Y"},
+    "week": {"tickformat": "wk of %b %-d", "hoverformat": "week of %a %b %-d, %Y"},
+}
+"""Tick and hover labels per bucket: a daily chart never shows 03:00 ticks."""
+MAX_TICKS = 14
+
+
+def _time_axis(buckets: Sequence[str], bucket: str) -> dict[str, Any]:
+    """Ticks on whole buckets (every k-th day or week), range padded half a bucket."""
+    formats = AXIS_FORMATS[bucket]
+    axis: dict[str, Any] = {"type": "date", "tickformat": formats["tickformat"],
+                            "hoverformat": formats["hoverformat"]}
+    if not buckets:
+        return axis
+    first, last = pd.Timestamp(min(buckets)), pd.Timestamp(max(buckets))
+    step = pd.Timedelta(seconds=BUCKET_SECONDS[bucket])
+    axis["range"] = [(first - step / 2).isoformat(), (last + step / 2).isoformat()]
+    if bucket != "hour":
+        count = int((last - first) / step) + 1
+        every = max(1, math.ceil(count / MAX_TICKS))
+        axis.update(tick0=first.isoformat(), dtick=int(step.total_seconds() * 1000) * every)
+    return axis
+
+
+def _with_gaps(x: list[str], columns: list[list[Any]], bucket: str
+               ) -> tuple[list[str | None], list[list[Any]]]:
+    """Break the line where buckets are missing (no calls): a None point after each gap,
+    so a line never implies values for days that had none."""
+    if len(x) < 2:
+        return list(x), columns
+    stamps = pd.DatetimeIndex(x)
+    step = pd.Timedelta(seconds=BUCKET_SECONDS[bucket])
+    # An hour bucket may skip the missing spring-forward hour: allow one extra hour there.
+    slack = step * (2 if bucket == "hour" else 1)
+    out_x: list[str | None] = [x[0]]
+    out_cols: list[list[Any]] = [[c[0]] for c in columns]
+    for index in range(1, len(x)):
+        if stamps[index] - stamps[index - 1] > slack:
+            out_x.append((stamps[index - 1] + step).strftime("%Y-%m-%dT%H:%M"))
+            for column in out_cols:
+                column.append(None)
+        out_x.append(x[index])
+        for column, source in zip(out_cols, columns, strict=True):
+            column.append(source[index])
+    return out_x, out_cols
+
+
 def series_figure(table: dict[str, list[Any]], target_seconds: dict[int, float],
-                  metric_label: str) -> dict[str, Any]:
+                  metric_label: str, bucket: str = "day", note: str = "") -> dict[str, Any]:
     """Two stacked charts (median above, 90th percentile below) in minutes per bucket and
-    group; the previous period dashed on the same time axis; targets as dotted lines.
-    A plain figure dict: building plotly objects costs seconds at these sizes."""
+    group; the previous period dashed on the same time axis; targets (one per priority
+    shown) as dotted lines; ``note`` written above the chart (targets not drawn).
+    Buckets with no calls break the line. A plain figure dict: building plotly objects
+    costs seconds at these sizes."""
     frame = pd.DataFrame(table)
     traces: list[dict[str, Any]] = []
     groups = list(dict.fromkeys(frame.loc[frame["period"] == "current", "group"]))
     groups += [g for g in dict.fromkeys(frame["group"]) if g not in groups]
-    for index, group in enumerate(groups):
-        colour = PALETTE[index % len(PALETTE)]
+    colours = {group: PALETTE[index % len(PALETTE)] for index, group in enumerate(groups)}
+    hover_format = AXIS_FORMATS[bucket]["hoverformat"]
+    for group in groups:
         for period, dash, opacity in (("current", "solid", 1.0), ("previous", "dash", 0.6)):
             mine = frame[(frame["group"] == group) & (frame["period"] == period)]
             if mine.empty:
                 continue
             name = group if period == "current" else f"{group} (previous period)"
-            for axis, column in (("y", "median_s"), ("y2", "p90_s")):
-                seconds = mine[column].to_numpy(dtype=float)
+            marker = {"size": 7 if len(mine) <= 60 else 4, "color": colours[group]}
+            for axis, column in (("y", "median_seconds"), ("y2", "p90_seconds")):
+                minutes = np.round(mine[column].to_numpy(dtype=float) / 60, 3).tolist()
+                x, (y, n) = _with_gaps(mine["bucket"].tolist(),
+                                       [minutes, mine["n"].tolist()], bucket)
                 traces.append({
-                    "type": "scatter", "x": mine["bucket"].tolist(),
-                    "y": np.round(seconds / 60, 3).tolist(), "xaxis": "x" if axis == "y"
-                    else "x2", "yaxis": axis, "name": name, "legendgroup": name,
-                    "showlegend": axis == "y", "opacity": opacity,
-                    "mode": "lines+markers" if len(mine) <= 60 else "lines",
-                    "line": {"color": colour, "dash": dash, "width": 2.5},
-                    "customdata": mine["n"].tolist(),
+                    "type": "scatter", "x": x, "y": y, "xaxis": "x" if axis == "y" else "x2",
+                    "yaxis": axis, "name": name, "legendgroup": name,
+                    "showlegend": axis == "y", "opacity": opacity, "mode": "lines+markers",
+                    "connectgaps": False, "marker": marker,
+                    "line": {"color": colours[group], "dash": dash, "width": 2.5},
+                    "customdata": n, "xhoverformat": hover_format,
                     "hovertemplate": "%{x}<br>%{y:.1f} min (%{customdata} calls)"
                                      f"<extra>{name}</extra>"})
-    top = max([max(table["median_s"] + table["p90_s"], default=0.0), 60.0]) * 1.15
-    shapes, notes = _target_lines(target_seconds, top)
+    top = max([max(table["median_seconds"] + table["p90_seconds"], default=0.0), 60.0]) * 1.15
+    shapes, notes = _target_lines(target_seconds, top, colours)
+    if note:
+        notes.append({"xref": "paper", "yref": "paper", "x": 0, "y": 1.045, "showarrow": False,
+                      "xanchor": "left", "yanchor": "bottom",
+                      "font": {"size": 12, "color": "#dddddd"}, "text": note})
+    time_axis = _time_axis(table["bucket"], bucket)
     layout = {
-        **_dark_layout(), "height": 620, "showlegend": True,
+        **_dark_layout(), "height": 650, "showlegend": True,
+        "margin": {"l": 60, "r": 20, "t": 80, "b": 40},
         "legend": {"orientation": "h", "y": -0.08, "x": 0},
-        "xaxis": {"anchor": "y", "matches": "x2", "showticklabels": False, **_grid()},
-        "xaxis2": {"anchor": "y2", **_grid()},
+        "xaxis": {"anchor": "y", "matches": "x2", "showticklabels": False, **time_axis,
+                  **_grid()},
+        "xaxis2": {"anchor": "y2", **time_axis, **_grid()},
         "yaxis": {"domain": [0.54, 1.0], "range": [0, top / 60], "title": {"text": "minutes"},
                   **_grid()},
         "yaxis2": {"domain": [0.0, 0.46], "range": [0, top / 60],
@@ -470,26 +591,30 @@ def series_figure(table: dict[str, list[Any]], target_seconds: dict[int, float],
     return {"data": traces, "layout": layout}
 
 
-def _target_lines(target_seconds: dict[int, float], top: float,
+def _target_lines(target_seconds: dict[int, float], top: float, colours: dict[str, str],
                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    # Targets far above the data would squash it: those are listed, not drawn.
+    # Targets far above the data would squash it: those are listed, not drawn. A priority
+    # drawn as its own line gets its target in the same colour.
     shapes: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
     for priority, seconds in sorted(target_seconds.items()):
         if seconds > top:
             continue
+        colour = colours.get(f"P{priority}", "#cccccc")
         for axis in ("y", "y2"):
             shapes.append({"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": axis,
                            "y0": seconds / 60, "y1": seconds / 60,
-                           "line": {"color": "#cccccc", "dash": "dot", "width": 1.5}})
+                           "line": {"color": colour, "dash": "dot", "width": 1.5}})
             notes.append({"xref": "paper", "x": 0.005, "yref": axis, "y": seconds / 60,
                           "text": f"P{priority} target {duration_text(seconds)}",
                           "showarrow": False, "xanchor": "left", "yanchor": "bottom",
-                          "font": {"size": 12, "color": "#dddddd"}})
+                          "bgcolor": "rgba(33,37,41,0.75)",
+                          "font": {"size": 12, "color": colour}})
     above = [f"P{p} {duration_text(s)}" for p, s in sorted(target_seconds.items()) if s > top]
     if above:
-        notes.append({"xref": "paper", "yref": "paper", "x": 1, "y": 1.06, "showarrow": False,
-                      "xanchor": "right", "font": {"size": 12, "color": "#dddddd"},
+        notes.append({"xref": "paper", "yref": "paper", "x": 1, "y": 1.045, "showarrow": False,
+                      "xanchor": "right", "yanchor": "bottom",
+                      "font": {"size": 12, "color": "#dddddd"},
                       "text": "Targets above the chart: " + ", ".join(above)})
     return shapes, notes
 

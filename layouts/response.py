@@ -23,6 +23,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
+from dash.exceptions import MissingCallbackContextException, PreventUpdate
 
 from dashboard import responseview as rv
 from dashboard import runtime
@@ -66,10 +67,13 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
            metric: str | None = None, split: str | None = None, bucket: str | None = None,
            **_: Any) -> Component:
     runtime.require_page(PATH)
-    zone = ZoneInfo(runtime.settings().timezone)
-    today = datetime.now(zone).date()
+    timezone = runtime.settings().timezone
+    today = datetime.now(ZoneInfo(timezone)).date()
     start_date, end_date = _iso_date(start), _iso_date(end)
     preset = _choice(rv.PRESETS, preset, "custom" if start_date and end_date else "7d")
+    if preset != "custom" or not (start_date and end_date):
+        start_date, end_date = rv.preset_dates(preset, time.time(), timezone) or (
+            str(today.replace(day=1)), str(today))
     return html.Div([
         html.Div([
             html.H1("Response times", className="response-title"),
@@ -83,8 +87,8 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
                 options=[{"label": label, "value": key} for key, label in rv.PRESETS.items()]),
                 xs=12, lg="auto"),
             dbc.Col(dcc.DatePickerRange(
-                id="response-range", start_date=start_date or str(today.replace(day=1)),
-                end_date=end_date or str(today), display_format="YYYY-MM-DD",
+                id="response-range", start_date=start_date, end_date=end_date,
+                display_format="YYYY-MM-DD",
                 first_day_of_week=1, max_date_allowed=str(today),
                 className="response-range"), xs=12, lg="auto"),
         ], className="g-2 align-items-center response-controls"),
@@ -153,20 +157,30 @@ def _iso_date(text: str | None) -> str | None:
 
 
 def _column_defs() -> list[dict[str, Any]]:
-    def seconds(field: str, name: str) -> dict[str, Any]:
-        return {"field": field, "headerName": name, "type": "rightAligned",
-                "valueFormatter": DURATION_FORMAT, "filter": "agNumberColumnFilter"}
+    def seconds(metric: str, name: str) -> dict[str, Any]:
+        return {"field": rv.TABLE_SECONDS[metric], "headerName": name, "type": "rightAligned",
+                "headerTooltip": f"{METRIC_LABELS[metric]} (m:ss; CSV in seconds)",
+                "valueFormatter": DURATION_FORMAT, "filter": "agNumberColumnFilter",
+                "minWidth": 118}
+
+    def text(field: str, name: str, width: int) -> dict[str, Any]:
+        # Long names wrap onto a second line rather than being cut off.
+        return {"field": field, "headerName": name, "minWidth": width, "wrapText": True,
+                "autoHeight": True, "cellClass": "response-cell-wrap"}
 
     return [
-        {"field": "call_id", "headerName": "Call", "minWidth": 120},
-        {"field": "received", "headerName": "Received", "minWidth": 185},
-        {"field": "district", "headerName": "District"},
-        {"field": "neighborhood", "headerName": "Neighborhood", "minWidth": 130},
-        {"field": "category", "headerName": "Category", "minWidth": 130},
-        {"field": "priority", "headerName": "Priority", "minWidth": 110, "maxWidth": 120},
-        {"field": "call_type", "headerName": "Type", "minWidth": 120},
-        seconds("dispatch_s", "Dispatch"), seconds("travel_s", "Travel"),
-        seconds("response_s", "Response"),
+        # The full CAD id: a simulated run's ids end in a run tag (seed + start) that keeps
+        # them unique across restarts, so it stays, shown dimmed (assets/response.js).
+        {"field": "call_id", "headerName": "Call", "minWidth": 190,
+         "cellRenderer": "CallId", "tooltipField": "call_id"},
+        {"field": "received", "headerName": "Received", "minWidth": 160},
+        {"field": "district", "headerName": "District", "minWidth": 100},
+        text("neighborhood", "Neighborhood", 150),
+        text("category", "Category", 150),
+        {"field": "priority", "headerName": "Priority", "minWidth": 112, "maxWidth": 125},
+        text("call_type", "Type", 190),
+        seconds("dispatch", "Dispatch"), seconds("travel", "Travel"),
+        seconds("response", "Response"),
     ]
 
 
@@ -176,8 +190,7 @@ def _column_defs() -> list[dict[str, Any]]:
     Output("response-kpis", "children"), Output("response-series", "figure"),
     Output("response-histogram", "figure"), Output("response-slowest", "rowData"),
     Output("response-shown", "data"), Output("response-period-label", "children"),
-    Output("response-error", "children"), Output("response-range", "disabled"),
-    Output("response-loading-poll", "disabled"),
+    Output("response-error", "children"), Output("response-loading-poll", "disabled"),
     Input("response-preset", "value"), Input("response-range", "start_date"),
     Input("response-range", "end_date"), Input("response-metric", "value"),
     Input("response-split", "value"), Input("response-bucket", "value"),
@@ -189,6 +202,9 @@ def update(preset: str, start_date: str | None, end_date: str | None, metric: st
            categories: list[str] | None, _poll: int | None = None) -> tuple[Any, ...]:
     runtime.require_page(PATH)
     settings = runtime.settings()
+    if _dates_follow_preset(preset):
+        # The picker was moved to show the preset's dates (sync_range): nothing new to draw.
+        raise PreventUpdate
     try:
         period = rv.period_bounds(preset, time.time(), settings.timezone, start_date, end_date)
         query = rv.ResponseQuery(metric=metric, split=split, bucket=bucket,
@@ -197,11 +213,41 @@ def update(preset: str, start_date: str | None, end_date: str | None, metric: st
                                  categories=tuple(categories or ()))
     except ValueError as error:
         alert = dbc.Alert(str(error), color="warning", className="py-2")
-        return (*[dash.no_update] * 6, alert, preset != "custom", dash.no_update)
+        return (*[dash.no_update] * 6, alert, dash.no_update)
     if not history_ready():
-        return (*loading_view(), None, preset != "custom", False)
+        return (*loading_view(), None, False)
     view = view_of(period, query, settings.timezone)
-    return (*view, None, preset != "custom", True)
+    return (*view, None, True)
+
+
+def _dates_follow_preset(preset: str) -> bool:
+    """True when only the picker's dates changed while a preset (not Custom) is chosen."""
+    try:
+        fired = dash.callback_context.triggered or []
+    except MissingCallbackContextException:  # called directly (benchmark), not by Dash
+        return False
+    triggered = {item["prop_id"] for item in fired if item.get("prop_id") != "."}
+    dates = {"response-range.start_date", "response-range.end_date"}
+    return preset != "custom" and bool(triggered) and triggered <= dates
+
+
+@callback(Output("response-preset", "value"), Output("response-range", "start_date"),
+          Output("response-range", "end_date"),
+          Input("response-preset", "value"), Input("response-range", "start_date"),
+          Input("response-range", "end_date"), prevent_initial_call=True)
+def sync_range(preset: str, start_date: str | None, end_date: str | None) -> tuple[Any, ...]:
+    """Keep the date picker and the presets in step: a preset shows its dates in the
+    picker; editing the picker's dates switches to Custom."""
+    runtime.require_page(PATH)
+    if dash.ctx.triggered_id == "response-range":
+        wanted = rv.preset_dates(preset, time.time(), runtime.settings().timezone)
+        if wanted == (str(start_date)[:10], str(end_date)[:10]):
+            return dash.no_update, dash.no_update, dash.no_update
+        return "custom", dash.no_update, dash.no_update
+    dates = rv.preset_dates(preset, time.time(), runtime.settings().timezone)
+    if dates is None:
+        return dash.no_update, dash.no_update, dash.no_update
+    return dash.no_update, *dates
 
 
 def history_ready() -> bool:
@@ -234,18 +280,22 @@ def view_of(period: rv.Period, query: rv.ResponseQuery, timezone: str) -> tuple[
                        reader.closed_calls(period.previous_start, period.previous_end),
                        period, query, timezone)
     label = METRIC_LABELS[query.metric]
-    targets = rv.targets(query.metric, query.priorities, settings.pending_targets,
-                         settings.response_targets)
     table = rv.series_table(shown)
+    targets = rv.shown_targets(query, table["group"], settings.pending_targets,
+                               settings.response_targets)
+    note = "" if targets else rv.targets_note(query.metric, settings.pending_targets,
+                                              settings.response_targets)
     current = shown.kpis[query.metric]["current"]
     if current.n:
-        series = rv.series_figure(table, targets, label)
+        series = rv.series_figure(table, targets, label, shown.bucket, note)
         histogram = rv.histogram_figure(*shown.histogram, current, targets, label)
     else:
         series = histogram = rv.empty_figure("No closed calls match these filters.")
     zone = ZoneInfo(timezone)
-    period_text = (f"{period.label}: {span_text(period.start, period.end, zone)}; compared "
-                   f"with {span_text(period.previous_start, period.previous_end, zone)}")
+    period_text = (f"{period.label}{preset_meaning(period.label)}: "
+                   f"{span_text(period.start, period.end, zone)}; compared "
+                   f"with {span_text(period.previous_start, period.previous_end, zone)}"
+                   f" ({datetime.fromtimestamp(period.end, zone):%Z}, city time)")
     if shown.note:
         period_text += f". {shown.note}"
     return (kpi_cards(shown, query.metric), series, histogram, shown.slowest,
@@ -253,6 +303,13 @@ def view_of(period: rv.Period, query: rv.ResponseQuery, timezone: str) -> tuple[
 
 
 METRIC_LABELS = {key: label for key, (_column, label) in rv.METRICS.items()}
+
+
+def preset_meaning(label: str) -> str:
+    """What a rolling preset spans, said in the header next to its label."""
+    if label.startswith("Last "):
+        return " (whole calendar days including today, up to now)"
+    return " (since midnight, up to now)" if label == "Today" else ""
 
 
 def span_text(start: float, end: float, zone: ZoneInfo) -> str:
@@ -326,7 +383,7 @@ def detail_body(row: dict[str, Any] | None, call: dict[str, Any] | None) -> Comp
     items: list[tuple[str, str]] = []
     if row:
         items += [(label, str(row.get(key) or "—")) for key, label in DETAIL_LABELS]
-        items += [(METRIC_LABELS[m], rv.duration_text(row.get(rv.METRICS[m][0])))
+        items += [(METRIC_LABELS[m], rv.duration_text(row.get(rv.TABLE_SECONDS[m])))
                   for m in rv.METRICS]
     if call:
         items += [("Address", str(call.get("address") or "—")),

@@ -188,8 +188,8 @@ def test_series_export_equals_pandas_groupby(stack: Stack, closed: list[Lifecycl
         monday = datetime.fromordinal(int(week)).date().isoformat()
         expected[(district, monday)] = (len(group), np.median(group["value"]),
                                         np.percentile(group["value"], 90))
-    shown = {(row["group"], row["bucket"][:10]): (int(row["n"]), float(row["median_s"]),
-                                                  float(row["p90_s"])) for row in rows}
+    shown = {(row["group"], row["bucket"][:10]): (int(row["n"]), float(row["median_seconds"]),
+                                                  float(row["p90_seconds"])) for row in rows}
     assert shown.keys() == expected.keys()
     for key, (n, median, p90) in expected.items():
         assert shown[key][0] == n
@@ -211,12 +211,13 @@ def test_table_export_is_the_table_shown_and_rows_drill_down(
                      key=lambda c: (-c.dispatch_s, c.call_id))
     assert [row["call_id"] for row in shown] == [c.call_id for c in slowest]
     first = page.locator(f"#response-slowest .ag-row[row-id='{slowest[0].call_id}'] "
-                         "[col-id='dispatch_s']")
+                         "[col-id='dispatch_seconds']")
     assert first.inner_text() == m_ss(slowest[0].dispatch_s)
     exported = download(page, "#response-export-table")
     assert [row["call_id"] for row in exported] == [row["call_id"] for row in shown]
-    assert [float(row["dispatch_s"]) for row in exported] == \
-        [float(row["dispatch_s"]) for row in shown]
+    assert [float(row["dispatch_seconds"]) for row in exported] == \
+        [float(row["dispatch_seconds"]) for row in shown]
+    assert [row["priority"] for row in exported] == [f"P{c.priority}" for c in slowest]
     assert all("Testcaller" not in str(row) for row in exported)
 
     page.click(f"#response-slowest .ag-row[row-id='{slowest[0].call_id}'] .ag-cell")
@@ -231,3 +232,30 @@ def test_tablet_roles_are_refused(stack: Stack, page_for: Callable[..., Any]) ->
     page = page_for("cso", viewport=(800, 1280), path="/response")
     page.wait_for_selector("#page-refused")
     assert page.locator("#response-kpis").count() == 0
+
+
+def test_presets_fill_the_date_picker_and_priority_split_draws_targets(
+        stack: Stack, closed: list[Lifecycle], page_for: Callable[..., Any]) -> None:
+    """A preset puts its local dates in the picker; editing a date switches to Custom; a
+    priority split draws one labelled target per priority shown."""
+    page = open_july(page_for, "&split=priority&metric=dispatch")
+    page.wait_for_selector("#response-series .main-svg")
+    labels = page.locator("#response-series .annotation-text").all_text_contents()
+    assert any(text.startswith("P1 target 1:00") for text in labels), labels
+    page.screenshot(path=str(ARTIFACTS / "response-priority-split.png"), full_page=True)
+
+    page.click("label:has-text('30 days')")
+    today = datetime.now(CITY).date()
+    first = (pd.Timestamp(today) - pd.Timedelta(days=29)).date().isoformat()
+    page.wait_for_function(
+        "(first) => document.getElementById('response-range').value === first", arg=first)
+    assert page.input_value("#response-range-end-date") == today.isoformat()
+    page.wait_for_function("() => /Last 30 days \\(whole calendar days/.test("
+                           "document.getElementById('response-period-label').innerText)")
+
+    page.fill("input#response-range", "2014-07-02")
+    page.press("input#response-range", "Enter")
+    page.wait_for_function(
+        "() => document.querySelector('#response-preset input[value=custom]').checked")
+    page.wait_for_function("() => document.getElementById('response-period-label')"
+                           ".innerText.startsWith('Custom range: 2014-07-02')")

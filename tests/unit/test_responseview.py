@@ -39,11 +39,34 @@ def test_today_compares_with_yesterday_to_the_same_time() -> None:
     assert period.shift(TZ) == pd.Timedelta(days=1)
 
 
-def test_seven_days_ends_now() -> None:
-    """'7 days' is the last 7×24 h, compared with the 7×24 h before."""
+def test_seven_days_are_whole_local_days_to_now() -> None:
+    """'7 days' is the last 7 local days incl. today (from midnight), to now; the previous
+    7 days run to the same time of day."""
     period = rv.period_bounds("7d", NOW, TZ)
-    assert (period.end - period.start) == 7 * 86400
-    assert period.previous_end == period.start
+    assert period.start == epoch("2014-07-09T00:00:00") and period.end == NOW
+    assert period.previous_start == epoch("2014-07-02T00:00:00")
+    assert period.previous_end == epoch("2014-07-08T14:30:00")
+    assert period.label == "Last 7 days"
+
+
+def test_thirty_days_across_dst_start_at_local_midnight() -> None:
+    """'30 days' spanning the fall-back change starts at local midnight, not 01:00 or 23:00."""
+    now = epoch("2014-11-20T02:04:00")
+    period = rv.period_bounds("30d", now, TZ)
+    assert period.start == epoch("2014-10-22T00:00:00") and period.end == now
+    assert datetime.fromtimestamp(period.previous_start, ZONE).time().isoformat() == "00:00:00"
+    assert period.previous_end == epoch("2014-10-21T02:04:00")
+    assert period.shift(TZ) == pd.Timedelta(days=30)
+
+
+@pytest.mark.parametrize(("preset", "dates"), [
+    ("today", ("2014-07-15", "2014-07-15")), ("7d", ("2014-07-09", "2014-07-15")),
+    ("30d", ("2014-06-16", "2014-07-15")), ("summer", ("2014-06-01", "2014-07-15")),
+    ("custom", None),
+])
+def test_preset_dates_fill_the_date_picker(preset: str, dates: tuple[str, str] | None) -> None:
+    """Each preset names the local dates it covers (custom keeps the picker's own)."""
+    assert rv.preset_dates(preset, NOW, TZ) == dates
 
 
 def test_summer_season_this_year_capped_at_now() -> None:
@@ -191,6 +214,7 @@ def test_slowest_are_sorted_and_formatted() -> None:
     rows = rv.slowest(data, rv.ResponseQuery(), TZ, limit=3)
     assert [row["call_id"] for row in rows] == ["C9", "C8", "C7"]
     assert rows[0]["received"] == "2014-07-15 09:00:00"
+    assert rows[0]["priority"] == "P3" and rows[0]["response_seconds"] == 9.0
     assert set(rows[0]) == set(rv.TABLE_COLUMNS)
 
 
@@ -275,9 +299,9 @@ def test_series_table_csv_and_figure_hold_the_same_numbers() -> None:
     assert table == {"period": ["current", "previous"],
                      "bucket": ["2014-07-15T00:00", "2014-07-15T00:00"],
                      "group": ["All calls", "All calls"], "n": [2, 1],
-                     "median_s": [180.0, 600.0], "p90_s": [228.0, 600.0]}
+                     "median_seconds": [180.0, 600.0], "p90_seconds": [228.0, 600.0]}
     assert rv.csv_text(table, rv.SERIES_COLUMNS).splitlines() == [
-        "period,bucket,group,n,median_s,p90_s",
+        "period,bucket,group,n,median_seconds,p90_seconds",
         "current,2014-07-15T00:00,All calls,2,180.0,228.0",
         "previous,2014-07-15T00:00,All calls,1,600.0,600.0"]
     figure = rv.series_figure(table, {1: 420.0, 5: 3600.0}, "Received → on scene")
@@ -306,3 +330,38 @@ def test_slowest_breaks_ties_by_call_id_at_the_cut() -> None:
                   for cid, value in (("C", 5.0), ("A", 5.0), ("B", 5.0), ("D", 4.0))])
     rows = rv.slowest(data, rv.ResponseQuery(), TZ, limit=2)
     assert [row["call_id"] for row in rows] == ["A", "B"]
+
+
+def test_targets_are_drawn_only_for_priorities_on_the_chart() -> None:
+    """All calls: no target lines (a note lists them); split or filtered: one per priority."""
+    pending, response = (60, 180, 600, 1200, 1800), (420, 720, 1200, 1800, 3600)
+    assert rv.shown_targets(rv.ResponseQuery(), ["All calls"], pending, response) == {}
+    assert rv.shown_targets(rv.ResponseQuery(split="district"), ["North"], pending,
+                            response) == {}
+    assert rv.shown_targets(rv.ResponseQuery(split="priority"), ["P2", "P4"], pending,
+                            response) == {2: 720.0, 4: 1800.0}
+    assert rv.shown_targets(rv.ResponseQuery(split="priority", priorities=(2,)), ["P2"],
+                            pending, response) == {2: 720.0}
+    assert rv.shown_targets(rv.ResponseQuery(metric="dispatch", priorities=(1, 3)),
+                            ["All calls"], pending, response) == {1: 60.0, 3: 600.0}
+    assert "P1 7:00 · P2 12:00" in rv.targets_note("response", pending, response)
+
+
+def test_daily_chart_has_date_ticks_markers_and_breaks_at_missing_days() -> None:
+    """Per day: 'Jul 6' ticks one day apart, markers on, and no line across a day with
+    no calls; per week the ticks read 'wk of'."""
+    table = {"period": ["current"] * 3, "bucket": ["2014-07-01T00:00", "2014-07-02T00:00",
+                                                   "2014-07-05T00:00"],
+             "group": ["All calls"] * 3, "n": [1, 2, 3], "median_seconds": [60.0, 120.0, 180.0],
+             "p90_seconds": [60.0, 120.0, 180.0]}
+    figure = rv.series_figure(table, {}, "x", "day")
+    axis = figure["layout"]["xaxis2"]
+    assert axis["tickformat"] == "%b %-d" and axis["dtick"] == 86_400_000
+    assert axis["range"] == ["2014-06-30T12:00:00", "2014-07-05T12:00:00"]
+    median = figure["data"][0]
+    assert median["mode"] == "lines+markers" and median["connectgaps"] is False
+    assert median["x"] == ["2014-07-01T00:00", "2014-07-02T00:00", "2014-07-03T00:00",
+                           "2014-07-05T00:00"]
+    assert median["y"] == [1.0, 2.0, None, 3.0]
+    weekly = rv.series_figure(table, {}, "x", "week")["layout"]["xaxis2"]
+    assert weekly["tickformat"].startswith("wk of")
