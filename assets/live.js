@@ -19,15 +19,19 @@
   var SILENCE_MS = 45000; // the server pings every 15 s; silence this long means a dead link
   var ENTITIES = {call: "calls", unit: "units", alert: "alerts", share: "shares"};
   var STORE_INTERVAL_MS = 100;
+  var QUIET_STORE_INTERVAL_MS = 1000;
 
   var live = window.dispatchLive = {
     lastId: null, calls: {}, units: {}, alerts: {}, shares: {}, freshness: {},
     connected: false, version: 0, status: "connecting", batchTimes: [],
-    messages: 0, subscribers: []
+    messages: 0, subscribers: [],
+    // Minimum gap between subscriber calls: each call of a drawing subscriber costs a frame
+    // of style, layout and paint, so a subscriber may ask for fewer (subscribe options).
+    frameIntervalMs: 0, storeIntervalMs: STORE_INTERVAL_MS
   };
   var socket = null, attempt = 0, token = null, url = null;
   var frameRequested = false, pendingMs = 0, lastMessageAt = 0;
-  var storeTimer = null, lastStoreAt = 0;
+  var storeTimer = null, lastStoreAt = 0, frameTimer = null, lastFrameAt = 0;
   // Two accumulators: subscribers drain theirs every frame, Dash's store every interval.
   var changed = emptyChanges(), frameChanged = emptyChanges();
 
@@ -98,6 +102,7 @@
   /* Once per animation frame: hand subscribers what changed since the last frame. */
   function flushFrame() {
     frameRequested = false;
+    lastFrameAt = performance.now();
     var started = performance.now(), batch = frameChanged;
     frameChanged = emptyChanges();
     live.subscribers.slice().forEach(function (fn) {
@@ -109,7 +114,7 @@
 
   function scheduleStore() {
     if (storeTimer !== null) { return; }
-    var wait = Math.max(0, lastStoreAt + STORE_INTERVAL_MS - performance.now());
+    var wait = Math.max(0, lastStoreAt + live.storeIntervalMs - performance.now());
     storeTimer = setTimeout(flushStore, wait);
   }
 
@@ -136,22 +141,33 @@
   }
 
   function scheduleFlush() {
-    if (!frameRequested) {
-      frameRequested = true;
+    if (frameRequested) { return; }
+    frameRequested = true;
+    var wait = lastFrameAt + live.frameIntervalMs - performance.now();
+    if (wait <= 1) { window.requestAnimationFrame(flushFrame); return; }
+    frameTimer = setTimeout(function () {
+      frameTimer = null;
       window.requestAnimationFrame(flushFrame);
-    }
+    }, wait);
   }
 
-  /* fn(live, changed) runs once per animation frame with the ids changed since the last
-   * call (changed.snapshot: everything may have changed) and once right away with the whole
-   * state. Returns a function that unsubscribes. */
-  function subscribe(fn) {
+  /* fn(live, changed) runs once per animation frame (at most every options.frameIntervalMs)
+   * with the ids changed since the last call (changed.snapshot: everything may have changed)
+   * and once right away with the whole state. options.quietStore: the subscriber draws the
+   * page itself, so Dash's live-store may follow only every QUIET_STORE_INTERVAL_MS while it
+   * is subscribed. Returns a function that unsubscribes (and restores the defaults). */
+  function subscribe(fn, options) {
+    options = options || {};
     live.subscribers.push(fn);
+    if (options.frameIntervalMs) { live.frameIntervalMs = options.frameIntervalMs; }
+    if (options.quietStore) { live.storeIntervalMs = QUIET_STORE_INTERVAL_MS; }
     var all = emptyChanges();
     all.snapshot = true;
     try { fn(live, all); } catch (error) { console.error("dispatchLive subscriber", error); }
     return function () {
       live.subscribers = live.subscribers.filter(function (other) { return other !== fn; });
+      live.frameIntervalMs = 0;
+      live.storeIntervalMs = STORE_INTERVAL_MS;
     };
   }
 

@@ -30,6 +30,7 @@
     'd="M3 6h12a2 2 0 0 1 2 2v1.5l4-2.5v10l-4-2.5V16a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V8a2 2 0 0 ' +
     '1 2-2z"/></svg>';
 
+  var FRAME_INTERVAL_MS = (window.wallFrameIntervalMs != null) ? window.wallFrameIntervalMs : 100;
   var S = {
     ready: false, config: null, map: null, panes: false,
     items: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
@@ -222,12 +223,35 @@
     return '<div class="wm wm-share">' + CAMERA_SVG + "</div>";
   }
   var PANE = {calls: "wallCalls", units: "wallUnits", alerts: "wallAlerts", shares: "wallShares"};
+  /* Leaflet places each marker with translate3d, which makes every marker its own
+   * compositing layer: with hundreds of calls on the board, committing those layers cost
+   * more per frame than all the drawing. The wall's map never pans or zooms, so its markers
+   * are placed with left/top, with no z-index of their own (order of drawing decides), and
+   * painted together into their pane's layer instead (wall.css centres them without a
+   * transform for the same reason). */
+  var FlatMarker = null;
+  function flatMarker(latlng, options) {
+    if (!FlatMarker) {
+      FlatMarker = window.L.Marker.extend({
+        _setPos: function (pos) {
+          [this._icon, this._shadow].forEach(function (node) {
+            if (!node) { return; }
+            node._leaflet_pos = pos;  // what L.DomUtil.getPosition reads back
+            node.style.left = pos.x + "px";
+            node.style.top = pos.y + "px";
+          });
+        },
+        _updateZIndex: function () { /* stacking by DOM order: see above */ },
+      });
+    }
+    return new FlatMarker(latlng, options);
+  }
   function drawMarker(kind, id) {
     var x = S.items[kind].get(id), markers = S.markers[kind], marker = markers.get(id);
     if (!x || !hasPosition(x)) { removeMarker(kind, id); return; }
     var html = markerHtml(kind, x);
     if (!marker) {
-      marker = window.L.marker([x.lat, x.lon], {
+      marker = flatMarker([x.lat, x.lon], {
         icon: window.L.divIcon({className: "wm-anchor", html: html, iconSize: null}),
         pane: PANE[kind], interactive: false, keyboard: false});
       marker._wallHtml = html;
@@ -562,7 +586,11 @@
   /* live.js subscriber (push mode): once per animation frame, only the changed ids. */
   function onLive(live, changed) {
     var root = S.ready ? adoptRoot() : null;
-    if (!root || root.getAttribute("data-mode") !== "push") { return; }
+    if (!root || root.getAttribute("data-mode") !== "push") {
+      // Another page in this tab now: stop drawing, give live-store its normal pace back.
+      if (S.unsubscribe) { S.unsubscribe(); S.unsubscribe = null; }
+      return;
+    }
     var t0 = performance.now(), whole = changed.snapshot || S.rendered === 0, diffs = {};
     Object.keys(KINDS).forEach(function (kind) {
       diffs[kind] = whole ? intake(kind, entityList(live[kind])) :
@@ -586,7 +614,10 @@
     var live = window.dispatchLive;
     if (root && root.getAttribute("data-mode") === "push" && live && live.subscribe) {
       // Push: live.js calls onLive every frame; the store's copy is not needed here.
-      if (!S.unsubscribe) { S.unsubscribe = live.subscribe(onLive); }
+      if (!S.unsubscribe) {
+        S.unsubscribe = live.subscribe(onLive, {frameIntervalMs: FRAME_INTERVAL_MS,
+                                                quietStore: true});
+      }
       return noUpdate;
     }
     if (!data) { tick(); return noUpdate; }

@@ -238,6 +238,22 @@ def summary(values: Sequence[float]) -> dict[str, float]:
             if values else math.nan}
 
 
+BUSY_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+
+
+def busy_seconds(session: Any) -> dict[str, float]:
+    """Main-thread time a page has spent so far (CDP Performance metrics, seconds)."""
+    metrics = session.send("Performance.getMetrics")["metrics"]
+    return {m["name"]: float(m["value"]) for m in metrics if m["name"] in BUSY_METRICS}
+
+
+def busy_share(before: dict[str, float], after: dict[str, float], seconds: float,
+               ) -> dict[str, float]:
+    """Share of one core (per cent) each kind of main-thread work took over ``seconds``."""
+    return {name: round(100 * (after[name] - before[name]) / seconds, 1)
+            for name in BUSY_METRICS}
+
+
 def latency_run(browser: Any, stack: Stack, events: int, rate: float, pages: int,
                 ) -> dict[str, Any]:
     push_pages = [signed_in_page(browser, stack, "/wall") for _ in range(pages)]
@@ -250,11 +266,19 @@ def latency_run(browser: Any, stack: Stack, events: int, rate: float, pages: int
         raise RuntimeError(f"pages not visible (would be throttled): {hidden}")
     for page in push_pages:
         page.wait_for_function("() => window.dispatchLive && window.dispatchLive.connected")
+    sessions = []
+    for page in [push_pages[0], poll_page]:
+        session = page.context.new_cdp_session(page)
+        session.send("Performance.enable")
+        sessions.append(session)
     tag = uuid.uuid4().hex[:6]
     calls = [call_event(f"L{tag}-{n}", n) for n in range(events)]
+    busy_before = [busy_seconds(session) for session in sessions]
     started = time.monotonic()
     sent = run_async(lambda: paced_publish(stack.settings.redis_url, stack.keys, calls, rate))
     took = time.monotonic() - started
+    busy = [busy_share(before, busy_seconds(session), took)
+            for before, session in zip(busy_before, sessions, strict=True)]
     ids = list(sent)
     for page in [*push_pages, poll_page]:
         page.wait_for_function("ids => ids.every(id => id in window.__seen)", arg=ids,
@@ -272,7 +296,8 @@ def latency_run(browser: Any, stack: Stack, events: int, rate: float, pages: int
     return {"events": events, "rate_per_s": round(events / took, 1), "pages": pages,
             "push_ms": summary(push), "poll_ms": summary(poll),
             "xadd_to_state_ms": summary(stage),
-            "load_avg_1_5_15": [round(x, 2) for x in load]}
+            "load_avg_1_5_15": [round(x, 2) for x in load],
+            "busy_pct_push_page": busy[0], "busy_pct_poll_page": busy[1]}
 
 
 def load_run(browser: Any, stack: Stack, calls: int, units: int, move_seconds: int,
@@ -361,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"max {poll['max']} ms  (n={poll['n']})")
     stage = latency["xadd_to_state_ms"]
     print(f"    of which XADD->live state (consumer) p50 {stage['p50']} ms  p99 {stage['p99']} ms")
+    print(f"    main thread while publishing, % of a core: push page {latency['busy_pct_push_page']}"
+          f"; polling page {latency['busy_pct_poll_page']}")
     print(f"    host load average (1/5/15 min) at the end: {latency['load_avg_1_5_15']}")
     print(f"    p50 speed-up over polling: {speedup:.1f}x (target >= {SPEEDUP_TARGET}x); "
           f"p99 target <= {P99_TARGET_MS} ms")
