@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from streams.core.events import encode_event, source_of  # noqa: E402
 from streams.core.keys import EVENT_FIELD, RAW_STREAM_MAXLEN, SOURCES, Keys  # noqa: E402
+from streams.core.settings import Settings  # noqa: E402
 from streams.redis_server import EmbeddedRedis, free_port  # noqa: E402
 from tests.eventgen import generate_events  # noqa: E402
 
@@ -121,8 +122,9 @@ def run(url: str, total: int, batch: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("redis_url", nargs="?", default=None)
-    parser.add_argument("--events", type=int, default=210_000)
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=230_000)
+    parser.add_argument("--batch", type=int, default=Settings().consumer_batch,
+                        help="events per XREADGROUP (default: the settings default)")
     args = parser.parse_args()
     if args.redis_url:
         figures = run(args.redis_url, args.events, args.batch)
