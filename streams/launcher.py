@@ -65,6 +65,9 @@ def child_commands(settings: Settings) -> list[Child]:
     if settings.simulate:
         children.append(Child("simulator", [python, "-m", "streams", "simulate",
                                             "--warmup-hours", "6"]))
+    for number, mapping in enumerate(settings.poll_mappings, start=1):
+        children.append(Child(f"poll-{number}", [python, "-m", "streams", "poll",
+                                                 "--mapping", str(mapping)]))
     if settings.webhook_secret:
         children.append(Child("webhook", [python, "-m", "streams", "webhook"]))
     return children

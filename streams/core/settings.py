@@ -149,6 +149,11 @@ class Settings:
     sim_speed: float = _setting(
         "DISPATCH_SIM_SPEED", 1.0, "Simulated seconds per real second.", float
     )
+    poll_mappings: tuple[Path, ...] = _setting(
+        "DISPATCH_POLL_MAPPINGS", (),
+        "Comma-separated mapping files with a [poll] table; `make run` polls each.",
+        lambda text: tuple(_path(part.strip()) for part in text.split(",") if part.strip()),
+    )
     simulate: bool = _setting(
         "DISPATCH_SIMULATE", True, "Start the simulated feeds under `make run`.", _parse_bool
     )

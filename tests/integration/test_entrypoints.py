@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -41,3 +42,12 @@ def test_service_command_is_a_real_entry_point(service: str) -> None:
                             capture_output=True, text=True, timeout=60, cwd=PROJECT_ROOT)
     assert result.returncode == 0, result.stderr
     assert "usage:" in result.stdout
+
+
+def test_make_run_polls_each_configured_mapping(tmp_path: Path) -> None:
+    """DISPATCH_POLL_MAPPINGS starts one `streams poll --mapping FILE` child per file."""
+    first, second = tmp_path / "a.toml", tmp_path / "b.toml"
+    settings = Settings.from_env({"DISPATCH_POLL_MAPPINGS": f"{first}, {second}"})
+    polls = [child.argv[1:] for child in child_commands(settings) if child.name.startswith("poll")]
+    assert polls == [["-m", "streams", "poll", "--mapping", str(first)],
+                     ["-m", "streams", "poll", "--mapping", str(second)]]
