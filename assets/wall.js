@@ -30,24 +30,26 @@
     'd="M3 6h12a2 2 0 0 1 2 2v1.5l4-2.5v10l-4-2.5V16a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V8a2 2 0 0 ' +
     '1 2-2z"/></svg>';
 
+  var BANNER_CALLS = 2;  // linked calls listed in the banner; the rest as "+ N more"
   var FRAME_INTERVAL_MS = (window.wallFrameIntervalMs != null) ? window.wallFrameIntervalMs : 100;
   var S = {
     ready: false, config: null, map: null, panes: false,
     items: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
     sigs: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
     markers: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
-    freshness: {}, rows: new Map(), rowsFit: 12, rendered: 0, heard: new Set(),
-    bannerAlert: null, audio: null, clockFmt: null, timeFmt: null,
+    labels: new Map(), freshness: {}, rows: new Map(), rowsFit: 12, rendered: 0, heard: new Set(),
+    bannerAlert: null, audio: null, clockFmt: null,
   };
   window.wallRenderTimes = window.wallRenderTimes || [];
 
   // --- pure helpers (mirrors of dashboard/wallview.py) ------------------------------------
+  var EARTH_RADIUS_M = 6371008.8;  // streams.core.geography.EARTH_RADIUS_M (mean radius)
   function haversineM(lat1, lon1, lat2, lon2) {
     var rad = Math.PI / 180;
     var dphi = (lat2 - lat1) * rad, dl = (lon2 - lon1) * rad;
     var a = Math.pow(Math.sin(dphi / 2), 2) +
       Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.pow(Math.sin(dl / 2), 2);
-    return 2 * 6371000 * Math.asin(Math.min(1, Math.sqrt(a)));
+    return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(a)));
   }
   function hasPosition(item) { return item.lat != null && item.lon != null; }
 
@@ -201,7 +203,10 @@
 
   // --- map --------------------------------------------------------------------------------
   function ensurePanes(map) {
-    [["wallCalls", 610], ["wallUnits", 620], ["wallShares", 630], ["wallAlerts", 640]]
+    // Names under every marker; calls above units, so a unit parked on its call never
+    // hides the call's priority (wall.css also nudges units off the call's centre).
+    [["wallLabels", 590], ["wallUnits", 610], ["wallCalls", 620], ["wallShares", 630],
+     ["wallAlerts", 640]]
       .forEach(function (p) { map.createPane(p[0]).style.zIndex = p[1]; });
     S.panes = true;
   }
@@ -417,15 +422,17 @@
       return '<li data-call-id="' + esc(c.call_id) + '"><b>P' + esc(c.priority) + "</b> " +
         esc(c.call_type || c.category) + " · " + esc(c.address) + " · " +
         esc(km(c.distance_m)) + "</li>";
-    }).join("") : "<li>None yet</li>";
+    }).slice(0, BANNER_CALLS).join("") +
+      (calls.length > BANNER_CALLS ? '<li class="wb-more">+ ' + (calls.length - BANNER_CALLS) +
+       " more</li>" : "") : "<li>None yet</li>";
+    // Compact (a title line, a heading, three lines a side) so the queue below keeps
+    // most of its rows while the banner is up.
     var html = '<div class="wb-title"><span class="wb-icon">⚠</span> GUNSHOT ALERT · ' +
-      esc(alert.rounds || 1) + " round" + (alert.rounds === 1 ? "" : "s") + " (" +
-      esc(alert.alert_type) + ") · " + esc(where) + " · " +
-      esc(S.timeFmt.format(new Date(alert.detected_time * 1000))) +
-      ' · <span class="wb-age"></span> ago</div><div class="wb-cols"><div>' +
-      "<h4>Nearest available units (ETA at " + esc(S.config.speed_kmh) +
-      " km/h, straight line)</h4><ol>" + unitHtml + "</ol></div><div>" +
-      "<h4>CAD calls within " + esc(S.config.link_radius_m) + " m / " +
+      esc(alert.rounds || 1) + " round" + (alert.rounds === 1 ? "" : "s") + " · " +
+      '<span class="wb-age"></span> ago · ' + esc(where) + '</div><div class="wb-cols"><div>' +
+      '<h4 title="ETA in a straight line at ' + esc(S.config.speed_kmh) + ' km/h">' +
+      "Nearest available · " + esc(S.config.speed_kmh) + " km/h</h4><ol>" + unitHtml +
+      "</ol></div><div><h4>Calls ≤ " + esc(S.config.link_radius_m) + " m · " +
       esc(S.config.link_window_s / 60) + " min</h4><ul>" + callHtml + "</ul></div></div>";
     if (banner._html !== html) { banner.innerHTML = html; banner._html = html; }
     banner.setAttribute("data-alert-id", alert.alert_id);
@@ -540,8 +547,6 @@
     S.config = config;
     S.clockFmt = new Intl.DateTimeFormat("en-US", {timeZone: config.timezone,
       weekday: "short", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
-    S.timeFmt = new Intl.DateTimeFormat("en-US", {timeZone: config.timezone,
-      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
     watchQueueSize();
     document.addEventListener("pointerdown", function () {
       if (soundOn()) { audioContext(); }
@@ -645,22 +650,34 @@
   }
 
   // --- dash-leaflet functional props ------------------------------------------------------
+  // Leaflet strokes are in screen pixels: scale them as the CSS scales text (4K = x2).
+  function strokeScale() { return Math.max(1, (window.innerHeight || 1080) / 1080); }
   function boundaryStyle(feature, context) {
     var tiles = context && context.hideout && context.hideout.tiles;
-    return {color: "#9fb3c8", weight: 2, opacity: 0.9, fillColor: "#18222e",
+    return {color: "#9fb3c8", weight: 2 * strokeScale(), opacity: 0.9, fillColor: "#18222e",
             fillOpacity: tiles ? 0.35 : 0.9};
   }
   function boundaryFeature(feature, layer, context) {
-    layer.bindTooltip(esc(feature.properties.name), {permanent: true, direction: "center",
-      className: "wall-hood-label", interactive: false});
     if (context && context.map && S.map !== context.map) {
-      // A new map (first load, or the page was opened again in this tab): markers of the
-      // old map are gone with it.
+      // A new map (first load, or the page was opened again in this tab): markers and
+      // names of the old map are gone with it.
       Object.keys(S.markers).forEach(function (kind) { S.markers[kind] = new Map(); });
+      S.labels = new Map();
       S.map = context.map;
       ensurePanes(S.map);
       drawWholeMap();
     }
+    var props = feature.properties || {}, name = props.name;
+    if (!S.map || !name) { return; }
+    // The name sits at the server's label point (pole of inaccessibility), not at the
+    // polygon's centroid, in its own pane under the markers.
+    var at = props.label || layer.getBounds().getCenter();
+    var label = window.L.tooltip({permanent: true, direction: "center", pane: "wallLabels",
+                                  className: "wall-hood-label", interactive: false})
+      .setLatLng(at).setContent(esc(props.label_text || name));
+    if (S.labels.has(name)) { S.map.removeLayer(S.labels.get(name)); }
+    S.labels.set(name, label);
+    label.addTo(S.map);
   }
   function hotspotPoint(feature, latlng) {
     var radius = (feature.properties && feature.properties.radius_m) || 150;
@@ -668,9 +685,9 @@
   }
   function hotspotStyle(feature) {
     if (feature.geometry.type === "LineString") {
-      return {color: "#F0E442", weight: 14, opacity: 0.22, lineCap: "round"};
+      return {color: "#F0E442", weight: 14 * strokeScale(), opacity: 0.22, lineCap: "round"};
     }
-    return {color: "#F0E442", weight: 2, dashArray: "6 6", fillColor: "#F0E442",
+    return {color: "#F0E442", weight: 2 * strokeScale(), dashArray: "6 6", fillColor: "#F0E442",
             fillOpacity: 0.08};
   }
 

@@ -4,9 +4,9 @@ No Dash, Redis or I/O here. ``assets/wall.js`` mirrors the functions the browser
 every second (aging colour, queue order, feed health, gunshot banner); the browser tests
 run both on the same inputs so the two cannot drift apart.
 
-Distances are great-circle (haversine). ETAs assume an urban driving speed of
-``ASSUMED_SPEED_KMH`` (40 km/h) in a straight line: a rough "who is closest" guide for a
-commander, not a routing engine.
+Distances are great-circle (``streams.core.geography.haversine_m``). ETAs assume an urban
+driving speed of ``ASSUMED_SPEED_KMH`` (40 km/h) in a straight line: a rough "who is
+closest" guide for a commander, not a routing engine.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-EARTH_RADIUS_M = 6_371_000.0
+import numpy as np
+
+# Re-exported (explicitly, for mypy): the banner's distances, and the radius wall.js mirrors.
+from streams.core.geography import EARTH_RADIUS_M as EARTH_RADIUS_M
+from streams.core.geography import haversine_m as haversine_m
+
 ASSUMED_SPEED_KMH = 40.0
 """Straight-line urban speed used for ETAs (stated on screen next to every ETA)."""
 
@@ -47,13 +52,49 @@ CATEGORY_ABBREV = {
 
 # --- geometry -----------------------------------------------------------------------------
 
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres between two WGS84 points."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi = phi2 - phi1
-    dlambda = math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlambda / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+def label_point(polygon: Sequence[Sequence[Sequence[float]]],
+                steps: int = 24) -> tuple[float, float]:
+    """(lat, lon) of a polygon's pole of inaccessibility: the inside point farthest from
+    its edges, where a name has the most room (a centroid can fall near a border, or
+    outside a bent shape). ``polygon`` is GeoJSON rings of [lon, lat]; the first is the
+    outline, the rest holes. A grid search refined three times around the best point:
+    ample for a label, a few milliseconds per neighborhood."""
+    outline = polygon[0] if polygon else []
+    if len(outline) < 3:
+        raise ValueError("a label needs a polygon with at least 3 points in its outline")
+    # A local plane where a degree of longitude is as long as it is at this latitude.
+    squeeze = math.cos(math.radians(sum(p[1] for p in outline) / len(outline)))
+    starts, ends = [], []
+    for ring in polygon:
+        points = np.asarray(ring, dtype=float)[:, :2] * (squeeze, 1.0)
+        starts.append(points)
+        ends.append(np.roll(points, -1, axis=0))
+    a, b = np.concatenate(starts), np.concatenate(ends)
+    low, high = starts[0].min(axis=0), starts[0].max(axis=0)
+    best_room, best = -1.0, (low + high) / 2
+    for _ in range(4):
+        grid = np.stack(np.meshgrid(np.linspace(low[0], high[0], steps + 1),
+                                    np.linspace(low[1], high[1], steps + 1)), -1).reshape(-1, 2)
+        room = _room(grid, a, b)
+        if room.max() > best_room:
+            best_room, best = float(room.max()), grid[int(room.argmax())]
+        half = (high - low) / 4
+        low, high = best - half, best + half
+    return float(best[1]), float(best[0] / squeeze)
+
+
+def _room(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per point, the distance to the nearest edge a[i]->b[i] if inside (even-odd), else -1."""
+    px, py = points[:, :1], points[:, 1:]
+    ax, ay, bx, by = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
+    dx, dy = bx - ax, by - ay
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossing = ((ay > py) != (by > py)) & (px < ax + (py - ay) * dx / (by - ay))
+        t = np.clip(((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
+    t = np.nan_to_num(t)
+    nearest = np.hypot(px - ax - t * dx, py - ay - t * dy).min(axis=1)
+    inside = crossing.sum(axis=1) % 2 == 1
+    return np.where(inside, nearest, -1.0)
 
 
 def eta_s(distance_m: float, speed_kmh: float = ASSUMED_SPEED_KMH) -> float:

@@ -50,6 +50,53 @@ def load_boundaries(path: Path) -> dict[str, Any]:
     return collection
 
 
+LABEL_NUDGE: dict[str, tuple[float, float]] = {
+    "Sheldon Charter Oak": (0.0, 0.0085), "South Green": (-0.0012, -0.0015),
+    "Frog Hollow": (0.0016, -0.0025),
+    "Asylum Hill": (0.0, -0.002), "Downtown Hartford": (0.0, 0.002),
+    "Behind the Rocks": (0.0, -0.002), "Barry Square": (0.0, 0.0015),
+    "Clay Arsenal": (-0.0008, 0.0015), "Upper Albany": (0.0, -0.001),
+}
+"""Per-neighborhood (dlat, dlon) moves of a name from its polygon's pole of inaccessibility,
+where two names would still touch at 1080p (checked by the browser test)."""
+
+
+LABEL_LINES = {
+    "Upper Albany": "Upper\nAlbany", "Clay Arsenal": "Clay\nArsenal",
+    "North Meadows": "North\nMeadows", "Downtown Hartford": "Downtown\nHartford",
+    "Frog Hollow": "Frog\nHollow", "South Green": "South\nGreen",
+    "Sheldon Charter Oak": "Sheldon\nCharter Oak", "Behind the Rocks": "Behind\nthe Rocks",
+    "Barry Square": "Barry\nSquare", "South End & South Meadows": "South End &\nSouth Meadows",
+}
+"""Where long names break: two short lines fit a small neighborhood, one long one does not."""
+
+
+def _ring_area(ring: Any) -> float:
+    twice = sum(float(a[0]) * float(b[1]) - float(b[0]) * float(a[1])
+                for a, b in zip(ring, [*ring[1:], ring[0]], strict=True))
+    return abs(twice) / 2
+
+
+@lru_cache(maxsize=4)
+def labelled_boundaries(path: Path) -> dict[str, Any]:
+    """The polygons with a ``label`` [lat, lon] per neighborhood: the pole of inaccessibility
+    of its largest part (plus LABEL_NUDGE), where a name fits best and touches no other."""
+    collection = load_boundaries(path)
+    features = []
+    for feature in collection["features"]:
+        geometry = feature["geometry"]
+        parts = (geometry["coordinates"] if geometry["type"] == "MultiPolygon"
+                 else [geometry["coordinates"]])
+        largest = max(parts, key=lambda polygon: _ring_area(polygon[0]))
+        lat, lon = wallview.label_point(largest)
+        name = feature["properties"]["name"]
+        dlat, dlon = LABEL_NUDGE.get(name, (0.0, 0.0))
+        features.append({**feature, "properties": {**feature["properties"],
+                                                   "label": [lat + dlat, lon + dlon],
+                                                   "label_text": LABEL_LINES.get(name, name)}})
+    return {**collection, "features": features}
+
+
 def bounds_of(collection: dict[str, Any]) -> list[list[float]]:
     """[[south, west], [north, east]] of every coordinate in a FeatureCollection."""
     lons: list[float] = []
@@ -106,8 +153,8 @@ def client_config(settings: Settings) -> dict[str, Any]:
 
 
 def _map(settings: Settings) -> Component:
-    boundaries = load_boundaries(settings.shared_data_dir / "hartford" /
-                                 "hartford_neighborhoods.geojson")
+    boundaries = labelled_boundaries(settings.shared_data_dir / "hartford" /
+                                     "hartford_neighborhoods.geojson")
     layers: list[Component] = []
     if settings.tile_url:
         # Dimmed by CSS so markers stay the brightest thing on the wall.
@@ -149,35 +196,42 @@ def _kpis() -> Component:
                   html.Div(id="wall-kpi-qol", className="wall-tile-qol")],
                  className="wall-tile"),
         _tile("Units available", "wall-kpi-units", "wall-kpi-units-note"),
-        html.Div([html.Div("Response today (received → on scene)",
+        html.Div([html.Div("Response today · call → scene",
                            className="wall-tile-label"),
                   html.Div(id="wall-kpi-response", className="wall-tile-response")],
                  className="wall-tile wall-tile-wide"),
     ], id="wall-kpis", className="wall-kpis")
 
 
+UNIT_KEY_WORDS = {"out_of_service": "Out"}
+"""Shorter key words where the status label is long (the key must stay one line)."""
+
+
+def _key(marks: list[Component] | Component, word: str) -> Component:
+    return html.Span([html.Span(marks, className="wl-marks"), html.Span(word)], className="wl")
+
+
 def _legend() -> Component:
-    """Key to the map symbols; every colour also carries a letter, digit or shape."""
-    units = [html.Span(letter, className=f"wm wm-unit st-{status}", title=label)
+    """One-line key to the map symbols, below it; every colour also has a letter, digit or
+    shape, and each symbol one word."""
+    units = [_key(html.Span(letter, className=f"wm wm-unit st-{status}"),
+                  UNIT_KEY_WORDS.get(status, label))
              for status, (letter, label) in wallview.UNIT_STATUS_LABELS.items()]
-    unit_words = " ".join(f"{letter} {label.lower()}"
-                          for letter, label in wallview.UNIT_STATUS_LABELS.values())
-    calls = [html.Span(str(p), className=f"wm wm-call p{p}") for p in range(1, 6)]
-    return html.Div([
-        html.Div([html.Span(units, className="wl-marks"), f"Units: {unit_words}"],
-                 className="wl"),
-        html.Div([html.Span(calls, className="wl-marks"),
-                  "Calls by priority: filled = pending, hollow = unit assigned"],
-                 className="wl"),
-        html.Div([html.Span([html.Span(html.Span("3"), className="wm wm-shot"),
-                             html.Span("NOI", className="wm wl-qol")], className="wl-marks"),
-                  "Gunshot (rounds; fades over 1 h) · QoL category mark"], className="wl"),
+    return html.Footer([
+        *units, html.Span(className="wl-sep"),
+        # The digit is the priority (as in the queue's P1..P5 badges); fill tells the state.
+        _key(html.Span("1", className="wm wm-call wm-pending p1"), "Pending"),
+        _key(html.Span("2", className="wm wm-call wm-assigned p2"), "Assigned"),
+        _key(html.Span("NOI", className="wm wl-qol"), "QoL"),
+        _key(html.Span(html.Span("3"), className="wm wm-shot"), "Gunshot"),
+        _key(html.Span(className="wm wl-hotspot"), "Hot spot"),
+        _key(html.Span(className="wm wm-share wl-camera"), "Video"),
     ], id="wall-legend", className="wall-legend")
 
 
 def _header() -> Component:
     return html.Header([
-        html.Div("HARTFORD PD · WATCH", className="wall-title"),
+        html.Div("HARTFORD PD", className="wall-title"),
         html.Div(id="wall-clock", className="wall-clock"),
         html.Div(id="wall-feeds", className="wall-feeds"),
         html.Button("Sound off", id="wall-sound", className="wall-sound", n_clicks=0,
@@ -204,7 +258,7 @@ def layout(mode: str | None = None, **_query: Any) -> Component:
         _header(),
         _kpis(),
         html.Main([
-            html.Div([_map(settings), _legend()], className="wall-map-area"),
+            html.Div(_map(settings), className="wall-map-area"),
             html.Aside([
                 # Above the queue, not over the map: the alert's star stays visible.
                 html.Div(id="wall-banner", className="wall-banner", hidden=True),
@@ -219,6 +273,7 @@ def layout(mode: str | None = None, **_query: Any) -> Component:
                 html.Div(id="wall-shares", className="wall-shares"),
             ], className="wall-side"),
         ], className="wall-main"),
+        _legend(),
     ], id="wall-root", className="wall" + (" wall-polling" if polling else ""),
         **{"data-mode": "poll" if polling else "push"})
 

@@ -195,18 +195,50 @@ def test_wall_draws_boundaries_with_tiles_blocked(stack: Stack,
                                                   page_for: Callable[..., Any]) -> None:
     """A commander's /wall draws all 16 neighborhoods with names while tile requests fail."""
     page = open_wall(page_for)
-    labels = sorted(page.eval_on_selector_all(".wall-hood-label",
-                                              "nodes => nodes.map(n => n.textContent)"))
+    labels = sorted(" ".join(text.split()) for text in page.eval_on_selector_all(
+        ".wall-hood-label", "nodes => nodes.map(n => n.textContent)"))
     assert labels == sorted(NEIGHBORHOOD_NAMES)
     # Boundaries are drawn on the map's canvas (preferCanvas) from the local file.
     assert page.locator("#wall-map canvas").count() >= 1
     assert page.evaluate("() => window.dash_clientside.wall._state.map !== null")
-    # The queue gets the side panel's free height (about 14 rows at 1080p, no banner).
+    # The queue gets the side panel's free height (about 11 rows at 1080p, no banner).
     assert page.evaluate("() => window.dash_clientside.wall._state.rowsFit") >= 10
+    # Names under all markers; calls above units, so a unit never hides a call's priority.
+    z_index = page.evaluate("() => Object.fromEntries(['wallLabels', 'wallUnits', 'wallCalls',"
+                            " 'wallAlerts'].map(p => [p, +getComputedStyle(window.dash_clientside"
+                            ".wall._state.map.getPane(p)).zIndex]))")
+    assert z_index["wallLabels"] < z_index["wallUnits"] < z_index["wallCalls"] \
+        < z_index["wallAlerts"]
+    assert page.locator(".leaflet-pane.leaflet-wallLabels-pane .wall-hood-label").count() == 16
     # Nothing scrolls on a wall.
     assert page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight")
     assert page.evaluate("() => { const w = document.getElementById('wall-root');"
                          " return w.scrollHeight <= w.clientHeight + 1; }")
+
+
+LABEL_BOXES_JS = """() => Array.from(document.querySelectorAll('.wall-hood-label')).map(n => {
+    const r = n.getBoundingClientRect();
+    return [n.textContent, r.left, r.top, r.right, r.bottom]; })"""
+
+
+@pytest.mark.parametrize("viewport", [FULL_HD, UHD], ids=["1920x1080", "3840x2160"])
+def test_neighborhood_names_do_not_overlap(stack: Stack, page_for: Callable[..., Any],
+                                           viewport: tuple[int, int]) -> None:
+    """No two neighborhood names touch on the map, each is at least 26 px per 1080 rows."""
+    page = open_wall(page_for, viewport)
+    boxes = page.evaluate(LABEL_BOXES_JS)
+    assert len(boxes) == 16
+    touching = [(a[0], b[0]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                if a[1] < b[3] and b[1] < a[3] and a[2] < b[4] and b[2] < a[4]]
+    assert touching == [], f"names touching: {touching}"
+    sizes = page.eval_on_selector_all(
+        ".wall-hood-label", "ns => ns.map(n => parseFloat(getComputedStyle(n).fontSize))")
+    assert min(sizes) >= 26 * viewport[1] / 1080 - 0.5
+    map_box = page.locator("#wall-map").bounding_box()
+    assert map_box is not None
+    assert all(map_box["x"] <= b[1] and b[3] <= map_box["x"] + map_box["width"]
+               and map_box["y"] <= b[2] and b[4] <= map_box["y"] + map_box["height"]
+               for b in boxes), "every name inside the map"
 
 
 def test_new_p1_call_appears_within_one_second(stack: Stack,
@@ -334,6 +366,10 @@ def test_browser_logic_matches_python(stack: Stack, page_for: Callable[..., Any]
     js_order = page.evaluate("cs => window.dash_clientside.wall.queueOrder(cs)"
                              ".map(c => c.call_id)", calls)
     assert js_order == [c["call_id"] for c in wallview.queue_order(calls)]
+    pairs = [[41.0, -72.0, 42.0, -72.0], [41.7637, -72.6851, 41.7400, -72.7050]]
+    js_metres = page.evaluate("ps => ps.map(p => window.dash_clientside.wall.haversineM(...p))",
+                              pairs)
+    assert js_metres == [pytest.approx(wallview.haversine_m(*p), rel=1e-12) for p in pairs]
     ages = [-3, 0, 59.9, 61, 3599, 3600, 3725]
     assert page.evaluate("xs => xs.map(window.dash_clientside.wall.formatAge)", ages) == \
         [wallview.format_age(a) for a in ages]
@@ -418,7 +454,7 @@ def test_wall_screenshot_busy_board(stack: Stack, page_for: Callable[..., Any],
     board = populate(stack, tag)
     page = open_wall(page_for, viewport)
     try:
-        wait_for_rows(page, board["calls"][0:10:5])  # two P1s: the top of the queue
+        wait_for_rows(page, board["calls"][25:15:-5])  # the two oldest P1s: top of the queue
         page.wait_for_selector("#wall-banner", state="visible")
         page.wait_for_function("n => window.dash_clientside.wall._state.markers.units.size >= n",
                                arg=len(board["units"]))
@@ -432,10 +468,29 @@ def test_wall_screenshot_busy_board(stack: Stack, page_for: Callable[..., Any],
                               " return [w.scrollHeight, w.clientHeight, w.scrollWidth,"
                               " w.clientWidth]; }")
         assert sizes[0] <= sizes[1] + 1 and sizes[2] <= sizes[3] + 1, sizes
-        # Text scales with the screen: 4K shows the same board at twice the pixels.
+        # Text scales with the screen: 4K shows the same board at twice the pixels, and
+        # nothing a commander reads is under 26 px per 1080 rows (about 5 m legible).
         font_px = page.evaluate("() => parseFloat(getComputedStyle("
                                 "document.getElementById('wall-root')).fontSize)")
-        assert font_px == pytest.approx(min(48, viewport[0] * 0.0105), abs=0.6)
+        assert font_px == pytest.approx(max(26, viewport[1] * 0.024), abs=0.6)
+        floor = 26 * viewport[1] / 1080 - 0.5
+        for selector in ("#wall-legend .wl > span:last-child", ".wq-units", ".wq-status",
+                         ".wq-addr", ".wall-hood-label"):
+            smallest = page.eval_on_selector_all(
+                selector, "ns => Math.min(...ns.map(n => parseFloat("
+                "getComputedStyle(n).fontSize)))")
+            assert smallest >= floor, (selector, smallest)
+        # The key is one line below the map, not over it, and nothing in it is cut off.
+        legend = page.locator("#wall-legend").bounding_box()
+        map_box = page.locator("#wall-map").bounding_box()
+        assert legend is not None and map_box is not None
+        assert legend["y"] >= map_box["y"] + map_box["height"]
+        assert page.evaluate("() => { const k = document.getElementById('wall-legend');"
+                             " return k.scrollWidth <= k.clientWidth; }")
+        words = page.eval_on_selector_all("#wall-legend .wl > span:last-child",
+                                          "ns => ns.map(n => n.textContent)")
+        assert words == ["Available", "Dispatched", "En route", "On scene", "Out", "Pending",
+                         "Assigned", "QoL", "Gunshot", "Hot spot", "Video"]
         page.wait_for_timeout(300)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"wall-{viewport[0]}x{viewport[1]}.png"))

@@ -31,8 +31,50 @@ def north_of(lat: float, lon: float, metres: float) -> tuple[float, float]:
 
 
 def test_haversine_one_degree_of_latitude_is_111_km() -> None:
-    """One degree of latitude along a meridian is 111.195 km on the 6371 km sphere."""
-    assert wv.haversine_m(41.0, -72.0, 42.0, -72.0) == pytest.approx(111_195, abs=1)
+    """One degree of latitude is 111,195.08 m on the 6,371,008.8 m mean-radius sphere."""
+    assert wv.haversine_m(41.0, -72.0, 42.0, -72.0) == pytest.approx(111_195.08, abs=0.01)
+
+
+def test_haversine_is_the_shared_geography_one() -> None:
+    """The wall uses streams.core.geography's haversine and radius, not a copy of its own."""
+    from streams.core import geography
+    assert wv.haversine_m is geography.haversine_m
+    assert wv.EARTH_RADIUS_M == geography.EARTH_RADIUS_M == 6_371_008.8
+
+
+SQUARE = [[[-72.70, 41.76], [-72.68, 41.76], [-72.68, 41.78], [-72.70, 41.78], [-72.70, 41.76]]]
+
+
+def test_label_point_of_a_square_is_on_its_middle_line() -> None:
+    """0.02 x 0.02 degrees is taller than wide on the ground: the label is mid-way across,
+    anywhere on the middle line at least half the width from the top and bottom."""
+    lat, lon = wv.label_point(SQUARE)
+    half_width = 0.01 * math.cos(math.radians(41.77))
+    assert lon == pytest.approx(-72.69, abs=2e-4)
+    assert 41.76 + half_width - 2e-4 <= lat <= 41.78 - half_width + 2e-4
+
+
+def test_label_point_of_an_l_shape_is_inside_it() -> None:
+    """An L's label lands inside the L (its centroid would fall in the missing corner)."""
+    ell = [[[0, 0], [10, 0], [10, 2], [2, 2], [2, 10], [0, 10], [0, 0]]]
+    lat, lon = wv.label_point(ell)
+    assert (0 < lon < 2 and 0 < lat < 10) or (0 < lat < 2 and 0 < lon < 10)
+    # The most room is by the inner corner: 1.17 from the outer edges and the corner point.
+    assert lon == pytest.approx(1.17, abs=0.05) and lat == pytest.approx(1.17, abs=0.05)
+
+
+def test_label_point_avoids_a_hole() -> None:
+    """A hole in the middle pushes the label off the centre, into the ring around it."""
+    hole = [[-72.695, 41.765], [-72.685, 41.765], [-72.685, 41.775], [-72.695, 41.775],
+            [-72.695, 41.765]]
+    lat, lon = wv.label_point([SQUARE[0], hole])
+    assert not (41.765 < lat < 41.775 and -72.695 < lon < -72.685)
+
+
+def test_label_point_rejects_a_degenerate_polygon() -> None:
+    """Fewer than 3 points is not an area to label: ValueError."""
+    with pytest.raises(ValueError, match="3 points"):
+        wv.label_point([[[0, 0], [1, 1]]])
 
 
 def test_haversine_same_point_is_zero() -> None:
