@@ -503,7 +503,8 @@ def test_qol_marks_and_kpis_follow_live_state(stack: Stack,
     """KPI tiles count open and pending calls as the read API does; QoL calls carry a mark."""
     page = open_wall(page_for)
     tag = uuid.uuid4().hex[:6]
-    calls = [new_call(f"K{tag}-{n}", priority=2, category="noise", age_s=8000 - n, place=n)
+    # Pending P1s older than anything other tests leave open: the top rows of the queue.
+    calls = [new_call(f"K{tag}-{n}", priority=1, category="noise", age_s=80_000 - n, place=n)
              for n in range(3)]
     publish_events(stack, calls)
     try:
@@ -515,6 +516,7 @@ def test_qol_marks_and_kpis_follow_live_state(stack: Stack,
         page.wait_for_function(
             "n => document.getElementById('wall-kpi-open').textContent === String(n)",
             arg=expected["open"])
+        assert int(page.inner_text("#wall-kpi-p1").strip(" !")) == expected["pending_p1"]
         assert int(page.inner_text("#wall-kpi-p2")) == expected["pending_p2"]
         assert int(page.inner_text("#wall-kpi-units")) == expected["units_available"]
         qol = page.inner_text("#wall-kpi-qol")
