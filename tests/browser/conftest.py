@@ -38,6 +38,7 @@ import pytest
 import redis
 
 from dashboard import auth
+from dashboard.readapi import LiveReader
 from dashboard.runtime import User
 from streams.core.events import Event, encode_event, source_of
 from streams.core.keys import EVENT_FIELD, RAW_STREAM_MAXLEN, Keys
@@ -358,3 +359,19 @@ def page_for(browser: Any, stack: Stack, request: pytest.FixtureRequest,
     yield factory
     problems = factory.finish(request.node.name)
     assert not problems, "browser console errors:\n" + "\n".join(problems)
+
+
+def wait_until(condition: Callable[[], bool], what: str,
+               seconds: float = 15 * TIMEOUT_SCALE) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def reader_of(stack: Stack) -> LiveReader:
+    """A read API on the stack's Redis, as the web workers build it."""
+    return LiveReader(stack.redis, stack.keys)

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 
-from dashboard.readapi import LiveReader
 from streams.core.events import CallEvent, Event
 from streams.core.geography import load_geography
-from streams.publish import publish
-from tests.browser.conftest import UI_TIMEOUT_MS, Stack
-from tests.conftest import ARTIFACTS, TIMEOUT_SCALE
+from tests.browser.conftest import UI_TIMEOUT_MS, Stack, reader_of, wait_until
+from tests.conftest import ARTIFACTS
 
 TABLET = (800, 1280)
-APPLY_TIMEOUT_S = 15 * TIMEOUT_SCALE
 PLACES = {
     # neighborhood: (district, lat, lon) -- points inside each polygon
     "Blue Hills": ("North", 41.7930, -72.7010),
@@ -55,30 +49,9 @@ def cleared(call_id: str) -> CallEvent:
 
 def publish_events(stack: Stack, events: Sequence[Event]) -> None:
     """XADD the events to their raw streams; the stack's consumer applies them."""
-
-    async def run() -> None:
-        client = aioredis.Redis.from_url(stack.settings.redis_url)
-        try:
-            await publish(client, stack.keys, events)
-        finally:
-            await client.aclose()
-
-    # Playwright's sync API owns this thread's event loop, so publish from another thread.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(lambda: asyncio.run(run())).result()
+    stack.publish(events)
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + APPLY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def reader_of(stack: Stack) -> LiveReader:
-    return LiveReader(stack.redis, stack.keys)
 
 
 def expected_ids(stack: Stack, district: str, category: str) -> set[str]:

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from dashboard import wallview
-from dashboard.readapi import LiveReader
 from streams.core.events import CallEvent, Event, ShareEvent, ShotAlert, UnitEvent, is_qol
-from streams.publish import publish
-from tests.browser.conftest import UI_TIMEOUT_MS, Stack
+from tests.browser.conftest import UI_TIMEOUT_MS, Stack, reader_of, wait_until
 from tests.conftest import ARTIFACTS, TIMEOUT_SCALE
 
 FULL_HD = (1920, 1080)
 UHD = (3840, 2160)
-APPLY_TIMEOUT_S = 15 * TIMEOUT_SCALE
 NEIGHBORHOOD_NAMES = (
     "Asylum Hill", "Barry Square", "Behind the Rocks", "Blue Hills", "Clay Arsenal",
     "Downtown Hartford", "Frog Hollow", "North Meadows", "Northeast", "Parkville",
@@ -106,30 +100,10 @@ def north_of(lat: float, lon: float, metres: float) -> tuple[float, float]:
 
 
 def publish_events(stack: Stack, events: Sequence[Event]) -> None:
-    """XADD the events to their raw streams (from a thread: Playwright owns this loop)."""
-
-    async def run() -> None:
-        client = aioredis.Redis.from_url(stack.settings.redis_url)
-        try:
-            await publish(client, stack.keys, events)
-        finally:
-            await client.aclose()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(lambda: asyncio.run(run())).result()
+    """XADD the events to their raw streams; the stack's consumer applies them."""
+    stack.publish(events)
 
 
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + APPLY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def reader_of(stack: Stack) -> LiveReader:
-    return LiveReader(stack.redis, stack.keys)
 
 
 def open_wall(page_for: Callable[..., Any], viewport: tuple[int, int] = FULL_HD,
