@@ -139,10 +139,6 @@ class Keys:
         """Hash source -> events applied; source:rejected -> events dead-lettered."""
         return f"{self.prefix}:counts"
 
-    def rollup(self, period: str) -> str:
-        """Hash of response-time rollups for one period bucket, e.g. 'hour:2014-06-01T13'."""
-        return f"{self.prefix}:rollup:{period}"
-
     def health(self, process: str) -> str:
         """Heartbeat of one process (JSON with counters), expires after HEALTH_TTL_SECONDS."""
         return f"{self.prefix}:health:{process}"
