@@ -46,17 +46,13 @@ INDEX = """<!DOCTYPE html>
 </head><body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body></html>"""
 
 
-def redis_url_of(settings: Settings) -> str:
-    """The configured Redis, else the embedded one the launcher starts."""
-    return settings.redis_url or f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
-
 
 def create_app(settings: Settings, reader: Any = None) -> dash.Dash:
     """Build the dashboard for ``settings``; ``reader`` defaults to a LiveReader on Redis."""
     from dashboard.readapi import LiveReader  # noqa: PLC0415 - written alongside this
 
     secret = auth.require_secret_key(settings)
-    client = redis.Redis.from_url(redis_url_of(settings))
+    client = redis.Redis.from_url(settings.redis_address)
     keys = Keys(settings.key_prefix)
     runtime.init(settings, reader if reader is not None else LiveReader(client, keys))
     app = dash.Dash(__name__, assets_folder=str(PROJECT_ROOT / "assets"), use_pages=True,

@@ -405,25 +405,30 @@ async def _relay_stop(stop: asyncio.Event, flag: Any, counters: list[Any], rows:
         await asyncio.sleep(0.1)
 
 
-def redis_url_of(settings: Settings) -> str:
-    """The configured Redis, or the embedded one `make run` starts."""
-    return settings.redis_url or f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
+
+def load_inputs(command: str, settings: Settings, mapping_path: Path,
+                data: list[Path]) -> Mapping | None:
+    """The mapping, once it loads and every data file exists; else None, said on stderr."""
+    try:
+        mapping = Mapping.load(mapping_path, settings.shared_data_dir)
+    except (OSError, ValueError) as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        return None
+    missing = [str(path) for path in data if not path.is_file()]
+    if missing:
+        print(f"{command}: no such file: {', '.join(missing)}", file=sys.stderr)
+        return None
+    return mapping
 
 
 async def run_backfill(settings: Settings, mapping_path: Path, data: list[Path],
                        stop: asyncio.Event, workers: int | None = None) -> int:
     """`python -m streams backfill --mapping FILE [--workers N] DATA...`: load, then print
     the summary. ``workers`` defaults to one process per core (at most 4)."""
-    try:
-        mapping = Mapping.load(mapping_path, settings.shared_data_dir)
-    except (OSError, ValueError) as error:
-        print(f"backfill: {error}", file=sys.stderr)
+    mapping = load_inputs("backfill", settings, mapping_path, data)
+    if mapping is None:
         return 2
-    missing = [str(path) for path in data if not path.is_file()]
-    if missing:
-        print(f"backfill: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    url = redis_url_of(settings)
+    url = settings.redis_address
     await (await connect(url)).aclose()  # waits, with backoff, until Redis answers
     keys = Keys(settings.key_prefix)
     workers = default_workers() if workers is None else max(1, workers)

@@ -101,10 +101,6 @@ class Decoded:
     invalid: list[tuple[Entry, str]] = field(default_factory=list)
 
 
-def redis_url_of(settings: Settings) -> str:
-    """The Redis to consume from: REDIS_URL or the embedded server's port."""
-    return settings.redis_url or f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
-
 
 def hash_key_of(keys: Keys, entity: str) -> str:
     return {"call": keys.calls, "unit": keys.units, "alert": keys.alerts,
@@ -432,7 +428,7 @@ async def _drop_older(client: aioredis.Redis, pipe: Any, index: str, bodies: str
 async def run_consumer(settings: Settings, name: str, stop: asyncio.Event) -> Counters:
     """Consume until ``stop`` is set, reconnecting with backoff when Redis goes away."""
     consumer = Consumer(settings, name)
-    url = redis_url_of(settings)
+    url = settings.redis_address
     attempt = 0
     try:
         while not stop.is_set():

@@ -60,7 +60,6 @@ from streams.core.keys import DEADLETTER_MAXLEN, HEALTH_TTL_SECONDS, Keys
 from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord, safe_id
 from streams.core.settings import Settings
 from streams.publish import publish
-from streams.webhook import redis_url_of
 
 log = logging.getLogger(__name__)
 
@@ -454,7 +453,7 @@ async def run_poll(settings: Settings, mapping_path: Path, stop: asyncio.Event,
     except (ValueError, OSError) as error:
         log.error("cannot poll %s: %s", mapping_path, error)
         return 2
-    client = await connect(redis_url_of(settings))
+    client = await connect(settings.redis_address)
     try:
         async with http_client(settings, config) as http:
             poller = Poller(config, mapping, client, Keys(settings.key_prefix), http, stop)

@@ -112,8 +112,7 @@ class PushService:
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
-        assert self.settings.redis_url, "push needs settings.redis_url"
-        self._redis = await connect(self.settings.redis_url)
+        self._redis = await connect(self.settings.redis_address)
         await self._seed_call_districts()
         self.redis_ok = True
         self._reader = asyncio.create_task(self._read_changes(), name="push-reader")

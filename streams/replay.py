@@ -23,7 +23,6 @@ import asyncio
 import heapq
 import itertools
 import logging
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -35,7 +34,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 
-from streams.backfill import redis_url_of
+from streams.backfill import load_inputs
 from streams.connections import connect
 from streams.core.events import Event
 from streams.core.keys import DEADLETTER_MAXLEN, Keys
@@ -179,16 +178,10 @@ def _counted(rows: Iterable[dict[str, str]], summary: ReplaySummary,
 async def run_replay(settings: Settings, mapping_path: Path, data: list[Path], speed: float,
                      stop: asyncio.Event, rebase: bool = False) -> int:
     """`python -m streams replay --mapping FILE [--speed N] DATA...`."""
-    try:
-        mapping = Mapping.load(mapping_path, settings.shared_data_dir)
-    except (OSError, ValueError) as error:
-        print(f"replay: {error}", file=sys.stderr)
+    mapping = load_inputs("replay", settings, mapping_path, data)
+    if mapping is None:
         return 2
-    missing = [str(path) for path in data if not path.is_file()]
-    if missing:
-        print(f"replay: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
-    client = await connect(redis_url_of(settings))
+    client = await connect(settings.redis_address)
     try:
         summary = await replay(client, Keys(settings.key_prefix), mapping, data, speed, stop,
                                rebase=rebase)

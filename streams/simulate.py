@@ -39,10 +39,6 @@ REPORT_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
 
 
-def redis_url_of(settings: Settings) -> str:
-    """The Redis to publish to: REDIS_URL, else the embedded server's port."""
-    return settings.redis_url or f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
-
 
 class Publisher:
     """Publishes batches, reconnecting (with connect's backoff) when Redis fails."""
@@ -125,7 +121,7 @@ async def run_simulation(settings: Settings, seed: int, speed: float, stop: asyn
     geography = geography_from_settings(settings)
     sim_start = start or datetime.now(UTC) - timedelta(hours=warmup_hours)
     sim = Simulation(seed, sim_start, geography, settings.timezone)
-    publisher = Publisher(redis_url_of(settings), Keys(settings.key_prefix))
+    publisher = Publisher(settings.redis_address, Keys(settings.key_prefix))
     anchor_sim = sim_start + timedelta(hours=warmup_hours)
     log.info("simulating Hartford from %s (seed %d, speed %gx, warm-up %gh)",
              sim_start.isoformat(), seed, speed, warmup_hours)

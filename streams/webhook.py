@@ -190,17 +190,13 @@ async def _heartbeat(client: aioredis.Redis, keys: Keys, app: WebhookApp) -> Non
         await asyncio.sleep(HEALTH_TTL_SECONDS / 3)
 
 
-def redis_url_of(settings: Settings) -> str:
-    """The configured Redis, or the embedded one `make run` starts."""
-    return settings.redis_url or f"redis://127.0.0.1:{settings.embedded_redis_port}/0"
-
 
 async def run_webhook(settings: Settings, stop: asyncio.Event) -> int:
     """Serve the webhook until ``stop`` is set (SIGTERM/SIGINT); return the exit code."""
     if not settings.webhook_secret:
         log.error("DISPATCH_SHOTSPOTTER_SECRET is not set; the webhook stays off")
         return 2
-    client = await connect(redis_url_of(settings))
+    client = await connect(settings.redis_address)
     keys = Keys(settings.key_prefix)
     app = WebhookApp(settings.webhook_secret, client, keys)
     config = uvicorn.Config(app, host=settings.webhook_host, port=settings.webhook_port,

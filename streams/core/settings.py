@@ -207,6 +207,11 @@ class Settings:
             raise ValueError("DISPATCH_SIM_SPEED must be above 0")
 
     @property
+    def redis_address(self) -> str:
+        """The Redis to use: REDIS_URL, else the embedded server's port on this host."""
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
     def resolved_users_file(self) -> Path:
         return self.users_file or self.data_dir / "users.json"
 
