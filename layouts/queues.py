@@ -270,12 +270,14 @@ def render_queues(_version: int | None, district: str | None, neighborhood: str 
           Input("queues-detail-close", "n_clicks"), prevent_initial_call=True)
 def open_detail(_clicks: list[int | None], _close: int | None) -> tuple[bool, Any, Any]:
     user = runtime.require_page(PATH)
-    trigger = ctx.triggered_id
-    if not isinstance(trigger, dict):  # the Close button
+    if ctx.triggered_id == "queues-detail-close":
         return False, dash.no_update, dash.no_update
-    # Re-rendered cards (a live update) fire this with n_clicks 0: leave an open panel be.
-    if not ctx.triggered[0].get("value"):
+    # Re-rendered cards (a live update) fire this with n_clicks 0, possibly in the same
+    # request as a real tap: open the card that was tapped, else leave the panel be.
+    tapped = [item["prop_id"].rsplit(".", 1)[0] for item in ctx.triggered if item.get("value")]
+    if not tapped:
         return dash.no_update, dash.no_update, dash.no_update
+    trigger = json.loads(tapped[0])
     call = runtime.reader().call(str(trigger["call_id"]))
     if call is not None and not queueview.in_scope(
             call, queueview.locked_district(user.role, user.district)):
