@@ -19,7 +19,6 @@
   var SILENCE_MS = 45000; // the server pings every 15 s; silence this long means a dead link
   var ENTITIES = {call: "calls", unit: "units", alert: "alerts", share: "shares"};
   var STORE_INTERVAL_MS = 100;
-  var QUIET_STORE_INTERVAL_MS = 1000;
 
   var live = window.dispatchLive = {
     lastId: null, calls: {}, units: {}, alerts: {}, shares: {}, freshness: {},
@@ -114,6 +113,7 @@
 
   function scheduleStore() {
     if (storeTimer !== null) { return; }
+    if (!isFinite(live.storeIntervalMs)) { return; }  // a subscriber draws the page itself
     var wait = Math.max(0, lastStoreAt + live.storeIntervalMs - performance.now());
     storeTimer = setTimeout(flushStore, wait);
   }
@@ -153,14 +153,15 @@
 
   /* fn(live, changed) runs once per animation frame (at most every options.frameIntervalMs)
    * with the ids changed since the last call (changed.snapshot: everything may have changed)
-   * and once right away with the whole state. options.quietStore: the subscriber draws the
-   * page itself, so Dash's live-store may follow only every QUIET_STORE_INTERVAL_MS while it
-   * is subscribed. Returns a function that unsubscribes (and restores the defaults). */
+   * and once right away with the whole state. options.store === false: the subscriber draws
+   * the page itself, so Dash's live-store stops following while it is subscribed (building
+   * the store's lists and Dash's re-render cost a wall screen more than all its drawing).
+   * Returns a function that unsubscribes (and restores the defaults). */
   function subscribe(fn, options) {
     options = options || {};
     live.subscribers.push(fn);
     if (options.frameIntervalMs) { live.frameIntervalMs = options.frameIntervalMs; }
-    if (options.quietStore) { live.storeIntervalMs = QUIET_STORE_INTERVAL_MS; }
+    if (options.store === false) { live.storeIntervalMs = Infinity; }
     var all = emptyChanges();
     all.snapshot = true;
     try { fn(live, all); } catch (error) { console.error("dispatchLive subscriber", error); }

@@ -1,4 +1,4 @@
-/* Wall display (/wall): draws live state straight into the DOM and the Leaflet map.
+/* Wall display (/wall): draws live state straight into the DOM and over the Leaflet map.
  *
  * Push mode subscribes to assets/live.js directly (window.dispatchLive.subscribe): once per
  * animation frame it gets the ids changed since the last frame and draws them, with no Dash
@@ -7,7 +7,9 @@
  * fallback) and on live-store (it only sets the page up there, and draws from the store if
  * live.js has no subscribe). Each render diffs the new state against what is drawn
  * (per entity, by a cheap signature) and touches only what changed: keyed queue rows,
- * Leaflet markers moved with setLatLng, text of KPI tiles. A one-second timer updates
+ * the markers' canvas (assets/wall-marks.js, redrawn once per frame if a marker changed),
+ * text of KPI tiles. It then fires "wall:drawn" on #wall-root with the new calls whose
+ * markers it drew (tests and the latency benchmark listen). A one-second timer updates
  * aging timers, the clock, feed health and alert fading without any server round trip.
  * Each render's duration goes into window.wallRenderTimes (read by the benchmark).
  *
@@ -26,19 +28,20 @@
     alerts: {id: "alert_id", keep: function () { return true; }},
     shares: {id: "share_id", keep: function (s) { return s.status !== "closed"; }},
   };
-  var CAMERA_SVG = '<svg viewBox="0 0 24 24" aria-hidden="true"><path fill="currentColor" ' +
-    'd="M3 6h12a2 2 0 0 1 2 2v1.5l4-2.5v10l-4-2.5V16a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V8a2 2 0 0 ' +
-    '1 2-2z"/></svg>';
+  var CAMERA_SVG = '<svg viewBox="0 0 24 24" aria-hidden="true"><path fill="currentColor" d="' +
+    window.WallMarks.CAMERA_PATH + '"/></svg>';
 
+  var COUNTS_INTERVAL_MS = 500;
   var BANNER_CALLS = 2;  // linked calls listed in the banner; the rest as "+ N more"
-  var FRAME_INTERVAL_MS = (window.wallFrameIntervalMs != null) ? window.wallFrameIntervalMs : 100;
+  var FRAME_INTERVAL_MS = (window.wallFrameIntervalMs != null) ? window.wallFrameIntervalMs : 50;
   var S = {
-    ready: false, config: null, map: null, panes: false,
+    ready: false, config: null, map: null,
     items: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
     sigs: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
-    markers: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
+    marks: null, markers: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
     labels: new Map(), freshness: {}, rows: new Map(), rowsFit: 12, rendered: 0, heard: new Set(),
-    bannerAlert: null, audio: null, clockFmt: null,
+    bannerAlert: null, audio: null, clockFmt: null, countsAt: -Infinity, countsTimer: null,
+    countsDue: false,
   };
   window.wallRenderTimes = window.wallRenderTimes || [];
 
@@ -202,84 +205,30 @@
   }
 
   // --- map --------------------------------------------------------------------------------
-  function ensurePanes(map) {
-    // Names under every marker; calls above units, so a unit parked on its call never
-    // hides the call's priority (wall.css also nudges units off the call's centre).
-    [["wallLabels", 590], ["wallUnits", 610], ["wallCalls", 620], ["wallShares", 630],
-     ["wallAlerts", 640]]
-      .forEach(function (p) { map.createPane(p[0]).style.zIndex = p[1]; });
-    S.panes = true;
-  }
-  function markerHtml(kind, x) {
+  /* Markers are drawn on one canvas by assets/wall-marks.js (S.marks); S.markers[kind] is
+   * its id -> mark map, what is on the map now. Leaflet keeps the boundaries and names. */
+  function lookOf(kind, x) {
     if (kind === "calls") {
-      var abbr = x.qol ? (S.config.category_abbrev[x.category] || "QOL") : "";
-      return '<div class="wm wm-call p' + esc(x.priority) +
-        (x.status === "pending" ? " wm-pending" : " wm-assigned") + '" data-call-id="' +
-        esc(x.call_id) + '"><span>' +
-        esc(x.priority) + "</span>" + (abbr ? "<b>" + esc(abbr) + "</b>" : "") + "</div>";
+      return {shape: "call", priority: x.priority, pending: x.status === "pending",
+              tag: x.qol ? (S.config.category_abbrev[x.category] || "QOL") : ""};
     }
     if (kind === "units") {
-      var label = (S.config.unit_status[x.status] || ["?"])[0];
-      return '<div class="wm wm-unit st-' + esc(x.status) + '">' + esc(label) + "</div>";
+      return {shape: "unit", status: x.status,
+              letter: (S.config.unit_status[x.status] || ["?"])[0]};
     }
-    if (kind === "alerts") {
-      return '<div class="wm wm-shot"><span>' + esc(x.rounds || 1) + "</span></div>";
-    }
-    return '<div class="wm wm-share">' + CAMERA_SVG + "</div>";
-  }
-  var PANE = {calls: "wallCalls", units: "wallUnits", alerts: "wallAlerts", shares: "wallShares"};
-  /* Leaflet places each marker with translate3d, which makes every marker its own
-   * compositing layer: with hundreds of calls on the board, committing those layers cost
-   * more per frame than all the drawing. The wall's map never pans or zooms, so its markers
-   * are placed with left/top, with no z-index of their own (order of drawing decides), and
-   * painted together into their pane's layer instead (wall.css centres them without a
-   * transform for the same reason). */
-  var FlatMarker = null;
-  function flatMarker(latlng, options) {
-    if (!FlatMarker) {
-      FlatMarker = window.L.Marker.extend({
-        _setPos: function (pos) {
-          [this._icon, this._shadow].forEach(function (node) {
-            if (!node) { return; }
-            node._leaflet_pos = pos;  // what L.DomUtil.getPosition reads back
-            node.style.left = pos.x + "px";
-            node.style.top = pos.y + "px";
-          });
-        },
-        _updateZIndex: function () { /* stacking by DOM order: see above */ },
-      });
-    }
-    return new FlatMarker(latlng, options);
+    if (kind === "alerts") { return {shape: "shot", rounds: x.rounds || 1}; }
+    return {shape: "share"};
   }
   function drawMarker(kind, id) {
-    var x = S.items[kind].get(id), markers = S.markers[kind], marker = markers.get(id);
+    var x = S.items[kind].get(id);
     if (!x || !hasPosition(x)) { removeMarker(kind, id); return; }
-    var html = markerHtml(kind, x);
-    if (!marker) {
-      marker = flatMarker([x.lat, x.lon], {
-        icon: window.L.divIcon({className: "wm-anchor", html: html, iconSize: null}),
-        pane: PANE[kind], interactive: false, keyboard: false});
-      marker._wallHtml = html;
-      marker.addTo(S.map);
-      markers.set(id, marker);
-    } else {
-      var ll = marker.getLatLng();
-      if (ll.lat !== x.lat || ll.lng !== x.lon) { marker.setLatLng([x.lat, x.lon]); }
-      if (marker._wallHtml !== html) {
-        marker.setIcon(window.L.divIcon({className: "wm-anchor", html: html, iconSize: null}));
-        marker._wallHtml = html;
-      }
-    }
-    if (kind === "alerts") {
-      marker.setOpacity(alertOpacity(nowS() - x.detected_time, S.config.alert_active_s));
-    }
+    var alpha = kind === "alerts" ?
+      alertOpacity(nowS() - x.detected_time, S.config.alert_active_s) : 1;
+    S.marks.set(kind, id, x.lat, x.lon, lookOf(kind, x), alpha);
   }
-  function removeMarker(kind, id) {
-    var marker = S.markers[kind].get(id);
-    if (marker) { S.map.removeLayer(marker); S.markers[kind].delete(id); }
-  }
+  function removeMarker(kind, id) { if (S.marks) { S.marks.remove(kind, id); } }
   function updateMap(kind, diff) {
-    if (!S.map) { return; }
+    if (!S.marks) { return; }
     diff.removed.forEach(function (id) { removeMarker(kind, id); });
     diff.added.forEach(function (id) { drawMarker(kind, id); });
     diff.changed.forEach(function (id) { drawMarker(kind, id); });
@@ -288,6 +237,17 @@
     Object.keys(KINDS).forEach(function (kind) {
       S.items[kind].forEach(function (_x, id) { drawMarker(kind, id); });
     });
+    S.marks.draw();
+  }
+  /* Tell listeners (tests, the latency benchmark) which new calls this frame put on the
+   * map: the moment their marker is drawn, as a DOM observer saw DOM markers before. */
+  function reportDrawn(callDiff) {
+    var root = el("wall-root");
+    if (!root || !callDiff.added.length) { return; }
+    var shown = callDiff.added.filter(function (id) { return S.markers.calls.has(id); });
+    if (shown.length) {
+      root.dispatchEvent(new CustomEvent("wall:drawn", {bubbles: true, detail: {calls: shown}}));
+    }
   }
 
   // --- call queue -------------------------------------------------------------------------
@@ -334,12 +294,35 @@
     S.rows.forEach(function (row, id) {
       if (!keep.has(id)) { row.remove(); S.rows.delete(id); }
     });
-    var pending = 0;
-    ordered.forEach(function (c) { if (c.status === "pending") { pending += 1; } });
-    setText("wall-queue-count", ordered.length + " open · " + pending + " pending");
-    setText("wall-queue-more", ordered.length > shown.length ?
-      "+ " + (ordered.length - shown.length) + " more not shown" :
-      (ordered.length ? "" : "No open calls"));
+  }
+  function updateQueueCounts() {
+    var open = S.items.calls.size, pending = 0, shown = Math.min(open, S.rowsFit);
+    S.items.calls.forEach(function (c) { if (c.status === "pending") { pending += 1; } });
+    setText("wall-queue-count", open + " open · " + pending + " pending");
+    setText("wall-queue-more", open > shown ? "+ " + (open - shown) + " more not shown" :
+      (open ? "" : "No open calls"));
+  }
+  /* Counts (KPI tiles, the queue's "N open" lines) change with nearly every event of a
+   * burst. Repainted every frame, they widened each frame's damage from the map to the whole
+   * screen, about a third of a wall's CPU at 200 events/s. So a change after a quiet spell
+   * shows at once, and changes during a burst at most every COUNTS_INTERVAL_MS; the queue's
+   * rows and the map still follow every frame. */
+  function updateCounts() {
+    S.countsDue = true;
+    var wait = S.countsAt + COUNTS_INTERVAL_MS - performance.now();
+    if (wait <= 0) { flushCounts(); return; }
+    if (!S.countsTimer) {
+      // Normally a frame after the interval flushes them; this covers the end of a burst.
+      S.countsTimer = setTimeout(flushCounts, wait + FRAME_INTERVAL_MS);
+    }
+  }
+  function flushCounts() {
+    if (S.countsTimer) { clearTimeout(S.countsTimer); S.countsTimer = null; }
+    if (!S.countsDue) { return; }
+    S.countsDue = false;
+    S.countsAt = performance.now();
+    updateQueueCounts();
+    updateKpis();
   }
   function tickQueue(now) {
     S.rows.forEach(function (row, id) {
@@ -357,7 +340,7 @@
     new ResizeObserver(function (entries) {
       var height = entries[entries.length - 1].contentRect.height;
       var fit = Math.max(1, Math.floor(height / (window.innerHeight * rowVh / 100)));
-      if (fit !== S.rowsFit) { S.rowsFit = fit; updateQueue(); }
+      if (fit !== S.rowsFit) { S.rowsFit = fit; updateQueue(); updateQueueCounts(); }
     }).observe(list);
   }
 
@@ -485,11 +468,12 @@
     }));
   }
   function tickAlerts(now) {
+    if (!S.marks) { return; }
     S.items.alerts.forEach(function (a, id) {
-      var marker = S.markers.alerts.get(id);
       if (now - a.detected_time > S.config.alert_active_s) { removeMarker("alerts", id); return; }
-      if (marker) { marker.setOpacity(alertOpacity(now - a.detected_time, S.config.alert_active_s)); }
+      drawMarker("alerts", id);  // fading: a new opacity every second
     });
+    S.marks.draw();
   }
   function tick() {
     var now = nowS();
@@ -571,8 +555,12 @@
   function draw(diffs, freshnessChanged) {
     var t0 = performance.now(), first = S.rendered === 0, now = nowS();
     Object.keys(KINDS).forEach(function (kind) { updateMap(kind, diffs[kind]); });
+    if (S.marks) { S.marks.draw(); }
+    reportDrawn(diffs.calls);
     if (diffs.calls.any || first) { updateQueue(); }
-    if (diffs.calls.any || diffs.units.any || first) { updateKpis(); }
+    if (first) { updateQueueCounts(); updateKpis(); } else if (diffs.calls.any || diffs.units.any) {
+      updateCounts();
+    }
     if (diffs.shares.any || first) { updateShares(); }
     if (diffs.alerts.any || diffs.units.any || diffs.calls.any || first) { updateBanner(now); }
     if (!first) { announce(diffs.calls, diffs.alerts); }
@@ -621,7 +609,7 @@
       // Push: live.js calls onLive every frame; the store's copy is not needed here.
       if (!S.unsubscribe) {
         S.unsubscribe = live.subscribe(onLive, {frameIntervalMs: FRAME_INTERVAL_MS,
-                                                quietStore: true});
+                                                store: false});
       }
       return noUpdate;
     }
@@ -661,10 +649,18 @@
     if (context && context.map && S.map !== context.map) {
       // A new map (first load, or the page was opened again in this tab): markers and
       // names of the old map are gone with it.
-      Object.keys(S.markers).forEach(function (kind) { S.markers[kind] = new Map(); });
+      if (S.marks) { S.marks.destroy(); }
       S.labels = new Map();
       S.map = context.map;
-      ensurePanes(S.map);
+      // The wall's map never pans or zooms once fitted. Without 3D transforms Leaflet places
+      // the names and the boundaries' SVG added from here on with left/top, so they are
+      // painted with the page instead of each being a compositing layer that every redraw of
+      // the markers composites again. Only now: fitting the map needed them (fractional
+      // zoom), and this tab shows the wall for the rest of its life.
+      window.L.Browser.any3d = false;
+      S.map.createPane("wallLabels").style.zIndex = 590;  // names under the markers' canvas
+      S.marks = window.WallMarks.create(S.map, el("wall-root"));
+      S.markers = S.marks.items;
       drawWholeMap();
     }
     var props = feature.properties || {}, name = props.name;

@@ -175,7 +175,9 @@ def _map(settings: Settings) -> Component:
         layers, id="wall-map", bounds=bounds_of(boundaries), zoomSnap=0.25,
         trackViewport=False, boundsOptions={"padding": [12, 12]},
         zoomControl=False, scrollWheelZoom=False, dragging=False, doubleClickZoom=False,
-        keyboard=False, preferCanvas=True, attributionControl=bool(settings.tile_url),
+        # SVG, not canvas: a canvas is a compositing layer of its own, which every redraw of
+        # the markers' canvas above it would composite again (see assets/wall-marks.js).
+        keyboard=False, preferCanvas=False, attributionControl=bool(settings.tile_url),
         className="wall-map")
 
 

@@ -44,10 +44,11 @@ PING_SECONDS = 15.0
 """Idle time after which clients get {"type":"ping"} (and a protocol ping)."""
 READ_BLOCK_MS = 1000
 READ_COUNT = 500
-COALESCE_SECONDS = 0.02
-"""After a read, wait this long for more: a burst of small consumer batches then goes out
-as one message per page instead of hundreds (the page pays per message it parses)."""
 """Changes entries per XREAD; each read becomes one delta message per client."""
+MIN_GAP_SECONDS = 0.1
+"""Least time between two delta messages. A change after a quiet spell goes out at once;
+during a burst, what arrives within the gap goes out together, so a page parses at most 20
+messages a second (a wall draws at most every 100 ms: finer messages buy nothing)."""
 RESYNC_MAX_ENTRIES = 20_000
 """A client further behind than this gets a snapshot instead of a replay."""
 SLOW_CLIENT_BYTES = 4 * 2**20
@@ -108,6 +109,7 @@ class PushService:
         self._server: Server | None = None
         self._reader: asyncio.Task[None] | None = None
         self._last_sent = time.monotonic()
+        self._last_delta = -MIN_GAP_SECONDS
         self._closing: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -321,8 +323,9 @@ class PushService:
                 reply = await self.redis.xread({self.keys.changes: self.last_id},
                                                count=READ_COUNT, block=READ_BLOCK_MS)
                 entries = _xread_entries(reply)
-                if 0 < len(entries) < READ_COUNT:
-                    await asyncio.sleep(COALESCE_SECONDS)
+                wait = self._last_delta + MIN_GAP_SECONDS - time.monotonic()
+                if entries and len(entries) < READ_COUNT and wait > 0:
+                    await asyncio.sleep(wait)
                     more = await self.redis.xread({self.keys.changes: entries[-1][0]},
                                                   count=READ_COUNT - len(entries))
                     entries += _xread_entries(more)
@@ -373,6 +376,7 @@ class PushService:
             self.last_id, pushview.scope_changes(changes, previous, group)))
             for group in self._groups()}
         self._send_all(pushview.parse_stream_id(self.last_id), payloads)
+        self._last_delta = time.monotonic()
         self.counters["deltas"] += 1
         self.counters["changes"] += len(changes)
 

@@ -172,17 +172,16 @@ def test_wall_draws_boundaries_with_tiles_blocked(stack: Stack,
     labels = sorted(" ".join(text.split()) for text in page.eval_on_selector_all(
         ".wall-hood-label", "nodes => nodes.map(n => n.textContent)"))
     assert labels == sorted(NEIGHBORHOOD_NAMES)
-    # Boundaries are drawn on the map's canvas (preferCanvas) from the local file.
-    assert page.locator("#wall-map canvas").count() >= 1
+    # Boundaries are drawn as SVG (painted once with the page) from the local file.
+    assert page.locator("#wall-map .leaflet-overlay-pane svg path").count() >= 16
     assert page.evaluate("() => window.dash_clientside.wall._state.map !== null")
     # The queue gets the side panel's free height (about 11 rows at 1080p, no banner).
     assert page.evaluate("() => window.dash_clientside.wall._state.rowsFit") >= 10
-    # Names under all markers; calls above units, so a unit never hides a call's priority.
-    z_index = page.evaluate("() => Object.fromEntries(['wallLabels', 'wallUnits', 'wallCalls',"
-                            " 'wallAlerts'].map(p => [p, +getComputedStyle(window.dash_clientside"
-                            ".wall._state.map.getPane(p)).zIndex]))")
-    assert z_index["wallLabels"] < z_index["wallUnits"] < z_index["wallCalls"] \
-        < z_index["wallAlerts"]
+    # Names under the markers: the markers' canvas is stacked above the whole map pane.
+    z_index = page.evaluate("""() => [getComputedStyle(document.querySelector(
+        '#wall-map .leaflet-map-pane')).zIndex, getComputedStyle(document.querySelector(
+        '#wall-map canvas.wall-marks')).zIndex].map(Number)""")
+    assert z_index[0] < z_index[1]
     assert page.locator(".leaflet-pane.leaflet-wallLabels-pane .wall-hood-label").count() == 16
     # Nothing scrolls on a wall.
     assert page.evaluate("() => document.scrollingElement.scrollHeight <= window.innerHeight")

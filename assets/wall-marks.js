@@ -1,0 +1,371 @@
+/* Wall map markers (calls, units, gunshot alerts, video shares) drawn on one canvas over the
+ * Leaflet map, by assets/wall.js (window.WallMarks.create(map, root)).
+ *
+ * Why a canvas: at 200 events/s new markers land all over the map every frame. As DOM
+ * markers, each frame paid style, layout, paint and tile raster over the whole map, about
+ * 28 ms of CPU per frame per screen, so ten wall screens on one small machine fell behind.
+ * Here a frame is one redraw of cached sprites (a bitmap per distinct look: about 1 ms for
+ * 1,000 markers) and a single layer to composite.
+ *
+ * The looks are not restated here: each sprite is measured from wall.css's .wm-* rules on a
+ * hidden probe element (sizes, colours, borders, fonts, the star's clip-path), so the map
+ * and its legend (which still uses those rules in the DOM) cannot drift apart.
+ */
+(function () {
+  "use strict";
+
+  var ORDER = ["units", "calls", "shares", "alerts"];  // bottom to top
+
+  var CAMERA_PATH = "M3 6h12a2 2 0 0 1 2 2v1.5l4-2.5v10l-4-2.5V16a2 2 0 0 1-2 2H3a2 2 0 0 " +
+    "1-2-2V8a2 2 0 0 1 2-2z";  // 24 x 24 view box, as the shares panel's icon
+
+  function px(value) { return parseFloat(value) || 0; }
+
+  /* Computed styles of many throwaway elements at once (one style and layout pass, not one
+   * per element): ``probes`` is a list of [html, pick]; pick reads what it needs from the
+   * element built from html before it is removed. */
+  function measureAll(box, probes) {
+    box.innerHTML = probes.map(function (p) { return "<div>" + p[0] + "</div>"; }).join("");
+    try {
+      return probes.map(function (p, i) { return p[1](box.children[i].firstChild); });
+    } finally { box.innerHTML = ""; }
+  }
+
+  function boxStyle(node) {
+    var cs = getComputedStyle(node), w = px(cs.width), h = px(cs.height);
+    var radius = cs.borderTopLeftRadius;
+    return {
+      w: w, h: h, left: px(cs.left), top: px(cs.top),
+      fill: cs.backgroundColor, color: cs.color, border: px(cs.borderTopWidth),
+      borderColor: cs.borderTopColor, clipPath: cs.clipPath,
+      radius: /%$/.test(radius) ? Math.min(w, h) * px(radius) / 100 : px(radius),
+      font: cs.fontWeight + " " + cs.fontSize + " " + cs.fontFamily, fontSize: px(cs.fontSize),
+      padX: px(cs.paddingLeft), padY: px(cs.paddingTop),
+    };
+  }
+
+  function roundRect(ctx, x, y, w, h, r) {
+    ctx.beginPath();
+    if (ctx.roundRect) { ctx.roundRect(x, y, w, h, Math.min(r, w / 2, h / 2)); } else { ctx.rect(x, y, w, h); }
+  }
+
+  /* A filled box with a border drawn inside it (CSS border-box). */
+  function paintBox(ctx, s, x, y) {
+    roundRect(ctx, x, y, s.w, s.h, s.radius);
+    ctx.fillStyle = s.borderColor;
+    ctx.fill();
+    var b = s.border;
+    roundRect(ctx, x + b, y + b, s.w - 2 * b, s.h - 2 * b, Math.max(0, s.radius - b));
+    ctx.fillStyle = s.fill;
+    ctx.fill();
+  }
+
+  function paintText(ctx, s, text, cx, cy) {
+    if (!text) { return; }
+    ctx.font = s.font;
+    ctx.fillStyle = s.color;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    ctx.fillText(text, cx, cy);
+  }
+
+  /* clip-path: polygon(50% 0%, 61% 35%, ...) -> [[0.5, 0], [0.61, 0.35], ...] */
+  function polygonOf(clipPath) {
+    var points = [];
+    String(clipPath).replace(/(-?[\d.]+)%\s+(-?[\d.]+)%/g, function (_m, x, y) {
+      points.push([px(x) / 100, px(y) / 100]);
+    });
+    return points;
+  }
+
+  function paintPolygon(ctx, points, x, y, w, h, fill) {
+    ctx.beginPath();
+    points.forEach(function (p, i) {
+      if (i) { ctx.lineTo(x + p[0] * w, y + p[1] * h); } else { ctx.moveTo(x + p[0] * w, y + p[1] * h); }
+    });
+    ctx.closePath();
+    ctx.fillStyle = fill;
+    ctx.fill();
+  }
+
+  // --- sprites: one small canvas per distinct look, drawn from the probe's styles ---------
+  function newSprite(w, h, ax, ay, ratio) {
+    var canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.ceil(w * ratio));
+    canvas.height = Math.max(1, Math.ceil(h * ratio));
+    var ctx = canvas.getContext("2d");
+    ctx.scale(ratio, ratio);
+    return {canvas: canvas, ctx: ctx, ax: ax, ay: ay};  // (ax, ay): the map point, in CSS px
+  }
+
+  // What to measure for each shape: the probe element (wall.css's classes) and what to read.
+  var PROBES = {
+    call: function (look) {
+      return ['<div class="wm wm-call p' + look.priority +
+              (look.pending ? " wm-pending" : " wm-assigned") + '"><span></span><b>x</b></div>',
+              function (node) {
+                return {box: boxStyle(node), tag: boxStyle(node.querySelector("b"))};
+              }];
+    },
+    unit: function (look) {
+      return ['<div class="wm-anchor"><div class="wm wm-unit st-' + look.status +
+              '"></div></div>', function (node) { return boxStyle(node.firstChild); }];
+    },
+    shot: function () {
+      return ['<div class="wm wm-shot"><span></span></div>', function (node) {
+        var inner = getComputedStyle(node, "::before");  // the purple star inside the white
+        return {star: boxStyle(node), fill: inner.backgroundColor, inset: px(inner.top)};
+      }];
+    },
+    share: function () { return ['<div class="wm wm-share"></div>', boxStyle]; },
+  };
+
+  function callSprite(parts, look, ratio) {
+    var box = parts.box, tag = parts.tag, tagW = 0, tagH = 0;
+    if (look.tag) {
+      var scratch = document.createElement("canvas").getContext("2d");
+      scratch.font = tag.font;
+      tagW = Math.ceil(scratch.measureText(look.tag).width + 2 * tag.padX + 2 * tag.border);
+      tagH = Math.ceil(tag.fontSize * 1.15 + 2 * tag.padY + 2 * tag.border);
+    }
+    var w = Math.max(box.w, tagW), top = box.h - box.border;  // the tag hangs from the padding box
+    var sprite = newSprite(w, Math.max(box.h, top + tagH), w / 2, box.h / 2, ratio);
+    paintBox(sprite.ctx, box, (w - box.w) / 2, 0);
+    paintText(sprite.ctx, box, String(look.priority), w / 2, box.h / 2 + box.fontSize * 0.05);
+    if (look.tag) {
+      var t = Object.assign({}, tag, {w: tagW, h: tagH});
+      paintBox(sprite.ctx, t, (w - tagW) / 2, top);
+      paintText(sprite.ctx, t, look.tag, w / 2, top + tagH / 2 + t.fontSize * 0.05);
+    }
+    return sprite;
+  }
+
+  function unitSprite(s, look, ratio) {
+    // Offset down-right of its point (wall.css), so a unit parked on its call leaves the
+    // call's digit in sight.
+    var sprite = newSprite(s.w, s.h, s.w / 2 - s.left, s.h / 2 - s.top, ratio);
+    paintBox(sprite.ctx, s, 0, 0);
+    paintText(sprite.ctx, s, look.letter, s.w / 2, s.h / 2 + s.fontSize * 0.05);
+    return sprite;
+  }
+
+  function shotSprite(parts, look, ratio) {
+    var s = parts.star, star = polygonOf(s.clipPath), inset = parts.inset;
+    var sprite = newSprite(s.w, s.h, s.w / 2, s.h / 2, ratio), ctx = sprite.ctx;
+    paintPolygon(ctx, star, 0, 0, s.w, s.h, s.fill);
+    paintPolygon(ctx, star, inset, inset, s.w - 2 * inset, s.h - 2 * inset, parts.fill);
+    paintText(ctx, s, String(look.rounds), s.w / 2, s.h / 2 + s.fontSize * 0.2);
+    return sprite;
+  }
+
+  function shareSprite(s, _look, ratio) {
+    var sprite = newSprite(s.w, s.h, s.w / 2, s.h / 2, ratio), ctx = sprite.ctx;
+    paintBox(ctx, s, 0, 0);
+    var inset = s.border + s.padX, size = s.w - 2 * inset;
+    ctx.save();
+    ctx.translate(inset, inset);
+    ctx.scale(size / 24, size / 24);
+    ctx.fillStyle = s.color;
+    ctx.fill(new Path2D(CAMERA_PATH));
+    ctx.restore();
+    return sprite;
+  }
+
+  var SPRITES = {call: callSprite, unit: unitSprite, shot: shotSprite, share: shareSprite};
+
+  function lookKey(look) {
+    return [look.shape, look.priority, look.pending, look.tag, look.status, look.letter,
+            look.rounds].join("|");
+  }
+
+  // --- the layer --------------------------------------------------------------------------
+  /* Marks over ``map``, styled from the CSS that applies inside ``root``. Use set/remove to
+   * change what is shown (cheap, nothing drawn), then draw() once per frame. */
+  function Marks(map, root) {
+    var container = map.getContainer();
+    this.map = map;
+    this.canvas = document.createElement("canvas");
+    this.canvas.className = "wall-marks";
+    this.canvas.setAttribute("aria-hidden", "true");
+    container.appendChild(this.canvas);
+    this.probe = document.createElement("div");
+    this.probe.className = "wall-marks-probe";
+    root.appendChild(this.probe);
+    this.items = {};
+    ORDER.forEach(function (kind) { this.items[kind] = new Map(); }, this);
+    this.sprites = new Map();
+    this.styles = new Map();  // probe html -> measured style
+    // full: everything must be redrawn (a mark moved, changed or went). fresh: new marks,
+    // which can simply be drawn on top unless a mark of a kind drawn above them overlaps.
+    this.full = true;
+    this.fresh = [];
+    map.on("resize zoomend moveend viewreset", this.relayout, this);
+    this.resize();
+    this.warmUp();
+  }
+
+  Marks.prototype.resize = function () {
+    var size = this.map.getSize(), ratio = window.devicePixelRatio || 1;
+    if (ratio !== this.ratio) { this.sprites.clear(); this.ratio = ratio; }
+    this.width = size.x;
+    this.height = size.y;
+    this.canvas.width = Math.round(size.x * ratio);
+    this.canvas.height = Math.round(size.y * ratio);
+    this.canvas.style.width = size.x + "px";
+    this.canvas.style.height = size.y + "px";
+  };
+
+  /* The map moved or resized (a 4K screen, a window resize): new points and sprite sizes. */
+  Marks.prototype.relayout = function () {
+    this.resize();
+    this.sprites.clear();  // --wm follows the viewport height
+    this.styles.clear();
+    this.warmUp();
+    ORDER.forEach(function (kind) {
+      this.items[kind].forEach(function (mark) { this.place(mark); }, this);
+    }, this);
+    this.full = true;
+    this.draw();
+  };
+
+  Marks.prototype.place = function (mark) {
+    var point = this.map.latLngToContainerPoint([mark.lat, mark.lon]);
+    mark.x = point.x;
+    mark.y = point.y;
+  };
+
+  Marks.prototype.sprite = function (look) {
+    var key = lookKey(look), sprite = this.sprites.get(key);
+    if (!sprite) {
+      this.measureStyles([look]);
+      sprite = SPRITES[look.shape](this.styles.get(PROBES[look.shape](look)[0]), look,
+                                   this.ratio);
+      this.sprites.set(key, sprite);
+    }
+    return sprite;
+  };
+
+  /* Measure the styles ``looks`` need that are not known yet, all in one layout pass. */
+  Marks.prototype.measureStyles = function (looks) {
+    var wanted = new Map();
+    looks.forEach(function (look) {
+      var probe = PROBES[look.shape](look);
+      if (!this.styles.has(probe[0])) { wanted.set(probe[0], probe); }
+    }, this);
+    if (!wanted.size) { return; }
+    var probes = Array.from(wanted.values()), styles = measureAll(this.probe, probes);
+    probes.forEach(function (probe, i) { this.styles.set(probe[0], styles[i]); }, this);
+  };
+
+  /* Before the first burst: every call look (the most common marks), measured together. */
+  Marks.prototype.warmUp = function () {
+    var looks = [];
+    [1, 2, 3, 4, 5].forEach(function (priority) {
+      looks.push({shape: "call", priority: priority, pending: true},
+                 {shape: "call", priority: priority, pending: false});
+    });
+    this.measureStyles(looks.concat([{shape: "shot"}, {shape: "share"}]));
+  };
+
+  /* Show ``kind``/``id`` at lat/lon with ``look`` ({shape: "call", priority, pending, tag} |
+   * {shape: "unit", status, letter} | {shape: "shot", rounds} | {shape: "share"}) and
+   * ``alpha`` (alerts fade with age). */
+  Marks.prototype.set = function (kind, id, lat, lon, look, alpha) {
+    var items = this.items[kind], mark = items.get(id), key = lookKey(look);
+    var a = alpha == null ? 1 : alpha;
+    if (!mark) {
+      mark = {id: id};
+      this.fresh.push({kind: kind, mark: mark});
+    } else if (mark.lat === lat && mark.lon === lon && mark.key === key && mark.alpha === a) {
+      return;
+    } else {
+      this.full = true;
+    }
+    mark.lat = lat;
+    mark.lon = lon;
+    mark.key = key;
+    mark.look = look;
+    mark.alpha = a;
+    this.place(mark);
+    items.set(id, mark);
+  };
+
+  Marks.prototype.remove = function (kind, id) {
+    if (this.items[kind].delete(id)) { this.full = true; }
+  };
+
+  Marks.prototype.has = function (kind, id) { return this.items[kind].has(id); };
+
+  Marks.prototype.box = function (mark) {
+    var sprite = this.sprite(mark.look);
+    return {x: mark.x - sprite.ax, y: mark.y - sprite.ay, w: sprite.canvas.width / this.ratio,
+            h: sprite.canvas.height / this.ratio};
+  };
+
+  /* Would drawing ``entry`` on top hide part of a mark that belongs above it? */
+  Marks.prototype.covers = function (entry) {
+    var a = this.box(entry.mark), above = ORDER.slice(ORDER.indexOf(entry.kind) + 1);
+    return above.some(function (kind) {
+      var hit = false;
+      this.items[kind].forEach(function (other) {
+        var b = hit ? null : this.box(other);
+        hit = hit || (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h);
+      }, this);
+      return hit;
+    }, this);
+  };
+
+  /* Looks the coming draw has no sprite for (all marks' on a full redraw). */
+  Marks.prototype.newLooks = function (fresh) {
+    var looks = [], add = function (mark) {
+      if (!this.sprites.has(mark.key)) { looks.push(mark.look); }
+    };
+    if (this.full) {
+      ORDER.forEach(function (kind) { this.items[kind].forEach(add, this); }, this);
+    } else {
+      fresh.forEach(function (entry) { add.call(this, entry.mark); }, this);
+    }
+    return looks;
+  };
+
+  Marks.prototype.paint = function (ctx, mark) {
+    var sprite = this.sprite(mark.look), ratio = this.ratio;
+    ctx.globalAlpha = mark.alpha;
+    ctx.drawImage(sprite.canvas, Math.round((mark.x - sprite.ax) * ratio),
+                  Math.round((mark.y - sprite.ay) * ratio));
+  };
+
+  /* Bring the canvas up to date: new marks drawn on top (most frames of a burst), or
+   * everything redrawn. Returns whether it drew. */
+  Marks.prototype.draw = function () {
+    var fresh = this.fresh, ctx = this.canvas.getContext("2d");
+    this.fresh = [];
+    if (!this.full && fresh.some(this.covers, this)) { this.full = true; }
+    this.measureStyles(this.newLooks(fresh));
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    if (this.full) {
+      this.full = false;
+      ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+      ORDER.forEach(function (kind) {
+        this.items[kind].forEach(function (mark) { this.paint(ctx, mark); }, this);
+      }, this);
+    } else if (fresh.length) {
+      fresh.forEach(function (entry) { this.paint(ctx, entry.mark); }, this);
+    } else {
+      return false;
+    }
+    ctx.globalAlpha = 1;
+    return true;
+  };
+
+  Marks.prototype.destroy = function () {
+    this.map.off("resize zoomend moveend viewreset", this.relayout, this);
+    this.canvas.remove();
+    this.probe.remove();
+  };
+
+  window.WallMarks = {
+    create: function (map, root) { return new Marks(map, root); },
+    CAMERA_PATH: CAMERA_PATH,
+  };
+})();
