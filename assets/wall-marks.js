@@ -201,7 +201,7 @@
     this.fresh = [];
     map.on("resize zoomend moveend viewreset", this.relayout, this);
     this.resize();
-    this.warmUp();
+    this.prepare([{shape: "shot", rounds: 1}, {shape: "share"}]);
   }
 
   Marks.prototype.resize = function () {
@@ -220,7 +220,7 @@
     this.resize();
     this.sprites.clear();  // --wm follows the viewport height
     this.styles.clear();
-    this.warmUp();
+    this.prepare(this.expected);
     ORDER.forEach(function (kind) {
       this.items[kind].forEach(function (mark) { this.place(mark); }, this);
     }, this);
@@ -257,14 +257,12 @@
     probes.forEach(function (probe, i) { this.styles.set(probe[0], styles[i]); }, this);
   };
 
-  /* Before the first burst: every call look (the most common marks), measured together. */
-  Marks.prototype.warmUp = function () {
-    var looks = [];
-    [1, 2, 3, 4, 5].forEach(function (priority) {
-      looks.push({shape: "call", priority: priority, pending: true},
-                 {shape: "call", priority: priority, pending: false});
-    });
-    this.measureStyles(looks.concat([{shape: "shot"}, {shape: "share"}]));
+  /* Sprites for ``looks`` made now, measured together, rather than in the first frames of
+   * a burst (when every screen is busiest); made again after a resize. */
+  Marks.prototype.prepare = function (looks) {
+    this.expected = looks;
+    this.measureStyles(looks);
+    looks.forEach(this.sprite, this);
   };
 
   /* Show ``kind``/``id`` at lat/lon with ``look`` ({shape: "call", priority, pending, tag} |

@@ -219,6 +219,29 @@
     if (kind === "alerts") { return {shape: "shot", rounds: x.rounds || 1}; }
     return {shape: "share"};
   }
+  /* Every look a call or unit can have, for S.marks.prepare. */
+  function expectedLooks() {
+    var looks = [], tags = [""].concat(Object.keys(S.config.category_abbrev).map(function (c) {
+      return S.config.category_abbrev[c];
+    }));
+    [1, 2, 3, 4, 5].forEach(function (priority) {
+      [true, false].forEach(function (pending) {
+        tags.forEach(function (tag) {
+          looks.push({shape: "call", priority: priority, pending: pending, tag: tag});
+        });
+      });
+    });
+    Object.keys(S.config.unit_status).forEach(function (status) {
+      looks.push({shape: "unit", status: status, letter: S.config.unit_status[status][0]});
+    });
+    return looks;
+  }
+  function prepareMarks() {
+    if (S.marks && S.config && !S.marks.prepared) {
+      S.marks.prepare(expectedLooks());
+      S.marks.prepared = true;
+    }
+  }
   function drawMarker(kind, id) {
     var x = S.items[kind].get(id);
     if (!x || !hasPosition(x)) { removeMarker(kind, id); return; }
@@ -554,6 +577,7 @@
   /* Draw what ``diffs`` says changed (everything on the first render of a page). */
   function draw(diffs, freshnessChanged) {
     var t0 = performance.now(), first = S.rendered === 0, now = nowS();
+    if (first) { prepareMarks(); }
     Object.keys(KINDS).forEach(function (kind) { updateMap(kind, diffs[kind]); });
     if (S.marks) { S.marks.draw(); }
     reportDrawn(diffs.calls);
@@ -661,6 +685,7 @@
       S.map.createPane("wallLabels").style.zIndex = 590;  // names under the markers' canvas
       S.marks = window.WallMarks.create(S.map, el("wall-root"));
       S.markers = S.marks.items;
+      prepareMarks();
       drawWholeMap();
     }
     var props = feature.properties || {}, name = props.name;

@@ -2,18 +2,21 @@
 
 Shape of websockets' ``example/django/notifications.py``: one reader task per process
 XREADs the changes stream (no consumer group, so every push process fans out from Redis on
-its own) and hands each read to ``broadcast()``, one message per client per read, encoded
-once per view group: the view kind (tablet roles never get caller details) and, for a
-cso/sro with a district, that district (they get only its calls; ``CallDistricts`` lets a
-call that moves out of it be removed). A new client is registered
-before its snapshot (or resync from ``since``) is read, and deltas arriving meanwhile wait
-in its backlog, so nothing falls in between. ``/healthz`` is answered by ``process_request``;
+its own) and queues each read in every lane; a sender task hands a lane's pending changes
+to ``broadcast()`` as one message per client, at most every MIN_GAP_SECONDS per lane,
+lanes taking turns. A message is encoded once per view group: the view kind (tablet roles
+never get caller details) and, for a cso/sro with a district, that district (they get only
+its calls; ``CallDistricts`` lets a call that moves out of it be removed). A new client is
+registered before its snapshot (or resync from ``since``) is read, and deltas arriving
+meanwhile wait in its backlog, so nothing falls in between; nor is anything sent twice
+(``Client.sent_id``). ``/healthz`` is answered by ``process_request``;
 ``stop`` (SIGTERM) closes every connection with 1001 and returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import logging
 import time
@@ -46,9 +49,13 @@ READ_BLOCK_MS = 1000
 READ_COUNT = 500
 """Changes entries per XREAD; each read becomes one delta message per client."""
 MIN_GAP_SECONDS = 0.1
-"""Least time between two delta messages. A change after a quiet spell goes out at once;
-during a burst, what arrives within the gap goes out together, so a page parses at most 20
-messages a second (a wall draws at most every 100 ms: finer messages buy nothing)."""
+"""Least time between two delta messages to a page. A change after a quiet spell goes out
+at once; during a burst, what arrives within the gap goes out together, so a page parses
+and draws at most 10 times a second (each costs it a frame, whatever it holds)."""
+LANES = 4
+"""Pages take turns in this many lanes, lane k sending at k/LANES of the gap: ten wall
+screens on one machine then do not all parse and draw at the same instant, which left the
+last of them a whole round of the others' work behind."""
 RESYNC_MAX_ENTRIES = 20_000
 """A client further behind than this gets a snapshot instead of a replay."""
 SLOW_CLIENT_BYTES = 4 * 2**20
@@ -69,11 +76,35 @@ class Client:
 
     connection: ServerConnection
     claims: TokenClaims
+    lane: int = 0
     backlog: list[tuple[pushview.StreamId, bytes]] | None = field(default_factory=list)
+    sent_id: pushview.StreamId = (0, 0)
+    """The newest change it was sent: lanes may hold changes it already got in its first
+    messages, and those are not sent again."""
 
     @property
     def group(self) -> pushview.ViewGroup:
         return pushview.view_group(self.claims.role, self.claims.district)
+
+
+@dataclass
+class Chunk:
+    """One read of the changes stream: its last id, its changes, and where each changed
+    call was before it (``CallDistricts.advance``), for district-scoped pages."""
+
+    last_id: str
+    changes: list[dict[str, Any]]
+    previous: list[str]
+
+
+@dataclass(eq=False)
+class Lane:
+    """Clients that get their deltas together, what they were not sent yet, and when
+    they may be sent the next one (monotonic time; in the past: at once)."""
+
+    index: int
+    pending: list[Chunk] = field(default_factory=list)
+    next_at: float = 0.0
 
 
 @dataclass
@@ -109,7 +140,9 @@ class PushService:
         self._server: Server | None = None
         self._reader: asyncio.Task[None] | None = None
         self._last_sent = time.monotonic()
-        self._last_delta = -MIN_GAP_SECONDS
+        self.lanes = [Lane(index) for index in range(LANES)]
+        self._wake = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -118,6 +151,7 @@ class PushService:
         await self._seed_call_districts()
         self.redis_ok = True
         self._reader = asyncio.create_task(self._read_changes(), name="push-reader")
+        self._sender = asyncio.create_task(self._send_lanes(), name="push-sender")
         # No compression: every client of a kind gets the very same bytes, and a wall
         # display on the station LAN wants latency, not bandwidth savings.
         self._server = await serve(
@@ -133,9 +167,10 @@ class PushService:
         if self._server is not None:
             self._server.close(code=CloseCode.GOING_AWAY, reason="server shutting down")
             await self._server.wait_closed()
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+        tasks = [task for task in (self._reader, self._sender) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._redis is not None:
             await self._redis.aclose()
         log.info("push service stopped: %s", dict(self.counters) or "nothing sent")
@@ -193,7 +228,7 @@ class PushService:
     # --- one connection ----------------------------------------------------------------
     async def _handle(self, connection: ServerConnection) -> None:
         handshake = self._handshakes.pop(connection)
-        client = Client(connection, handshake.claims)
+        client = Client(connection, handshake.claims, lane=self._quietest_lane())
         # Registered before reading state: every change newer than what we read reaches
         # the client, first through its backlog, then live.
         self.clients.add(client)
@@ -226,6 +261,7 @@ class PushService:
                 if stream_id > sent_id:
                     await client.connection.send(message, text=True)
                     sent_id = stream_id
+        client.sent_id = sent_id
         client.backlog = None  # no await since the loop saw it empty: from now on, live
 
     async def _initial_messages_retrying(self, since: str | None, group: pushview.ViewGroup,
@@ -323,12 +359,6 @@ class PushService:
                 reply = await self.redis.xread({self.keys.changes: self.last_id},
                                                count=READ_COUNT, block=READ_BLOCK_MS)
                 entries = _xread_entries(reply)
-                wait = self._last_delta + MIN_GAP_SECONDS - time.monotonic()
-                if entries and len(entries) < READ_COUNT and wait > 0:
-                    await asyncio.sleep(wait)
-                    more = await self.redis.xread({self.keys.changes: entries[-1][0]},
-                                                  count=READ_COUNT - len(entries))
-                    entries += _xread_entries(more)
             except RETRYABLE as error:
                 self.redis_ok = False
                 delay = backoff_seconds(failures, base=0.1, cap=2.0)
@@ -342,9 +372,9 @@ class PushService:
                 failures = 0
             self.redis_ok = True
             if entries:
-                self._publish(entries)
+                self._queue(entries)
             elif time.monotonic() - self._last_sent >= self.ping_seconds:
-                self._send_all(None, dict.fromkeys(self._groups(), PING))
+                self._ping_all()
 
     async def _check_stream_reset(self) -> None:
         """After an outage: if Redis came back without our entries (no persistence, or a new
@@ -364,39 +394,90 @@ class PushService:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    def _publish(self, entries: Sequence[Entry]) -> None:
-        """One delta message per client for everything one XREAD returned."""
+    def _queue(self, entries: Sequence[Entry]) -> None:
+        """Hand what one XREAD returned to every lane; the sender sends it when due."""
         self.last_id = entries[-1][0]
         decoded = self._decode_entries(entries)
         if not decoded:
             return
         changes = pushview.entries_changes(decoded)
-        previous = self.call_districts.advance(changes)
-        payloads = {group: _encode(pushview.delta_message(
-            self.last_id, pushview.scope_changes(changes, previous, group)))
-            for group in self._groups()}
-        self._send_all(pushview.parse_stream_id(self.last_id), payloads)
-        self._last_delta = time.monotonic()
-        self.counters["deltas"] += 1
+        chunk = Chunk(self.last_id, changes, self.call_districts.advance(changes))
+        now = time.monotonic()
+        for lane in self.lanes:
+            if not lane.pending and lane.next_at <= now:
+                # After a quiet spell too, a lane keeps its turn: were every lane sent the
+                # first change at once, every page would draw it in the same instant.
+                lane.next_at = pushview.lane_slot_after(now, lane.index, LANES,
+                                                        MIN_GAP_SECONDS)
+            lane.pending.append(chunk)
         self.counters["changes"] += len(changes)
+        self._wake.set()
 
-    def _groups(self) -> set[pushview.ViewGroup]:
-        return {client.group for client in self.clients}
+    # --- the sender task -----------------------------------------------------------------
+    async def _send_lanes(self) -> None:
+        """Send each lane its pending changes as one delta whenever it is due."""
+        while True:
+            now = time.monotonic()
+            for lane in self.lanes:
+                if lane.pending and lane.next_at <= now:
+                    self._send_lane(lane, now)
+            waits = [lane.next_at - now for lane in self.lanes if lane.pending]
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(),
+                                       timeout=max(0.0, min(waits)) if waits else None)
 
-    def _send_all(self, stream_id: pushview.StreamId | None,
-                  payloads: dict[pushview.ViewGroup, bytes]) -> None:
-        """Each client its group's payload (encoded once per group, not per client)."""
-        groups: dict[pushview.ViewGroup, list[ServerConnection]] = {}
-        for client in list(self.clients):
+    def _send_lane(self, lane: Lane, now: float) -> None:
+        """One delta message per client of ``lane`` with the changes it was not sent yet,
+        encoded once per view group and starting chunk; a client still syncing holds each
+        chunk apart, so its backlog can skip what its first messages covered."""
+        chunks, lane.pending = lane.pending, []
+        lane.next_at = pushview.lane_slot_after(now, lane.index, LANES, MIN_GAP_SECONDS)
+        ids = [pushview.parse_stream_id(chunk.last_id) for chunk in chunks]
+        payloads: dict[tuple[pushview.ViewGroup, int, int], bytes] = {}
+
+        def payload(group: pushview.ViewGroup, start: int, end: int) -> bytes:
+            if (group, start, end) not in payloads:
+                payloads[group, start, end] = _encode(pushview.delta_message(
+                    chunks[end - 1].last_id,
+                    [change for chunk in chunks[start:end]
+                     for change in pushview.scope_changes(chunk.changes, chunk.previous,
+                                                          group)]))
+            return payloads[group, start, end]
+
+        targets: dict[tuple[pushview.ViewGroup, int, int], list[ServerConnection]] = {}
+        for client in [client for client in self.clients if client.lane == lane.index]:
             if client.backlog is not None:
-                if stream_id is not None:
-                    self._hold(client, stream_id, payloads[client.group])
-            elif self._too_slow(client):
+                for index, stream_id in enumerate(ids):
+                    if client in self.clients:
+                        self._hold(client, stream_id, payload(client.group, index, index + 1))
+                continue
+            start = next((index for index, stream_id in enumerate(ids)
+                          if stream_id > client.sent_id), None)
+            if start is None:
+                continue
+            if self._too_slow(client):
                 self._drop(client, "fell too far behind")
-            else:
-                groups.setdefault(client.group, []).append(client.connection)
-        for group, connections in groups.items():
-            broadcast(connections, payloads[group], text=True)
+                continue
+            key = (client.group, start, len(chunks))
+            payload(*key)
+            targets.setdefault(key, []).append(client.connection)
+            client.sent_id = ids[-1]
+        for key, connections in targets.items():
+            broadcast(connections, payloads[key], text=True)
+        self._last_sent = time.monotonic()
+        self.counters["deltas"] += 1
+
+    def _quietest_lane(self) -> int:
+        sizes = [0] * LANES
+        for client in self.clients:
+            sizes[client.lane] += 1
+        return sizes.index(min(sizes))
+
+    def _ping_all(self) -> None:
+        """A ping to every live client: a page that hears nothing for long reconnects."""
+        broadcast([client.connection for client in self.clients if client.backlog is None],
+                  PING, text=True)
         self._last_sent = time.monotonic()
 
     def _hold(self, client: Client, stream_id: pushview.StreamId, message: bytes) -> None:

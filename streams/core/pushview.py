@@ -8,6 +8,7 @@ can share ``assemble_snapshot`` so a page polling and a page pushed see the same
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -236,3 +237,10 @@ def entries_changes(entries: Sequence[tuple[str, list[dict[str, Any]]]],
                     ) -> list[dict[str, Any]]:
     """All change objects of several entries, in stream order."""
     return [change for _, batch in entries for change in batch]
+
+
+def lane_slot_after(moment: float, lane: int, lanes: int, gap: float) -> float:
+    """The first time after ``moment`` at which ``lane`` may send: lanes take turns on a
+    grid ``gap`` apart, lane k at k/lanes of it, so their pages do not all draw at once."""
+    phase = gap * lane / lanes
+    return phase + (math.floor((moment - phase) / gap) + 1) * gap

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -247,6 +248,33 @@ def test_burst_of_1000_changes_arrives_complete_in_few_messages(
     assert [change["id"] for change in changes] == [f"C{i}" for i in range(1000)]
     assert messages < 1000
     assert len(entry_ids) == 1000
+
+
+def test_pages_in_every_lane_get_each_change_once_in_order_and_paced(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """Six pages (more than there are lanes) under a stream of 200 changes a second for one
+    second: each gets every change once, in order, in at most about ten messages a second."""
+    from streams.push import LANES, MIN_GAP_SECONDS  # noqa: PLC0415
+
+    push = start_push()
+    pages = 6
+    assert pages > LANES
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(open_client(push.port)) for _ in range(pages)]
+        for client in clients:
+            assert receive(client)["type"] == "snapshot"
+        assert push.service is not None
+        lanes = sorted(client.lane for client in list(push.service.clients))
+        assert lanes == sorted(index % LANES for index in range(pages))  # spread evenly
+        started = time.monotonic()
+        for index in range(200):
+            write_changes(r, keys, [call_change(index)])
+            time.sleep(max(0.0, started + (index + 1) / 200 - time.monotonic()))
+        took = time.monotonic() - started
+        received = [collect_changes(client, 200) for client in clients]
+    for changes, messages in received:
+        assert [change["id"] for change in changes] == [f"C{i}" for i in range(200)]
+        assert messages <= took / MIN_GAP_SECONDS + 3
 
 
 def test_client_connecting_mid_burst_misses_nothing(
