@@ -78,7 +78,8 @@
   }
 
   function mark(name, id) {
-    changed[name][id] = true;
+    // With the store off (a subscriber draws the page) nothing would ever clear `changed`.
+    if (isFinite(live.storeIntervalMs)) { changed[name][id] = true; }
     frameChanged[name][id] = true;
   }
 
@@ -169,6 +170,7 @@
       live.subscribers = live.subscribers.filter(function (other) { return other !== fn; });
       live.frameIntervalMs = 0;
       live.storeIntervalMs = STORE_INTERVAL_MS;
+      changed.snapshot = true;  // the store missed what changed while it was off
     };
   }
 

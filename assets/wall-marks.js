@@ -307,7 +307,9 @@
       var hit = false;
       this.items[kind].forEach(function (other) {
         var b = hit ? null : this.box(other);
-        hit = hit || (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h);
+        // A pixel of margin: boxes are fractional, the painter rounds to device pixels.
+        hit = hit || (a.x - 1 < b.x + b.w && b.x - 1 < a.x + a.w &&
+                      a.y - 1 < b.y + b.h && b.y - 1 < a.y + a.h);
       }, this);
       return hit;
     }, this);

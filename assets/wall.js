@@ -2,7 +2,7 @@
  *
  * Push mode subscribes to assets/live.js directly (window.dispatchLive.subscribe): once per
  * animation frame it gets the ids changed since the last frame and draws them, with no Dash
- * or React work on the hot path (live-store still follows, at a lower rate, for Dash).
+ * or React work on the hot path (live-store stops following while the wall draws itself).
  * dash_clientside.wall.render is the clientside callback on wall-poll-store (polling
  * fallback) and on live-store (it only sets the page up there, and draws from the store if
  * live.js has no subscribe). Each render diffs the new state against what is drawn
@@ -234,6 +234,10 @@
     Object.keys(S.config.unit_status).forEach(function (status) {
       looks.push({shape: "unit", status: status, letter: S.config.unit_status[status][0]});
     });
+    [1, 2, 3, 4, 5, 6, 7, 8, 9].forEach(function (rounds) {
+      looks.push({shape: "shot", rounds: rounds});
+    });
+    looks.push({shape: "share"});
     return looks;
   }
   function prepareMarks() {
@@ -669,19 +673,33 @@
     return {color: "#9fb3c8", weight: 2 * strokeScale(), opacity: 0.9, fillColor: "#18222e",
             fillOpacity: tiles ? 0.35 : 0.9};
   }
+  /* The wall's map never pans or zooms once fitted. Without 3D transforms Leaflet places the
+   * names and the boundaries' SVG with left/top, so they are painted with the page instead
+   * of each being a compositing layer that every redraw of the markers composites again.
+   * Only after the fit (fractional zoom needs 3D), only while this map lives (forgetMap puts
+   * it back for the other pages' maps), and not under tiles (scaling them needs 3D). */
+  function placeFlat(context) {
+    var tiles = context && context.hideout && context.hideout.tiles;
+    if (tiles || S.had3d !== undefined) { return; }
+    S.had3d = window.L.Browser.any3d;
+    window.L.Browser.any3d = false;
+  }
+  function forgetMap() {
+    if (S.had3d !== undefined) { window.L.Browser.any3d = S.had3d; S.had3d = undefined; }
+    if (S.marks) { S.marks.destroy(); }
+    S.marks = null;
+    S.map = null;
+    S.markers = {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()};
+    S.labels = new Map();
+  }
   function boundaryFeature(feature, layer, context) {
     if (context && context.map && S.map !== context.map) {
       // A new map (first load, or the page was opened again in this tab): markers and
       // names of the old map are gone with it.
-      if (S.marks) { S.marks.destroy(); }
-      S.labels = new Map();
+      forgetMap();
       S.map = context.map;
-      // The wall's map never pans or zooms once fitted. Without 3D transforms Leaflet places
-      // the names and the boundaries' SVG added from here on with left/top, so they are
-      // painted with the page instead of each being a compositing layer that every redraw of
-      // the markers composites again. Only now: fitting the map needed them (fractional
-      // zoom), and this tab shows the wall for the rest of its life.
-      window.L.Browser.any3d = false;
+      S.map.once("unload", forgetMap);  // the page was left: its map is gone
+      placeFlat(context);
       S.map.createPane("wallLabels").style.zIndex = 590;  // names under the markers' canvas
       S.marks = window.WallMarks.create(S.map, el("wall-root"));
       S.markers = S.marks.items;

@@ -2,7 +2,8 @@
 
 ``live-config`` carries the push URL and a short-lived websocket token; live.js refreshes
 the token from ``/auth/ws-token`` before it expires and merges pushed changes into
-``live-store`` (one ``set_props`` per animation frame).
+``live-store`` (at most one ``set_props`` every 100 ms; none while a page that draws itself,
+the wall, is subscribed).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The wall display (/wall): map, call queue, KPI tiles, gunshot banner, feed health, shares.
 
-Everything driven by live data is drawn in the browser by ``assets/wall.js``
-(``dash_clientside.wall.render``), fed by the ``live-store`` that ``assets/live.js`` fills from
-the push service, so a burst of events costs one cheap DOM update per animation frame and the
-page never needs a reload. The server only answers the 30-second response-time tile and the
-``?mode=poll`` variant (a 1-second polling page kept as a fallback and a benchmark baseline).
+Everything driven by live data is drawn in the browser by ``assets/wall.js``, which
+subscribes to what ``assets/live.js`` receives from the push service (its first render is
+the clientside callback on ``live-store``), so a burst of events costs one cheap update per
+frame (markers on one canvas, ``assets/wall-marks.js``) and the page never needs a reload.
+The server only answers the 30-second response-time tile and the ``?mode=poll`` variant
+(a 1-second polling page kept as a fallback and a benchmark baseline).
 """
 
 from __future__ import annotations

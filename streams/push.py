@@ -47,11 +47,11 @@ PING_SECONDS = 15.0
 """Idle time after which clients get {"type":"ping"} (and a protocol ping)."""
 READ_BLOCK_MS = 1000
 READ_COUNT = 500
-"""Changes entries per XREAD; each read becomes one delta message per client."""
+"""Changes entries per XREAD, queued together in every lane."""
 MIN_GAP_SECONDS = 0.1
-"""Least time between two delta messages to a page. A change after a quiet spell goes out
-at once; during a burst, what arrives within the gap goes out together, so a page parses
-and draws at most 10 times a second (each costs it a frame, whatever it holds)."""
+"""Least time between two delta messages to a page: what arrives in between goes out
+together at its lane's next turn, so a page parses and draws at most 10 times a second
+(each costs it a frame, whatever it holds)."""
 LANES = 4
 """Pages take turns in this many lanes, lane k sending at k/LANES of the gap: ten wall
 screens on one machine then do not all parse and draw at the same instant, which left the
@@ -99,8 +99,8 @@ class Chunk:
 
 @dataclass(eq=False)
 class Lane:
-    """Clients that get their deltas together, what they were not sent yet, and when
-    they may be sent the next one (monotonic time; in the past: at once)."""
+    """Clients that get their deltas together, what they were not sent yet, and when they
+    are sent the next one (monotonic time: the lane's next turn)."""
 
     index: int
     pending: list[Chunk] = field(default_factory=list)
@@ -386,6 +386,8 @@ class PushService:
         log.warning("%s was reset (newest %s, last read %s); closing %d clients to resync",
                     self.keys.changes, newest, self.last_id, len(self.clients))
         await self._seed_call_districts()
+        for lane in self.lanes:
+            lane.pending.clear()  # ids of the old stream: every page resyncs anyway
         self.counters["stream_resets"] += 1
         for client in list(self.clients):
             self.clients.discard(client)
@@ -420,7 +422,14 @@ class PushService:
             now = time.monotonic()
             for lane in self.lanes:
                 if lane.pending and lane.next_at <= now:
-                    self._send_lane(lane, now)
+                    try:
+                        self._send_lane(lane, now)
+                    except Exception:  # one bad send must not silence every page for good
+                        log.exception("sending lane %d failed; its pages resync", lane.index)
+                        self.counters["send_errors"] += 1
+                        for client in [c for c in self.clients if c.lane == lane.index]:
+                            self._drop(client, "send failed")
+            now = time.monotonic()
             waits = [lane.next_at - now for lane in self.lanes if lane.pending]
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -465,8 +474,8 @@ class PushService:
             client.sent_id = ids[-1]
         for key, connections in targets.items():
             broadcast(connections, payloads[key], text=True)
+            self.counters["deltas"] += len(connections)
         self._last_sent = time.monotonic()
-        self.counters["deltas"] += 1
 
     def _quietest_lane(self) -> int:
         sizes = [0] * LANES
