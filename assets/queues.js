@@ -6,6 +6,7 @@
  *   in localStorage) when the page opens, and remembers every change.
  * - neighborhoodOptions: the neighborhoods of the chosen district.
  * - ages: every card's age ticks each second from its data-received epoch, no server trip.
+ * - tapCard: a tap on a card opens its detail (through the queues-tap store).
  */
 (function () {
   "use strict";
@@ -34,6 +35,22 @@
     });
   }
   setInterval(tickAges, 1000);
+
+  /* A tap (or Enter/Space) on a card names its call in the queues-tap store, which opens
+   * the detail. Listening on the document, not on each card: a live update that re-renders
+   * the cards between the tap and its callback no longer swallows the tap. */
+  function tapCard(event) {
+    const card = event.target.closest && event.target.closest("#queues-cards [data-call-id]");
+    if (!card || !window.dash_clientside || !window.dash_clientside.set_props) return;
+    if (event.type === "keydown") {
+      if (event.key !== "Enter" && event.key !== " ") return;
+      event.preventDefault();
+    }
+    window.dash_clientside.set_props("queues-tap", {
+      data: {call_id: card.getAttribute("data-call-id"), at: Date.now()}});
+  }
+  document.addEventListener("click", tapCard);
+  document.addEventListener("keydown", tapCard);
 
   function touchesCalls(data) {
     // live.js lists what each flush changed; unit moves alone need no re-render.

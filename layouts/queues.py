@@ -27,7 +27,6 @@ import dash
 import dash_bootstrap_components as dbc
 import dash_leaflet as dl
 from dash import (
-    ALL,
     ClientsideFunction,
     Input,
     Output,
@@ -146,6 +145,7 @@ def layout(**_: Any) -> Component:
             labelCheckedClassName="active", options=category_options(dict.fromkeys(
                 QOL_CATEGORIES, 0))),
         html.Div(id="queues-cards", className="queues-cards", **{"aria-live": "polite"}),
+        dcc.Store(id="queues-tap"),  # {"call_id", "at"}: set by assets/queues.js on a tap
         dbc.Modal([
             dbc.ModalHeader(dbc.ModalTitle(id="queues-detail-title")),
             dbc.ModalBody(id="queues-detail-body"),
@@ -190,8 +190,7 @@ def card_component(card: dict[str, Any]) -> Component:
                       className="queues-units"),
             html.Span(card.get("neighborhood") or "", className="queues-hood"),
         ], className="queues-card-bottom"),
-    ], id={"type": "queues-card", "call_id": card["call_id"]}, n_clicks=0, role="button",
-        tabIndex="0", className=f"queues-card priority-{priority}",
+    ], role="button", tabIndex="0", className=f"queues-card priority-{priority}",
         **{"data-call-id": card["call_id"]})
 
 
@@ -266,22 +265,21 @@ def render_queues(_version: int | None, district: str | None, neighborhood: str 
 
 @callback(Output("queues-detail", "is_open"), Output("queues-detail-title", "children"),
           Output("queues-detail-body", "children"),
-          Input({"type": "queues-card", "call_id": ALL}, "n_clicks"),
-          Input("queues-detail-close", "n_clicks"), prevent_initial_call=True)
-def open_detail(_clicks: list[int | None], _close: int | None) -> tuple[bool, Any, Any]:
+          Input("queues-tap", "data"), Input("queues-detail-close", "n_clicks"),
+          prevent_initial_call=True)
+def open_detail(tap: dict[str, Any] | None, _close: int | None) -> tuple[bool, Any, Any]:
+    """The tapped card's detail. Taps come through a store, not the cards' n_clicks: a live
+    update re-renders the cards, and a tap landing on a card being replaced was lost."""
     user = runtime.require_page(PATH)
     if ctx.triggered_id == "queues-detail-close":
         return False, dash.no_update, dash.no_update
-    # Re-rendered cards (a live update) fire this with n_clicks 0, possibly in the same
-    # request as a real tap: open the card that was tapped, else leave the panel be.
-    tapped = [item["prop_id"].rsplit(".", 1)[0] for item in ctx.triggered if item.get("value")]
-    if not tapped:
+    if not tap or not tap.get("call_id"):
         return dash.no_update, dash.no_update, dash.no_update
-    trigger = json.loads(tapped[0])
-    call = runtime.reader().call(str(trigger["call_id"]))
+    call_id = str(tap["call_id"])
+    call = runtime.reader().call(call_id)
     if call is not None and not queueview.in_scope(
             call, queueview.locked_district(user.role, user.district)):
-        log.warning("%s asked for call %s outside their district", user.name, trigger["call_id"])
+        log.warning("%s asked for call %s outside their district", user.name, call_id)
         return True, "Not in your district", html.P("This call is not in your district.")
     if call is None:
         return True, "Call closed", html.P("This call is no longer open.")

@@ -213,6 +213,21 @@ def test_card_detail_shows_status_units_and_map_without_caller(
     page.wait_for_selector("#queues-detail-fields", state="detached")
 
 
+def test_enter_on_a_focused_card_opens_its_detail(stack: Stack,
+                                                  page_for: Callable[..., Any]) -> None:
+    """A card is a button for the keyboard too: Enter on it opens the same detail."""
+    calls, _tag = load_calls(stack)
+    page = page_for("sro", viewport=(1280, 800), path="/queues")
+    target = calls["south_noise"]
+    wait_for_district(page, "South")
+    page.focus(f"[data-call-id='{target.call_id}']")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#queues-detail-fields")
+    assert target.address in page.inner_text("#queues-detail-fields")
+    page.click("#queues-detail-close")
+    page.wait_for_selector("#queues-detail-fields", state="detached")
+
+
 TARGETS_JS = """selector => [...document.querySelectorAll(selector)]
     .filter(e => e.offsetParent !== null)
     .map(e => { const box = e.getBoundingClientRect();
