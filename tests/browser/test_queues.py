@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pytest
 
 from streams.core.events import CallEvent, Event
 from streams.core.geography import load_geography
@@ -74,6 +75,19 @@ def wait_for_ids(page: Any, wanted: set[str]) -> None:
         arg=sorted(wanted), timeout=UI_TIMEOUT_MS)
 
 
+LOADED: list[str] = []
+"""Calls load_calls opened in the running test; cleared after it, so the pages of later
+tests (the wall's queue shows only the oldest dozen) do not fill up with them."""
+
+
+@pytest.fixture(autouse=True)
+def clear_loaded_calls(stack: Stack) -> Iterator[None]:
+    yield
+    if LOADED:
+        publish_events(stack, [cleared(call_id) for call_id in LOADED])
+        LOADED.clear()
+
+
 def load_calls(stack: Stack) -> tuple[dict[str, CallEvent], str]:
     tag = uuid.uuid4().hex[:6]
     calls = {
@@ -86,6 +100,7 @@ def load_calls(stack: Stack) -> tuple[dict[str, CallEvent], str]:
         "north_noise_closed": created(f"Q{tag}-7", "noise", "Blue Hills", 3, 900, 7),
     }
     publish_events(stack, [*calls.values(), cleared(calls["north_noise_closed"].call_id)])
+    LOADED.extend(call.call_id for call in calls.values())
     reader = reader_of(stack)
     wait_until(lambda: all(reader.call(c.call_id) is not None for c in calls.values())
                and reader.call(calls["north_noise_closed"].call_id)["status"] == "closed",
