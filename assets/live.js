@@ -156,7 +156,7 @@
    * with the ids changed since the last call (changed.snapshot: everything may have changed)
    * and once right away with the whole state. options.store === false: the subscriber draws
    * the page itself, so Dash's live-store stops following while it is subscribed (building
-   * the store's lists and Dash's re-render cost a wall screen more than all its drawing).
+   * the store's lists and Dash's re-render cost a wall screen about as much as its drawing).
    * Returns a function that unsubscribes (and restores the defaults). */
   function subscribe(fn, options) {
     options = options || {};

@@ -4,8 +4,8 @@
  * Why a canvas: at 200 events/s new markers land all over the map every frame. As DOM
  * markers, each frame paid style, layout, paint and tile raster over the whole map, about
  * 28 ms of CPU per frame per screen, so ten wall screens on one small machine fell behind.
- * Here a frame is one redraw of cached sprites (a bitmap per distinct look: about 1 ms for
- * 1,000 markers) and a single layer to composite.
+ * Here new marks are stamped on top from cached sprites (a bitmap per distinct look), a
+ * change, move or removal redraws them all, and the canvas is a single layer to composite.
  *
  * The looks are not restated here: each sprite is measured from wall.css's .wm-* rules on a
  * hidden probe element (sizes, colours, borders, fonts, the star's clip-path), so the map
@@ -207,8 +207,6 @@
   Marks.prototype.resize = function () {
     var size = this.map.getSize(), ratio = window.devicePixelRatio || 1;
     if (ratio !== this.ratio) { this.sprites.clear(); this.ratio = ratio; }
-    this.width = size.x;
-    this.height = size.y;
     this.canvas.width = Math.round(size.x * ratio);
     this.canvas.height = Math.round(size.y * ratio);
     this.canvas.style.width = size.x + "px";
@@ -291,8 +289,6 @@
   Marks.prototype.remove = function (kind, id) {
     if (this.items[kind].delete(id)) { this.full = true; }
   };
-
-  Marks.prototype.has = function (kind, id) { return this.items[kind].has(id); };
 
   Marks.prototype.box = function (mark) {
     var sprite = this.sprite(mark.look);

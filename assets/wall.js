@@ -241,10 +241,7 @@
     return looks;
   }
   function prepareMarks() {
-    if (S.marks && S.config && !S.marks.prepared) {
-      S.marks.prepare(expectedLooks());
-      S.marks.prepared = true;
-    }
+    if (S.marks && S.config) { S.marks.prepare(expectedLooks()); }  // cached: cheap again
   }
   function drawMarker(kind, id) {
     var x = S.items[kind].get(id);

@@ -46,7 +46,6 @@ INDEX = """<!DOCTYPE html>
 </head><body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body></html>"""
 
 
-
 def create_app(settings: Settings, reader: Any = None) -> dash.Dash:
     """Build the dashboard for ``settings``; ``reader`` defaults to a LiveReader on Redis."""
     from dashboard.readapi import LiveReader  # noqa: PLC0415 - written alongside this

@@ -405,7 +405,6 @@ async def _relay_stop(stop: asyncio.Event, flag: Any, counters: list[Any], rows:
         await asyncio.sleep(0.1)
 
 
-
 def load_inputs(command: str, settings: Settings, mapping_path: Path,
                 data: list[Path]) -> Mapping | None:
     """The mapping, once it loads and every data file exists; else None, said on stderr."""

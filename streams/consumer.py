@@ -105,7 +105,6 @@ class Decoded:
     invalid: list[tuple[Entry, str]] = field(default_factory=list)
 
 
-
 def hash_key_of(keys: Keys, entity: str) -> str:
     return {"call": keys.calls, "unit": keys.units, "alert": keys.alerts,
             "share": keys.shares}[entity]

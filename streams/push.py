@@ -468,12 +468,11 @@ class PushService:
             if self._too_slow(client):
                 self._drop(client, "fell too far behind")
                 continue
-            key = (client.group, start, len(chunks))
-            payload(*key)
-            targets.setdefault(key, []).append(client.connection)
+            targets.setdefault((client.group, start, len(chunks)), []).append(
+                client.connection)
             client.sent_id = ids[-1]
         for key, connections in targets.items():
-            broadcast(connections, payloads[key], text=True)
+            broadcast(connections, payload(*key), text=True)
             self.counters["deltas"] += len(connections)
         self._last_sent = time.monotonic()
 

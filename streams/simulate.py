@@ -39,7 +39,6 @@ REPORT_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
 
 
-
 class Publisher:
     """Publishes batches, reconnecting (with connect's backoff) when Redis fails."""
 

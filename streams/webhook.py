@@ -190,7 +190,6 @@ async def _heartbeat(client: aioredis.Redis, keys: Keys, app: WebhookApp) -> Non
         await asyncio.sleep(HEALTH_TTL_SECONDS / 3)
 
 
-
 async def run_webhook(settings: Settings, stop: asyncio.Event) -> int:
     """Serve the webhook until ``stop`` is set (SIGTERM/SIGINT); return the exit code."""
     if not settings.webhook_secret:

@@ -53,8 +53,6 @@ def publish_events(stack: Stack, events: Sequence[Event]) -> None:
     stack.publish(events)
 
 
-
-
 def expected_ids(stack: Stack, district: str, category: str) -> set[str]:
     """Open calls in Redis of that district and category (other tests' calls included)."""
     return {call["call_id"] for call in reader_of(stack).open_calls()
@@ -315,7 +313,6 @@ def test_district_lock_cannot_be_forced_from_the_browser(
     live = page.evaluate("() => JSON.stringify(window.dispatchLive || null)")
     assert calls["north_atv"].call_id in live
     assert south not in live and calls["central_noise"].call_id not in live
-
 
 
 def test_supervisor_picks_any_district_and_the_navbar_stays_one_line(
