@@ -1,5 +1,5 @@
 /*
- * Live updates for every Dash page (see notes/state-contract.md, "Push protocol").
+ * Live updates for every Dash page (see streams/state-contract.md, "Push protocol").
  *
  * A page that wants live data renders dcc.Store(id="live-store") and a hidden
  * html.Div(id="live-config", data-url=ws://..., data-token=...). This script opens one

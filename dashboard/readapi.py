@@ -1,8 +1,8 @@
 """The synchronous read API the dashboard calls: live state out of Redis as plain data.
 
-Only the consumer writes live state (see notes/state-contract.md); this module only reads.
-Entities come back as public views (internal fields dropped); pages that serve tablet roles
-pass them through ``public_view(entity, role)`` again to drop caller details.
+Only the consumer writes live state (streams/state-contract.md, "Writers"); this module
+only reads. Entities come back as public views (internal fields dropped); pages that serve
+tablet roles pass them through ``public_view(entity, role)`` again to drop caller details.
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ from streams.core.tokens import TokenClaims, TokenError, TokenExpired, verify_to
 log = logging.getLogger(__name__)
 
 LIVE_PATHS = ("/live", "/")
-PING_SECONDS = 15.0
-"""Idle time after which clients get {"type":"ping"} (and a protocol ping)."""
+KEEPALIVE_SECONDS = 15.0
+"""Websocket protocol pings (and their timeout): a peer that stops answering is closed."""
 READ_BLOCK_MS = 1000
 READ_COUNT = 500
 """Changes entries per XREAD, queued together in every lane."""
@@ -66,7 +66,6 @@ BACKLOG_MAX_MESSAGES = 1000
 """Deltas held for a client while its snapshot is read; past this it is disconnected."""
 
 _encode = msgspec.json.Encoder().encode
-PING = b'{"type":"ping"}'
 Entry = tuple[str, dict[bytes, bytes]]
 
 
@@ -77,6 +76,8 @@ class Client:
     connection: ServerConnection
     claims: TokenClaims
     lane: int = 0
+    last_sent_at: float = 0.0
+    """Monotonic time of the last message it was sent (heartbeats go to the quiet ones)."""
     backlog: list[tuple[pushview.StreamId, bytes]] | None = field(default_factory=list)
     sent_id: pushview.StreamId = (0, 0)
     """The newest change it was sent: lanes may hold changes it already got in its first
@@ -105,6 +106,8 @@ class Lane:
     index: int
     pending: list[Chunk] = field(default_factory=list)
     next_at: float = 0.0
+    next_ping_at: float = 0.0
+    clients: set[Client] = field(default_factory=set)
 
 
 @dataclass
@@ -117,7 +120,8 @@ class PushService:
     """Websocket server + changes reader; use ``async with`` or start()/close()."""
 
     def __init__(self, settings: Settings, host: str | None = None, port: int | None = None,
-                 ping_seconds: float = PING_SECONDS,
+                 heartbeat_seconds: float | None = None,
+                 keepalive_seconds: float = KEEPALIVE_SECONDS,
                  slow_client_bytes: int = SLOW_CLIENT_BYTES) -> None:
         if not settings.secret_key:
             raise RuntimeError("no secret key: set DISPATCH_SECRET_KEY (the same as the "
@@ -127,7 +131,9 @@ class PushService:
         self.keys = Keys(settings.key_prefix)
         self.host = settings.push_host if host is None else host
         self.port = settings.push_port if port is None else port
-        self.ping_seconds = ping_seconds
+        self.heartbeat_seconds = (settings.push_heartbeat_seconds if heartbeat_seconds is None
+                                  else heartbeat_seconds)
+        self.keepalive_seconds = keepalive_seconds
         self.slow_client_bytes = slow_client_bytes
         self.clients: set[Client] = set()
         self.counters: Counter[str] = Counter()
@@ -139,7 +145,6 @@ class PushService:
         self._redis: aioredis.Redis | None = None
         self._server: Server | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._last_sent = time.monotonic()
         self.lanes = [Lane(index) for index in range(LANES)]
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
@@ -156,7 +161,7 @@ class PushService:
         # display on the station LAN wants latency, not bandwidth savings.
         self._server = await serve(
             self._handle, self.host, self.port, process_request=self._process_request,
-            ping_interval=self.ping_seconds, ping_timeout=self.ping_seconds,
+            ping_interval=self.keepalive_seconds, ping_timeout=self.keepalive_seconds,
             close_timeout=5, compression=None, max_size=2**16)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("push service on ws://%s:%d/live reading %s from %s",
@@ -231,7 +236,7 @@ class PushService:
         client = Client(connection, handshake.claims, lane=self._quietest_lane())
         # Registered before reading state: every change newer than what we read reaches
         # the client, first through its backlog, then live.
-        self.clients.add(client)
+        self._register(client)
         self.counters["connections"] += 1
         log.info("client %s (%s %s) connected, since=%s", _peer(connection),
                  client.claims.role, client.claims.user, handshake.since)
@@ -242,6 +247,7 @@ class PushService:
                 await connection.send(message, text=True)
                 sent_id = stream_id
             await self._drain_backlog(client, sent_id)
+            client.last_sent_at = time.monotonic()
             await connection.wait_closed()
         except RETRYABLE as error:
             log.warning("client %s: redis unreachable while syncing (%s)", _peer(connection),
@@ -250,7 +256,7 @@ class PushService:
         except ConnectionClosed:
             pass
         finally:
-            self.clients.discard(client)
+            self._forget(client)
 
     async def _drain_backlog(self, client: Client, sent_id: pushview.StreamId) -> None:
         """Send what arrived while syncing, skipping what the first messages covered."""
@@ -373,8 +379,6 @@ class PushService:
             self.redis_ok = True
             if entries:
                 self._queue(entries)
-            elif time.monotonic() - self._last_sent >= self.ping_seconds:
-                self._ping_all()
 
     async def _check_stream_reset(self) -> None:
         """After an outage: if Redis came back without our entries (no persistence, or a new
@@ -390,7 +394,7 @@ class PushService:
             lane.pending.clear()  # ids of the old stream: every page resyncs anyway
         self.counters["stream_resets"] += 1
         for client in list(self.clients):
-            self.clients.discard(client)
+            self._forget(client)
             task = asyncio.create_task(client.connection.close(
                 CloseCode.SERVICE_RESTART, "live state was reset"))
             self._closing.add(task)
@@ -417,24 +421,27 @@ class PushService:
 
     # --- the sender task -----------------------------------------------------------------
     async def _send_lanes(self) -> None:
-        """Send each lane its pending changes as one delta whenever it is due."""
+        """Send each lane its pending changes as one delta whenever it is due, and its
+        heartbeat pings at every heartbeat turn."""
         while True:
             now = time.monotonic()
             for lane in self.lanes:
-                if lane.pending and lane.next_at <= now:
-                    try:
+                try:
+                    if lane.pending and lane.next_at <= now:
                         self._send_lane(lane, now)
-                    except Exception:  # one bad send must not silence every page for good
-                        log.exception("sending lane %d failed; its pages resync", lane.index)
-                        self.counters["send_errors"] += 1
-                        for client in [c for c in self.clients if c.lane == lane.index]:
-                            self._drop(client, "send failed")
+                    if lane.next_ping_at <= now:
+                        self._ping_lane(lane, now)
+                except Exception:  # one bad send must not silence every page for good
+                    log.exception("sending lane %d failed; its pages resync", lane.index)
+                    self.counters["send_errors"] += 1
+                    for client in list(lane.clients):
+                        self._drop(client, "send failed")
             now = time.monotonic()
-            waits = [lane.next_at - now for lane in self.lanes if lane.pending]
+            waits = [lane.next_ping_at - now for lane in self.lanes]
+            waits += [lane.next_at - now for lane in self.lanes if lane.pending]
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(),
-                                       timeout=max(0.0, min(waits)) if waits else None)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(waits)))
 
     def _send_lane(self, lane: Lane, now: float) -> None:
         """One delta message per client of ``lane`` with the changes it was not sent yet,
@@ -454,8 +461,8 @@ class PushService:
                                                           group)]))
             return payloads[group, start, end]
 
-        targets: dict[tuple[pushview.ViewGroup, int, int], list[ServerConnection]] = {}
-        for client in [client for client in self.clients if client.lane == lane.index]:
+        targets: dict[tuple[pushview.ViewGroup, int, int], list[Client]] = {}
+        for client in list(lane.clients):
             if client.backlog is not None:
                 for index, stream_id in enumerate(ids):
                     if client in self.clients:
@@ -468,25 +475,44 @@ class PushService:
             if self._too_slow(client):
                 self._drop(client, "fell too far behind")
                 continue
-            targets.setdefault((client.group, start, len(chunks)), []).append(
-                client.connection)
+            targets.setdefault((client.group, start, len(chunks)), []).append(client)
             client.sent_id = ids[-1]
-        for key, connections in targets.items():
-            broadcast(connections, payload(*key), text=True)
-            self.counters["deltas"] += len(connections)
-        self._last_sent = time.monotonic()
+        sent_at = time.monotonic()
+        for key, clients in targets.items():
+            broadcast([client.connection for client in clients], payload(*key), text=True)
+            for client in clients:
+                client.last_sent_at = sent_at
+            self.counters["deltas"] += len(clients)
 
     def _quietest_lane(self) -> int:
-        sizes = [0] * LANES
-        for client in self.clients:
-            sizes[client.lane] += 1
+        sizes = [len(lane.clients) for lane in self.lanes]
         return sizes.index(min(sizes))
 
-    def _ping_all(self) -> None:
-        """A ping to every live client: a page that hears nothing for long reconnects."""
-        broadcast([client.connection for client in self.clients if client.backlog is None],
-                  PING, text=True)
-        self._last_sent = time.monotonic()
+    def _register(self, client: Client) -> None:
+        self.clients.add(client)
+        self.lanes[client.lane].clients.add(client)
+
+    def _forget(self, client: Client) -> None:
+        self.clients.discard(client)
+        self.lanes[client.lane].clients.discard(client)
+
+    def _ping_lane(self, lane: Lane, now: float) -> None:
+        """The heartbeat (streams/state-contract.md, "Heartbeat"): every half heartbeat, a
+        ping to each live client of ``lane`` sent nothing for half a heartbeat, so none goes
+        longer than a heartbeat (plus a turn's lateness) without a message. One encoding
+        per turn."""
+        half = self.heartbeat_seconds / 2
+        lane.next_ping_at = pushview.lane_slot_after(now, lane.index, LANES, half)
+        quiet_since = now - half
+        quiet = [client for client in lane.clients
+                 if client.backlog is None and client.last_sent_at <= quiet_since]
+        if not quiet:
+            return
+        broadcast([client.connection for client in quiet],
+                  _encode(pushview.ping_message(time.time())), text=True)
+        for client in quiet:
+            client.last_sent_at = now
+        self.counters["pings"] += len(quiet)
 
     def _hold(self, client: Client, stream_id: pushview.StreamId, message: bytes) -> None:
         assert client.backlog is not None
@@ -504,7 +530,7 @@ class PushService:
         log.warning("dropping client %s (%s %s): %s", _peer(client.connection),
                     client.claims.role, client.claims.user, reason)
         self.counters["dropped"] += 1
-        self.clients.discard(client)
+        self._forget(client)
         # A close frame would queue behind the data it cannot read; abort the socket instead.
         client.connection.transport.abort()
 

@@ -1,8 +1,9 @@
 """What the push service sends, per role: snapshot assembly, delta filtering, stream ids.
 
 Pure: takes what was read from Redis (raw hash values, id lists) and returns the JSON-ready
-messages of the push protocol (see notes/state-contract.md). The read API's ``snapshot()``
-can share ``assemble_snapshot`` so a page polling and a page pushed see the same thing.
+messages of the push protocol (streams/state-contract.md, "Push protocol"). The read API's
+``snapshot()`` can share ``assemble_snapshot`` so a page polling and a page pushed see the
+same thing.
 """
 
 from __future__ import annotations
@@ -138,6 +139,11 @@ def decode_batch(raw: bytes | str) -> list[dict[str, Any]]:
 
 def delta_message(last_id: str, changes: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "delta", "last_id": last_id, "changes": changes}
+
+
+def ping_message(now: float) -> dict[str, Any]:
+    """The heartbeat a quiet page gets: the server's clock (epoch s), nothing to apply."""
+    return {"type": "ping", "time": round(now, 3)}
 
 
 def decode_json_values(values: Iterable[bytes | str | None]) -> list[dict[str, Any]]:

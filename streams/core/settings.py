@@ -82,6 +82,11 @@ class Settings:
     push_port: int = _setting(
         "DISPATCH_PUSH_PORT", 8765, "Port of the websocket push service.", int
     )
+    push_heartbeat_seconds: float = _setting(
+        "DISPATCH_PUSH_HEARTBEAT_SECONDS", 1.0,
+        "Longest a live page goes without a message from push (a delta or a ping), in s.",
+        float,
+    )
     push_public_url: str | None = _setting(
         "DISPATCH_PUSH_URL", None,
         "Websocket URL browsers use; unset means ws://<page host>:<push port>.", _optional_str,
@@ -205,6 +210,9 @@ class Settings:
             raise ValueError("DISPATCH_PENDING_TARGETS and DISPATCH_RESPONSE_TARGETS need 5 values")
         if self.sim_speed <= 0:
             raise ValueError("DISPATCH_SIM_SPEED must be above 0")
+        if not 0 < self.push_heartbeat_seconds <= 2:
+            raise ValueError("DISPATCH_PUSH_HEARTBEAT_SECONDS must be above 0 and at most 2 "
+                             "(pages call a link silent for a few seconds lost)")
 
     @property
     def redis_address(self) -> str:

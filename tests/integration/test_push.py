@@ -447,12 +447,55 @@ def test_sigterm_closes_clients_with_1001_and_exits_0(push_settings: Settings) -
         process.stderr.close()
 
 
-def test_idle_clients_get_pings(start_push: Callable[..., PushThread]) -> None:
-    """With nothing to send, clients get {"type":"ping"} so pages can tell the link is alive."""
-    push = start_push(ping_seconds=0.2)
+def test_idle_clients_get_a_ping_with_the_server_time(
+        start_push: Callable[..., PushThread]) -> None:
+    """With nothing to send, a page gets {"type": "ping", "time": <server epoch s>}."""
+    push = start_push()
     with open_client(push.port) as client:
         assert receive(client)["type"] == "snapshot"
-        assert receive(client) == {"type": "ping"}
+        ping = receive(client)
+    assert set(ping) == {"type", "time"} and ping["type"] == "ping"
+    assert abs(ping["time"] - time.time()) < 5
+
+
+def message_times(client: ClientConnection, seconds: float) -> list[float]:
+    """Monotonic arrival times of every message ``client`` gets for ``seconds``."""
+    times: list[float] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        with contextlib.suppress(TimeoutError):
+            client.recv(timeout=left)
+            times.append(time.monotonic())
+    return times
+
+
+def test_every_page_hears_from_push_at_least_every_2_seconds(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """Heartbeat (state contract): 12 pages in every lane, district-scoped or not, quiet or
+    with changes only for other districts, never wait more than 2 s for a message."""
+    push = start_push()
+    roles = [("commander", None), ("cso", "North"), ("sro", "South"), ("cso", None)] * 3
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(open_client(push.port, role, district=district))
+                   for role, district in roles]
+        for client in clients:
+            assert receive(client)["type"] == "snapshot"
+        writer = threading.Thread(target=lambda: [
+            (time.sleep(0.7), write_changes(r, keys, [district_call(f"S{i}", "South")]))
+            for i in range(3)])
+        writer.start()
+        gathered: list[list[float]] = [[] for _ in clients]
+        readers = [threading.Thread(target=lambda i=i: gathered[i].extend(
+            message_times(clients[i], 6.0))) for i in range(len(clients))]
+        started = time.monotonic()
+        for reader in readers:
+            reader.start()
+        for reader in readers + [writer]:
+            reader.join(WAIT)
+    for times in gathered:
+        ends = [*times, started + 6.0]
+        gaps = [later - earlier for earlier, later in zip([started, *times], ends, strict=True)]
+        assert len(times) >= 4 and max(gaps) <= 2.0, gaps
 
 
 def test_resync_with_nothing_new_is_an_empty_delta(
