@@ -42,8 +42,9 @@ from streams.connections import connect
 from streams.core.events import is_qol
 from streams.core.keys import CLOSED_MAXLEN, DEADLETTER_MAXLEN, Keys
 from streams.core.livestate import closed_record
-from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord, read_csv_rows
+from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord
 from streams.core.settings import Settings
+from streams.mapping_files import load_mapping, read_csv_rows
 
 log = logging.getLogger(__name__)
 
@@ -326,7 +327,7 @@ def _load_shard(url: str, prefix: str, mapping_path: str, base_dir: str, paths: 
                 shard: int, shards: int, progress: bool) -> Summary:
     """Worker process: load one shard of the calls, publishing rows read as it goes."""
     rows = _worker_rows[shard]
-    mapping = Mapping.load(Path(mapping_path), Path(base_dir))
+    mapping = load_mapping(Path(mapping_path), Path(base_dir))
     client = redis.Redis.from_url(url)
     summary = Summary()
     done = threading.Event()
@@ -409,7 +410,7 @@ def load_inputs(command: str, settings: Settings, mapping_path: Path,
                 data: list[Path]) -> Mapping | None:
     """The mapping, once it loads and every data file exists; else None, said on stderr."""
     try:
-        mapping = Mapping.load(mapping_path, settings.shared_data_dir)
+        mapping = load_mapping(mapping_path, settings.shared_data_dir)
     except (OSError, ValueError) as error:
         print(f"{command}: {error}", file=sys.stderr)
         return None

@@ -59,6 +59,7 @@ from streams.core.feeds import (
 from streams.core.keys import DEADLETTER_MAXLEN, HEALTH_TTL_SECONDS, Keys
 from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord, safe_id
 from streams.core.settings import Settings
+from streams.mapping_files import load_mapping
 from streams.publish import publish
 
 log = logging.getLogger(__name__)
@@ -429,7 +430,7 @@ def _unique(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def load_feed(settings: Settings, mapping_path: Path) -> tuple[Mapping, PollConfig]:
     """The mapping and its ``[poll]`` table; ValueError says what to fix."""
-    mapping = Mapping.load(mapping_path, settings.shared_data_dir)
+    mapping = load_mapping(mapping_path, settings.shared_data_dir)
     table = mapping.section("poll")
     if not table:
         raise ValueError(f"{mapping_path} has no [poll] table; see streams/core/feeds.py")

@@ -38,8 +38,9 @@ from streams.backfill import load_inputs
 from streams.connections import connect
 from streams.core.events import Event
 from streams.core.keys import DEADLETTER_MAXLEN, Keys
-from streams.core.mapping import Mapping, Rejected, read_csv_rows, record_events
+from streams.core.mapping import Mapping, Rejected, record_events
 from streams.core.settings import Settings
+from streams.mapping_files import read_csv_rows
 from streams.publish import publish
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,9 @@ import redis
 from streams.backfill import Summary, backfill, call_state, run_backfill
 from streams.core.keys import Keys
 from streams.core.livestate import BatchPlan, closed_record
-from streams.core.mapping import CallRecord, Mapping, Rejected, read_csv_rows, record_events
+from streams.core.mapping import CallRecord, Rejected, record_events
 from streams.core.settings import Settings
+from streams.mapping_files import load_mapping, read_csv_rows
 from tests.conftest import SHARED_DATA
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "streams" / "mappings"
@@ -27,7 +28,7 @@ SF_TIME_COLUMNS = ["Received DtTm", "Dispatch DtTm", "Response DtTm", "On Scene 
 
 
 def run(redis_url: str, keys: Keys, mapping_name: str, *paths: Path) -> Summary:
-    mapping = Mapping.load(MAPPINGS / f"{mapping_name}.toml", SHARED_DATA)
+    mapping = load_mapping(MAPPINGS / f"{mapping_name}.toml", SHARED_DATA)
 
     client = redis.Redis.from_url(redis_url)
     try:
@@ -128,7 +129,7 @@ def test_backfill_skips_calls_the_live_consumer_already_closed(
 def test_backfill_record_equals_what_the_consumer_writes_from_replayed_events() -> None:
     """For every SF call, the backfilled closed record equals the consumer's record after
     applying the call's replay events in time order (one format, two paths)."""
-    mapping = Mapping.load(MAPPINGS / "sf_fire_calls.toml", SHARED_DATA)
+    mapping = load_mapping(MAPPINGS / "sf_fire_calls.toml", SHARED_DATA)
     records = [item for item in mapping.records(read_csv_rows(SF_CSV), "sf")
                if isinstance(item, CallRecord)]
     events = sorted((event for record in records for event in record_events(record)),
@@ -282,7 +283,7 @@ def test_rejected_rows_carry_file_and_row(tmp_path: Path) -> None:
     """Rejected items from the engine name the file and the data row (header = row 1)."""
     path = tmp_path / "x.csv"
     path.write_text("Call Number,Unit ID\n1,\n")
-    mapping = Mapping.load(MAPPINGS / "sf_fire_calls.toml", SHARED_DATA)
+    mapping = load_mapping(MAPPINGS / "sf_fire_calls.toml", SHARED_DATA)
     [item] = list(mapping.records(read_csv_rows(path), "x.csv"))
     assert isinstance(item, Rejected) and (item.file, item.row) == ("x.csv", 2)
 
@@ -291,7 +292,7 @@ def test_shards_together_load_exactly_what_one_pass_loads(redis_url: str, keys: 
                                                           r: redis.Redis) -> None:
     """Two id shards loaded one after the other give the same calls and dead letters as
     one pass, with no call in both shards."""
-    mapping = Mapping.load(MAPPINGS / "sf_fire_calls.toml", SHARED_DATA)
+    mapping = load_mapping(MAPPINGS / "sf_fire_calls.toml", SHARED_DATA)
     client = redis.Redis.from_url(redis_url)
     try:
         parts = [asyncio.run(backfill(client, keys, mapping, [SF_CSV], progress=False,

@@ -13,8 +13,8 @@ import redis.asyncio as aioredis
 
 from streams.core.events import CallEvent, Event, ShotAlert, UnitEvent, decode_event
 from streams.core.keys import Keys
-from streams.core.mapping import Mapping
 from streams.core.settings import Settings
+from streams.mapping_files import load_mapping
 from streams.replay import ReplaySummary, replay, run_replay
 from tests.conftest import SHARED_DATA, TIMEOUT_SCALE
 
@@ -25,7 +25,7 @@ SF_CSV = SHARED_DATA / "sf_fire_calls" / "data_sample.csv"
 
 def run(redis_url: str, keys: Keys, mapping_name: str, paths: list[Path], speed: float = 0,
         **options: object) -> ReplaySummary:
-    mapping = Mapping.load(MAPPINGS / f"{mapping_name}.toml", SHARED_DATA)
+    mapping = load_mapping(MAPPINGS / f"{mapping_name}.toml", SHARED_DATA)
 
     async def go() -> ReplaySummary:
         client = aioredis.Redis.from_url(redis_url)

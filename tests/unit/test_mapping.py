@@ -19,12 +19,10 @@ from streams.core.mapping import (
     Rejected,
     ShotRecord,
     TimeParser,
-    load_lookup,
-    read_csv_rows,
-    read_text_table,
     record_events,
     safe_id,
 )
+from streams.mapping_files import load_lookup, load_mapping, read_csv_rows, read_text_table
 from tests.conftest import SHARED_DATA
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "streams" / "mappings"
@@ -243,7 +241,7 @@ def test_lookup_resolves_codes_and_rejects_unknown(tmp_path: Path) -> None:
 
 def test_mapping_file_resolves_lookups_against_shared_data(tmp_path: Path) -> None:
     """Lookup paths resolve against the shared data dir first (the shipped San Diego file)."""
-    mapping = Mapping.load(MAPPINGS / "sandiego_cfs.toml", SHARED_DATA)
+    mapping = load_mapping(MAPPINGS / "sandiego_cfs.toml", SHARED_DATA)
     assert mapping.lookups["beats"].values["523"]
     assert mapping.lookups["call_types"].values["415N"] == "DISTURBING PEACE NOISE ONLY"
 
@@ -254,7 +252,7 @@ def test_missing_lookup_file_is_an_actionable_error(tmp_path: Path) -> None:
     path.write_text('[dataset]\nname="x"\nid="id"\n[lookups.t]\nfile="nope.csv"\nkey="k"\n'
                     '[fields]\nreceived_time="r"\n')
     with pytest.raises(ValueError, match="nope.csv is neither in"):
-        Mapping.load(path, tmp_path / "shared")
+        load_mapping(path, tmp_path / "shared")
 
 
 # --- rules and priority ---------------------------------------------------------------------
@@ -532,7 +530,7 @@ def test_events_validate_and_apply_to_live_state() -> None:
 
 def test_shot_rows_become_alerts() -> None:
     """Gunshot rows map type names and default rounds (single 1, multiple 3)."""
-    mapping = Mapping.load(MAPPINGS / "dc_shotspotter.toml", SHARED_DATA)
+    mapping = load_mapping(MAPPINGS / "dc_shotspotter.toml", SHARED_DATA)
     rows = [{"Coverage Area": "WashingtonDC7D", "Incident ID": "53-3",
              "Date Time": "2006-01-27 03:35:11.313000", "Type": "Multiple Gunshots",
              "Longitude-100meter": "-77.001", "Latitude-100meter": "38.861"},
@@ -559,7 +557,7 @@ def test_shipped_mappings_map_the_real_files(name: str, data: str, records: int,
                                              rejected: dict[str, int]) -> None:
     """Each shipped mapping reads its real file with only the known bad rows rejected,
     and every event it makes passes the event model."""
-    mapping = Mapping.load(MAPPINGS / f"{name}.toml", SHARED_DATA)
+    mapping = load_mapping(MAPPINGS / f"{name}.toml", SHARED_DATA)
     good, bad = 0, {}
     for item in mapping.records(read_csv_rows(SHARED_DATA / data), data):
         if isinstance(item, Rejected):
@@ -581,7 +579,7 @@ def test_readme_worked_example_loads_and_maps(tmp_path: Path) -> None:
     (tmp_path / "m.toml").write_text(toml_text)
     (tmp_path / "d.csv").write_text(csv_text)
     assert tomllib.loads(toml_text)["dataset"]["name"] == "my_city_cad"
-    mapping = Mapping.load(tmp_path / "m.toml", tmp_path)
+    mapping = load_mapping(tmp_path / "m.toml", tmp_path)
     [record] = one(mapping, *read_csv_rows(tmp_path / "d.csv"))
     assert isinstance(record, CallRecord)
     assert (record.call_id, record.category, record.priority, record.district) == \
@@ -598,3 +596,11 @@ def test_unit_events_carry_kind_and_call() -> None:
     assert [(u.status, u.unit_kind, u.call_id) for u in units] == [
         ("dispatched", "supervisor", "A"), ("en_route", "supervisor", "A"),
         ("on_scene", "supervisor", "A"), ("available", "supervisor", None)]
+
+
+def test_mapping_core_reads_no_files() -> None:
+    """The pure mapping package never touches the disk: reading files is streams.mapping_files."""
+    package = Path(__file__).resolve().parents[2] / "streams" / "core" / "mapping"
+    io_calls = re.compile(r"\b(open|read_bytes|read_text|is_file|exists|tomllib\.load)\(")
+    found = {path.name: io_calls.findall(path.read_text()) for path in package.glob("*.py")}
+    assert {name: calls for name, calls in found.items() if calls} == {}
