@@ -78,7 +78,7 @@ def call_state(record: CallRecord) -> dict[str, Any]:
                        "en_route": _epoch(unit.en_route), "on_scene": _epoch(unit.on_scene)}
         for unit in record.units}
     closed = _epoch(record.closed_time)
-    received = record.received_time.timestamp()
+    received = _epoch(record.received_time)
     return {
         "call_id": record.call_id, "status": "cancelled" if record.cancelled else "closed",
         "received_time": received, "call_type_code": record.call_type_code,
@@ -87,12 +87,17 @@ def call_state(record: CallRecord) -> dict[str, Any]:
         "address": record.address, "lat": record.lat, "lon": record.lon,
         "district": record.district, "neighborhood": record.neighborhood,
         "beat": record.beat, "units": list(unit_times), "unit_times": unit_times,
-        "dispatched_time": _first(unit.dispatched for unit in record.units),
-        "en_route_time": _first(unit.en_route for unit in record.units),
-        "on_scene_time": _first(unit.on_scene for unit in record.units),
+        "dispatched_time": _first([record.dispatched_time,
+                                   *(unit.dispatched for unit in record.units)]),
+        "en_route_time": _first([record.en_route_time,
+                                 *(unit.en_route for unit in record.units)]),
+        "on_scene_time": _first([record.on_scene_time,
+                                 *(unit.on_scene for unit in record.units)]),
         "closed_time": closed, "updated_time": closed if closed is not None else received,
         "caller_name": None, "caller_phone": None, "disposition": record.disposition,
-        "source": record.source, "applied": [],
+        "source": record.source, "applied": [], "feed_status": record.status,
+        "gunshot_origin": record.gunshot or None, "left_feed": False,
+        "poll_times": list(record.poll_times), "received_estimated": False,
     }
 
 
@@ -112,7 +117,10 @@ def event_count(record: CallRecord | ShotRecord) -> int:
     """How many events ``record_events(record)`` gives, without building them."""
     if isinstance(record, ShotRecord):
         return 1
-    count = 1 + (record.closed_time is not None)
+    count = 1 + (record.closed_time is not None) + sum(
+        value is not None for value in (record.dispatched_time, record.en_route_time,
+                                        record.on_scene_time))
+    count += bool(record.gunshot_alert) and record.lat is not None
     for unit in record.units:
         steps = sum(value is not None for value in (unit.dispatched, unit.en_route,
                                                     unit.on_scene))
@@ -134,6 +142,7 @@ class Summary:
     loaded: int = 0
     already_loaded: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)
     first_time: float | None = None
     last_time: float | None = None
 
@@ -149,6 +158,7 @@ class Summary:
                 "already_loaded": self.already_loaded,
                 "rejected": sum(self.rejected.values()),
                 "rejected_by_reason": dict(sorted(self.rejected.items())),
+                "warnings": dict(sorted(self.warnings.items())),
                 "first_time": _iso(self.first_time), "last_time": _iso(self.last_time)}
 
     def text(self) -> str:
@@ -162,6 +172,8 @@ class Summary:
                  f"rejected rows   {data['rejected']:>10,}"]
         lines += [f"  {reason:<14}{count:>10,}" for reason, count in
                   data["rejected_by_reason"].items()]
+        lines += [f"fields left empty ({reason}) {count:,}" for reason, count in
+                  data["warnings"].items()]
         lines.append(f"time span       {data['first_time']} .. {data['last_time']}")
         return "\n".join(lines)
 
@@ -264,14 +276,17 @@ def _add(chunk: _Chunk, item: CallRecord | ShotRecord | Rejected, summary: Summa
         chunk.rejects[f"row:{item.file}:{item.row}"] = item
         return
     summary.events += event_count(item)
+    summary.warnings.update(warning.split(":", 1)[0] for warning in item.warnings)
     if isinstance(item, ShotRecord):
         summary.alerts += 1
         summary.see_time(item.detected_time.timestamp())
         chunk.items[item.alert_id] = alert_state(item)
         return
     summary.calls += 1
-    summary.see_time(item.received_time.timestamp())
-    chunk.items[item.call_id] = closed_record(call_state(item))
+    record = closed_record(call_state(item))
+    if record["first_time"]:
+        summary.see_time(float(record["first_time"]))
+    chunk.items[item.call_id] = record
 
 
 async def backfill(client: redis.Redis, keys: Keys, mapping: Mapping,
@@ -359,6 +374,7 @@ def merge(summaries: list[Summary]) -> Summary:
         total.loaded += part.loaded
         total.already_loaded += part.already_loaded
         total.rejected.update(part.rejected)
+        total.warnings.update(part.warnings)
         for epoch in (part.first_time, part.last_time):
             if epoch is not None:
                 total.see_time(epoch)

@@ -15,19 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from streams.core.mapping import CSV_ERROR_KEY, Lookup, Mapping, build_lookup, table_rows
+from streams.core.mapping.schema import validate_mapping
 
 
 def load_mapping(path: Path, base_dir: Path) -> Mapping:
     """Read a mapping file; lookup files resolve against ``base_dir``, then the file's
-    folder. ValueError says what to fix."""
-    with path.open("rb") as handle:
-        try:
-            raw = tomllib.load(handle)
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"mapping {path} is not valid TOML: {error}") from None
-    lookups = {name: load_lookup(name, spec, _resolve(spec, name, base_dir, path.parent))
-               for name, spec in raw.get("lookups", {}).items()}
-    return Mapping.from_dict(raw, lookups, path)
+    folder. ValueError (MappingError for the file's own mistakes) says what to fix."""
+    text = path.read_bytes().decode("utf-8", "replace")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"mapping {path} is not valid TOML: {error}") from None
+    model = validate_mapping(raw, text, str(path))
+    lookups = {name: load_lookup(name, spec.model_dump(), _resolve(spec.file, name, base_dir,
+                                                                   path.parent))
+               for name, spec in model.lookups.items()}
+    return Mapping.from_model(model, lookups, raw, path)
 
 
 def read_text_table(path: Path) -> list[dict[str, str]]:
@@ -40,10 +43,8 @@ def load_lookup(name: str, spec: dict[str, Any], path: Path) -> Lookup:
     return build_lookup(name, spec, read_text_table(path), str(path))
 
 
-def _resolve(spec: dict[str, Any], name: str, base_dir: Path, mapping_dir: Path) -> Path:
-    if "file" not in spec:
-        raise ValueError(f"mapping [lookups.{name}] needs 'file'")
-    file = Path(spec["file"])
+def _resolve(file_name: str, name: str, base_dir: Path, mapping_dir: Path) -> Path:
+    file = Path(file_name)
     for candidate in (file, base_dir / file, mapping_dir / file):
         if candidate.is_file():
             return candidate

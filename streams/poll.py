@@ -7,9 +7,16 @@
 2. maps rows to records with the mapping (rejected rows -> dead-letter stream, once);
 3. compares each record with what was seen last time (kept in Redis, so a restart
    re-emits nothing) and publishes only the lifecycle events for what changed
-   (``streams/core/changes.py``); in an active-calls feed a call that disappeared is
-   cleared;
+   (``streams/core/changes.py``); statuses mapped to lifecycle steps get the row's update
+   time, or this poll's clock where the feed has none (and the events say so); in an
+   active-calls feed a call that disappeared is closed by the mapping's ``left_feed``
+   policy at the last poll that showed it;
 4. writes the seen records, the watermark and a health key ``poll:<feed>``.
+
+The seen records are tied to the mapping's content (``Mapping.digest``): after the mapping
+changed, the next poll re-reads the whole feed (no watermark), re-derives every call still
+in it and sends corrections (changed fields and received times), and the health key and
+log say how many calls were corrected.
 
 HTTP errors, 429s (Retry-After honoured) and timeouts are retried with jittered backoff;
 a poll that still fails leaves the feed stale (the health key says why) and the loop
@@ -58,6 +65,7 @@ from streams.core.feeds import (
 )
 from streams.core.keys import DEADLETTER_MAXLEN, HEALTH_TTL_SECONDS, Keys
 from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord, safe_id
+from streams.core.mapping.status import stamp_steps
 from streams.core.settings import Settings
 from streams.mapping_files import load_mapping
 from streams.publish import publish
@@ -93,6 +101,9 @@ class PollStatus:
     rows: int = 0
     events: int = 0
     rejected: int = 0
+    warnings: int = 0
+    corrected: int = 0
+    mapping_changed: float | None = None
     totals: dict[str, int] = field(default_factory=lambda: {"events": 0, "rejected": 0})
 
 
@@ -105,6 +116,9 @@ class PollResult:
     events: int
     rejected: int
     dropped: int
+    warnings: int = 0
+    corrected: int = 0
+    mapping_changed: bool = False
 
 
 class Poller:
@@ -160,6 +174,12 @@ class Poller:
         self.status.last_success = self.clock()
         self.status.rows, self.status.events = result.rows, result.events
         self.status.rejected = result.rejected
+        self.status.warnings, self.status.corrected = result.warnings, result.corrected
+        if result.mapping_changed:
+            self.status.mapping_changed = self.clock()
+            log.warning("feed %s: the mapping changed; %d calls still in the feed were "
+                        "re-derived and %d corrected", self.config.feed, result.records,
+                        result.corrected)
         self.status.totals["events"] += result.events
         self.status.totals["rejected"] += result.rejected
         log.info("poll of %s: %d rows, %d records, %d events, %d rejected, %d dropped",
@@ -175,22 +195,27 @@ class Poller:
     # --- one poll ---------------------------------------------------------------------
     async def poll_once(self) -> PollResult:
         """Fetch, diff and publish once; FeedError/RedisError when it could not finish."""
-        watermark_key = self.keys.poll_watermark(self.config.feed)
-        stored = await self.client.get(watermark_key)
+        feed = self.config.feed
+        watermark_key = self.keys.poll_watermark(feed)
+        stored, digest = await self.client.mget(watermark_key, self.keys.poll_mapping(feed))
         watermark = stored.decode() if isinstance(stored, bytes) else stored
-        rows = _unique(await self.fetch_rows(watermark))
+        digest = digest.decode() if isinstance(digest, bytes) else digest
+        changed = digest is not None and digest != self.mapping.digest
+        rows = _unique(await self.fetch_rows(None if changed else watermark))
         now = datetime.fromtimestamp(self.clock(), UTC)
         records: list[CallRecord | ShotRecord] = []
         rejected: list[Rejected] = []
-        for item in self.mapping.records(rows, file=self.config.url, first_row=1):
+        for item in self.mapping.records(rows, file=self.config.url, first_row=1,
+                                         stamp=False):
             if isinstance(item, Rejected):
                 rejected.append(item)
             else:
                 records.append(item)
-        events, updates, bad = await self._diff(records, now)
+        events, updates, bad, corrected = await self._diff(records, now, changed)
         rejected.extend(bad)
         dropped = 0
-        if self.config.active_only and await self._confirmed_answer(rows):
+        complete = self.config.active_only and await self._confirmed_answer(rows)
+        if complete:
             present = {record_key(record) for record in records} | self._ids_of(rejected, rows)
             dropped_events_, dropped_updates = await self._dropped(present, now)
             events.extend(dropped_events_)
@@ -198,34 +223,46 @@ class Poller:
             dropped = len(dropped_updates)
         await publish(self.client, self.keys, events)
         new_rejected = await self._dead_letter(rejected)
-        await self._remember(updates, rows, watermark)
+        await self._remember(updates, rows, watermark, now if complete else None)
         await self._prune()
-        return PollResult(len(rows), len(records), len(events), new_rejected, dropped)
+        warnings = sum(len(record.warnings) for record in records)
+        return PollResult(len(rows), len(records), len(events), new_rejected, dropped,
+                          warnings, corrected, changed)
 
     async def _diff(self, records: list[CallRecord | ShotRecord], now: datetime,
-                    ) -> tuple[list[Event], dict[str, bytes], list[Rejected]]:
+                    corrections: bool = False,
+                    ) -> tuple[list[Event], dict[str, bytes], list[Rejected], int]:
         seen_key = self.keys.poll_seen(self.config.feed)
         ids = [record_key(record) for record in records]
         stored = await self.client.hmget(seen_key, ids) if ids else []
         events: list[Event] = []
         updates: dict[str, bytes] = {}
         bad: list[Rejected] = []
+        corrected = 0
         wall = self.clock()
         for record, data in zip(records, stored, strict=True):
             old = self._load(data)
-            new = merge_records(old, record, self.closed_from_units) \
-                if isinstance(record, CallRecord) and isinstance(old, CallRecord | None) \
-                else record
+            new = self._merged(old, record, now)
             if old is not None and dump_record(old) == dump_record(new):
                 continue
             try:
-                events.extend(diff_events(old, new, now))
+                found = diff_events(old, new, now, corrections)
             except ValueError as error:  # the event model refused what the record says
                 bad.append(Rejected(record.file, record.row, f"invalid_event: {error}",
                                     dump_record(record).decode()))
                 continue
+            corrected += corrections and old is not None and bool(found)
+            events.extend(found)
             updates[record_key(record)] = dump_seen(new, wall)
-        return events, updates, bad
+        return events, updates, bad, corrected
+
+    def _merged(self, old: CallRecord | ShotRecord | None, record: CallRecord | ShotRecord,
+                now: datetime) -> CallRecord | ShotRecord:
+        """The record completed by what earlier polls saw, its status steps timed."""
+        if not isinstance(record, CallRecord) or not isinstance(old, CallRecord | None):
+            return record
+        new = merge_records(old, record, self.closed_from_units)
+        return stamp_steps(new, now) if self.mapping.has_status_steps else new
 
     def _load(self, data: bytes | str | None) -> CallRecord | ShotRecord | None:
         if data is None:
@@ -257,20 +294,43 @@ class Poller:
 
     async def _dropped(self, present: set[str], now: datetime,
                        ) -> tuple[list[Event], dict[str, bytes]]:
-        """Open calls remembered from earlier polls that this complete poll no longer has."""
+        """Open calls remembered from earlier polls that this complete poll no longer has,
+        closed as the ``left_feed`` policy says at the last poll that showed them."""
+        feed = self.config.feed
+        everything = await self.client.hgetall(self.keys.poll_seen(feed))
+        missing = {_text(key): _text(value) for key, value in
+                   (await self.client.hgetall(self.keys.poll_missing(feed))).items()}
+        last = await self.client.get(self.keys.poll_last_complete(feed))
+        shown_before = float(last) if last is not None else self.clock()
         events: list[Event] = []
         updates: dict[str, bytes] = {}
-        everything = await self.client.hgetall(self.keys.poll_seen(self.config.feed))
+        still_missing: dict[str, str] = {}
         for raw_id, data in everything.items():
-            call_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+            call_id = _text(raw_id)
             if call_id in present:
                 continue
             old = self._load(data)
             if not isinstance(old, CallRecord) or old.closed_time is not None:
                 continue
-            events.extend(dropped_events(old, now))
-            updates[call_id] = dump_seen(closed_record(old, now), self.clock())
+            count, shown = _missing_entry(missing.get(call_id), shown_before)
+            if not self._closes(count):
+                still_missing[call_id] = f"{count}:{shown!r}"
+                continue
+            last_shown = datetime.fromtimestamp(shown, UTC)
+            events.extend(dropped_events(old, last_shown))
+            updates[call_id] = dump_seen(closed_record(old, last_shown), self.clock())
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(self.keys.poll_missing(feed))
+            if still_missing:
+                pipe.hset(self.keys.poll_missing(feed), mapping=cast(Any, still_missing))
+            await pipe.execute()
         return events, updates
+
+    def _closes(self, polls_missing: int) -> bool:
+        policy = self.config.left_feed
+        if policy == "keep_open":
+            return False
+        return policy == "close" or polls_missing >= self.config.missing_polls
 
     async def _dead_letter(self, rejected: list[Rejected]) -> int:
         """Dead-letter rejected rows not already dead-lettered; return how many were new."""
@@ -301,17 +361,24 @@ class Poller:
         return len(fresh)
 
     async def _remember(self, updates: dict[str, bytes], rows: list[dict[str, str]],
-                        watermark: str | None) -> None:
-        """Store seen records and the advanced watermark together."""
+                        watermark: str | None, complete: datetime | None = None) -> None:
+        """Store seen records, the advanced watermark, the mapping's digest and (for a
+        complete answer of an active-calls feed) when it was read, together."""
+        feed = self.config.feed
         field_name = self.config.updated_field
         advanced = newest([row.get(field_name, "") for row in rows], watermark) \
             if field_name else None
         async with self.client.pipeline(transaction=True) as pipe:
             if updates:
-                pipe.hset(self.keys.poll_seen(self.config.feed), mapping=cast(Any, updates))
+                pipe.hset(self.keys.poll_seen(feed), mapping=cast(Any, updates))
             if advanced is not None and advanced != watermark:
-                pipe.set(self.keys.poll_watermark(self.config.feed), advanced)
-            pipe.zremrangebyscore(self.keys.poll_rejected(self.config.feed), "-inf",
+                pipe.set(self.keys.poll_watermark(feed), advanced)
+            if complete is not None:
+                pipe.set(self.keys.poll_last_complete(feed), repr(complete.timestamp()))
+            pipe.set(self.keys.poll_mapping(feed), self.mapping.digest)
+            pipe.hset(self.keys.feed_times, self.mapping.source,
+                      ",".join(self.mapping.feed_times))
+            pipe.zremrangebyscore(self.keys.poll_rejected(feed), "-inf",
                                   self.clock() - REJECTED_MEMORY_SECONDS)
             await pipe.execute()
 
@@ -409,11 +476,29 @@ class Poller:
                    "last_success": status.last_success, "last_error": status.last_error,
                    "last_error_time": status.last_error_time, "rows": status.rows,
                    "events": status.events, "rejected": status.rejected,
+                   "warnings": status.warnings, "corrected": status.corrected,
+                   "mapping_changed": status.mapping_changed,
+                   "left_feed": self.config.left_feed,
                    "total_events": status.totals["events"],
                    "total_rejected": status.totals["rejected"]}
         with contextlib.suppress(RedisError):
             await self.client.set(self.keys.health(f"poll:{status.feed}"), json.dumps(payload),
                                   ex=ttl)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _missing_entry(entry: str | None, shown_before: float) -> tuple[int, float]:
+    """(polls missing in a row including this one, epoch the feed last showed the call)."""
+    if entry is None:
+        return 1, shown_before
+    count, _, shown = entry.partition(":")
+    try:
+        return int(count) + 1, float(shown)
+    except ValueError:
+        return 1, shown_before
 
 
 def _unique(rows: list[dict[str, str]]) -> list[dict[str, str]]:

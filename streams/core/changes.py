@@ -2,16 +2,20 @@
 
 A poller keeps the last record it saw of every call (``dump_record``/``load_record``) and,
 on each poll, emits ``diff_events(old, new, now)``: a new call gives its whole lifecycle so
-far (``created`` plus unit steps already done); a known call gives only the steps it took
-since (new unit times, ``cleared``) plus one ``updated`` event when its type, priority,
-location or status changed. Event ids are deterministic (the same as ``record_events``),
-so re-emitting after a crash is harmless: the consumer skips ids it already applied.
+far (``created`` plus steps already done); a known call gives only the steps it took since
+(new unit or call times, status steps, ``cleared``) plus one ``updated`` event when its
+type, priority, location or status text changed (an update carrying no field is never
+sent). Event ids are deterministic (the same as ``record_events``), so re-emitting after a
+crash is harmless: the consumer skips ids it already applied.
+
+Times: an ``updated`` event is stamped with the feed's own update time when the record has
+one, else with the poll's clock and ``time_source = "poll"``. After the mapping changed
+(``corrections=True``) a call's new received time is sent as a correction.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Final
@@ -20,14 +24,17 @@ import msgspec
 
 from streams.core.events import CallEvent, Event, UnitEvent
 from streams.core.mapping import CallRecord, ShotRecord, UnitTimes, record_events, safe_id
+from streams.core.mapping.lifecycle import received_of
 
 UPDATE_FIELDS: Final = ("call_type_code", "call_type", "category", "priority", "address",
                         "lat", "lon", "district", "neighborhood", "beat", "status",
                         "disposition")
 """Call fields whose change is worth an ``updated`` event."""
 
-_EVENT_FIELDS: Final = frozenset(UPDATE_FIELDS) - {"status"}
-DROPPED_DISPOSITION: Final = "dropped from active feed"
+_EVENT_FIELD_OF: Final = {name: "feed_status" if name == "status" else name
+                          for name in UPDATE_FIELDS}
+"""Record field -> the CallEvent field carrying it."""
+DROPPED_DISPOSITION: Final = "left the active-calls feed"
 
 Record = CallRecord | ShotRecord
 
@@ -67,8 +74,9 @@ def fingerprint(record: Record) -> str:
 # --- merging partial records ----------------------------------------------------------------
 def merge_records(old: CallRecord | None, new: CallRecord,
                   closed_from_units: bool = False) -> CallRecord:
-    """``new`` completed by ``old``: units missing from ``new`` are kept, unit times the
-    feed no longer gives are kept (a unit is never un-dispatched).
+    """``new`` completed by ``old``: units missing from ``new`` are kept, times the feed no
+    longer gives are kept (a unit is never un-dispatched, a step never un-reached), and
+    the times stamped from statuses by an earlier poll stay as they were.
 
     Incremental feeds return only the rows updated since the last poll, so a call's record
     from one poll may hold only some of its units. With ``closed_from_units`` (a feed with
@@ -81,11 +89,15 @@ def merge_records(old: CallRecord | None, new: CallRecord,
         units[unit.unit_id] = _merge_unit(units.get(unit.unit_id), unit)
     merged_units = tuple(units.values())
     closed = new.closed_time or old.closed_time
-    if closed_from_units:
+    if closed_from_units and new.step not in ("closed", "cancelled"):
         cleared = [unit.cleared for unit in merged_units]
-        closed = max(c for c in cleared if c) if cleared and all(cleared) else None
+        closed = max(c for c in cleared if c) if cleared and all(cleared) else old.closed_time
     return replace(new, units=merged_units, closed_time=closed,
-                   cancelled=new.cancelled or (old.cancelled and closed is not None))
+                   cancelled=new.cancelled or (old.cancelled and closed is not None),
+                   dispatched_time=new.dispatched_time or old.dispatched_time,
+                   en_route_time=new.en_route_time or old.en_route_time,
+                   on_scene_time=new.on_scene_time or old.on_scene_time,
+                   poll_times=tuple(dict.fromkeys(old.poll_times + new.poll_times)))
 
 
 def _merge_unit(old: UnitTimes | None, new: UnitTimes) -> UnitTimes:
@@ -97,19 +109,22 @@ def _merge_unit(old: UnitTimes | None, new: UnitTimes) -> UnitTimes:
 
 
 # --- events ---------------------------------------------------------------------------------
-def diff_events(old: Record | None, new: Record, now: datetime) -> list[Event]:
+def diff_events(old: Record | None, new: Record, now: datetime,
+                corrections: bool = False) -> list[Event]:
     """Only the lifecycle events for what changed from ``old`` to ``new``.
 
-    ``now`` (UTC) stamps ``updated`` events: a feed says that a field changed, not when.
+    ``now`` (UTC, the poll's clock) stamps what the feed gives no time for. With
+    ``corrections`` (the mapping changed since ``old`` was derived) a changed received
+    time is sent too.
     """
     if old is None:
-        return record_events(new)
+        return record_events(new, now)
     if isinstance(new, ShotRecord) or isinstance(old, ShotRecord):
         return []  # an alert is a single event; later edits are not re-published
-    already = {event.event_id for event in record_events(old)}
-    steps = [event for event in record_events(new) if event.event_id not in already
+    already = {event.event_id for event in record_events(old, now)}
+    steps = [event for event in record_events(new, now) if event.event_id not in already
              and not (old.closed_time is not None and _is_close(event))]
-    update = _updated(old, new, now)
+    update = _updated(old, new, now, corrections)
     return ([update] if update else []) + steps
 
 
@@ -122,59 +137,70 @@ def changed_fields(old: CallRecord, new: CallRecord) -> list[str]:
     return [name for name in UPDATE_FIELDS if getattr(old, name) != getattr(new, name)]
 
 
-def _updated(old: CallRecord, new: CallRecord, now: datetime) -> CallEvent | None:
+def _updated(old: CallRecord, new: CallRecord, now: datetime,
+             corrections: bool = False) -> CallEvent | None:
     changed = changed_fields(old, new)
     if old.closed_time is None and new.closed_time is not None:
         # the cleared event carries the final disposition; no separate update for it
         changed = [name for name in changed if name not in ("status", "disposition")]
-    if not changed:
-        return None
-    values: dict[str, Any] = {name: getattr(new, name) for name in changed
-                              if name in _EVENT_FIELDS and getattr(new, name) is not None}
+    values: dict[str, Any] = {_EVENT_FIELD_OF[name]: getattr(new, name) for name in changed
+                              if getattr(new, name) is not None}
     if ("lat" in values) != ("lon" in values):  # the model needs the pair
         values.update(lat=new.lat, lon=new.lon)
-    if "status" in changed and new.disposition is not None:
+    if "feed_status" in values and new.disposition is not None:
         values["disposition"] = new.disposition
-    digest = hashlib.blake2b(repr([(name, getattr(new, name)) for name in changed]).encode(),
+    received, estimated = received_of(new, now)
+    if corrections and received != received_of(old, now)[0]:
+        values.update(received_time=received, received_estimated=estimated or None)
+    if not values:
+        return None  # nothing an event could carry (e.g. a field became empty)
+    digest = hashlib.blake2b(repr(sorted(values.items())).encode(),
                              digest_size=6).hexdigest()
+    when = new.updated_time or now
     return CallEvent(event_id=safe_id(f"{new.source}:{new.call_id}:updated:{digest}"),
-                     event_time=max(now, _latest_time(new)), source=new.source,
-                     kind="updated", call_id=new.call_id, **values)
+                     event_time=max(when, received, _latest_time(new)), source=new.source,
+                     kind="updated",
+                     call_id=new.call_id,
+                     time_source=None if new.updated_time else "poll", **values)
 
 
 def _latest_time(record: CallRecord) -> datetime:
-    """The latest time the record states (an event cannot precede what it reports)."""
-    times = [record.received_time, record.closed_time]
+    """The latest lifecycle time the record states (a close cannot precede it)."""
+    times = [record.received_time, record.closed_time, record.dispatched_time,
+             record.en_route_time, record.on_scene_time]
     for unit in record.units:
-        times.extend(getattr(unit, name.name) for name in dataclass_fields(unit)
-                     if name.name != "unit_id" and name.name != "unit_kind")
-    return max(time for time in times if time is not None)
+        times.extend((unit.assigned, unit.dispatched, unit.en_route, unit.on_scene,
+                      unit.cleared))
+    known = [time for time in times if time is not None]
+    return max(known) if known else received_of(record)[0]
 
 
-def dropped_events(old: Record, now: datetime) -> list[Event]:
-    """A call that left an active-calls feed is over: ``cleared`` plus its units freed."""
+def dropped_events(old: Record, last_shown: datetime) -> list[Event]:
+    """A call that left an active-calls feed is over: ``cleared`` at the last time the feed
+    showed it (the poller's clock), marked ``left_feed``, plus its units freed."""
     if isinstance(old, ShotRecord) or old.closed_time is not None:
         return []
-    when = max(now, _latest_time(old))
+    when = max(last_shown, _latest_time(old))
     events: list[Event] = [CallEvent(
         event_id=safe_id(f"{old.source}:{old.call_id}:cleared"), event_time=when,
         source=old.source, kind="cleared", call_id=old.call_id,
-        disposition=old.disposition or DROPPED_DISPOSITION)]
+        disposition=DROPPED_DISPOSITION, left_feed=True, time_source="poll")]
     for unit in old.units:
         if unit.cleared is None:
             events.append(UnitEvent(
                 event_id=safe_id(f"{old.source}:{old.call_id}:{unit.unit_id}:unit:available"),
                 event_time=when, source=old.source, unit_id=unit.unit_id,
                 unit_kind=unit.unit_kind, status="available",  # type: ignore[arg-type]
-                district=old.district))
+                district=old.district, time_source="poll"))
     return events
 
 
-def closed_record(old: CallRecord, now: datetime) -> CallRecord:
-    """What to remember of a call after ``dropped_events``: closed now, units cleared."""
-    when = max(now, _latest_time(old))
+def closed_record(old: CallRecord, last_shown: datetime) -> CallRecord:
+    """What to remember of a call after ``dropped_events``: closed, units cleared."""
+    when = max(last_shown, _latest_time(old))
     units = tuple(replace(unit, cleared=unit.cleared or when) for unit in old.units)
-    return replace(old, closed_time=when, units=units)
+    return replace(old, closed_time=when, units=units, disposition=DROPPED_DISPOSITION,
+                   poll_times=(*old.poll_times, "closed_time"))
 
 
 class _Seen(msgspec.Struct, array_like=True):

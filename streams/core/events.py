@@ -38,7 +38,7 @@ CATEGORY_LABELS: Final = {
 
 CALL_KINDS: Final = (
     "created", "updated", "unit_assigned", "dispatched", "en_route", "on_scene",
-    "cleared", "cancelled",
+    "cleared", "cancelled", "progressed",
 )
 UNIT_KINDS: Final = (
     "patrol", "cso", "sro", "conditions", "traffic", "mounted", "k9", "supervisor",
@@ -55,8 +55,12 @@ Category = Literal[
 ]
 CallKind = Literal[
     "created", "updated", "unit_assigned", "dispatched", "en_route", "on_scene",
-    "cleared", "cancelled",
+    "cleared", "cancelled", "progressed",
 ]
+CallStep = Literal["dispatched", "en_route", "on_scene"]
+"""Steps a ``progressed`` event reports for the call itself (a status feed naming no unit)."""
+TimeSource = Literal["feed", "poll"]
+"""Whose clock an event time is: the feed's own, or the poller's when the feed has none."""
 UnitKind = Literal[
     "patrol", "cso", "sro", "conditions", "traffic", "mounted", "k9", "supervisor", "task_force",
 ]
@@ -113,9 +117,18 @@ class CallEvent(_Base, tag="call", kw_only=True, frozen=True):
     caller_name: Text | None = None
     caller_phone: Annotated[str, msgspec.Meta(max_length=30)] | None = None
     disposition: Text | None = None
+    step: CallStep | None = None  # progressed: the step the call reached
+    time_source: TimeSource | None = None  # "poll": event_time is the poller's clock
+    feed_status: Text | None = None  # the feed's own status text
+    gunshot_origin: bool | None = None  # opened by the gunshot detection system
+    left_feed: bool | None = None  # cleared: the call left an active-calls feed
+    received_estimated: bool | None = None  # the feed has no received time; this is
+    #                                         the first time the call was seen
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.kind == "progressed" and self.step is None:
+            raise ValueError("a progressed event needs step")
         if self.kind == "created":
             missing = [name for name in ("received_time", "category", "priority")
                        if getattr(self, name) is None]
@@ -141,6 +154,7 @@ class UnitEvent(_Base, tag="unit", kw_only=True, frozen=True):
     call_id: Id | None = None
     district: Annotated[str, msgspec.Meta(max_length=40)] | None = None
     callsign: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    time_source: TimeSource | None = None
 
 
 class ShotAlert(_Base, tag="shot", kw_only=True, frozen=True):
@@ -157,6 +171,8 @@ class ShotAlert(_Base, tag="shot", kw_only=True, frozen=True):
     beat: Annotated[str, msgspec.Meta(max_length=20)] | None = None
     detected_time: Time
     published_time: Time | None = None
+    from_cad: bool | None = None  # made from a CAD call the gunshot system opened
+    call_id: Id | None = None  # that call
 
     def __post_init__(self) -> None:
         super().__post_init__()

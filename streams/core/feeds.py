@@ -14,8 +14,14 @@ A mapping file that can be polled has a ``[poll]`` table next to the mapping its
     interval_seconds = 60         # between polls
     timeout_seconds = 20          # per HTTP request
     overlap_seconds = 300         # re-read this far behind the watermark (late writes)
-    active_only = false           # true: the feed lists only open calls; a call that drops
-                                  #   out of a complete poll is cleared (no updated_field then)
+    active_only = false           # true: the feed lists only open calls (read whole each
+                                  #   poll, so no updated_field)
+    left_feed = "close"           # active_only: a call that drops out of a complete poll is
+                                  #   "close"d at once, "close_after" missing_polls polls in
+                                  #   a row, or "keep_open" (the feed's own status closes it);
+                                  #   it closes at the last poll that showed it, with
+                                  #   left_feed = "1" in its closed record
+    missing_polls = 3             # close_after: polls in a row a call must be missing
     format = "json"               # ArcGIS: "json" (esri) or "geojson"
     app_token = true              # SODA: send DISPATCH_SODA_APP_TOKEN as X-App-Token
     backoff_base_seconds = 1.0    # first retry delay after an error (doubles, full jitter)
@@ -31,14 +37,16 @@ lat/lon-column or GeoJSON location formats apply.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 FeedKind = Literal["soda", "arcgis"]
+LeftFeed = Literal["close", "close_after", "keep_open"]
 _FEED_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,60}$")
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SODA_TIME = "%Y-%m-%dT%H:%M:%S.%f"
@@ -59,6 +67,8 @@ class PollConfig:
     timeout_seconds: float = 20.0
     overlap_seconds: float = 300.0
     active_only: bool = False
+    left_feed: LeftFeed = "close"
+    missing_polls: int = 3
     format: Literal["json", "geojson"] = "json"
     app_token: bool = True
     backoff_base_seconds: float = 1.0
@@ -69,17 +79,22 @@ class PollConfig:
 
 _NUMBERS = {"page_size": int, "interval_seconds": float, "timeout_seconds": float,
             "overlap_seconds": float, "backoff_base_seconds": float,
-            "backoff_cap_seconds": float, "page_retries": int, "max_pages": int}
+            "backoff_cap_seconds": float, "page_retries": int, "max_pages": int,
+            "missing_polls": int}
 _TEXTS = ("updated_field", "order", "where")
-_KNOWN = {"kind", "url", "feed", "active_only", "format", "app_token", *_NUMBERS, *_TEXTS}
+_KNOWN = {"kind", "url", "feed", "active_only", "left_feed", "format", "app_token",
+          *_NUMBERS, *_TEXTS}
+POLL_KEYS: Final = tuple(sorted(_KNOWN))
+"""Every key of a [poll] table (the README test checks each is documented)."""
 
 
 def poll_config(table: dict[str, Any], default_feed: str) -> PollConfig:
     """Validate a ``[poll]`` table; ValueError names the key to fix."""
-    unknown = sorted(set(table) - _KNOWN)
-    if unknown:
-        raise ValueError(f"[poll] has unknown keys {', '.join(unknown)}; "
-                         f"expected some of {', '.join(sorted(_KNOWN))}")
+    for key in sorted(set(table) - _KNOWN):
+        close = difflib.get_close_matches(key, sorted(_KNOWN), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else \
+            f"expected some of {', '.join(sorted(_KNOWN))}"
+        raise ValueError(f"[poll] unknown key {key!r}; {hint}")
     kind = table.get("kind")
     if kind not in ("soda", "arcgis"):
         raise ValueError(f"[poll] kind must be \"soda\" or \"arcgis\", got {kind!r}")
@@ -106,6 +121,10 @@ def poll_config(table: dict[str, Any], default_feed: str) -> PollConfig:
     if table.get("format", "json") not in ("json", "geojson"):
         raise ValueError(f"[poll] format must be \"json\" or \"geojson\", got {table['format']!r}")
     values["format"] = table.get("format", "json")
+    if table.get("left_feed", "close") not in ("close", "close_after", "keep_open"):
+        raise ValueError(f"[poll] left_feed must be \"close\", \"close_after\" or "
+                         f"\"keep_open\", got {table['left_feed']!r}")
+    values["left_feed"] = table.get("left_feed", "close")
     config = PollConfig(**values)
     _check_combination(config)
     return config
@@ -129,6 +148,8 @@ def _check_combination(config: PollConfig) -> None:
         raise ValueError("[poll] page_size must be at least 1")
     if config.page_retries < 1:
         raise ValueError("[poll] page_retries must be at least 1")
+    if config.missing_polls < 1:
+        raise ValueError("[poll] missing_polls must be at least 1")
 
 
 # --- request parameters ---------------------------------------------------------------

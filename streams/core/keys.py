@@ -160,6 +160,27 @@ class Keys:
         (a bad row in an active feed is dead-lettered once, not every poll)."""
         return f"{self.prefix}:poll:{feed}:rejected"
 
+    def poll_missing(self, feed: str) -> str:
+        """Hash call id -> "polls missing in a row:epoch last shown" for open calls an
+        active-calls feed stopped listing (its left_feed policy closes them)."""
+        return f"{self.prefix}:poll:{feed}:missing"
+
+    def poll_last_complete(self, feed: str) -> str:
+        """String: epoch seconds of the last complete poll of an active-calls feed."""
+        return f"{self.prefix}:poll:{feed}:last-complete"
+
+    def poll_mapping(self, feed: str) -> str:
+        """String: digest of the mapping the seen records were derived with (a changed
+        mapping re-derives every call still in the feed)."""
+        return f"{self.prefix}:poll:{feed}:mapping"
+
+    @property
+    def feed_times(self) -> str:
+        """Hash source -> comma list of the times its mapping says the feed has (received,
+        dispatched, en_route, on_scene, closed): an interval a source lacks a time for is
+        "not in this feed", not zero."""
+        return f"{self.prefix}:feed-times"
+
     def webhook_nonces(self) -> str:
         """Sorted set of recently accepted webhook signatures (replay protection)."""
         return f"{self.prefix}:webhook:nonces"

@@ -51,7 +51,12 @@ FIRST_UNIT_TIME_FIELD: Final = {
 CALL_UPDATABLE: Final = (
     "call_type_code", "call_type", "category", "priority", "address", "lat", "lon",
     "district", "neighborhood", "beat", "caller_name", "caller_phone", "disposition",
+    "feed_status", "gunshot_origin",
 )
+CALL_STEP_TIME_FIELD: Final = {
+    "dispatched": "dispatched_time", "en_route": "en_route_time", "on_scene": "on_scene_time",
+}
+"""The first-time field a call-level ``progressed`` step sets."""
 
 MAX_UNIT_SPEED_KMH: Final = 250.0
 GPS_SLACK_M: Final = 50.0
@@ -69,8 +74,17 @@ CLOSED_FIELDS: Final = (
     "call_id", "category", "qol", "priority", "district", "neighborhood", "call_type",
     "received_time", "dispatched_time", "on_scene_time", "closed_time",
     "dispatch_s", "travel_s", "response_s", "on_scene_s", "cancelled", "source",
+    "left_feed", "times_from_poll", "first_time",
 )
-"""Fields of a closed-stream record, in order (every value a string)."""
+"""Fields of a closed-stream record, in order (every value a string).
+
+An interval is empty when either of its times is unknown (never zero in its place). A feed
+without a received time leaves ``received_time`` (and so ``dispatch_s`` and
+``response_s``) empty; ``first_time`` is the earliest time the call states, to place it on
+a time axis. ``left_feed`` is "1" for a call closed because it left an active-calls feed
+(not because the feed said it closed); ``times_from_poll`` lists the times (of
+``dispatched_time``, ``en_route_time``, ``on_scene_time``, ``closed_time``) that are the
+poller's clock because the feed gives no time for a status change."""
 
 # Logical index names; the consumer maps them to keys (streams.core.keys).
 INDEX_OPEN: Final = "calls_open"
@@ -114,6 +128,9 @@ def _interval(call: dict[str, Any], start: str, end: str, name: str) -> str:
 def closed_record(call: dict[str, Any]) -> dict[str, str]:
     """The closed-stream record of a closed or cancelled CallState (all values strings)."""
     category = str(call.get("category") or "")
+    first = _first_time(call)
+    if call.get("received_estimated"):
+        call = {**call, "received_time": None}
     return {
         "call_id": str(call["call_id"]),
         "category": category,
@@ -132,7 +149,19 @@ def closed_record(call: dict[str, Any]) -> dict[str, str]:
         "on_scene_s": _interval(call, "on_scene_time", "closed_time", "on_scene_s"),
         "cancelled": "1" if call.get("status") == "cancelled" else "0",
         "source": str(call.get("source") or ""),
+        "left_feed": "1" if call.get("left_feed") else "0",
+        "times_from_poll": ",".join(call.get("poll_times") or ()),
+        "first_time": _number(first),
     }
+
+
+def _first_time(call: dict[str, Any]) -> float | None:
+    if call.get("received_time") is not None:
+        return float(call["received_time"])
+    known = [float(call[name]) for name in ("dispatched_time", "en_route_time",
+                                            "on_scene_time", "closed_time")
+             if call.get(name) is not None]
+    return min(known) if known else None
 
 
 def queue_score(priority: int, received_time: float) -> float:
@@ -199,8 +228,13 @@ def apply_call(state: State | None, event: CallEvent, closed_before: bool = Fals
     new["source"] = event.source
     if event.kind == "updated":
         _copy_call_fields(new, event)
+        if event.received_time is not None:  # a correction (the mapping was fixed)
+            new["received_time"] = _epoch(event.received_time)
+            new["received_estimated"] = bool(event.received_estimated)
     elif event.kind in UNIT_STEP_OF_KIND:
         _unit_step(new, event)
+    elif event.kind == "progressed":
+        _call_step(new, event)
     elif event.kind in ("cleared", "cancelled"):
         return _close_call(state, new, event)
     return Outcome("applied", new, _queue_writes(state, new))
@@ -224,6 +258,8 @@ def _create_call(state: State | None, event: CallEvent, closed_before: bool) -> 
         "closed_time": None, "updated_time": _epoch(event.event_time),
         "caller_name": None, "caller_phone": None, "disposition": None,
         "source": event.source, "applied": [event.event_id],
+        "feed_status": None, "gunshot_origin": None, "left_feed": False, "poll_times": [],
+        "received_estimated": bool(event.received_estimated),
     }
     _copy_call_fields(new, event)
     if event.units:
@@ -258,13 +294,34 @@ def _unit_step(new: State, event: CallEvent) -> None:
     first_field = FIRST_UNIT_TIME_FIELD.get(step)
     if first_field and new.get(first_field) is None:
         new[first_field] = when
+        _note_clock(new, event, first_field)
     if CALL_STEPS.index(step) > CALL_STEPS.index(new["status"]):
         new["status"] = step
+
+
+def _call_step(new: State, event: CallEvent) -> None:
+    """A step of the call itself (a status feed naming no unit): the first time the call
+    reached it, and its status if that is further along."""
+    assert event.step is not None  # CallEvent checks progressed carries step
+    field_name = CALL_STEP_TIME_FIELD[event.step]
+    if new.get(field_name) is None:
+        new[field_name] = _epoch(event.event_time)
+        _note_clock(new, event, field_name)
+    if CALL_STEPS.index(event.step) > CALL_STEPS.index(new["status"]):
+        new["status"] = event.step
+
+
+def _note_clock(new: State, event: CallEvent, field_name: str) -> None:
+    if event.time_source == "poll":
+        new["poll_times"] = [*(new.get("poll_times") or []), field_name]
 
 
 def _close_call(old: State, new: State, event: CallEvent) -> Outcome:
     new["status"] = "closed" if event.kind == "cleared" else "cancelled"
     new["closed_time"] = _epoch(event.event_time)
+    _note_clock(new, event, "closed_time")
+    if event.left_feed:
+        new["left_feed"] = True
     if event.disposition is not None:
         new["disposition"] = event.disposition
     writes = (
@@ -278,7 +335,8 @@ def _close_call(old: State, new: State, event: CallEvent) -> Outcome:
 def _queue_writes(old: State | None, new: State) -> tuple[IndexWrite, ...]:
     score = queue_score(new["priority"], new["received_time"])
     if old is not None and old["category"] == new["category"] \
-            and old["priority"] == new["priority"]:
+            and old["priority"] == new["priority"] \
+            and old["received_time"] == new["received_time"]:
         return ()
     writes = [IndexWrite(INDEX_OPEN, new["call_id"], score),
               IndexWrite(QUEUE_PREFIX + new["category"], new["call_id"], score)]

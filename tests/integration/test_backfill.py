@@ -202,9 +202,10 @@ def sf_rows() -> tuple[list[str], list[list[str]]]:
 
 def test_bad_input_file_dead_letters_each_defect_and_loads_the_rest(
         tmp_path: Path, redis_url: str, keys: Keys, r: redis.Redis) -> None:
-    """Only-id, bad and impossible times, junk codes, BOM, Latin-1 bytes, missing
+    """Only-id, bad and impossible times, junk priorities, BOM, Latin-1 bytes, missing
     coordinates, a duplicated row and a truncated last line: each is dead-lettered with
-    file, row and reason; every valid row is loaded."""
+    file, row and reason; every valid row is loaded, and a junk district (failing its
+    pattern) leaves the call loaded with that field empty and a warning counted."""
     header, rows = sf_rows()
     col = {name: index for index, name in enumerate(header)}
 
@@ -216,14 +217,14 @@ def test_bad_input_file_dead_letters_each_defect_and_loads_the_rest(
         return new
 
     good = [variant(rows[0], "900000001"), variant(rows[3], "900000002"),
-            variant(rows[4], "900000003"), variant(rows[5], "900000003")]
+            variant(rows[4], "900000003"), variant(rows[5], "900000003"),
+            variant(rows[0], "900000014", Battalion="B#?")]  # junk district: left empty
     defects = [  # (row, expected reason code)
         ([ "900000010"] + ["null"] * (len(header) - 1), "only_id"),
         (variant(rows[0], "900000011", Received_DtTm="31/31/2019 99:00:00 XM"), "bad_time"),
         (variant(rows[0], "900000012", **{"On Scene DtTm": "10/17/2019 11:00:00 PM"}),
          "impossible_time"),
         (variant(rows[0], "900000013", Priority="!!"), "bad_priority"),
-        (variant(rows[0], "900000014", Battalion="B#?"), "bad_code"),
         (variant(rows[0], "900000015", Address="\ufeff24TH ST"), "encoding"),
         (variant(rows[0], "900000016", Address="LATIN1_PLACEHOLDER"), "encoding"),
         (variant(rows[0], "900000017", Location="null"), "missing_location"),
@@ -248,7 +249,9 @@ def test_bad_input_file_dead_letters_each_defect_and_loads_the_rest(
     assert {letter["file"] for letter in letters} == {"bad_sf.csv"}
     assert all(letter["source"] == "sf_fire" and letter["payload"] for letter in letters)
     loaded = closed_frame(r, keys)
-    assert sorted(loaded["call_id"]) == ["900000001", "900000002", "900000003"]
+    assert sorted(loaded["call_id"]) == ["900000001", "900000002", "900000003", "900000014"]
+    assert loaded.set_index("call_id").loc["900000014", "district"] == ""
+    assert summary.warnings == {"bad_code": 1}
     assert summary.rows == len(good) + len(defects) + 1
     assert sum(summary.rejected.values()) == len(defects) + 1
 

@@ -148,7 +148,7 @@ def test_poll_config_defaults_and_values() -> None:
     ({"kind": "soda", "url": "https://x", "page_size": 1.5}, "page_size must be a whole"),
     ({"kind": "soda", "url": "https://x", "active_only": "yes"}, "active_only must be"),
     ({"kind": "soda", "url": "https://x", "format": "xml"}, "format must be"),
-    ({"kind": "soda", "url": "https://x", "limit": 5}, "unknown keys limit"),
+    ({"kind": "soda", "url": "https://x", "limit": 5}, "unknown key .limit."),
     ({"kind": "soda", "url": "https://x", "active_only": True, "updated_field": "t"},
      "active_only feeds are read whole"),
     ({"kind": "soda", "url": "https://x", "updated_field": "t; drop"}, "is not a field name"),

@@ -274,7 +274,7 @@ def test_category_rules_first_match_wins_then_default() -> None:
 
 def test_unknown_category_in_a_rule_is_refused() -> None:
     """A rule naming a category that does not exist fails at load with the valid list."""
-    with pytest.raises(ValueError, match="category 'loud' is unknown"):
+    with pytest.raises(ValueError, match=r"\[rules\] 0.category: Input should be 'noise'.*'loud'"):
         make({"rules": [{"category": "loud", "codes": ["X"]}]})
 
 
@@ -307,7 +307,7 @@ def test_priority_junk_and_missing_are_rejected() -> None:
 
 def test_priority_map_outside_one_to_five_is_refused() -> None:
     """Mapping a value to priority 7 fails at load."""
-    with pytest.raises(ValueError, match="priorities are 1-5"):
+    with pytest.raises(ValueError, match=r"\[priority\] map.A: .*less than or equal to 5"):
         make({"priority": {"column": "prio", "map": {"A": 7}}})
 
 
@@ -434,9 +434,10 @@ def test_closed_before_received_is_impossible() -> None:
     assert reason_of(mapping, row(closed="2024-06-01 09:00:00")).startswith("impossible_time:")
 
 
-def test_junk_in_a_coded_field_is_bad_code() -> None:
-    """A value failing the field's pattern is bad_code."""
-    mapping = make({"fields": {"beat": {"column": "beat", "pattern": "\\d{3}"}}})
+def test_junk_in_a_coded_field_is_bad_code_when_asked_to_reject() -> None:
+    """A value failing the field's pattern is bad_code with on_mismatch = "reject"."""
+    mapping = make({"fields": {"beat": {"column": "beat", "pattern": "\\d{3}",
+                                        "on_mismatch": "reject"}}})
     assert reason_of(mapping, row(beat="#@!")).startswith("bad_code: beat '#@!'")
 
 

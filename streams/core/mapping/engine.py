@@ -8,14 +8,15 @@ not a time like %m/%d/%Y ..."``; the code is what summaries count by.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from streams.core.mapping.cells import (
-    DEFAULT_NULLS,
     Row,
     as_text,
     cell,
@@ -25,7 +26,7 @@ from streams.core.mapping.cells import (
 from streams.core.mapping.fields import CategoryRule, FieldSpec, PriorityMap
 from streams.core.mapping.grouping import Grouper
 from streams.core.mapping.location import LocationSpec
-from streams.core.mapping.lookups import Lookup, required
+from streams.core.mapping.lookups import Lookup
 from streams.core.mapping.records import (
     CallRecord,
     Rejected,
@@ -35,22 +36,25 @@ from streams.core.mapping.records import (
     safe_id,
     shard_of,
 )
-from streams.core.mapping.schema import (
-    DEFAULT_WINDOW_ROWS,
+from streams.core.mapping.schema import CallsFile, MappingFile, ShotsFile, validate_mapping
+from streams.core.mapping.specs import (
     UNIT_TIME_FIELDS,
+    GunshotRule,
     ShotSpec,
     UnitSpec,
-    category,
     field_specs,
-    listify,
+    gunshot_rule,
     location_spec,
     priority_map,
     rules,
     shot_spec,
+    steps_of,
     unit_spec,
-    zone,
 )
-from streams.core.mapping.times import TimeParser
+from streams.core.mapping.status import stamp_steps
+from streams.core.mapping.times import TimeParser, check_zone
+
+DEFAULT_WINDOW_ROWS: Final = 20_000
 
 
 @dataclass(frozen=True)
@@ -78,40 +82,73 @@ class Mapping:
     lookups: dict[str, Lookup]
     raw: dict[str, Any] = field(repr=False)
     path: Path | None = None
+    steps: dict[str, str] | None = None  # [status]: status value -> lifecycle step
+    gunshot: GunshotRule | None = None
+    service_area: tuple[tuple[float, float, float, float], float] | None = None
+    max_age_days: float | None = None
+    digest: str = ""
     _categories: dict[tuple[str | None, str | None], str] = field(
         default_factory=dict, repr=False, compare=False)
 
     # --- loading ----------------------------------------------------------------------
     @classmethod
     def from_dict(cls, raw: dict[str, Any], lookups: dict[str, Lookup],
-                  path: Path | None = None) -> Mapping:
-        """Build a mapping from parsed TOML and loaded lookups (tests use this directly)."""
-        dataset = raw.get("dataset", {})
-        kind = dataset.get("kind", "calls")
-        if kind not in ("calls", "shots"):
-            raise ValueError(f"[dataset] kind must be 'calls' or 'shots', not {kind!r}")
-        nulls = frozenset(dataset.get("nulls", DEFAULT_NULLS))
-        time_spec = raw.get("time", {})
-        fields, time_columns = field_specs(raw.get("fields", {}), nulls, lookups, kind)
+                  path: Path | None = None, text: str | None = None) -> Mapping:
+        """Build a mapping from parsed TOML and loaded lookups (tests use this directly).
+
+        ``text`` (the file's source) lets errors name their line; MappingError lists
+        every mistake in the file."""
+        model = validate_mapping(raw, text, str(path) if path else "<mapping>", lookups)
+        return cls.from_model(model, lookups, raw, path)
+
+    @classmethod
+    def from_model(cls, model: MappingFile, lookups: dict[str, Lookup],
+                   raw: dict[str, Any], path: Path | None = None) -> Mapping:
+        """Build a mapping from a validated file and its loaded lookup tables."""
+        dataset = model.dataset
+        nulls = frozenset(dataset.nulls)
+        fields, time_columns = field_specs(model.fields, nulls, lookups)
+        calls = model if isinstance(model, CallsFile) else None
+        area = model.service_area
         return cls(
-            name=required(dataset, "name", "dataset"), kind=kind,
-            source=dataset.get("source", dataset["name"]),
-            id_column=required(dataset, "id", "dataset"),
-            encoding_fallback=dataset.get("encoding_fallback"),
-            times=TimeParser(tuple(listify(time_spec.get("formats", ["iso"]))),
-                             zone(time_spec.get("timezone", "UTC")),
-                             bool(time_spec.get("local_as_utc", False))),
+            name=dataset.name, kind=dataset.kind, source=dataset.source or dataset.name,
+            id_column=dataset.id, encoding_fallback=dataset.encoding_fallback,
+            times=TimeParser(tuple(model.time.formats), check_zone(model.time.timezone),
+                             model.time.local_as_utc),
             nulls=nulls, fields=fields, time_columns=time_columns,
-            priority=priority_map(raw.get("priority"), nulls) if kind == "calls" else None,
-            location=location_spec(raw.get("location", {}), nulls, lookups),
-            rules=rules(raw.get("rules", [])),
-            default_category=category(raw.get("categories", {}).get("default", "other")),
-            cancel_values=frozenset(raw.get("call", {}).get("cancel_values", [])),
-            units=unit_spec(raw["units"]) if "units" in raw else None,
-            shot=shot_spec(raw.get("shot", {})) if kind == "shots" else None,
-            window_rows=int(raw.get("grouping", {}).get("window_rows", DEFAULT_WINDOW_ROWS)),
+            priority=priority_map(calls.priority, nulls) if calls else None,
+            location=location_spec(model.location, nulls, lookups),
+            rules=rules(calls.rules) if calls else (),
+            default_category=calls.categories.default if calls else "other",
+            cancel_values=frozenset(calls.call.cancel_values) if calls else frozenset(),
+            units=unit_spec(calls.units, calls.unit_status) if calls and calls.units
+            else None,
+            shot=shot_spec(model.shot) if isinstance(model, ShotsFile) else None,
+            window_rows=calls.grouping.window_rows if calls else DEFAULT_WINDOW_ROWS,
             lookups=lookups, raw=raw, path=path,
+            steps=steps_of(calls.status) if calls and calls.status else None,
+            gunshot=gunshot_rule(calls.gunshot) if calls and calls.gunshot else None,
+            service_area=(area.bounds, area.margin_km) if area else None,
+            max_age_days=model.time.max_age_days, digest=content_digest(raw, lookups),
         )
+
+    @property
+    def feed_times(self) -> tuple[str, ...]:
+        """The times this feed has, in lifecycle order (received, dispatched, en_route,
+        on_scene, closed), from its time columns, unit columns and status steps."""
+        have = {name.removesuffix("_time") for name in self.time_columns}
+        if self.units is not None:
+            have |= {"dispatched" if name == "assigned" else
+                     "closed" if name == "cleared" else name for name in self.units.times}
+            if self.units.times.get("cleared") and "closed_time" not in self.time_columns:
+                have.add("closed")
+        stamped = set((self.steps or {}).values()) | set(
+            (self.units.steps or {}).values() if self.units else ())
+        have |= {"closed" if step in ("cleared", "cancelled") else
+                 "dispatched" if step == "assigned" else step for step in stamped
+                 if step != "pending"}
+        order = ("received", "dispatched", "en_route", "on_scene", "closed")
+        return tuple(name for name in order if name in have)
 
     def section(self, name: str) -> dict[str, Any]:
         """A section of the file this engine does not read (``[poll]`` for pollers)."""
@@ -135,7 +172,7 @@ class Mapping:
 
     # --- rows -> records ----------------------------------------------------------------
     def records(self, rows: Iterable[Row], file: str, first_row: int = 2,
-                shard: tuple[int, int] = (0, 1),
+                shard: tuple[int, int] = (0, 1), stamp: bool = True,
                 ) -> Iterator[CallRecord | ShotRecord | Rejected]:
         """Map rows to records in a bounded window (see the module docstring).
 
@@ -144,8 +181,24 @@ class Mapping:
         their call is complete, so their order is completion order, not file order.
         ``shard = (i, n)`` maps only the rows whose id hashes to shard i of n (rows without
         an id belong to shard 0), so n processes can share one file; the other rows are
-        skipped but still numbered.
+        skipped but still numbered. With ``stamp`` the steps statuses report get the row's
+        update time (``status.stamp_steps``); a poller stamps after merging instead.
         """
+        items = self._grouped(rows, file, first_row, shard)
+        if not (stamp and self.has_status_steps):
+            yield from items
+            return
+        for item in items:  # statuses give steps the row's update time
+            yield stamp_steps(item) if isinstance(item, CallRecord) else item
+
+    @property
+    def has_status_steps(self) -> bool:
+        """Whether call or unit statuses map to lifecycle steps ([status], [unit_status])."""
+        return self.steps is not None or (self.units is not None
+                                          and self.units.steps is not None)
+
+    def _grouped(self, rows: Iterable[Row], file: str, first_row: int,
+                 shard: tuple[int, int]) -> Iterator[CallRecord | ShotRecord | Rejected]:
         grouper = Grouper(self, file)
         index, count = shard
         column = self.id_column
@@ -182,8 +235,8 @@ class Mapping:
                 return False
         return True
 
-    def _values(self, row: Row) -> dict[str, Any]:
-        return {name: spec.read(row) for name, spec in self.fields.items()}
+    def _values(self, row: Row, warnings: list[str]) -> dict[str, Any]:
+        return {name: spec.read(row, warnings) for name, spec in self.fields.items()}
 
     def _time(self, row: Row, name: str, required: bool = False,
               column: str | None = None) -> datetime | None:
@@ -199,24 +252,27 @@ class Mapping:
             raise RowError("bad_time", f"{column}: {error}") from None
 
     def _call(self, row: Row, call_id: str, file: str, number: int) -> CallRecord:
-        values = self._values(row)
-        received = self._time(row, "received_time", required=True)
-        assert received is not None
-        closed = self._time(row, "closed_time")
+        warnings: list[str] = []
+        values = self._values(row, warnings)
+        # A declared received time is every row's anchor: empty is missing_field. A feed
+        # without one does not declare it, and its other times are all optional.
+        times = {name: self._time(row, name, required=name == "received_time")
+                 for name in CALL_TIMES}
+        received, closed = times["received_time"], times["closed_time"]
         assert self.priority is not None
         priority = self.priority.read(row)
         lat, lon = self.location.read(row, values)
+        _check_order(times)
         unit = self._unit(row, received, closed) if self.units else None
-        if closed is not None and closed < received:
-            raise RowError("impossible_time", f"closed {closed:%Y-%m-%d %H:%M:%S}Z is before "
-                                              f"received {received:%Y-%m-%d %H:%M:%S}Z")
         code, description = values.get("call_type_code"), values.get("call_type")
         status, disposition = values.get("status"), values.get("disposition")
-        cancelled = bool(self.cancel_values) and bool(
+        step = self.steps.get(status) if self.steps is not None and status else None
+        cancelled = step == "cancelled" or bool(self.cancel_values) and bool(
             {status, disposition, values.get("disposition_code")} & self.cancel_values)
         address, cross = values.get("address"), values.get("cross_street")
         if cross:
             address = truncate(f"{address} & {cross}" if address else cross, "address")
+        gunshot = self.gunshot is not None and self.gunshot.matches(code, description)
         return CallRecord(
             call_id=call_id, received_time=received, call_type_code=code,
             call_type=description or code, category=self.category_of(code, description),
@@ -224,9 +280,15 @@ class Mapping:
             district=values.get("district"), neighborhood=values.get("neighborhood"),
             beat=values.get("beat"), status=status, disposition=disposition,
             closed_time=closed, units=(unit,) if unit else (), source=self.source,
-            file=file, row=number, cancelled=cancelled)
+            file=file, row=number, cancelled=cancelled,
+            dispatched_time=times["dispatched_time"], en_route_time=times["en_route_time"],
+            on_scene_time=times["on_scene_time"], updated_time=times["updated_time"],
+            step=step, gunshot=gunshot, warnings=tuple(warnings),
+            gunshot_alert=self.gunshot.alert_type if gunshot and self.gunshot
+            and self.gunshot.create_alert else None)
 
-    def _unit(self, row: Row, received: datetime, closed: datetime | None) -> UnitTimes | None:
+    def _unit(self, row: Row, received: datetime | None,
+              closed: datetime | None) -> UnitTimes | None:
         spec = self.units
         assert spec is not None
         unit_id = cell(row, spec.id_column, self.nulls)
@@ -241,20 +303,23 @@ class Mapping:
             value = times.get(name)
             if value is None:
                 continue
-            if value < previous:
+            if previous is not None and value < previous:
                 raise RowError("impossible_time",
                                f"unit {unit_id} {name} {value:%Y-%m-%d %H:%M:%S}Z is before "
                                f"{previous_name} {previous:%Y-%m-%d %H:%M:%S}Z")
             previous_name, previous = name, value
-        if closed is not None and previous > closed:
+        if closed is not None and previous is not None and previous > closed:
             raise RowError("impossible_time", f"unit {unit_id} {previous_name} is after the "
                                               f"call closed")
-        return UnitTimes(safe_id(unit_id), kind, **times)
+        status = cell(row, spec.status_column, self.nulls) if spec.status_column else None
+        step = spec.steps.get(status) if spec.steps is not None and status else None
+        return UnitTimes(safe_id(unit_id), kind, **times, status=status, step=step)
 
     def _shot(self, row: Row, alert_id: str, file: str, number: int) -> ShotRecord:
         spec = self.shot
         assert spec is not None
-        values = self._values(row)
+        warnings: list[str] = []
+        values = self._values(row, warnings)
         detected = self._time(row, "detected_time", required=True)
         assert detected is not None
         published = self._time(row, "published_time")
@@ -279,6 +344,36 @@ class Mapping:
             address=values.get("address"), district=values.get("district"),
             neighborhood=values.get("neighborhood"), beat=values.get("beat"),
             detected_time=detected, published_time=published, source=self.source,
-            file=file, row=number)
+            file=file, row=number, warnings=tuple(warnings))
 
 
+
+
+CALL_TIMES: Final = ("received_time", "dispatched_time", "en_route_time", "on_scene_time",
+                     "closed_time", "updated_time")
+_ORDERED: Final = ("received_time", "dispatched_time", "en_route_time", "on_scene_time",
+                   "closed_time")
+
+
+def _check_order(times: dict[str, datetime | None]) -> None:
+    """A later lifecycle time before an earlier one is impossible_time (absent ones skip)."""
+    previous_name, previous = "", None
+    for name in _ORDERED:
+        value = times.get(name)
+        if value is None:
+            continue
+        if previous is not None and value < previous:
+            raise RowError("impossible_time", f"{name.removesuffix('_time')} "
+                                              f"{value:%Y-%m-%d %H:%M:%S}Z is before "
+                                              f"{previous_name.removesuffix('_time')} "
+                                              f"{previous:%Y-%m-%d %H:%M:%S}Z")
+        previous_name, previous = name, value
+
+
+def content_digest(raw: dict[str, Any], lookups: dict[str, Lookup]) -> str:
+    """16 hex digits that change whenever the mapping's content or a lookup table does
+    (what a poller remembers of a feed is tied to it)."""
+    tables = {name: [sorted(table.values.items()), sorted(table.points.items())]
+              for name, table in sorted(lookups.items())}
+    text = json.dumps([raw, tables], sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()

@@ -24,6 +24,7 @@ class FieldSpec:
     lookup: Lookup | None = None
     unknown: str = "reject"  # reject | null | keep
     required: bool = False
+    on_mismatch: str = "null"  # a failed extract/pattern: null | reject | keep
 
     def __post_init__(self) -> None:
         simple = len(self.columns) == 1 and self.extract is None and self.pattern is None \
@@ -31,8 +32,12 @@ class FieldSpec:
         object.__setattr__(self, "_simple", self.columns[0] if simple else None)
         object.__setattr__(self, "_limit", TEXT_LIMITS.get(self.name, 10_000))
 
-    def read(self, row: Row) -> str | None:
-        """The field's value (None when null); RowError on junk or an unknown code."""
+    def read(self, row: Row, warnings: list[str] | None = None) -> str | None:
+        """The field's value (None when null); RowError on junk or an unknown code.
+
+        A value failing ``extract``/``pattern`` follows ``on_mismatch``: ``null`` (the
+        field is left empty) and ``keep`` (the raw value is kept) append a ``bad_code``
+        warning to ``warnings``; ``reject`` raises."""
         column = self._simple  # type: ignore[attr-defined]
         if column is not None:  # a plain column: the common case, kept short
             value = row.get(column)
@@ -42,9 +47,9 @@ class FieldSpec:
                     return None
                 return value if len(value) <= self._limit else value[:self._limit]  # type: ignore[attr-defined]
             return cell(row, column, self.nulls)
-        return truncate(self._read(row), self.name)
+        return truncate(self._read(row, warnings), self.name)
 
-    def _read(self, row: Row) -> str | None:
+    def _read(self, row: Row, warnings: list[str] | None) -> str | None:
         if len(self.columns) == 1:
             value = cell(row, self.columns[0], self.nulls)
         else:
@@ -59,15 +64,23 @@ class FieldSpec:
         if self.extract is not None:
             match = self.extract.search(value)
             if match is None:
-                raise RowError("bad_code", f"{self._where()} {value!r} does not match "
-                                           f"{self.extract.pattern!r}")
+                return self._mismatch(value, f"{self._where()} {value!r} does not match "
+                                             f"{self.extract.pattern!r}", warnings)
             value = match.group(1) if match.groups() else match.group(0)
         if self.pattern is not None and not self.pattern.fullmatch(value):
-            raise RowError("bad_code", f"{self._where()} {value!r} is not a valid code "
-                                       f"(expected {self.pattern.pattern!r})")
+            return self._mismatch(value, f"{self._where()} {value!r} is not a valid code "
+                                         f"(expected {self.pattern.pattern!r})", warnings)
         if self.lookup is not None:
             return self._look_up(value)
         return value
+
+    def _mismatch(self, value: str, sentence: str, warnings: list[str] | None) -> str | None:
+        if self.on_mismatch == "reject":
+            raise RowError("bad_code", sentence)
+        if warnings is not None:
+            warnings.append(f"bad_code: {sentence}; "
+                            f"{'kept as is' if self.on_mismatch == 'keep' else 'left empty'}")
+        return value if self.on_mismatch == "keep" else None
 
     def _look_up(self, code: str) -> str | None:
         assert self.lookup is not None

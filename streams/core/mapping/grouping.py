@@ -129,7 +129,9 @@ class Grouper:
             record.category, record.priority, record.address, record.lat, record.lon,
             record.district, record.neighborhood, record.beat, record.status,
             record.disposition, closed, units, record.source, record.file, record.row,
-            record.cancelled)
+            record.cancelled, record.dispatched_time, record.en_route_time,
+            record.on_scene_time, record.updated_time, record.step, record.gunshot,
+            record.gunshot_alert, record.poll_times, record.warnings)
 
     def flush_all(self) -> Iterator[Record]:
         while self.open:

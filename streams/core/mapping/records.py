@@ -33,6 +33,8 @@ class UnitTimes:
     en_route: datetime | None = None
     on_scene: datetime | None = None
     cleared: datetime | None = None
+    status: str | None = None  # the feed's own status text for this unit
+    step: str | None = None  # the unit step [unit_status] maps that status to
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,7 @@ class CallRecord:
     """One call for service as the feed describes it, every time in UTC."""
 
     call_id: str
-    received_time: datetime
+    received_time: datetime | None
     call_type_code: str | None
     call_type: str | None
     category: str
@@ -59,6 +61,15 @@ class CallRecord:
     file: str
     row: int
     cancelled: bool = False
+    dispatched_time: datetime | None = None  # call-level times (feeds without [units])
+    en_route_time: datetime | None = None
+    on_scene_time: datetime | None = None
+    updated_time: datetime | None = None  # when the feed last changed this row
+    step: str | None = None  # the lifecycle step [status] maps the status to
+    gunshot: bool = False  # opened by the gunshot detection system ([gunshot])
+    gunshot_alert: str | None = None  # the alert type to make from it (create_alert)
+    poll_times: tuple[str, ...] = ()  # times stamped with the poll's clock, not the feed's
+    warnings: tuple[str, ...] = ()  # fields left empty or kept after a failed check
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +90,8 @@ class ShotRecord:
     source: str
     file: str
     row: int
+    warnings: tuple[str, ...] = ()
+    from_cad: str | None = None  # the CAD call this alert was made from ([gunshot])
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 Builder = Callable[[tuple[Any, ...]], datetime]
 
@@ -166,3 +166,18 @@ class TimeParser:
             return value.astimezone(UTC)
         return value.replace(tzinfo=self.zone).astimezone(UTC)
 
+
+
+def check_format(fmt: str) -> None:
+    """ValueError if ``fmt`` is not a time format this parser understands."""
+    if fmt not in ("iso", "epoch", "epoch_ms"):
+        _format_regex(fmt)
+
+
+def check_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name``; ValueError naming an example otherwise."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"timezone {name!r} is not an IANA zone like "
+                         f"'America/New_York'") from None
