@@ -6,6 +6,7 @@ simulate  simulated CAD, AVL, ShotSpotter and Mutualink feeds for Hartford
 replay    replay a real data file into the raw streams through a mapping file
 backfill  load a history export straight into closed calls and rollups
 poll      poll a live Socrata or ArcGIS feed described by a mapping file
+mapping   check a mapping against its data or feed (a dry run: writes nothing)
 push      websocket push service for the dashboard
 webhook   HTTP endpoint for vendor-pushed gunshot alerts
 """
@@ -76,6 +77,13 @@ async def _webhook(settings: Settings, args: argparse.Namespace, stop: asyncio.E
     return await run_webhook(settings, stop)
 
 
+async def _mapping_check(settings: Settings, args: argparse.Namespace,
+                         stop: asyncio.Event) -> int:
+    from streams.check import run_check
+
+    return await asyncio.to_thread(run_check, settings, args.mapping, args.data, args.url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--mapping", type=Path, required=True, help="mapping file with [poll]")
     poll.add_argument("--once", action="store_true", help="poll once and exit")
     poll.set_defaults(run=_poll)
+    mapping = commands.add_parser("mapping", help="work with mapping files")
+    mapping_commands = mapping.add_subparsers(dest="mapping_command", required=True,
+                                              metavar="SUBCOMMAND")
+    check = mapping_commands.add_parser(
+        "check", help="dry run: what the mapping makes of the data (writes nothing)")
+    check.add_argument("mapping", type=Path, help="mapping file (TOML)")
+    check.add_argument("data", type=Path, nargs="*",
+                       help="data files; none reads the feed of the [poll] table")
+    check.add_argument("--url", help="read this feed URL instead of [poll] url")
+    check.set_defaults(run=_mapping_check)
     commands.add_parser("push", help="websocket push service").set_defaults(run=_push)
     commands.add_parser("webhook", help="gunshot alert webhook").set_defaults(run=_webhook)
     return parser

@@ -121,18 +121,93 @@ class PollResult:
     mapping_changed: bool = False
 
 
-class Poller:
+class FeedReader:
+    """Reads every page of one feed's query (``mapping check --url`` uses it alone)."""
+
+    def __init__(self, config: PollConfig, http: httpx.AsyncClient,
+                 stop: asyncio.Event | None = None) -> None:
+        self.config = config
+        self.http = http
+        self.stop = stop or asyncio.Event()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=seconds)
+
+    async def fetch_rows(self, watermark: str | None) -> list[dict[str, str]]:
+        """Every page of the query; FeedError if a page keeps failing."""
+        rows: list[dict[str, str]] = []
+        for _ in range(self.config.max_pages):
+            if self.config.kind == "soda":
+                payload = await self._get(soda_params(self.config, watermark, len(rows)))
+                page = self._parse(soda_rows, payload)
+                more = len(page) >= self.config.page_size
+            else:
+                payload = await self._get(arcgis_params(self.config, watermark, len(rows)))
+                page, more = self._parse(
+                    lambda data: arcgis_rows(data, self.config.format == "geojson"), payload)
+            rows.extend(page)
+            if not more or not page:
+                return rows
+        raise FeedError(f"more than {self.config.max_pages} pages; raise max_pages or "
+                        f"narrow the where filter")
+
+    @staticmethod
+    def _parse(parser: Callable[[Any], Any], payload: Any) -> Any:
+        try:
+            return parser(payload)
+        except ValueError as error:
+            raise FeedError(str(error)) from None
+
+    async def _get(self, params: dict[str, str]) -> Any:
+        """GET one page, retrying errors with jittered backoff (Retry-After wins)."""
+        attempts = self.config.page_retries
+        for attempt in range(attempts):
+            try:
+                return await self._get_once(params)
+            except FeedError as error:
+                if attempt == attempts - 1 or self.stop.is_set():
+                    raise
+                delay = error.retry_after if error.retry_after is not None else \
+                    backoff_seconds(attempt, base=self.config.backoff_base_seconds,
+                                    cap=self.config.backoff_cap_seconds)
+                log.warning("feed %s: %s; retry %d/%d in %.1fs", self.config.feed, error,
+                            attempt + 1, attempts - 1, delay)
+                await self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _get_once(self, params: dict[str, str]) -> Any:
+        try:
+            response = await self.http.get(self.config.url, params=params,
+                                           timeout=self.config.timeout_seconds)
+        except httpx.TimeoutException:
+            raise FeedError(f"timed out after {self.config.timeout_seconds}s") from None
+        except httpx.HTTPError as error:
+            raise FeedError(f"request failed: {error!r}") from None
+        if response.status_code != 200:
+            retry_after = retry_after_seconds(response.headers.get("retry-after"),
+                                              datetime.now(UTC))
+            if retry_after is not None:
+                retry_after = min(retry_after, MAX_RETRY_AFTER_SECONDS)
+            raise FeedError(f"HTTP {response.status_code} from {self.config.url}",
+                            retry_after if response.status_code in (429, 503) else None)
+        try:
+            return response.json()
+        except ValueError:
+            raise FeedError(f"answer from {self.config.url} is not JSON") from None
+
+
+
+class Poller(FeedReader):
     """One feed: fetch pages, diff against the seen-store, publish changes."""
 
     def __init__(self, config: PollConfig, mapping: Mapping, client: aioredis.Redis,
                  keys: Keys, http: httpx.AsyncClient, stop: asyncio.Event | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.config = config
+        super().__init__(config, http, stop)
         self.mapping = mapping
         self.client = client
         self.keys = keys
-        self.http = http
-        self.stop = stop or asyncio.Event()
         self.clock = clock
         self.status = PollStatus(config.feed, config.url)
         self.source = "shotspotter" if mapping.kind == "shots" else "cad"
@@ -187,10 +262,6 @@ class Poller:
                  result.rejected, result.dropped)
         await self._write_health()
         return True, self.config.interval_seconds
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), timeout=seconds)
 
     # --- one poll ---------------------------------------------------------------------
     async def poll_once(self) -> PollResult:
@@ -402,69 +473,6 @@ class Poller:
         if stale:
             await self.client.hdel(seen_key, *stale)
             log.info("feed %s: forgot %d closed calls", self.config.feed, len(stale))
-
-    # --- HTTP ---------------------------------------------------------------------------
-    async def fetch_rows(self, watermark: str | None) -> list[dict[str, str]]:
-        """Every page of the query; FeedError if a page keeps failing."""
-        rows: list[dict[str, str]] = []
-        for _ in range(self.config.max_pages):
-            if self.config.kind == "soda":
-                payload = await self._get(soda_params(self.config, watermark, len(rows)))
-                page = self._parse(soda_rows, payload)
-                more = len(page) >= self.config.page_size
-            else:
-                payload = await self._get(arcgis_params(self.config, watermark, len(rows)))
-                page, more = self._parse(
-                    lambda data: arcgis_rows(data, self.config.format == "geojson"), payload)
-            rows.extend(page)
-            if not more or not page:
-                return rows
-        raise FeedError(f"more than {self.config.max_pages} pages; raise max_pages or "
-                        f"narrow the where filter")
-
-    @staticmethod
-    def _parse(parser: Callable[[Any], Any], payload: Any) -> Any:
-        try:
-            return parser(payload)
-        except ValueError as error:
-            raise FeedError(str(error)) from None
-
-    async def _get(self, params: dict[str, str]) -> Any:
-        """GET one page, retrying errors with jittered backoff (Retry-After wins)."""
-        attempts = self.config.page_retries
-        for attempt in range(attempts):
-            try:
-                return await self._get_once(params)
-            except FeedError as error:
-                if attempt == attempts - 1 or self.stop.is_set():
-                    raise
-                delay = error.retry_after if error.retry_after is not None else \
-                    backoff_seconds(attempt, base=self.config.backoff_base_seconds,
-                                    cap=self.config.backoff_cap_seconds)
-                log.warning("feed %s: %s; retry %d/%d in %.1fs", self.config.feed, error,
-                            attempt + 1, attempts - 1, delay)
-                await self._sleep(delay)
-        raise AssertionError("unreachable")
-
-    async def _get_once(self, params: dict[str, str]) -> Any:
-        try:
-            response = await self.http.get(self.config.url, params=params,
-                                           timeout=self.config.timeout_seconds)
-        except httpx.TimeoutException:
-            raise FeedError(f"timed out after {self.config.timeout_seconds}s") from None
-        except httpx.HTTPError as error:
-            raise FeedError(f"request failed: {error!r}") from None
-        if response.status_code != 200:
-            retry_after = retry_after_seconds(response.headers.get("retry-after"),
-                                              datetime.now(UTC))
-            if retry_after is not None:
-                retry_after = min(retry_after, MAX_RETRY_AFTER_SECONDS)
-            raise FeedError(f"HTTP {response.status_code} from {self.config.url}",
-                            retry_after if response.status_code in (429, 503) else None)
-        try:
-            return response.json()
-        except ValueError:
-            raise FeedError(f"answer from {self.config.url} is not JSON") from None
 
     async def _write_health(self) -> None:
         status = self.status

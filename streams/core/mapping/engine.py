@@ -85,7 +85,6 @@ class Mapping:
     steps: dict[str, str] | None = None  # [status]: status value -> lifecycle step
     gunshot: GunshotRule | None = None
     service_area: tuple[tuple[float, float, float, float], float] | None = None
-    max_age_days: float | None = None
     digest: str = ""
     _categories: dict[tuple[str | None, str | None], str] = field(
         default_factory=dict, repr=False, compare=False)
@@ -129,8 +128,25 @@ class Mapping:
             steps=steps_of(calls.status) if calls and calls.status else None,
             gunshot=gunshot_rule(calls.gunshot) if calls and calls.gunshot else None,
             service_area=(area.bounds, area.margin_km) if area else None,
-            max_age_days=model.time.max_age_days, digest=content_digest(raw, lookups),
+            digest=content_digest(raw, lookups),
         )
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """Every source column this mapping reads."""
+        used = {self.id_column, *self.time_columns.values(), *self.location.columns}
+        for spec in self.fields.values():
+            used.update(spec.columns)
+        if self.priority is not None and self.priority.column:
+            used.add(self.priority.column)
+        if self.units is not None:
+            used.update(column for column in (self.units.id_column, self.units.kind_column,
+                                              self.units.status_column, *self.units.times.values())
+                        if column)
+        if self.shot is not None:
+            used.update(column for column in (self.shot.type_column, self.shot.rounds_column)
+                        if column)
+        return frozenset(used)
 
     @property
     def feed_times(self) -> tuple[str, ...]:

@@ -93,7 +93,6 @@ class TimeSection(Section):
     formats: Columns = Field(default_factory=lambda: ["iso"])
     timezone: str = "UTC"
     local_as_utc: bool = False
-    max_age_days: float | None = Field(default=None, gt=0)
 
     @field_validator("formats")
     @classmethod
@@ -430,7 +429,7 @@ def _problem(model: type[BaseModel], item: Any, text: str | None, file: str) -> 
             if key in _OTHER_KIND_SECTIONS.get(model, ()):
                 sentence = f"[{key}] is not a section of a {_KIND[model]} mapping"
         else:
-            sentence = f"{where} unknown key {key!r}{_suggest(key, allowed)}"
+            sentence = f"{_where(loc[:-1])} unknown key {key!r}{_suggest(key, allowed)}"
     elif kind == "missing":
         sentence = f"{_where(loc[:-1]) or 'the file'} needs {loc[-1]!r}" if len(loc) > 1 \
             else f"the file needs a [{loc[0]}] section"
