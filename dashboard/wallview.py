@@ -28,6 +28,9 @@ ASSUMED_SPEED_KMH = 40.0
 
 LINK_RADIUS_M = 500.0
 LINK_WINDOW_S = 600.0
+GUNSHOT_ORIGIN_REACH = 2.0
+"""A call the gunshot system opened links this many link radii away (sensor fix vs the
+CAD's geocoded address)."""
 """CAD calls within 500 m and 10 min of a gunshot alert are linked to it."""
 
 WARN_FRACTION = 0.5
@@ -239,19 +242,25 @@ def nearest_units(lat: float, lon: float, units: Iterable[Mapping[str, Any]],
 def linked_calls(alert: Mapping[str, Any], calls: Iterable[Mapping[str, Any]],
                  radius_m: float = LINK_RADIUS_M,
                  window_s: float = LINK_WINDOW_S) -> list[dict[str, Any]]:
-    """CAD calls received within ``window_s`` (either side) and ``radius_m`` of an alert."""
+    """CAD calls received within ``window_s`` (either side) and ``radius_m`` of an alert.
+
+    A call the gunshot system opened (``gunshot_origin``) links within twice the radius and
+    comes first; an alert made from a CAD call (``from_cad``) always links its own call."""
     detected = float(alert["detected_time"])
     found = []
     for call in calls:
+        own = alert.get("from_cad") and call.get("call_id") == alert.get("call_id")
         if not _has_position(call) or call.get("received_time") is None:
             continue
-        if abs(float(call["received_time"]) - detected) > window_s:
+        if abs(float(call["received_time"]) - detected) > window_s and not own:
             continue
         distance = haversine_m(float(alert["lat"]), float(alert["lon"]),
                                float(call["lat"]), float(call["lon"]))
-        if distance <= radius_m:
+        reach = radius_m * (GUNSHOT_ORIGIN_REACH if call.get("gunshot_origin") else 1)
+        if distance <= reach or own:
             found.append({**call, "distance_m": distance})
-    found.sort(key=lambda c: (c["distance_m"], str(c.get("call_id", ""))))
+    found.sort(key=lambda c: (not c.get("gunshot_origin"), c["distance_m"],
+                              str(c.get("call_id", ""))))
     return found
 
 

@@ -300,6 +300,9 @@ async def backfill(client: redis.Redis, keys: Keys, mapping: Mapping,
     ``Mapping.records``), as the worker processes of ``backfill_files`` do.
     """
     summary = summary if summary is not None else Summary()
+    if mapping.kind == "calls":  # which intervals this source can have, for /response
+        await asyncio.to_thread(client.hset, keys.feed_times, mapping.source,
+                                ",".join(mapping.feed_times))
     writer = _Writer(client, keys, mapping, summary)
     for path in paths:
         with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, file=sys.stderr,

@@ -43,6 +43,7 @@ from redis.exceptions import RedisError
 
 from streams.connections import backoff_seconds, connect
 from streams.core.changes import (
+    close_from_units,
     closed_record,
     diff_events,
     dropped_events,
@@ -333,7 +334,10 @@ class Poller(FeedReader):
         if not isinstance(record, CallRecord) or not isinstance(old, CallRecord | None):
             return record
         new = merge_records(old, record, self.closed_from_units)
-        return stamp_steps(new, now) if self.mapping.has_status_steps else new
+        if not self.mapping.has_status_steps:
+            return new
+        new = stamp_steps(new, now)
+        return close_from_units(new) if self.closed_from_units else new
 
     def _load(self, data: bytes | str | None) -> CallRecord | ShotRecord | None:
         if data is None:

@@ -141,6 +141,7 @@ async def replay(client: aioredis.Redis, keys: Keys, mapping: Mapping, paths: It
                  heap_events: int = HEAP_EVENTS) -> ReplaySummary:
     """Replay every file in event-time order; return what was published."""
     summary = ReplaySummary()
+    await client.hset(keys.feed_times, mapping.source, ",".join(mapping.feed_times))
     pacer = _Pacer(client, keys, speed, rebase, stop, summary)
     heap: list[tuple[datetime, int, Event]] = []
     order = itertools.count()
@@ -156,8 +157,14 @@ async def replay(client: aioredis.Redis, keys: Keys, mapping: Mapping, paths: It
                     await _dead_letter(client, keys, mapping.source, rejected)
                     rejected = []
                 continue
+            try:
+                events = record_events(item)
+            except ValueError as error:  # a call stating no time at all
+                summary.rejected["invalid_event"] += 1
+                rejected.append(Rejected(item.file, item.row, f"invalid_event: {error}", ""))
+                continue
             summary.records += 1
-            for event in record_events(item):
+            for event in events:
                 heapq.heappush(heap, (event.event_time, next(order), event))
             while len(heap) > heap_events:
                 await pacer.send(heapq.heappop(heap)[2])

@@ -100,6 +100,19 @@ def merge_records(old: CallRecord | None, new: CallRecord,
                    poll_times=tuple(dict.fromkeys(old.poll_times + new.poll_times)))
 
 
+def close_from_units(record: CallRecord) -> CallRecord:
+    """The call closed at its last unit's clear time once every unit has cleared (a feed
+    with no close-time column), unless it is closed already."""
+    cleared = [unit.cleared for unit in record.units]
+    if record.closed_time is not None or not cleared or not all(cleared):
+        return record
+    last = max(time for time in cleared if time is not None)
+    poll_times = record.poll_times
+    if any(key.startswith("unit:") and key.endswith(":cleared") for key in poll_times):
+        poll_times = (*poll_times, "closed_time")
+    return replace(record, closed_time=last, poll_times=poll_times)
+
+
 def _merge_unit(old: UnitTimes | None, new: UnitTimes) -> UnitTimes:
     if old is None:
         return new

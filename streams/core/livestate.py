@@ -407,7 +407,7 @@ def apply_alert(state: State | None, event: ShotAlert) -> Outcome:
         "lat": event.lat, "lon": event.lon, "address": event.address,
         "district": event.district, "neighborhood": event.neighborhood, "beat": event.beat,
         "detected_time": detected, "published_time": _epoch(event.published_time),
-        "updated_time": when,
+        "from_cad": bool(event.from_cad), "call_id": event.call_id, "updated_time": when,
         "applied": _remember(state["applied"] if state else [], event.event_id,
                              RECENT_IDS_KEPT),
     }

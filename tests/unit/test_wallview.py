@@ -235,6 +235,24 @@ def test_linked_calls_within_500_m_and_10_min() -> None:
     assert [c["call_id"] for c in wv.linked_calls(alert, calls)] == ["near-before", "near-after"]
 
 
+def test_gunshot_origin_calls_link_farther_and_first() -> None:
+    """A call the gunshot system opened links 800 m away and before a nearer plain call;
+    an alert made from a CAD call always links that call."""
+    alert = {"alert_id": "s1", "lat": HARTFORD[0], "lon": HARTFORD[1], "detected_time": NOW}
+    lat_800, _ = north_of(*HARTFORD, 800)
+    lat_100, _ = north_of(*HARTFORD, 100)
+    calls = [
+        {"call_id": "plain", "lat": lat_100, "lon": HARTFORD[1], "received_time": NOW},
+        {"call_id": "shots", "lat": lat_800, "lon": HARTFORD[1], "received_time": NOW,
+         "gunshot_origin": True},
+        {"call_id": "plain-800", "lat": lat_800, "lon": HARTFORD[1], "received_time": NOW},
+    ]
+    assert [c["call_id"] for c in wv.linked_calls(alert, calls)] == ["shots", "plain"]
+    from_cad = {**alert, "from_cad": True, "call_id": "plain-800"}
+    assert [c["call_id"] for c in wv.linked_calls(from_cad, calls)] == \
+        ["shots", "plain", "plain-800"]
+
+
 def test_gunshot_banner_combines_units_and_calls() -> None:
     """The banner carries the alert, its nearest units and linked calls."""
     alert = {"alert_id": "s1", "lat": HARTFORD[0], "lon": HARTFORD[1], "detected_time": NOW,

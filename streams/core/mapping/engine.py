@@ -273,7 +273,7 @@ class Mapping:
         # A declared received time is every row's anchor: empty is missing_field. A feed
         # without one does not declare it, and its other times are all optional.
         times = {name: self._time(row, name, required=name == "received_time")
-                 for name in CALL_TIMES}
+                 if name in self.time_columns else None for name in CALL_TIMES}
         received, closed = times["received_time"], times["closed_time"]
         assert self.priority is not None
         priority = self.priority.read(row)

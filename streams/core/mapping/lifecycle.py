@@ -60,7 +60,9 @@ def record_events(record: CallRecord | ShotRecord, now: datetime | None = None,
             time_source=_clock(record, "closed_time"))))
     if record.gunshot_alert and record.lat is not None and record.lon is not None:
         keyed.append((received, 1, 0, _cad_alert(record, received)))
-    keyed.sort(key=lambda item: (item[0], item[1], item[2]))
+    # created leads even when a stated time precedes it (a wrong time zone, a stamp from
+    # the poll's clock): nothing can be applied to a call before it exists.
+    keyed.sort(key=lambda item: (item[1] != 0 or item[2] != 0, item[0], item[1], item[2]))
     return [item[3] for item in keyed]
 
 

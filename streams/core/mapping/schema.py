@@ -282,8 +282,6 @@ class GunshotSection(Section):
     pattern: Regex | None = None
     create_alert: bool = False
     alert_type: AlertType = "multiple"
-    link_radius_m: float = Field(default=400.0, gt=0)
-    link_window_s: float = Field(default=600.0, gt=0)
 
 
 class ServiceAreaSection(Section):

@@ -64,8 +64,6 @@ class GunshotRule:
     pattern: re.Pattern[str] | None
     create_alert: bool
     alert_type: str
-    link_radius_m: float
-    link_window_s: float
 
     def matches(self, code: str | None, description: str | None) -> bool:
         if code is not None and code in self.codes:
@@ -154,5 +152,4 @@ def shot_spec(spec: ShotSection) -> ShotSpec:
 def gunshot_rule(spec: GunshotSection) -> GunshotRule:
     return GunshotRule(frozenset(spec.codes), frozenset(spec.types),
                        re.compile(spec.pattern, re.IGNORECASE) if spec.pattern else None,
-                       spec.create_alert, spec.alert_type, spec.link_radius_m,
-                       spec.link_window_s)
+                       spec.create_alert, spec.alert_type)
