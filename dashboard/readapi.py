@@ -26,10 +26,10 @@ from streams.core.livestate import CLOSED_FIELDS, public_view
 
 NUMERIC_CLOSED_FIELDS = (
     "priority", "received_time", "dispatched_time", "on_scene_time", "closed_time",
-    "dispatch_s", "travel_s", "response_s", "on_scene_s",
+    "dispatch_s", "travel_s", "response_s", "on_scene_s", "first_time",
 )
 """Closed-record fields returned as float columns (NaN where blank)."""
-FLAG_CLOSED_FIELDS = ("qol", "cancelled")
+FLAG_CLOSED_FIELDS = ("qol", "cancelled", "left_feed")
 """Closed-record fields returned as bool columns."""
 TEXT_CLOSED_FIELDS = tuple(name for name in CLOSED_FIELDS
                            if name not in NUMERIC_CLOSED_FIELDS + FLAG_CLOSED_FIELDS)
