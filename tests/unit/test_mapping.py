@@ -137,6 +137,17 @@ def test_bad_locations_are_rejected(value: str, code: str) -> None:
     assert reason_of(mapping, row(loc=value)).startswith(code + ":")
 
 
+def test_missing_location_hints_at_the_pollers_geometry_columns() -> None:
+    """A required location missing from its column names the geometry columns a poller
+    provides, and says to use them when the row has them."""
+    mapping = make({"location": {"format": "latlon", "lat": "COORDS_Y", "lon": "COORDS_X",
+                                 "required": True}})
+    reason = reason_of(mapping, row(geometry_lat="41.76", geometry_lon="-72.68"))
+    assert reason.startswith("missing_location: no location in COORDS_Y, COORDS_X")
+    assert 'lat = "geometry_lat", lon = "geometry_lon"' in reason
+    assert "geometry_lat and geometry_lon" in reason_of(mapping, row())
+
+
 # --- times ----------------------------------------------------------------------------------
 
 def parser(*formats: str, zone: str = "America/New_York", local_as_utc: bool = False,

@@ -34,7 +34,9 @@ class LocationSpec:
         point = self._point(row, fields)
         if point is None:
             if self.required:
-                raise RowError("missing_location", f"no location in {', '.join(self.columns)}")
+                raise RowError("missing_location", f"no location in "
+                                                   f"{', '.join(self.columns) or self.kind}"
+                                                   f"{self._geometry_hint(row)}")
             return None, None
         lat, lon = point
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
@@ -47,6 +49,17 @@ class LocationSpec:
                 raise RowError("out_of_bounds", f"position lat {lat}, lon {lon} is outside "
                                                 f"the mapping's bounds {list(self.bounds)}")
         return lat, lon
+
+    def _geometry_hint(self, row: Row) -> str:
+        """Where the row does have a position: the feature geometry a poller provides."""
+        if "geometry" in self.columns or "geometry_lat" in self.columns:
+            return ""
+        if row.get("geometry_lat") not in (None, "") or row.get("geometry") not in (None, ""):
+            return ("; the row has the feed's feature geometry: use [location] format = "
+                    "\"latlon\" with lat = \"geometry_lat\", lon = \"geometry_lon\" (or "
+                    "format = \"geojson\", column = \"geometry\")")
+        return ("; an ArcGIS layer's feature geometry reaches the mapping as the columns "
+                "geometry (GeoJSON), geometry_lat and geometry_lon")
 
     def _point(self, row: Row, fields: dict[str, Any]) -> tuple[float, float] | None:
         if self.kind == "none":
