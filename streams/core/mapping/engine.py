@@ -89,6 +89,10 @@ class Mapping:
     _categories: dict[tuple[str | None, str | None], str] = field(
         default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        declared = tuple(name for name in CALL_TIMES if name in self.time_columns)
+        object.__setattr__(self, "_declared_times", declared)
+
     # --- loading ----------------------------------------------------------------------
     @classmethod
     def from_dict(cls, raw: dict[str, Any], lookups: dict[str, Lookup],
@@ -272,13 +276,16 @@ class Mapping:
         values = self._values(row, warnings)
         # A declared received time is every row's anchor: empty is missing_field. A feed
         # without one does not declare it, and its other times are all optional.
-        times = {name: self._time(row, name, required=name == "received_time")
-                 if name in self.time_columns else None for name in CALL_TIMES}
+        times = dict(_NO_TIMES)
+        declared = self._declared_times  # type: ignore[attr-defined]
+        for name in declared:
+            times[name] = self._time(row, name, required=name == "received_time")
         received, closed = times["received_time"], times["closed_time"]
         assert self.priority is not None
         priority = self.priority.read(row)
         lat, lon = self.location.read(row, values)
-        _check_order(times)
+        if len(declared) > 1:
+            _check_order(times)
         unit = self._unit(row, received, closed) if self.units else None
         code, description = values.get("call_type_code"), values.get("call_type")
         status, disposition = values.get("status"), values.get("disposition")
@@ -367,6 +374,7 @@ class Mapping:
 
 CALL_TIMES: Final = ("received_time", "dispatched_time", "en_route_time", "on_scene_time",
                      "closed_time", "updated_time")
+_NO_TIMES: Final[dict[str, datetime | None]] = dict.fromkeys(CALL_TIMES)
 _ORDERED: Final = ("received_time", "dispatched_time", "en_route_time", "on_scene_time",
                    "closed_time")
 
