@@ -115,10 +115,17 @@ async def poll_and_consume(settings: Settings, r: redis.Redis, mapping_path: Pat
             assert ok, poller.status.last_error
     finally:
         await client.aclose()
-    await consume_until_drained(settings, r)
-    raw = r.get(Keys(settings.key_prefix).health(f"poll:{config.feed}"))
+    counters = await consume_until_drained(settings, r)
+    keys = Keys(settings.key_prefix)
+    raw = r.get(keys.health(f"poll:{config.feed}"))
     assert raw is not None
-    return dict(json.loads(raw))
+    health = dict(json.loads(raw))
+    print(f"feed {config.feed} poll at {clock.now:%H:%M:%S}: rows {health['rows']}, events "
+          f"{health['events']}, rejected {health['rejected']}, corrected "
+          f"{health['corrected']}; consumer applied {counters.applied}, rejected "
+          f"{counters.rejected}; open {r.zcard(keys.calls_open)}, "
+          f"closed {r.xlen(keys.closed) if r.exists(keys.closed) else 0}")
+    return health
 
 
 def calls(r: redis.Redis, keys: Keys) -> dict[str, dict[str, Any]]:
