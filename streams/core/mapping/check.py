@@ -168,7 +168,8 @@ class CheckReport:
             ", ".join(f"{value:g}" for value in self.area)
         lines += _block(f"positions outside the service area [{area}]", self.outside,
                         empty="  (none)")
-        lines += self._interval_lines()
+        if mapping.kind == "calls":
+            lines += self._interval_lines()
         return "\n".join(lines)
 
     def _interval_lines(self) -> list[str]:
