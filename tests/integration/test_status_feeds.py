@@ -349,6 +349,8 @@ id = "unit"
 kind = "unit_kind"
 kind_map = { SGT = "supervisor" }
 status = "unit_status"
+lat = "unit_lat"
+lon = "unit_lon"
 
 [unit_status]
 dispatched = ["Dispatched"]
@@ -369,7 +371,8 @@ column = "location"
 def unit_row(call: str, unit: str, status: str, received: datetime,
              kind: str = "PATROL") -> dict[str, Any]:
     local = received.astimezone(EASTERN).replace(tzinfo=None)
-    return {"incident": call, "unit": unit, "unit_kind": kind, "unit_status": status,
+    fix = {"unit_lat": "41.7702", "unit_lon": "-72.6790"} if unit == "E7" else {}
+    return {**fix, "incident": call, "unit": unit, "unit_kind": kind, "unit_status": status,
             "received": local.strftime("%Y-%m-%dT%H:%M:%S.000"), "type": "ALARM",
             "priority": "2", "call_status": "Active",
             "location": {"latitude": "41.7637", "longitude": "-72.6851"}}
@@ -379,7 +382,8 @@ def test_unit_status_feed_attaches_units_and_a_fixed_mapping_corrects(
         feed: tuple[Feed, str], settings: Settings, r: redis.Redis, keys: Keys,
         tmp_path: Path) -> None:
     """Units with only an id and a status attach to their call with that status at the
-    poll's clock (the feed has no unit times, and the records say so); a mapping fixed
+    poll's clock (the feed has no unit times, and the records say so), on the map where
+    the row gives the unit's position; a mapping fixed
     between polls (wrong time zone) corrects the received time of calls still in the feed;
     the call closes when its last unit is available."""
     server, base = feed
@@ -396,6 +400,8 @@ def test_unit_status_feed_attaches_units_and_a_fixed_mapping_corrects(
             for unit, state in units.items()} == {
         "E7": ("dispatched", "X1", "patrol"), "S2": ("en_route", "X1", "supervisor")}
     assert units["E7"]["time"] == NOW.timestamp()
+    assert (units["E7"]["lat"], units["S2"]["lat"]) == (41.7702, None)  # on the map: E7
+    assert r.geopos(keys.units_geo, "E7")[0] is not None
     call = calls(r, keys)["X1"]
     assert call["received_time"] == (received + timedelta(hours=3)).timestamp()  # wrong zone
     assert dead_letters(r, keys) == []

@@ -145,7 +145,8 @@ class Mapping:
             used.add(self.priority.column)
         if self.units is not None:
             used.update(column for column in (self.units.id_column, self.units.kind_column,
-                                              self.units.status_column, *self.units.times.values())
+                                              self.units.status_column, *self.units.times.values(),
+                                              *(self.units.position or ()))
                         if column)
         if self.shot is not None:
             used.update(column for column in (self.shot.type_column, self.shot.rounds_column)
@@ -336,7 +337,20 @@ class Mapping:
                                               f"call closed")
         status = cell(row, spec.status_column, self.nulls) if spec.status_column else None
         step = spec.steps.get(status) if spec.steps is not None and status else None
-        return UnitTimes(safe_id(unit_id), kind, **times, status=status, step=step)
+        lat, lon = self._unit_position(row, spec.position) if spec.position else (None, None)
+        return UnitTimes(safe_id(unit_id), kind, **times, status=status, step=step, lat=lat,
+                         lon=lon)
+
+    def _unit_position(self, row: Row, columns: tuple[str, str],
+                       ) -> tuple[float | None, float | None]:
+        """A unit's own fix; missing, junk, 0,0 or off-Earth is no fix (the call is fine)."""
+        try:
+            lat, lon = (float(cell(row, column, self.nulls) or "nan") for column in columns)
+        except ValueError:
+            return None, None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+            return None, None  # NaN fails both comparisons too
+        return lat, lon
 
     def _shot(self, row: Row, alert_id: str, file: str, number: int) -> ShotRecord:
         spec = self.shot

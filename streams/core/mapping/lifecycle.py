@@ -148,7 +148,8 @@ def _unit_status(record: CallRecord, unit: UnitTimes, status: str, when: datetim
         event_time=when, source=record.source, unit_id=unit.unit_id,
         unit_kind=unit.unit_kind, status=status,  # type: ignore[arg-type]
         call_id=None if status == "available" else record.call_id,
-        district=record.district, time_source=clock)  # type: ignore[arg-type]
+        district=record.district, time_source=clock,  # type: ignore[arg-type]
+        lat=unit.lat if unit.lon is not None else None, lon=unit.lon)
 
 
 def _shot_event(record: ShotRecord) -> ShotAlert:

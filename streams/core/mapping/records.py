@@ -35,6 +35,8 @@ class UnitTimes:
     cleared: datetime | None = None
     status: str | None = None  # the feed's own status text for this unit
     step: str | None = None  # the unit step [unit_status] maps that status to
+    lat: float | None = None  # the unit's own position, where the feed gives one
+    lon: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

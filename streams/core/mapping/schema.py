@@ -243,6 +243,14 @@ class UnitsSection(Section):
     on_scene: str | None = None
     cleared: str | None = None
     status: str | None = None
+    lat: str | None = None
+    lon: str | None = None
+
+    @model_validator(mode="after")
+    def _position_pair(self) -> UnitsSection:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("a unit position needs both lat and lon")
+        return self
 
 
 class StatusSection(Section):

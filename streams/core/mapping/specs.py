@@ -43,6 +43,7 @@ class UnitSpec:
     times: dict[str, str]  # UnitTimes field -> column
     status_column: str | None = None
     steps: dict[str, str] | None = None  # unit status value -> unit step
+    position: tuple[str, str] | None = None  # (lat, lon) columns of the unit's own fix
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ def unit_spec(spec: UnitsSection, statuses: UnitStatusSection | None) -> UnitSpe
     times = {name: getattr(spec, name) for name in UNIT_TIME_FIELDS
              if getattr(spec, name) is not None}
     return UnitSpec(spec.id, spec.kind, dict(spec.kind_map), spec.kind_default, times,
-                    spec.status, steps_of(statuses) if statuses is not None else None)
+                    spec.status, steps_of(statuses) if statuses is not None else None,
+                    (spec.lat, spec.lon) if spec.lat and spec.lon else None)
 
 
 def steps_of(table: StatusSection | UnitStatusSection) -> dict[str, str]:
