@@ -16,7 +16,6 @@ from typing import Any
 
 from streams.core.events import CATEGORY_LABELS, QOL_CATEGORIES
 from streams.core.geography import haversine_m
-from streams.core.livestate import TABLET_ROLES
 
 OPEN_STATUSES = frozenset({"pending", "assigned", "dispatched", "en_route", "on_scene"})
 CARD_FIELDS = (
@@ -63,19 +62,9 @@ class QueueFilter:
         return cls(pick("district"), pick("neighborhood"), category, pick("park"))
 
 
-def locked_district(role: str, district: str | None) -> str | None:
-    """The district a user's queues are locked to: a cso/sro's own; None: free choice."""
-    return district if role in TABLET_ROLES and district else None
-
-
 def enforce_scope(chosen: QueueFilter, locked: str | None) -> QueueFilter:
     """``chosen`` with its district forced to ``locked``, whatever the browser sent."""
     return chosen if locked is None else dataclasses.replace(chosen, district=locked)
-
-
-def in_scope(call: Mapping[str, Any], locked: str | None) -> bool:
-    """True when a user locked to ``locked`` (None: everywhere) may see ``call``."""
-    return locked is None or call.get("district") == locked
 
 
 def is_open_qol(call: Mapping[str, Any]) -> bool:

@@ -2,7 +2,8 @@
 
 Only the consumer writes live state (streams/state-contract.md, "Writers"); this module
 only reads. Entities come back as public views (internal fields dropped); pages that serve
-tablet roles pass them through ``public_view(entity, role)`` again to drop caller details.
+tablet roles pass them through ``streams.core.access.public_view(entity, role)`` again to
+drop caller details.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import numpy as np
 import pandas as pd
 import redis
 
+from streams.core.access import without_internals
 from streams.core.events import CATEGORIES
 from streams.core.keys import SOURCES, Keys
-from streams.core.livestate import CLOSED_FIELDS, public_view
+from streams.core.livestate import CLOSED_FIELDS
 
 NUMERIC_CLOSED_FIELDS = (
     "priority", "received_time", "dispatched_time", "on_scene_time", "closed_time",
@@ -51,7 +53,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _decode_all(values: Iterable[bytes | str | None]) -> list[dict[str, Any]]:
-    return [public_view(_json.decode(value), "all") for value in values if value is not None]
+    return [without_internals(_json.decode(value)) for value in values if value is not None]
 
 
 class LiveReader:
@@ -92,7 +94,7 @@ class LiveReader:
     def call(self, call_id: str) -> dict[str, Any] | None:
         """One call (open or recently closed), or None."""
         body = self.client.hget(self.keys.calls, call_id)
-        return None if body is None else public_view(_json.decode(body), "all")
+        return None if body is None else without_internals(_json.decode(body))
 
     # --- units, alerts, shares -------------------------------------------------------
     def units(self) -> list[dict[str, Any]]:
@@ -116,7 +118,7 @@ class LiveReader:
         for (_, distance), body in zip(found, bodies, strict=True):
             if body is None:
                 continue
-            unit = public_view(_json.decode(body), "all")
+            unit = without_internals(_json.decode(body))
             if status is None or unit["status"] == status:
                 unit["distance_m"] = float(distance)
                 near.append(unit)

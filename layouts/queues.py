@@ -41,9 +41,8 @@ from dash.development.base_component import Component
 
 from dashboard import queueview, runtime
 from dashboard.live import live_components
-from streams.core import geography
+from streams.core import access, geography
 from streams.core.events import CATEGORY_LABELS, QOL_CATEGORIES
-from streams.core.livestate import public_view
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ def layout(**_: Any) -> Component:
     places = city()
     hoods_by_district = {district: sorted(hood.name for hood in places.in_district(district))
                          for district in places.districts}
-    locked = queueview.locked_district(user.role, user.district)
+    locked = access.district_scope(user.role, user.district)
     if locked is not None:
         # Only their own district reaches the page: nothing to pick, nothing to forge.
         hoods_by_district = {locked: hoods_by_district.get(locked, [])}
@@ -213,7 +212,7 @@ def cards_component(cards: list[dict[str, Any]], chosen: queueview.QueueFilter) 
 def visible_calls(role: str, chosen: queueview.QueueFilter) -> tuple[list[dict[str, Any]],
                                                                       dict[str, int]]:
     """(cards, counts per category) of the open QoL calls ``role`` may see under ``chosen``."""
-    calls = [public_view(call, role) for call in runtime.reader().open_calls(qol_only=True)]
+    calls = [access.public_view(call, role) for call in runtime.reader().open_calls(qol_only=True)]
     area = park_area(chosen.park)
     now = time.time()
     cards = [queueview.card(call, now) for call in queueview.filter_calls(calls, chosen, area)]
@@ -257,7 +256,7 @@ def render_queues(_version: int | None, district: str | None, neighborhood: str 
     user = runtime.require_page(PATH)
     chosen = queueview.enforce_scope(queueview.QueueFilter.from_values(
         {"district": district, "neighborhood": neighborhood, "park": park, "category": category}),
-        queueview.locked_district(user.role, user.district))
+        access.district_scope(user.role, user.district))
     cards, counts = visible_calls(user.role, chosen)
     summary = f"{len(cards)} open call{'s' if len(cards) != 1 else ''} shown"
     return cards_component(cards, chosen), category_options(counts), summary
@@ -277,13 +276,13 @@ def open_detail(tap: dict[str, Any] | None, _close: int | None) -> tuple[bool, A
         return dash.no_update, dash.no_update, dash.no_update
     call_id = str(tap["call_id"])
     call = runtime.reader().call(call_id)
-    if call is not None and not queueview.in_scope(
-            call, queueview.locked_district(user.role, user.district)):
+    if call is not None and not access.in_scope(
+            call, access.district_scope(user.role, user.district)):
         log.warning("%s asked for call %s outside their district", user.name, call_id)
         return True, "Not in your district", html.P("This call is not in your district.")
     if call is None:
         return True, "Call closed", html.P("This call is no longer open.")
-    shown = queueview.detail(public_view(call, user.role), time.time())
+    shown = queueview.detail(access.public_view(call, user.role), time.time())
     return True, f"{shown['category_label']} — P{shown.get('priority')}", detail_body(shown)
 
 

@@ -27,9 +27,9 @@ from dash.exceptions import MissingCallbackContextException, PreventUpdate
 
 from dashboard import responseview as rv
 from dashboard import runtime
+from streams.core import access
 from streams.core.events import CATEGORIES, CATEGORY_LABELS
 from streams.core.geography import DISTRICTS
-from streams.core.livestate import public_view
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +368,7 @@ def drill_down(clicked: dict[str, Any] | None, shown: dict[str, Any] | None
     call_id = str(clicked["rowId"])
     row = next((r for r in (shown or {}).get("table", []) if r["call_id"] == call_id), None)
     live = runtime.reader().call(call_id)
-    call = public_view(live, user.role) if live else None
+    call = access.public_view(live, user.role) if live else None
     return True, f"Call {call_id}", detail_body(row, call)
 
 

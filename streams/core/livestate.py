@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from streams.core.access import without_internals
 from streams.core.events import (
     SOURCE_OF_TYPE,
     CallEvent,
@@ -66,10 +67,6 @@ GEO_LAT_LIMIT: Final = 85.05112878
 RECENT_IDS_KEPT: Final = 8
 """Units, alerts and shares remember this many recent event ids to spot redeliveries."""
 
-TABLET_ROLES: Final = frozenset({"cso", "sro"})
-PRIVATE_FIELDS: Final = ("caller_name", "caller_phone")
-INTERNAL_FIELDS: Final = ("applied",)
-
 CLOSED_FIELDS: Final = (
     "call_id", "category", "qol", "priority", "district", "neighborhood", "call_type",
     "received_time", "dispatched_time", "on_scene_time", "closed_time",
@@ -99,14 +96,6 @@ ENTITY_OF_TYPE: Final = {CallEvent: "call", UnitEvent: "unit", ShotAlert: "alert
 
 
 # --- views and records ------------------------------------------------------------------
-
-def public_view(entity: dict[str, Any], role: str) -> dict[str, Any]:
-    """The entity as a user with ``role`` may see it: no internals, no caller on tablets."""
-    dropped: tuple[str, ...] = INTERNAL_FIELDS
-    if role in TABLET_ROLES:
-        dropped = INTERNAL_FIELDS + PRIVATE_FIELDS
-    return {name: value for name, value in entity.items() if name not in dropped}
-
 
 def _number(value: float | None) -> str:
     return "" if value is None else repr(round(float(value), 3))
@@ -472,7 +461,7 @@ class BatchPlan:
         """One change object per entity the batch changed, with its final public state
         (built once per entity, not per event: a batch moves a unit many times)."""
         return [{"entity": entity, "op": "remove" if removed else "upsert", "id": entity_id,
-                 "data": public_view(self.states[entity][entity_id], "all")}
+                 "data": without_internals(self.states[entity][entity_id])}
                 for (entity, entity_id), removed in self.removed.items()]
 
     def apply(self, event: Event) -> Verdict:

@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from streams.core import access
 from streams.core.keys import SOURCES
-from streams.core.livestate import TABLET_ROLES, public_view
 
 StreamId = tuple[int, int]
 
@@ -24,15 +24,13 @@ ViewGroup = tuple[str, str | None]
 
 
 def view_kind(role: str) -> str:
-    """'tablet' or 'full': what a role may see of a call (tablets: no caller details)."""
-    return "tablet" if role in TABLET_ROLES else "full"
+    """'tablet' or 'full': what a role may see of a call (``access.view_kind``)."""
+    return access.view_kind(role)
 
 
 def view_group(role: str, district: str | None) -> ViewGroup:
-    """The group a client belongs to: a cso/sro with a district sees only that district's
-    calls; every other role (or a tablet user without a district) sees all of them."""
-    kind = view_kind(role)
-    return (kind, district) if kind == "tablet" and district else (kind, None)
+    """The group a client belongs to: its view kind and district scope (``access``)."""
+    return (access.view_kind(role), access.district_scope(role, district))
 
 
 def role_of_group(group: ViewGroup) -> str:
@@ -40,14 +38,9 @@ def role_of_group(group: ViewGroup) -> str:
     return "cso" if group[0] == "tablet" else "commander"
 
 
-def in_scope(call: Mapping[str, Any], district: str | None) -> bool:
-    """True when a client scoped to ``district`` (None: everywhere) may hold ``call``."""
-    return district is None or call.get("district") == district
-
-
 def public_call(call: Mapping[str, Any], role: str) -> dict[str, Any]:
-    """A call as ``role`` may see it: never internal fields, no caller details on tablets."""
-    return public_view(dict(call), role)
+    """A call as ``role`` may see it (``access.public_view``)."""
+    return access.public_view(call, role)
 
 
 def filter_change(change: Mapping[str, Any], role: str) -> dict[str, Any]:
@@ -200,7 +193,7 @@ def assemble_snapshot(last_id: str, calls: Iterable[Mapping[str, Any]],
     ``district``, only that district's calls (units, alerts, shares: all of them)."""
     return {
         "type": "snapshot", "last_id": last_id,
-        "calls": [public_call(call, role) for call in calls if in_scope(call, district)],
+        "calls": [public_call(call, role) for call in calls if access.in_scope(call, district)],
         "units": sorted((dict(unit) for unit in units), key=lambda unit: str(unit.get("unit_id"))),
         "alerts": [dict(alert) for alert in alerts],
         "shares": [dict(share) for share in shares],

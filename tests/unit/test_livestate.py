@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from streams.core.access import public_view
 from streams.core.events import CallEvent, InvalidEvent, ShareEvent, ShotAlert, UnitEvent
 from streams.core.livestate import (
     CLOSED_FIELDS,
@@ -22,7 +23,6 @@ from streams.core.livestate import (
     apply_unit,
     closed_record,
     distance_m,
-    public_view,
     queue_score,
 )
 
@@ -214,7 +214,8 @@ def test_created_with_units_is_assigned() -> None:
 
 
 def test_public_view_drops_internals_and_private_fields_for_tablets() -> None:
-    """Public views drop applied ids; cso/sro views also drop caller details."""
+    """A real call state through access.public_view: applied ids always dropped, caller
+    details dropped for cso/sro (the rule's table of cases is tests/unit/test_access.py)."""
     state = run_call(call_event("created", 0, caller_name="Pat", caller_phone="860"))
     wall = public_view(state, "commander")
     tablet = public_view(state, "cso")

@@ -134,16 +134,6 @@ def test_bad_areas_are_refused() -> None:
 
 
 # --- district lock and unit lines -------------------------------------------------------
-@pytest.mark.parametrize(("role", "district", "locked"), [
-    ("cso", "North", "North"), ("sro", "South", "South"), ("cso", None, None),
-    ("supervisor", "North", None), ("commander", None, None), ("admin", "Central", None),
-])
-def test_only_tablet_users_with_a_district_are_locked(role: str, district: str | None,
-                                                      locked: str | None) -> None:
-    """A cso/sro with a district is locked to it; everyone else chooses freely."""
-    assert qv.locked_district(role, district) == locked
-
-
 def test_enforce_scope_overrides_whatever_district_the_browser_sent() -> None:
     """A locked user's filter always carries their district; an unlocked one is untouched."""
     forged = qv.QueueFilter.from_values({"district": "South", "category": "noise"})
@@ -152,13 +142,6 @@ def test_enforce_scope_overrides_whatever_district_the_browser_sent() -> None:
     assert ids(qv.filter_calls(CALLS, scoped)) == ["D", "A"]
     assert qv.enforce_scope(forged, None) is forged
     assert qv.enforce_scope(qv.QueueFilter(), "North").district == "North"
-
-
-def test_in_scope_hides_other_districts_from_locked_users() -> None:
-    """A call of another district is out of scope for a locked user, in scope otherwise."""
-    assert qv.in_scope(call("X", district="North"), "North")
-    assert not qv.in_scope(call("X", district="South"), "North")
-    assert qv.in_scope(call("X", district="South"), None)
 
 
 def test_unit_lines_list_each_unit_once_with_its_steps() -> None:
