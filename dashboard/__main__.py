@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from dashboard.runtime import ROLES
+from streams.core.access import ROLES
 from streams.core.settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
@@ -19,13 +19,13 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve the dashboard with gunicorn")
-    add = commands.add_parser("adduser", help="add or replace a user in the users file")
+    add = commands.add_parser("adduser", help="add or replace a user (stored in Redis)")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=ROLES)
     add.add_argument("--district", help="district of a cso or sro (North, Central, South)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of standard input")
-    commands.add_parser("demo-users", help="create the demo users if there is no users file")
+    commands.add_parser("demo-users", help="create the demo users if there are no users")
     return top
 
 
@@ -47,17 +47,23 @@ def main(argv: Sequence[str], settings: Settings) -> int:
         from dashboard.server import serve  # noqa: PLC0415
 
         return serve(settings)
-    if args.command == "demo-users":
-        created = auth.ensure_demo_users(settings)
-        print(f"created {len(created)} demo users" if created else "users file exists")
-        return 0
+    import redis  # noqa: PLC0415
+
     try:
-        user = auth.add_user(settings.resolved_users_file, args.name, args.role,
-                             read_password(args.password_stdin), args.district)
+        if args.command == "demo-users":
+            created = auth.ensure_demo_users(settings)
+            print(f"created {len(created)} demo users" if created else "users exist")
+            return 0
+        user = auth.open_users(settings).add(
+            args.name, args.role, read_password(args.password_stdin), args.district)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"user {user.name} ({user.role}) saved in {settings.resolved_users_file}")
+    except redis.ConnectionError as error:
+        print(f"error: cannot reach Redis at {settings.redis_address} ({error}); start "
+              "`make run` first or set REDIS_URL", file=sys.stderr)
+        return 1
+    print(f"user {user.name} ({user.role}) saved in Redis ({settings.redis_address})")
     return 0
 
 

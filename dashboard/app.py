@@ -1,17 +1,17 @@
 """The Dash app factory: pages registered explicitly, every route behind sign-in.
 
-Who may open what is ``runtime.PAGE_ROLES``: the guard below refuses anonymous requests,
-each page's layout is wrapped so a role that may not open it gets a refusal instead, and
-callbacks that return police data start with ``runtime.require_page``.
+Who may open what is ``streams.core.access.PAGE_ROLES``: the guard below refuses anonymous
+requests, each page's layout is wrapped so a role that may not open it gets a refusal
+instead, and callbacks that return police data start with ``runtime.require_page``
+(a PermissionError there is answered 403). Every response carries the security headers
+(``dashboard.auth.headers``); errors are refusals (``dashboard.auth.errors``).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import secrets
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -19,10 +19,13 @@ import dash
 import dash_bootstrap_components as dbc
 import flask
 import redis
-from dash import html
+from dash import dcc, html
 
-from dashboard import auth, runtime
-from dashboard.runtime import User
+from dashboard import runtime
+from dashboard.auth import Auth, errors, headers, routes
+from dashboard.auth import per_request as current
+from dashboard.live import push_url
+from streams.core.access import User
 from streams.core.keys import Keys
 from streams.core.settings import PROJECT_ROOT, Settings
 
@@ -37,9 +40,10 @@ PAGES: tuple[tuple[str, str, str], ...] = (
 """(path, module, navbar name) of every page; a module that is not written yet is skipped."""
 
 OPEN_PATHS = frozenset({"/login", "/logout", "/healthz"})
-OPEN_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon")
-CSRF_COOKIE, CSRF_HEADER = "_csrf_token", "X-CSRFToken"
-"""Dash's renderer copies this cookie into this header on every callback request."""
+OPEN_PREFIXES = headers.STATIC_PREFIXES
+PASSWORD_CHANGE_PATHS = frozenset({"/password", "/logout", "/auth/session"})
+"""All a session that must change its password may reach."""
+API_PREFIXES = errors.API_PREFIXES
 
 INDEX = """<!DOCTYPE html>
 <html lang="en" data-bs-theme="dark"><head>{%metas%}<title>{%title%}</title>{%favicon%}{%css%}
@@ -50,26 +54,25 @@ def create_app(settings: Settings, reader: Any = None) -> dash.Dash:
     """Build the dashboard for ``settings``; ``reader`` defaults to a LiveReader on Redis."""
     from dashboard.readapi import LiveReader  # noqa: PLC0415 - written alongside this
 
-    secret = auth.require_secret_key(settings)
     client = redis.Redis.from_url(settings.redis_address)
+    services = Auth.open(settings, client)
     keys = Keys(settings.key_prefix)
     runtime.init(settings, reader if reader is not None else LiveReader(client, keys))
     app = dash.Dash(__name__, assets_folder=str(PROJECT_ROOT / "assets"), use_pages=True,
                     pages_folder="", suppress_callback_exceptions=True, index_string=INDEX,
                     title="Hartford dispatch", update_title=None, serve_locally=True)
     server = app.server
-    server.config.update(SECRET_KEY=secret, SESSION_COOKIE_HTTPONLY=True,
-                         SESSION_COOKIE_SAMESITE="Lax",
-                         PERMANENT_SESSION_LIFETIME=timedelta(hours=auth.SESSION_HOURS))
+    current.install(server, services)
     register_pages()
     app.layout = shell
     app.clientside_callback(NAV_TOGGLE_JS, dash.Output("nav-collapse", "is_open"),
                             dash.Input("nav-toggler", "n_clicks"),
                             dash.Input("_pages_location", "pathname"),
                             dash.State("nav-collapse", "is_open"), prevent_initial_call=True)
-    auth.install_routes(server, settings, auth.LoginLimiter(
-        client, keys, settings.login_attempts_per_minute))
-    install_guard(server, settings)
+    routes.install_routes(server)
+    install_guard(app)
+    errors.install_error_handlers(server)
+    install_security_headers(app, settings)
     server.add_url_rule("/healthz", "healthz", lambda: healthz(client))
     return app
 
@@ -128,12 +131,22 @@ def shell() -> html.Div:
         dbc.Collapse([
             dbc.Nav(links, navbar=True, className="me-auto"),
             html.Span(who, className="navbar-text app-nav-user", id="nav-user"),
-            dbc.Nav(dbc.NavItem(dbc.NavLink("Sign out", href="/logout", external_link=True,
-                                            id="nav-signout", className="app-nav-signout")),
-                    navbar=True),
+            sign_out_form(),
         ], id="nav-collapse", navbar=True, is_open=False),
     ], fluid=True), color="dark", dark=True, expand="lg", className="app-navbar py-0")
     return html.Div([navbar, dash.page_container], className="app-shell")
+
+
+def sign_out_form() -> html.Form:
+    """Sign-out is a POST with the session's CSRF token (a link could be followed by
+    another site)."""
+    session = runtime.current_session() if flask.has_request_context() else None
+    return html.Form([
+        dcc.Input(type="hidden", name=current.CSRF_FIELD, value=session.csrf if session else "",
+                  id="nav-signout-csrf"),
+        html.Button("Sign out", type="submit", id="nav-signout",
+                    className="btn btn-link nav-link app-nav-signout"),
+    ], method="POST", action="/logout", className="d-flex app-nav-signout-form")
 
 
 NAV_TOGGLE_JS = """function (clicks, path, isOpen) {
@@ -143,54 +156,69 @@ NAV_TOGGLE_JS = """function (clicks, path, isOpen) {
 """The toggler opens/closes the menu; moving to another page closes it."""
 
 
-def install_guard(server: flask.Flask, settings: Settings) -> None:
-    """Refuse every route to anonymous requests except sign-in, health and static files."""
+def install_guard(app: dash.Dash) -> None:
+    """Load each request's session; refuse every route to anonymous requests except
+    sign-in, health and static files; keep a session that must change its password on
+    /password; check the CSRF token of every signed-in POST and the shape of callbacks."""
+    server = app.server
 
     @server.before_request
     def require_sign_in() -> Any:
-        sync_sso_session(settings)
+        current.load_session()
         path = flask.request.path
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return None
-        if runtime.current_user() is None:
-            if path.startswith(("/_dash-", "/auth/")):
+        if is_unknown_page():
+            return errors.refusal(404, "There is no such page.")
+        session = current.current_session()
+        if session is None:
+            if path.startswith(API_PREFIXES):
                 return flask.jsonify(error="sign in first"), 403
-            return flask.redirect("/login?next=" + quote(flask.request.full_path.rstrip("?")))
-        if flask.request.method == "POST" and not csrf_ok():
-            log.warning("callback without CSRF token refused for %s", path)
+            ended = "&ended=1" if flask.g.get("session_ended") else ""
+            return flask.redirect("/login?next=" + quote(flask.request.full_path.rstrip("?"))
+                                  + ended)
+        if session.must_change and path not in PASSWORD_CHANGE_PATHS:
+            if path.startswith(API_PREFIXES):
+                return flask.jsonify(error="change your password first"), 403
+            return flask.redirect("/password?next=" + quote(flask.request.full_path.rstrip("?")))
+        if flask.request.method == "POST" and not current.csrf_ok():
+            log.warning("POST without CSRF token refused for %s", path)
             return flask.jsonify(error="missing or wrong CSRF token; reload the page"), 403
+        if path == "/_dash-update-component":
+            problem = errors.callback_problem(flask.request.get_json(silent=True),
+                                              app.callback_map)
+            if problem:
+                return errors.refusal(400, problem)
         return None
 
-    @server.after_request
-    def set_csrf_cookie(response: flask.Response) -> flask.Response:
-        if runtime.current_user() is not None and "csrf" not in flask.session:
-            flask.session["csrf"] = secrets.token_urlsafe(16)
-        if "csrf" in flask.session and flask.request.cookies.get(CSRF_COOKIE) != \
-                flask.session["csrf"]:
-            response.set_cookie(CSRF_COOKIE, flask.session["csrf"], samesite="Lax",
-                                httponly=False)
+    server.after_request(current.finish)
+
+
+def is_unknown_page() -> bool:
+    """True for a GET that only Dash's catch-all route would answer (with its index page
+    and a 200) although no page has that path."""
+    rule = flask.request.url_rule
+    if rule is None or rule.rule != "/<path:path>":
+        return False
+    paths = {page["path"] for page in dash.page_registry.values()}
+    return flask.request.path.rstrip("/") not in paths
+
+
+def install_security_headers(app: dash.Dash, settings: Settings) -> None:
+    """Put the security headers on every response, errors and static files included."""
+    hashes: list[str] = []
+
+    @app.server.after_request
+    def add_headers(response: flask.Response) -> flask.Response:
+        if not hashes and app._got_first_request.get("setup_server"):  # noqa: SLF001
+            hashes.extend(app.csp_hashes())  # Dash's inline scripts, known after setup
+        policy = headers.content_security_policy(
+            hashes, push_url(settings, flask.request.host_url), settings.tile_url)
+        for name, value in headers.security_headers(policy, current.is_https(),
+                                                    flask.request.path).items():
+            if name != "Cache-Control" or "Cache-Control" not in response.headers:
+                response.headers[name] = value
         return response
-
-
-def csrf_ok() -> bool:
-    """Double-submit check: the header Dash copies from our cookie equals the session's."""
-    expected = flask.session.get("csrf")
-    given = flask.request.headers.get(CSRF_HEADER)
-    return bool(expected and given and secrets.compare_digest(expected, given))
-
-
-def sync_sso_session(settings: Settings) -> None:
-    """Sign in (or out) whoever the trusted proxy names in its headers."""
-    if not settings.sso_user_header:
-        return
-    user = auth.sso_user(settings, flask.request)
-    stored = flask.session.get("user")
-    if user is None:
-        if stored and stored.get("via") == "sso":
-            flask.session.clear()
-        return
-    if runtime.current_user() != user:
-        auth.sign_in(user, "sso")
 
 
 def healthz(client: redis.Redis) -> tuple[str, int]:

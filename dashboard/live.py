@@ -34,8 +34,8 @@ def push_url(settings: Settings, host_url: str) -> str:
 def live_components() -> list[Component]:
     """``[dcc.Store(id="live-store"), html.Div(id="live-config", data-url, data-token)]``."""
     settings = runtime.settings()
-    user = runtime.current_user()
-    token = auth.make_ws_token(settings, user) if user else ""
+    session = runtime.current_session()
+    token = auth.make_ws_token(settings, session.user, session.sid) if session else ""
     config = html.Div(id="live-config", hidden=True, **{
         "data-url": push_url(settings, flask.request.host_url), "data-token": token,
         "data-token-seconds": str(settings.ws_token_seconds)})

@@ -1,46 +1,28 @@
 """What pages and callbacks need at run time: settings, the read API, the signed-in user.
 
 ``create_app`` calls ``init`` once per process; pages import the accessors below instead
-of reaching for globals of their own. Access rules are data (``PAGE_ROLES``) so the
-browser tests, the page registry and the callbacks all read the same table.
+of reaching for globals of their own. Who may open what is ``streams.core.access`` (the one
+home of the access rules); these helpers apply it to the current request.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import flask
-
+from dashboard.auth import per_request
+from streams.core import access
+from streams.core.access import User
 from streams.core.settings import Settings
 
 if TYPE_CHECKING:
+    from dashboard.auth import Auth
+    from dashboard.auth.sessions import Session
     from dashboard.readapi import LiveReader
 
-ROLES = ("commander", "cso", "sro", "supervisor", "admin")
-TABLET_ROLES = frozenset({"cso", "sro"})
-"""Roles on tablets in the field: never shown caller names or phone numbers."""
-
-PAGE_ROLES: dict[str, frozenset[str]] = {
-    "/": frozenset(ROLES),
-    "/wall": frozenset({"commander", "supervisor", "admin"}),
-    "/queues": frozenset({"cso", "sro", "commander", "supervisor", "admin"}),
-    "/response": frozenset({"supervisor", "admin"}),
-}
-"""Which roles may open each page (and call its callbacks)."""
+__all__ = ["User", "auth", "current_session", "current_user", "init", "may_open", "reader",
+           "require_page", "settings"]
 
 _objects: dict[str, Any] = {}
-
-
-@dataclass(frozen=True)
-class User:
-    name: str
-    role: str
-    district: str | None = None
-
-    @property
-    def on_tablet(self) -> bool:
-        return self.role in TABLET_ROLES
 
 
 def init(settings: Settings, reader: LiveReader) -> None:
@@ -57,26 +39,34 @@ def reader() -> LiveReader:
     return _objects["reader"]  # type: ignore[no-any-return]
 
 
+def auth() -> Auth:
+    """Users, sessions and the sign-in gate of this app (for /admin and the audit)."""
+    return per_request.auth()
+
+
+def current_session() -> Session | None:
+    """The signed-in session of this request (None when nobody is signed in)."""
+    return per_request.current_session()
+
+
 def current_user() -> User | None:
     """The user signed in on this request (session cookie or trusted SSO header)."""
-    stored = flask.session.get("user")
-    if not stored:
-        return None
-    return User(stored["name"], stored["role"], stored.get("district"))
+    session = per_request.current_session()
+    return session.user if session is not None else None
 
 
 def may_open(user: User | None, path: str) -> bool:
     """True when ``user`` may see the page at ``path`` (unknown paths: nobody)."""
-    return user is not None and user.role in PAGE_ROLES.get(path, frozenset())
+    return access.may_open(user, path)
 
 
 def require_page(path: str) -> User:
-    """The current user, or PermissionError if they may not use the page at ``path``.
+    """The current user, or PermissionError (answered 403) if they may not use ``path``.
 
     Every callback that returns police data starts with this.
     """
     user = current_user()
-    if not may_open(user, path):
+    if not access.may_open(user, path):
         raise PermissionError(f"{user.role if user else 'anonymous'} may not use {path}")
     assert user is not None
     return user

@@ -35,8 +35,22 @@ HEALTH_TTL_SECONDS = 30
 CLOSED_CALL_BODY_TTL_SECONDS = 24 * 3600
 """Closed calls stay readable in the calls hash this long, then only in the closed stream."""
 
-LOGIN_FAILURE_WINDOW_SECONDS = 60
-"""Failed sign-ins are counted per user and address over this window (then the key expires)."""
+AUTH_TAG = "{auth}"
+"""Hash tag of every user, session and sign-in key: one Lua script touches several of them,
+so on Redis Cluster they must share a slot. A few thousand users and sessions fit one slot."""
+
+LOGIN_ADDRESS_WINDOW_SECONDS = 60
+"""Sign-in attempts are counted per address (and per known browser) over this window; at the
+limit the address waits until the window's key expires."""
+
+LOGIN_USER_WINDOW_SECONDS = 900
+"""Failed sign-ins for one user from browsers it never signed in on are counted this long."""
+
+LOGIN_FORM_SECONDS = 600
+"""A sign-in form can be posted this long after it was served, once."""
+
+SESSION_REVOCATIONS_MAXLEN = 10_000
+"""Ended sessions kept in the revocation stream (push only needs the recent ones)."""
 
 ALERT_ACTIVE_SECONDS = 3600
 """A gunshot alert counts as active (on the wall map) for this long after detection."""
@@ -189,7 +203,66 @@ class Keys:
         """Set of call ids a backfill of this source has loaded (makes re-runs a no-op)."""
         return f"{self.prefix}:backfill:{source}:done"
 
-    def login_failures(self, user: str, address: str) -> str:
-        """Counter of failed sign-ins for one user name from one address; expires after
-        LOGIN_FAILURE_WINDOW_SECONDS so every web worker shares one rate limit."""
-        return f"{self.prefix}:login-failures:{user}:{address}"
+    # --- users, sessions and sign-in (one hash tag: see AUTH_TAG) -----------------------
+    def _auth(self, rest: str) -> str:
+        return f"{self.prefix}:{AUTH_TAG}:{rest}"
+
+    @property
+    def users(self) -> str:
+        """Set of every user name (each user is a hash at ``user(name)``)."""
+        return self._auth("users")
+
+    def user(self, name: str) -> str:
+        """Hash of one user: hash (argon2id), role, district, disabled, must_change,
+        created, updated (epoch s)."""
+        return self._auth(f"user:{name}")
+
+    @property
+    def users_imported(self) -> str:
+        """String: which users file was imported into Redis, and when (imported once)."""
+        return self._auth("users-imported")
+
+    def session(self, sid: str) -> str:
+        """Hash of one signed-in session (user, role, district, via, created, last_active,
+        idle_s, ends_at, address, agent, csrf, must_change); its TTL is the time the
+        session has left, so a session is valid while this key exists."""
+        return self._auth(f"session:{sid}")
+
+    @property
+    def sessions(self) -> str:
+        """Sorted set of session ids by deadline (epoch s): lists sessions, finds ended ones."""
+        return self._auth("sessions")
+
+    @property
+    def session_owners(self) -> str:
+        """Hash session id -> "user ends_at idle_s", to report a session its key outlived."""
+        return self._auth("session-owners")
+
+    @property
+    def session_revocations(self) -> str:
+        """Stream of ended sessions: fields sid, user, reason (streams.core.sessions);
+        capped at SESSION_REVOCATIONS_MAXLEN. The push service closes their sockets."""
+        return self._auth("stream:session-revocations")
+
+    def login_address(self, address: str) -> str:
+        """Counter of sign-in attempts from one address (LOGIN_ADDRESS_WINDOW_SECONDS)."""
+        return self._auth(f"login:address:{address}")
+
+    def login_user(self, name: str) -> str:
+        """Hash of one user name's failures from unknown browsers (failures, next: the
+        epoch s before which no further such attempt is admitted); LOGIN_USER_WINDOW_SECONDS."""
+        return self._auth(f"login:user:{name}")
+
+    def login_device(self, name: str, device: str) -> str:
+        """Counter of sign-in attempts for one user from one browser it signed in on before
+        (LOGIN_ADDRESS_WINDOW_SECONDS)."""
+        return self._auth(f"login:device:{name}:{device}")
+
+    @property
+    def login_hash_budget(self) -> str:
+        """Hash (tokens, at): the password hashes every web worker may still spend."""
+        return self._auth("login:hash-budget")
+
+    def login_form_used(self, form_id: str) -> str:
+        """Marker of a sign-in form already posted (LOGIN_FORM_SECONDS)."""
+        return self._auth(f"login:form-used:{form_id}")

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streams.core.access import ROLES
+from streams.core.sessions import RoleTable
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -38,6 +41,11 @@ def _parse_str_list(text: str) -> tuple[str, ...]:
 
 def _setting(env: str, default: Any, help: str, parse: Callable[[str], Any] = str) -> Any:
     return field(default=default, metadata={"env": env, "help": help, "parse": parse})
+
+
+def _parse_auto_bool(text: str) -> bool | None:
+    """'auto' (or empty) -> None; otherwise a boolean."""
+    return None if text.strip().lower() in {"auto", ""} else _parse_bool(text)
 
 
 def _optional_str(text: str) -> str | None:
@@ -98,7 +106,9 @@ class Settings:
         _optional_str,
     )
     users_file: Path | None = _setting(
-        "DISPATCH_USERS_FILE", None, "Users file; unset means <data dir>/users.json.",
+        "DISPATCH_USERS_FILE", None,
+        "Users file of an older version, imported into Redis once (then no longer read); "
+        "unset means <data dir>/users.json.",
         lambda text: _path(text) if text else None,
     )
     sso_user_header: str | None = _setting(
@@ -106,9 +116,10 @@ class Settings:
         "Header a trusted reverse proxy sets to the signed-in user; unset disables SSO.",
         _optional_str,
     )
-    sso_trusted_proxies: tuple[str, ...] = _setting(
-        "DISPATCH_SSO_TRUSTED_PROXIES", ("127.0.0.1", "::1"),
-        "Addresses whose SSO headers are trusted (the reverse proxy); others are ignored.",
+    trusted_proxies: tuple[str, ...] = _setting(
+        "DISPATCH_TRUSTED_PROXIES", ("127.0.0.1", "::1"),
+        "Addresses or networks of the reverse proxy; only requests from these have their "
+        "X-Forwarded-For, X-Forwarded-Proto and SSO headers believed.",
         _parse_str_list,
     )
     sso_role_header: str = _setting(
@@ -123,7 +134,35 @@ class Settings:
     )
     login_attempts_per_minute: int = _setting(
         "DISPATCH_LOGIN_ATTEMPTS_PER_MINUTE", 5,
-        "Failed sign-ins allowed per user and address per minute.", int,
+        "Failed sign-ins allowed per address (and per browser a user signed in on before) "
+        "per minute; then that address or browser waits out the minute.", int,
+    )
+    login_user_failures: int = _setting(
+        "DISPATCH_LOGIN_USER_FAILURES", 10,
+        "Failed sign-ins for one user in 15 minutes from browsers it never signed in on; "
+        "after that each such try waits (2 s, doubling, at most 60 s). Browsers the user "
+        "signed in on before are never slowed by others' failures.", int,
+    )
+    login_hashes_per_second: float = _setting(
+        "DISPATCH_LOGIN_HASHES_PER_SECOND", 2.0,
+        "Password hashes per second all web workers together spend on sign-ins; beyond it "
+        "sign-ins are asked to retry, so a flood cannot starve the pages.", float,
+    )
+    session_idle_minutes: RoleTable = _setting(
+        "DISPATCH_SESSION_IDLE_MINUTES", RoleTable.parse("cso=30,sro=30,commander=720,*=60"),
+        "Minutes without a person using the page (clicks, page loads; not the page's own "
+        "refreshes) after which a session ends, per role (role=minutes, * for the rest).",
+        RoleTable.parse,
+    )
+    session_hours: RoleTable = _setting(
+        "DISPATCH_SESSION_HOURS", RoleTable.parse("*=12"),
+        "Absolute lifetime of a session in hours, per role (role=hours, * for the rest).",
+        RoleTable.parse,
+    )
+    secure_cookies: bool | None = _setting(
+        "DISPATCH_SECURE_COOKIES", None,
+        "Mark cookies Secure: auto (when the page came over https, directly or from the "
+        "trusted proxy's X-Forwarded-Proto), true or false.", _parse_auto_bool,
     )
     tile_url: str | None = _setting(
         "DISPATCH_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
@@ -213,6 +252,13 @@ class Settings:
         if not 0 < self.push_heartbeat_seconds <= 2:
             raise ValueError("DISPATCH_PUSH_HEARTBEAT_SECONDS must be above 0 and at most 2 "
                              "(pages call a link silent for a few seconds lost)")
+        if self.login_hashes_per_second <= 0 or self.login_attempts_per_minute < 1:
+            raise ValueError("DISPATCH_LOGIN_HASHES_PER_SECOND and "
+                             "DISPATCH_LOGIN_ATTEMPTS_PER_MINUTE must be above 0")
+        for table in (self.session_idle_minutes, self.session_hours):
+            unknown = sorted(set(table.roles()) - set(ROLES))
+            if unknown:
+                raise ValueError(f"DISPATCH_SESSION_*: unknown role {unknown[0]!r}")
 
     @property
     def redis_address(self) -> str:

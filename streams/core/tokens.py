@@ -2,7 +2,11 @@
 
 A browser never sends its password or session cookie to the push port; the page embeds a
 token (itsdangerous ``URLSafeTimedSerializer(secret, salt="ws")`` of
-``{"user", "role", "district"}``) that expires after ``settings.ws_token_seconds``.
+``{"user", "role", "district", "sid"}``) that expires after ``settings.ws_token_seconds``.
+``sid`` is the public id of the session the token was made for (``streams.core.sessions``):
+the push service closes the socket when that session ends (``Keys.session_revocations``) and
+re-checks ``Keys.session(sid)`` when the token expires. Tokens are signed, not encrypted, so
+they carry nothing secret (the sid cannot be turned back into a session cookie).
 Pure: the caller passes the secret (``settings.secret_key``, which the launcher gives every
 child process, so web workers and push services agree on it).
 """
@@ -14,9 +18,9 @@ from typing import Any, Final
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
+from streams.core.access import ROLES
+
 SALT: Final = "ws"
-ROLES: Final = ("commander", "cso", "sro", "supervisor", "admin")
-"""Roles a token may carry (the same tuple as ``dashboard.runtime.ROLES``)."""
 
 
 class TokenError(ValueError):
@@ -42,6 +46,8 @@ class TokenClaims:
     user: str
     role: str
     district: str | None = None
+    sid: str | None = None
+    """The session the token belongs to (None only in tokens made before sessions had ids)."""
 
 
 def _serializer(secret: str, now: float | None) -> URLSafeTimedSerializer:
@@ -63,7 +69,8 @@ def sign_token(secret: str, claims: TokenClaims, now: float | None = None) -> st
         raise ValueError("cannot sign a websocket token with an empty secret key")
     if claims.role not in ROLES:
         raise ValueError(f"unknown role {claims.role!r}; expected one of {', '.join(ROLES)}")
-    payload = {"user": claims.user, "role": claims.role, "district": claims.district}
+    payload = {"user": claims.user, "role": claims.role, "district": claims.district,
+               "sid": claims.sid}
     return str(_serializer(secret, now).dumps(payload))
 
 
@@ -91,10 +98,14 @@ def _claims_from(payload: Any) -> TokenClaims:
         raise TokenInvalid(f"token role {role!r} is unknown")
     if district is not None and not isinstance(district, str):
         raise TokenInvalid("token district is not text")
-    return TokenClaims(user, str(role), district)
+    sid = payload.get("sid")
+    if sid is not None and (not isinstance(sid, str) or not sid):
+        raise TokenInvalid("token session id is not text")
+    return TokenClaims(user, str(role), district, sid)
 
 
 def make_ws_token(secret: str, user: str, role: str, district: str | None = None,
-                  now: float | None = None) -> str:
-    """A websocket token for a signed-in user (what ``/auth/ws-token`` returns)."""
-    return sign_token(secret, TokenClaims(user, role, district), now)
+                  now: float | None = None, sid: str | None = None) -> str:
+    """A websocket token for a signed-in user in session ``sid`` (what ``/auth/ws-token``
+    returns)."""
+    return sign_token(secret, TokenClaims(user, role, district, sid), now)

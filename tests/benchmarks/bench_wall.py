@@ -162,7 +162,7 @@ def start_stack(workdir: Path) -> tuple[EmbeddedRedis, Stack]:
         shared_data_dir=SHARED_DATA, secret_key=SECRET_KEY, web_port=free_port(),
         push_port=free_port(), web_workers=2, consumer_block_ms=100, claim_idle_ms=500,
         simulate=False, log_level="WARNING", tile_url=None)
-    auth.add_user(settings.resolved_users_file, USER, "commander", password_of(USER), None)
+    auth.open_users(settings).add(USER, "commander", password_of(USER), None)
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
     logs = workdir / "logs"
     logs.mkdir()

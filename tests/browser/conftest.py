@@ -39,7 +39,7 @@ import redis
 
 from dashboard import auth
 from dashboard.readapi import LiveReader
-from dashboard.runtime import User
+from streams.core.access import User
 from streams.core.events import Event, encode_event, source_of
 from streams.core.keys import EVENT_FIELD, RAW_STREAM_MAXLEN, Keys
 from streams.core.settings import PROJECT_ROOT, Settings
@@ -221,9 +221,10 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         shared_data_dir=SHARED_DATA, secret_key=SECRET_KEY, web_port=free_port(),
         push_port=free_port(), web_workers=2, consumer_block_ms=100, claim_idle_ms=500,
         simulate=False, log_level="INFO")
+    users = auth.open_users(settings)
     for user in ROLE_USERS.values():
-        auth.add_user(settings.resolved_users_file, user.name, user.role,
-                      password_of(user.name), user.district)
+        users.add(user.name, user.role, password_of(user.name), user.district)
+    users.client.close()
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
     logs = data_dir / "logs"
     logs.mkdir()
@@ -289,10 +290,14 @@ class PageFactory:
         self.blocked_urls: list[str] = []
 
     def __call__(self, role: str | None, viewport: tuple[int, int] = (1280, 800),
-                 path: str = "/", wait: bool = True) -> Any:
-        """Sign in as ``role`` (or a user name; None: stay anonymous) and open ``path``."""
+                 path: str = "/", wait: bool = True, address: str | None = None) -> Any:
+        """Sign in as ``role`` (or a user name; None: stay anonymous) and open ``path``;
+        ``address`` is the client address the trusted proxy (loopback) reports for this
+        browser (X-Forwarded-For), so a test of the sign-in limit locks only its own."""
         context = self.browser.new_context(viewport={"width": viewport[0],
                                                      "height": viewport[1]})
+        if address:
+            context.set_extra_http_headers({"X-Forwarded-For": address})
         context.set_default_timeout(UI_TIMEOUT_MS)
         context.route("**/*", self._route)
         page = context.new_page()

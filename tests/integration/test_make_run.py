@@ -4,6 +4,7 @@ restart, and Ctrl-C leaves no process behind."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -75,6 +77,22 @@ def system(tmp_path: Path) -> Iterator[dict[str, object]]:
         os.kill(pid, signal.SIGKILL)
 
 
+def _sign_in_as_demo_supervisor(system: dict[str, object], port: int) -> None:
+    """The demo users were created in Redis on first start and their passwords printed."""
+    data_dir = system["data_dir"]
+    assert isinstance(data_dir, Path)
+    found = re.search(r"^supervisor\s+password (\S+)",
+                      (data_dir / "demo-credentials.txt").read_text(), re.M)
+    assert found
+    assert found.group(1) in (data_dir.parent / "up.log").read_text()
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as browser:
+        form = re.search(r'name="nonce" value="([^"]+)"', browser.get("/login").text)
+        assert form
+        reply = browser.post("/login", data={"name": "supervisor", "password": found.group(1),
+                                             "nonce": form.group(1)})
+        assert reply.status_code == 302, reply.text
+
+
 def test_up_serves_applies_events_survives_redis_restart_and_stops_cleanly(
         system: dict[str, object]) -> None:
     """The dashboard answers, events flow, a killed Redis comes back with its state, and
@@ -85,6 +103,7 @@ def test_up_serves_applies_events_survives_redis_restart_and_stops_cleanly(
     assert isinstance(launcher, subprocess.Popen)
     web = f"http://127.0.0.1:{ports['web']}/login"
     _wait_for(lambda: urllib.request.urlopen(web, timeout=2).status == 200, 60, "the web page")
+    _sign_in_as_demo_supervisor(system, ports["web"])
     client = redis.Redis(port=ports["redis"], socket_timeout=2)
 
     def applied() -> int:

@@ -1,125 +1,25 @@
-"""Users file, password hashes, demo users, sign-in limit rule, tokens, status-page maths."""
+"""The pure parts of sign-in: next paths, proxies, headers, session rules, device cookies,
+password rules, callback shapes, tokens and status-page maths (Redis parts are in
+tests/integration/test_auth_app.py)."""
 
 from __future__ import annotations
 
-import json
-import stat
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from werkzeug.exceptions import BadRequest
 
 from dashboard import auth
+from dashboard.auth import limits, passwords
+from dashboard.auth.errors import callback_problem
+from dashboard.auth.headers import content_security_policy, origin_of, security_headers
+from dashboard.auth.per_request import counts_as_activity
+from dashboard.auth.proxies import TrustedProxies
+from dashboard.auth.routes import safe_next
 from dashboard.live import push_url
-from dashboard.runtime import ROLES, User
 from layouts.status import feed_rows, feed_state
-from streams.core import tokens
-from streams.core.keys import SOURCES, Keys
-from streams.core.settings import PROJECT_ROOT, Settings
-
-
-def test_passwords_are_stored_only_as_salted_argon2_hashes(tmp_path: Path) -> None:
-    """The users file holds argon2id hashes, different for the same password twice."""
-    users = tmp_path / "users.json"
-    auth.add_user(users, "alice", "supervisor", "correct horse")
-    auth.add_user(users, "bob", "supervisor", "correct horse")
-    text = users.read_text()
-    assert "correct horse" not in text
-    stored = json.loads(text)["users"]
-    assert stored["alice"]["hash"].startswith("$argon2id$")
-    assert stored["alice"]["hash"] != stored["bob"]["hash"]
-
-
-def test_users_file_is_owner_only(tmp_path: Path) -> None:
-    """Nobody but the owner can read the users file."""
-    users = tmp_path / "users.json"
-    auth.add_user(users, "alice", "admin", "long enough")
-    assert stat.S_IMODE(users.stat().st_mode) == 0o600
-
-
-def test_authenticate_accepts_only_the_right_password(tmp_path: Path) -> None:
-    """Right password -> the user with role and district; wrong password or name -> None."""
-    users = tmp_path / "users.json"
-    auth.add_user(users, "cso-7", "cso", "patrol-north", "North")
-    assert auth.authenticate(users, "cso-7", "patrol-north") == User("cso-7", "cso", "North")
-    assert auth.authenticate(users, "cso-7", "patrol-south") is None
-    assert auth.authenticate(users, "nobody", "patrol-north") is None
-    assert auth.authenticate(tmp_path / "missing.json", "cso-7", "patrol-north") is None
-
-
-def test_adding_a_user_again_replaces_the_password(tmp_path: Path) -> None:
-    """adduser on an existing name changes its password and role."""
-    users = tmp_path / "users.json"
-    auth.add_user(users, "alice", "commander", "first-password")
-    auth.add_user(users, "alice", "supervisor", "second-password")
-    assert auth.authenticate(users, "alice", "first-password") is None
-    assert auth.authenticate(users, "alice", "second-password") == User("alice", "supervisor")
-
-
-@pytest.mark.parametrize(("name", "role", "district", "password", "message"), [
-    ("alice", "chief", None, "long enough", "is not one of"),
-    ("cso-1", "cso", None, "long enough", "give --district"),
-    ("sro-1", "sro", "", "long enough", "give --district"),
-    ("bad name!", "admin", None, "long enough", "user name"),
-    ("", "admin", None, "long enough", "user name"),
-    ("alice", "admin", None, "short", "at least 8"),
-])
-def test_add_user_rejects_bad_fields(tmp_path: Path, name: str, role: str,
-                                     district: str | None, password: str, message: str) -> None:
-    """Unknown roles, tablet roles without a district, odd names and short passwords fail."""
-    with pytest.raises(ValueError, match=message):
-        auth.add_user(tmp_path / "users.json", name, role, password, district)
-    assert not (tmp_path / "users.json").exists()
-
-
-def test_demo_users_are_created_once_with_printed_credentials(tmp_path: Path) -> None:
-    """First run creates one user per role and an owner-only credentials file; later runs
-    leave the users file alone."""
-    settings = Settings(data_dir=tmp_path)
-    passwords = auth.ensure_demo_users(settings)
-    assert sorted(passwords) == sorted(name for name, _, _ in auth.DEMO_USERS)
-    roles = {auth.authenticate(settings.resolved_users_file, name, pw).role  # type: ignore[union-attr]
-             for name, pw in passwords.items()}
-    assert roles == set(ROLES)
-    credentials = tmp_path / "demo-credentials.txt"
-    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
-    for name, password in passwords.items():
-        assert f"{name}" in credentials.read_text() and password in credentials.read_text()
-    assert auth.ensure_demo_users(settings) == {}
-
-
-def test_adduser_command_reads_the_password_from_stdin(tmp_path: Path) -> None:
-    """`python -m dashboard adduser` stores a user that can then sign in."""
-    env = {"DISPATCH_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-m", "dashboard", "adduser", "sro-9", "--role", "sro",
-         "--district", "South", "--password-stdin"], input="school-beat-9\n", env=env,
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    assert auth.authenticate(tmp_path / "users.json", "sro-9", "school-beat-9") == \
-        User("sro-9", "sro", "South")
-    refused = subprocess.run(
-        [sys.executable, "-m", "dashboard", "adduser", "sro-10", "--role", "sro",
-         "--password-stdin"], input="school-beat-10\n", env=env, cwd=PROJECT_ROOT,
-        capture_output=True, text=True, timeout=60, check=False)
-    assert refused.returncode == 2
-    assert "--district" in refused.stderr
-
-
-@pytest.mark.parametrize(("failures", "allowed", "limited"), [
-    (0, 5, False), (4, 5, False), (5, 5, True), (9, 5, True), (1, 1, True), (0, 1, False)])
-def test_limit_is_reached_at_the_allowed_number_of_failures(failures: int, allowed: int,
-                                                            limited: bool) -> None:
-    """With N allowed failures a minute, the N+1th attempt is refused."""
-    assert auth.limit_reached(failures, allowed) is limited
-
-
-def test_login_failure_key_is_per_user_and_address() -> None:
-    """The counter key separates users and addresses under the deployment prefix."""
-    keys = Keys("p")
-    assert keys.login_failures("alice", "10.0.0.1") == "p:login-failures:alice:10.0.0.1"
-    assert keys.login_failures("alice", "10.0.0.1") != keys.login_failures("bob", "10.0.0.1")
+from streams.core import sessions, tokens
+from streams.core.access import User
+from streams.core.keys import AUTH_TAG, SOURCES, Keys
+from streams.core.settings import Settings
 
 
 @pytest.mark.parametrize(("target", "expected"), [
@@ -129,7 +29,14 @@ def test_login_failure_key_is_per_user_and_address() -> None:
 def test_only_same_site_paths_are_followed_after_sign_in(target: str | None,
                                                          expected: str) -> None:
     """The next parameter cannot send a signed-in person to another site."""
-    assert auth.safe_next(target) == expected
+    assert safe_next(target) == expected
+
+
+@pytest.mark.parametrize("target", ["/\r\nSet-Cookie: x=1", "/wall\n", "/\x00", "/\x7f"])
+def test_control_characters_in_next_are_a_bad_request(target: str) -> None:
+    """A CR LF (or any control character) in next is refused with 400, never followed."""
+    with pytest.raises(BadRequest):
+        safe_next(target)
 
 
 def test_secret_key_is_required() -> None:
@@ -142,9 +49,10 @@ def test_secret_key_is_required() -> None:
 def test_ws_token_round_trip_carries_the_user() -> None:
     """A token made for a user verifies back to that user, role and district."""
     settings = Settings(secret_key="token-secret", ws_token_seconds=300)
-    token = auth.make_ws_token(settings, User("cso-north", "cso", "North"))
+    token = auth.make_ws_token(settings, User("cso-north", "cso", "North"), "ab" * 16)
     claims = tokens.verify_token("token-secret", token, 300)
-    assert (claims.user, claims.role, claims.district) == ("cso-north", "cso", "North")
+    assert (claims.user, claims.role, claims.district, claims.sid) == (
+        "cso-north", "cso", "North", "ab" * 16)
     with pytest.raises(tokens.TokenInvalid):
         tokens.verify_token("other-secret", token, 300)
 
@@ -185,3 +93,198 @@ def test_feed_rows_cover_every_source_in_order() -> None:
                        "applied": 12, "rejected": 2, "duplicate": 3}
     assert rows[1] == {"source": "avl", "live": False, "state": "no events yet",
                        "event_time": None, "applied": 0, "rejected": 0, "duplicate": 0}
+
+
+# --- keys -----------------------------------------------------------------------------------
+def test_every_sign_in_key_shares_one_hash_tag() -> None:
+    """Users, sessions, revocations and sign-in counters are under one tag (Redis Cluster:
+    one Lua script may touch several of them)."""
+    keys = Keys("p")
+    names = [keys.users, keys.user("a"), keys.users_imported, keys.session("s"), keys.sessions,
+             keys.session_owners, keys.session_revocations, keys.login_address("10.0.0.1"),
+             keys.login_user("a"), keys.login_device("a", "d"), keys.login_hash_budget,
+             keys.login_form_used("f")]
+    assert all(name.startswith(f"p:{AUTH_TAG}:") for name in names)
+    assert len(set(names)) == len(names)
+    assert keys.login_address("10.0.0.1") != keys.login_address("10.0.0.2")
+
+
+# --- trusted proxies ------------------------------------------------------------------------
+PROXIES = TrustedProxies.parse(["127.0.0.1", "::1", "10.1.0.0/16"])
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "client"), [
+    ("203.0.113.9", [], "203.0.113.9"),
+    ("203.0.113.9", ["198.51.100.1"], "203.0.113.9"),  # not a proxy: header ignored
+    ("127.0.0.1", [], "127.0.0.1"),
+    ("127.0.0.1", ["198.51.100.1"], "198.51.100.1"),
+    ("127.0.0.1", ["6.6.6.6, 198.51.100.1"], "198.51.100.1"),  # left part was forged
+    ("127.0.0.1", ["198.51.100.1, 10.1.2.3"], "198.51.100.1"),  # two proxies
+    ("127.0.0.1", ["6.6.6.6", "198.51.100.1"], "198.51.100.1"),  # two header lines
+    ("127.0.0.1", ["not-an-address"], "127.0.0.1"),
+    ("127.0.0.1", ["2001:db8::7"], "2001:db8::7"),
+    ("127.0.0.1", ["10.1.0.5"], "10.1.0.5"),  # only proxies: the farthest one
+    (None, ["198.51.100.1"], "unknown"),
+])
+def test_client_address_believes_forwarded_for_only_from_proxies(
+        peer: str | None, forwarded: list[str], client: str) -> None:
+    """X-Forwarded-For names the client only when a trusted proxy sent it, and only its
+    hops from the right up to the first address that is not a proxy count."""
+    assert PROXIES.client_address(peer, forwarded) == client
+
+
+def test_https_is_believed_from_the_proxy_only() -> None:
+    """X-Forwarded-Proto counts from a trusted proxy; a direct https request is https."""
+    assert PROXIES.is_https("https", "203.0.113.9", None)
+    assert PROXIES.is_https("http", "127.0.0.1", "https")
+    assert not PROXIES.is_https("http", "203.0.113.9", "https")
+    assert not PROXIES.is_https("http", "127.0.0.1", "http")
+
+
+def test_a_bad_proxy_entry_names_the_setting() -> None:
+    with pytest.raises(ValueError, match="DISPATCH_TRUSTED_PROXIES"):
+        TrustedProxies.parse(["proxy.example"])
+
+
+# --- headers --------------------------------------------------------------------------------
+def test_policy_allows_only_this_site_the_push_service_and_tiles() -> None:
+    """Scripts from here plus Dash's hashes; connections to push; images from the tile host;
+    no framing, no plugins, no base tag."""
+    policy = content_security_policy(["'sha256-abc'"], "wss://push.example:8765/live",
+                                     "https://{s}.tile.example/{z}/{x}/{y}.png")
+    directives = dict(part.split(" ", 1) for part in policy.split("; "))
+    assert directives["script-src"] == "'self' 'sha256-abc'"
+    assert directives["connect-src"] == "'self' wss://push.example:8765"
+    assert "https://*.tile.example" in directives["img-src"]
+    assert directives["frame-ancestors"] == "'none'"
+    assert directives["object-src"] == "'none'" and directives["base-uri"] == "'none'"
+    assert "'unsafe-eval'" not in policy and "'unsafe-inline'" not in directives["script-src"]
+
+
+@pytest.mark.parametrize(("url", "origin"), [
+    ("https://tile.openstreetmap.org/{z}/{x}/{y}.png", "https://tile.openstreetmap.org"),
+    ("ws://127.0.0.1:8765/live", "ws://127.0.0.1:8765"), (None, None), ("", None),
+    ("tiles/{z}.png", None), ("https://{host}/x", None)])
+def test_origin_of(url: str | None, origin: str | None) -> None:
+    assert origin_of(url) == origin
+
+
+def test_security_headers_on_every_path() -> None:
+    """Frame, sniff and referrer headers always; HSTS only over https; no-store except
+    for static files."""
+    page = security_headers("csp", https=False, path="/wall")
+    assert page["X-Frame-Options"] == "DENY" and page["X-Content-Type-Options"] == "nosniff"
+    assert page["Referrer-Policy"] == "same-origin" and page["Cache-Control"] == "no-store"
+    assert "Strict-Transport-Security" not in page
+    assert "Strict-Transport-Security" in security_headers("csp", https=True, path="/")
+    assert "Cache-Control" not in security_headers("csp", False, "/assets/live.js")
+
+
+# --- session rules --------------------------------------------------------------------------
+def test_role_table_gives_each_role_its_value_or_the_default() -> None:
+    table = sessions.RoleTable.parse("cso=30, sro=30,*=60")
+    assert (table.of("cso"), table.of("sro"), table.of("admin")) == (30, 30, 60)
+    assert str(table) == "cso=30,sro=30,*=60"
+    assert sessions.RoleTable.parse(str(table)) == table
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("cso=30", "default"), ("cso", "role=number"), ("cso=x,*=1", "role=number"),
+    ("*=0", "role=number")])
+def test_role_table_refuses_what_cannot_work(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        sessions.RoleTable.parse(text)
+
+
+def test_session_settings_refuse_unknown_roles() -> None:
+    with pytest.raises(ValueError, match="unknown role 'chief'"):
+        Settings.from_env({"DISPATCH_SESSION_IDLE_MINUTES": "chief=5,*=60"})
+
+
+def test_deadline_is_the_sooner_of_idle_and_lifetime() -> None:
+    assert sessions.deadline(100, 60, 1000) == 160
+    assert sessions.deadline(990, 60, 1000) == 1000
+    assert sessions.end_reason(100, 60, 1000) == "idle"
+    assert sessions.end_reason(990, 60, 1000) == "lifetime"
+
+
+def test_session_id_is_a_one_way_digest_of_the_cookie() -> None:
+    """The public sid never equals (or reveals) the cookie secret."""
+    sid = sessions.session_id("cookie-secret")
+    assert len(sid) == 32 and "cookie" not in sid
+    assert sid == sessions.session_id("cookie-secret") != sessions.session_id("other")
+
+
+def test_revocation_round_trips_through_stream_fields() -> None:
+    entry = sessions.Revocation("ab12", "cso-north", "signed_out")
+    raw = {k.encode(): v.encode() for k, v in entry.fields().items()}
+    assert sessions.Revocation.from_fields(raw) == entry
+    with pytest.raises(ValueError, match="sid"):
+        sessions.Revocation.from_fields({b"user": b"x"})
+
+
+@pytest.mark.parametrize(("method", "path", "active"), [
+    ("GET", "/wall", True), ("GET", "/", True), ("GET", "/queues", True),
+    ("POST", "/auth/activity", True), ("POST", "/_dash-update-component", False),
+    ("GET", "/auth/ws-token", False), ("GET", "/_dash-layout", False),
+    ("GET", "/assets/live.js", False), ("GET", "/healthz", False),
+    ("GET", "/_dash-component-suites/dash/x.js", False), ("POST", "/login", False)])
+def test_only_a_person_keeps_a_session_active(method: str, path: str, active: bool) -> None:
+    """Page loads and the activity ping move the idle deadline; a page's own refreshes
+    (callbacks, token refreshes, assets) do not, so an unattended tablet goes idle."""
+    assert counts_as_activity(method, path) is active
+
+
+# --- device cookies and passwords -----------------------------------------------------------
+def test_device_cookie_remembers_users_and_refuses_forgeries() -> None:
+    """A browser's device cookie names the users who signed in on it, signed; a forged or
+    foreign cookie names nobody."""
+    first = limits.remember_device("s3cret", {}, "ana")
+    devices = limits.read_devices("s3cret", first)
+    assert list(devices) == ["ana"]
+    both = limits.read_devices("s3cret", limits.remember_device("s3cret", devices, "bo"))
+    assert both["ana"] == devices["ana"] and set(both) == {"ana", "bo"}
+    assert limits.read_devices("other-secret", first) == {}
+    assert limits.read_devices("s3cret", first[:-2] + "xx") == {}
+    assert limits.read_devices("s3cret", None) == {}
+
+
+def test_device_cookie_keeps_the_most_recent_users() -> None:
+    devices: dict[str, str] = {}
+    for number in range(limits.DEVICES_PER_BROWSER + 3):
+        devices = limits.read_devices("k", limits.remember_device("k", devices, f"u{number}"))
+    assert len(devices) == limits.DEVICES_PER_BROWSER and "u0" not in devices
+
+
+def test_password_rules_and_hashes() -> None:
+    """Short and huge passwords are refused; hashes are salted argon2id and verify."""
+    with pytest.raises(ValueError, match="at least 8"):
+        passwords.check_new_password("short")
+    with pytest.raises(ValueError, match="at most"):
+        passwords.check_new_password("x" * 2000)
+    first, second = passwords.hash_password("correct horse"), passwords.hash_password(
+        "correct horse")
+    assert first.startswith("$argon2id$") and first != second
+    assert passwords.verify(first, "correct horse")
+    assert not passwords.verify(first, "correct horsf")
+    assert not passwords.verify(None, "correct horse")
+
+
+# --- callback shapes ------------------------------------------------------------------------
+KNOWN = {"status-body.children": {}}
+
+
+@pytest.mark.parametrize(("body", "problem"), [
+    ({"output": "status-body.children", "inputs": [], "changedPropIds": []}, None),
+    (None, "JSON object"), ([1], "JSON object"), ({"inputs": []}, "no such callback"),
+    ({"output": "nope.children"}, "no such callback"), ({"output": 5}, "no such callback"),
+    ({"output": "status-body.children", "inputs": "x"}, "inputs must be a list"),
+    ({"output": "status-body.children", "inputs": [1]}, "inputs must be a list"),
+    ({"output": "status-body.children", "state": {}}, "state must be a list"),
+    ({"output": "status-body.children", "outputs": "x"}, "outputs must be"),
+    ({"output": "status-body.children", "changedPropIds": [1]}, "changedPropIds"),
+])
+def test_malformed_callbacks_are_named(body: object, problem: str | None) -> None:
+    """A callback body Dash cannot run is a 400 with a reason, not an exception in Dash."""
+    found = callback_problem(body, KNOWN)
+    assert (found is None) if problem is None else (problem in (found or ""))

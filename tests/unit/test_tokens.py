@@ -36,9 +36,29 @@ def test_district_may_be_absent() -> None:
 
 def test_token_is_the_documented_itsdangerous_format() -> None:
     """Any itsdangerous URLSafeTimedSerializer(secret, salt='ws') reads the payload."""
-    token = make_ws_token(SECRET, "sup", "supervisor")
+    token = make_ws_token(SECRET, "sup", "supervisor", sid="0123abcd")
     payload = URLSafeTimedSerializer(SECRET, salt="ws").loads(token, max_age=60)
-    assert payload == {"user": "sup", "role": "supervisor", "district": None}
+    assert payload == {"user": "sup", "role": "supervisor", "district": None,
+                       "sid": "0123abcd"}
+
+
+def test_token_carries_the_session_id() -> None:
+    """The sid a token was made with comes back from verification (push closes the socket
+    when that session ends); a token without one verifies with sid None."""
+    token = make_ws_token(SECRET, "ana", "cso", "North", now=NOW, sid="5f" * 16)
+    assert verify_token(SECRET, token, 300, now=NOW).sid == "5f" * 16
+    assert verify_token(SECRET, make_ws_token(SECRET, "ana", "cso", "North", now=NOW), 300,
+                        now=NOW).sid is None
+
+
+@pytest.mark.parametrize("sid", ["", 7, ["x"]])
+def test_token_with_a_malformed_session_id_is_invalid(sid: object) -> None:
+    """A signed payload whose sid is not text is refused."""
+    from itsdangerous import URLSafeTimedSerializer as Serializer
+
+    token = Serializer(SECRET, salt="ws").dumps({"user": "a", "role": "cso", "sid": sid})
+    with pytest.raises(TokenInvalid, match="session id"):
+        verify_token(SECRET, token, 300)
 
 
 def test_token_at_its_max_age_is_still_valid() -> None:
@@ -111,11 +131,11 @@ def test_signing_refuses_unknown_role_and_empty_secret() -> None:
         make_ws_token("", "ana", "cso")
 
 
-def test_roles_match_the_dashboard() -> None:
-    """Token roles are the dashboard's roles."""
-    from dashboard.runtime import ROLES as DASHBOARD_ROLES
+def test_roles_are_the_access_modules() -> None:
+    """Token roles are the one list of roles in streams.core.access."""
+    from streams.core import access
 
-    assert ROLES == DASHBOARD_ROLES
+    assert ROLES is access.ROLES
 
 
 # --- push views ---------------------------------------------------------------------------
