@@ -61,8 +61,11 @@ class WebServer:
         return f"http://127.0.0.1:{self.settings.web_port}"
 
     def client(self, **options: Any) -> httpx.Client:
-        """An HTTP client with its own cookies (one browser), closed at teardown."""
-        made = httpx.Client(base_url=self.url, timeout=60 * TIMEOUT_SCALE, **options)
+        """An HTTP client with its own cookies (one browser), closed at teardown. It opens a
+        connection per request: gunicorn closes idle keep-alive connections after 2 s, and
+        a client reusing one it has not noticed closed would see a reset, not an answer."""
+        made = httpx.Client(base_url=self.url, timeout=60 * TIMEOUT_SCALE,
+                            limits=httpx.Limits(max_keepalive_connections=0), **options)
         self.clients.append(made)
         return made
 
