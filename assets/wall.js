@@ -76,13 +76,8 @@
   function queueOrder(calls) {
     return calls.filter(function (c) { return OPEN[c.status] === 1; }).sort(queueCompare);
   }
-  function formatAge(seconds) {
-    var whole = Math.max(0, Math.floor(seconds));
-    var h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), s = whole % 60;
-    var ss = (s < 10 ? "0" : "") + s;
-    if (h) { return h + ":" + (m < 10 ? "0" : "") + m + ":" + ss; }
-    return m + ":" + ss;
-  }
+  // Durations and distances: the shared formatter of every page (assets/display.js).
+  function formatAge(seconds) { return window.dispatchDisplay.duration(seconds); }
   function byDistanceThenId(key) {
     return function (a, b) {
       if (a.distance_m !== b.distance_m) { return a.distance_m - b.distance_m; }
@@ -136,7 +131,7 @@
     if (node && node.textContent !== String(text)) { node.textContent = text; }
   }
   function nowS() { return Date.now() / 1000; }
-  function km(m) { return m < 1000 ? Math.round(m) + " m" : (m / 1000).toFixed(1) + " km"; }
+  function km(m) { return window.dispatchDisplay.distance(m); }
 
   // --- state intake -----------------------------------------------------------------------
   function entityList(value) {

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from streams.core import display
+
 # Re-exported (explicitly, for mypy): the banner's distances, and the radius wall.js mirrors.
 from streams.core.geography import EARTH_RADIUS_M as EARTH_RADIUS_M
 from streams.core.geography import haversine_m as haversine_m
@@ -144,12 +146,8 @@ def queue_order(calls: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted((c for c in calls if c.get("status") in OPEN_STATUSES), key=queue_sort_key)
 
 
-def format_age(seconds: float) -> str:
-    """'m:ss' under an hour, 'h:mm:ss' above; negative ages (clock skew) show as 0:00."""
-    whole = max(0, int(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+format_age = display.duration
+"""Ages and durations: the shared formatter of every page (streams.core.display)."""
 
 
 # --- KPI tiles ----------------------------------------------------------------------------

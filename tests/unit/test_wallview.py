@@ -130,11 +130,12 @@ def test_queue_order_pending_first_then_priority_then_oldest() -> None:
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
-    (0, "0:00"), (59.9, "0:59"), (61, "1:01"), (3599, "59:59"), (3600, "1:00:00"),
+    (0, "0:00"), (59.4, "0:59"), (59.9, "1:00"), (61, "1:01"), (3599, "59:59"), (3600, "1:00:00"),
     (3725, "1:02:05"), (-4, "0:00"),
 ])
 def test_format_age(seconds: float, text: str) -> None:
-    """Ages read m:ss under an hour and h:mm:ss above; negative ages read 0:00."""
+    """Ages read m:ss under an hour and h:mm:ss above, to the nearest second (the shared
+    formatter); negative ages read 0:00."""
     assert wv.format_age(seconds) == text
 
 
