@@ -116,8 +116,11 @@ def _text(values: Iterable[Any]) -> list[str]:
     return [value.decode() if isinstance(value, bytes) else str(value) for value in values]
 
 
-def _pairs(flat: list[Any]) -> dict[str, str]:
-    items = _text(flat)
+def _row(found: Any) -> dict[str, str]:
+    """A session hash as text, from HGETALL (a dict) or the touch script (a flat list)."""
+    if isinstance(found, dict):
+        return dict(zip(_text(found), _text(found.values()), strict=True))
+    items = _text(found or [])
     return dict(zip(items[::2], items[1::2], strict=True))
 
 
@@ -170,19 +173,15 @@ class SessionStore:
             return None
         sid = rules.session_id(secret)
         key = self.keys.session(sid)
-        if active:
-            flat = self._touch(keys=[key, self.keys.sessions], args=[sid])
-            row = _pairs(flat) if flat else None
-        else:
-            found = self.client.hgetall(key)
-            row = {k.decode(): v.decode() for k, v in found.items()} or None  # type: ignore[union-attr]
+        found = self._touch(keys=[key, self.keys.sessions], args=[sid]) if active \
+            else self.client.hgetall(key)
+        row = _row(found)
         return Session.from_hash(sid, row) if row else None
 
     def get(self, sid: str) -> Session | None:
         """The session with public id ``sid`` (for the admin page), if valid."""
-        row = self.client.hgetall(self.keys.session(sid))
-        return Session.from_hash(sid, {k.decode(): v.decode() for k, v in row.items()}) \
-            if row else None  # type: ignore[union-attr]
+        row = _row(self.client.hgetall(self.keys.session(sid)))
+        return Session.from_hash(sid, row) if row else None
 
     def end(self, sid: str, reason: str) -> bool:
         """End one session now and record why; False if it had already ended."""
@@ -200,8 +199,8 @@ class SessionStore:
             for sid in sids:
                 pipe.hgetall(self.keys.session(sid))
             rows = pipe.execute()
-        found = [Session.from_hash(sid, {k.decode(): v.decode() for k, v in row.items()})
-                 for sid, row in zip(sids, rows, strict=True) if row]
+        found = [Session.from_hash(sid, _row(row)) for sid, row in zip(sids, rows, strict=True)
+                 if row]
         return [session for session in found if user is None or session.user.name == user]
 
     def end_user(self, name: str, reason: str, keep: str | None = None) -> int:

@@ -9,6 +9,11 @@ and drives it over HTTP as a hostile client would. A password counts as "checked
 server answered 401 (it hashed the guess and found it wrong); 429 and 503 are refusals
 before any hash. The limit is DISPATCH_LOGIN_ATTEMPTS_PER_MINUTE (5).
 
+Each scenario comes from its own client address (X-Forwarded-For, sent by the client as the
+trusted loopback proxy would; the old code ignored it), so one scenario's lock does not
+decide the next one. Clients open a connection per request (gunicorn closes idle
+keep-alive connections after 2 s).
+
 (a) 16 threads guess one user's password from one address for S seconds (default 60).
 (b) 64 guesses at once (a barrier), one user, one address.
 (c) 100 different user names, one guess each, from one address.
@@ -53,6 +58,12 @@ STATUS_CALLBACK = {
     "inputs": [{"id": "status-interval", "property": "n_intervals", "value": 1}],
     "changedPropIds": ["status-interval.n_intervals"],
 }
+
+
+def new_client(url: str, address: str, timeout: float = 60) -> httpx.Client:
+    """One browser at ``address`` (as the trusted proxy reports it)."""
+    return httpx.Client(base_url=url, timeout=timeout, headers={"X-Forwarded-For": address},
+                        limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def nonce_of(client: httpx.Client) -> str:
@@ -142,7 +153,7 @@ def hammer(url: str, seconds: float) -> Counter[int]:
     deadline = time.monotonic() + seconds
 
     def work(_: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with new_client(url, "198.51.100.1") as client:
             while time.monotonic() < deadline:
                 status = attempt(client, "hammered", "wrong-password")
                 with lock:
@@ -159,7 +170,7 @@ def burst(url: str, count: int = 64) -> Counter[int]:
     barrier = threading.Barrier(count)
 
     def work(_: int) -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
+        with new_client(url, "198.51.100.2") as client:
             nonce = nonce_of(client)
             barrier.wait()
             status = client.post("/login", data={"name": "burst", "password": "wrong-pass",
@@ -174,14 +185,14 @@ def burst(url: str, count: int = 64) -> Counter[int]:
 def many_names(url: str, count: int = 100) -> Counter[int]:
     """(c) ``count`` different user names from one address."""
     answers: Counter[int] = Counter()
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with new_client(url, "198.51.100.3") as client:
         for number in range(count):
             answers[attempt(client, f"name-{number}", "wrong-password")] += 1
     return answers
 
 
-def signed_in_client(url: str, name: str) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=60)
+def signed_in_client(url: str, name: str, address: str) -> httpx.Client:
+    client = new_client(url, address)
     reply = client.post("/login", data={"name": name, "password": PASSWORD,
                                         "nonce": nonce_of(client), "next": "/"})
     if reply.status_code != 302:
@@ -221,7 +232,7 @@ def flood(url: str, seconds: float, threads: int, client: httpx.Client,
     stop = threading.Event()
 
     def work(number: int) -> None:
-        with httpx.Client(base_url=url, timeout=60) as flooder:
+        with new_client(url, "10.0.0.1") as flooder:
             sent = 0
             while not stop.is_set():
                 sent += 1
@@ -273,8 +284,9 @@ def measure(url: str, args: argparse.Namespace) -> dict[str, object]:
     print(f"(b) 64 at once: {burst_answers[401]} checked, answers {dict(burst_answers)}")
     names = many_names(url)
     print(f"(c) 100 user names, one address: {names[401]} checked, answers {dict(names)}")
-    client = signed_in_client(url, "sup")
-    known_device = signed_in_client(url, "victim")  # this browser has signed in before
+    client = signed_in_client(url, "sup", "198.51.100.4")
+    time.sleep(2)  # the hash budget refills
+    known_device = signed_in_client(url, "victim", "198.51.100.5")  # signed in here before
     known_device.post("/logout", data={"csrf": known_device.cookies.get("_csrf_token", "")})
     alone = summary(callback_latencies(client, args.flood_seconds))
     print(f"(d) status callback alone: p50 {alone['p50_ms']} ms, p99 {alone['p99_ms']} ms, "

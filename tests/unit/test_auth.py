@@ -288,3 +288,18 @@ def test_malformed_callbacks_are_named(body: object, problem: str | None) -> Non
     """A callback body Dash cannot run is a 400 with a reason, not an exception in Dash."""
     found = callback_problem(body, KNOWN)
     assert (found is None) if problem is None else (problem in (found or ""))
+
+
+def test_passwords_are_hashed_on_low_priority_threads() -> None:
+    """Hashes run on the hash threads at nice HASH_NICE, so a worker's pages and callbacks
+    get the CPU first; the caller's own priority is untouched."""
+    import os
+    import threading
+
+    def nice_here() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = nice_here()
+    assert passwords._on_hash_threads(nice_here) == max(before, passwords.HASH_NICE)
+    assert passwords.verify(passwords.hash_password("correct horse"), "correct horse")
+    assert nice_here() == before
