@@ -39,12 +39,14 @@ import redis
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from streams.connections import connect
+from streams.core.deadletter import deadletter_entry
 from streams.core.events import is_qol
-from streams.core.keys import CLOSED_MAXLEN, DEADLETTER_MAXLEN, Keys
+from streams.core.keys import CLOSED_MAXLEN, Keys
 from streams.core.livestate import closed_record
 from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord
 from streams.core.settings import Settings
 from streams.mapping_files import load_mapping, read_csv_rows
+from streams.publish import queue_deadletter
 
 log = logging.getLogger(__name__)
 
@@ -253,10 +255,8 @@ class _Writer:
                                             for alert_id in new_ids})
         for key in new_rejects:
             row = chunk.rejects[key]
-            pipe.xadd(keys.deadletter, {"source": source, "reason": row.reason,
-                                        "payload": row.raw, "file": row.file,
-                                        "row": str(row.row)},
-                      maxlen=DEADLETTER_MAXLEN, approximate=True)
+            queue_deadletter(pipe, keys, deadletter_entry(source, row.code, row.reason, row.raw,
+                                                          file=row.file, row=row.row))
         done = new_ids + new_rejects
         if done:
             pipe.sadd(keys.backfill_done(source), *done)

@@ -7,12 +7,22 @@ import logging
 import random
 
 import redis.asyncio as aioredis
-from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TimeoutError,
+    TryAgainError,
+)
 
 log = logging.getLogger(__name__)
 
-RETRYABLE = (ConnectionError, TimeoutError, BusyLoadingError, OSError)
-"""Errors that mean 'Redis is not reachable right now', worth retrying."""
+RETRYABLE = (ConnectionError, TimeoutError, BusyLoadingError, OSError, OutOfMemoryError,
+             ReadOnlyError, TryAgainError, ClusterDownError)
+"""Errors that mean 'Redis cannot serve us right now' (unreachable, loading, out of memory,
+a replica during a failover), worth retrying: never a reason to give up on the data."""
 
 
 def backoff_seconds(attempt: int, base: float = 0.2, cap: float = 10.0) -> float:

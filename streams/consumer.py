@@ -5,6 +5,13 @@ apply idempotently; ack; reclaim what dead consumers left pending; on SIGTERM fi
 batch in flight; keep a health key; log counters on shutdown. A bad record is dead-lettered
 with its reason and never stops the loop.
 
+No input may stop it: decoding and admission (``streams.core.admission``: the time window
+and the service area) are total, so any failure of an entry, of any exception type, dead-
+letters that entry. What could still kill the process (a crash inside Redis's reply to one
+entry, a bug) is caught by delivery counts: entries found pending after a restart or taken
+over from a dead consumer are re-applied one at a time, and one already delivered
+``POISON_DELIVERIES`` times is dead-lettered as ``poison`` without being applied again.
+
 Each batch is applied with ONE MULTI/EXEC (state, indexes, closed records, changes entry,
 freshness, counts, dead letters and the XACKs together) under WATCH of the entity hashes
 it read, so a consumer killed mid-batch leaves nothing half-applied: its entries stay
@@ -25,6 +32,7 @@ import os
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -34,6 +42,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError, WatchError
 
 from streams.connections import RETRYABLE, backoff_seconds, connect
+from streams.core.admission import Admission, admission_from_settings
+from streams.core.deadletter import DeadLetterLog, deadletter_entry
 from streams.core.events import Event, InvalidEvent, decode_event
 from streams.core.keys import (
     ALERT_ACTIVE_SECONDS,
@@ -41,9 +51,9 @@ from streams.core.keys import (
     CLOSED_CALL_BODY_TTL_SECONDS,
     CLOSED_MAXLEN,
     CONSUMER_GROUP,
-    DEADLETTER_MAXLEN,
     EVENT_FIELD,
     HEALTH_TTL_SECONDS,
+    HISTORY_FIELD,
     SOURCES,
     Keys,
 )
@@ -59,6 +69,7 @@ from streams.core.livestate import (
     entity_id_of,
 )
 from streams.core.settings import Settings
+from streams.publish import queue_deadletter
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +81,9 @@ one event per XADD then costs one batch per 10 ms, not one per event (each batch
 round trips), for at most 10 ms more latency. Full batches read on at once."""
 MAX_WATCH_RETRIES = 50
 """Optimistic retries of one batch when another consumer changed the same hashes."""
+POISON_DELIVERIES = 3
+"""An entry delivered this many times without being acked crashed its consumer on each of
+the tries before (the first in a batch, the second alone): it is dead-lettered unapplied."""
 
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder().decode
@@ -83,6 +97,7 @@ class Counters:
     duplicate: int = 0
     stale: int = 0
     rejected: int = 0
+    poison: int = 0
     batches: int = 0
     watch_retries: int = 0
     reclaimed: int = 0
@@ -91,18 +106,29 @@ class Counters:
 
 @dataclass(slots=True)
 class Entry:
-    """One raw stream entry as read: which feed, its id and its payload (None if deleted)."""
+    """One raw stream entry as read: which feed, its id and its payload (None if deleted),
+    and whether a replay of old data published it (``HISTORY_FIELD``)."""
 
     source: str
     entry_id: bytes
     payload: bytes | None
+    history: bool = False
+
+
+@dataclass(slots=True)
+class Refusal:
+    """An entry that will be dead-lettered, with its reason sentence and code."""
+
+    entry: Entry
+    reason: str
+    code: str
 
 
 @dataclass
 class Decoded:
     entries: list[Entry] = field(default_factory=list)
     events: list[tuple[Entry, Event]] = field(default_factory=list)
-    invalid: list[tuple[Entry, str]] = field(default_factory=list)
+    invalid: list[Refusal] = field(default_factory=list)
 
 
 def hash_key_of(keys: Keys, entity: str) -> str:
@@ -139,17 +165,19 @@ def stream_entries(reply: Any, source_of_stream: dict[str, str]) -> list[Entry]:
         for entry_id, fields in items:
             if entry_id is None:
                 continue
-            entries.append(Entry(source, entry_id, _payload(fields)))
+            entries.append(entry_of(source, entry_id, fields))
     return entries
 
 
-def _payload(fields: Any) -> bytes | None:
+def entry_of(source: str, entry_id: bytes, fields: Any) -> Entry:
+    """An Entry from a stream entry's fields (None or empty: deleted while pending)."""
     if not fields:
-        return None
-    value = fields.get(b"event", fields.get(EVENT_FIELD))
+        return Entry(source, entry_id, None)
+    value = fields.get(EVENT_FIELD.encode(), fields.get(EVENT_FIELD))
+    history = fields.get(HISTORY_FIELD.encode(), fields.get(HISTORY_FIELD)) in (b"1", "1")
     if isinstance(value, str):
-        return value.encode()
-    return value if value is not None else b""
+        value = value.encode()
+    return Entry(source, entry_id, value if value is not None else b"", history)
 
 
 def autoclaim_reply(reply: Any) -> tuple[bytes, list[tuple[Any, Any]]]:
@@ -169,6 +197,10 @@ class Consumer:
         self.keys = Keys(settings.key_prefix)
         self.streams = {source: self.keys.raw_stream(source) for source in SOURCES}
         self.source_of_stream = {stream: source for source, stream in self.streams.items()}
+        self.admission = admission_from_settings(settings)
+        self.deadletter_log = DeadLetterLog(log)
+        self.benign_deliveries: Counter[bytes] = Counter()
+        """Deliveries of pending entries that ended in a Redis failure, not a crash."""
         self.counters = Counters()
         self.last_heartbeat = 0.0
         # First prune one period after start, so short runs (tests) are not pruned mid-way.
@@ -205,37 +237,67 @@ class Consumer:
             await self.housekeeping(client)
 
     async def drain_own_pending(self, client: aioredis.Redis) -> None:
-        """Re-apply entries this consumer name read but never acked (after a reconnect)."""
-        while True:
-            reply = await client.xreadgroup(
-                CONSUMER_GROUP, self.name, {stream: "0" for stream in self.streams.values()},
-                count=self.settings.consumer_batch)
-            entries = stream_entries(reply, self.source_of_stream)
-            if not entries:
-                return
-            await self.apply_batch(client, entries)
+        """Re-apply, one at a time, entries this consumer name read but never acked (after
+        a reconnect or a crash): one at a time, so an entry that crashes us again is the
+        only one whose delivery count grows."""
+        for stream in self.streams.values():
+            while True:
+                reply = await client.xreadgroup(CONSUMER_GROUP, self.name, {stream: "0"},
+                                                count=1)
+                entries = stream_entries(reply, self.source_of_stream)
+                if not entries:
+                    break
+                await self.apply_redelivered(client, stream, entries[0])
 
     async def reclaim(self, client: aioredis.Redis) -> None:
-        """XAUTOCLAIM entries idle longer than claim_idle_ms and apply them."""
+        """XAUTOCLAIM, one at a time, entries idle longer than claim_idle_ms and apply them."""
         for source, stream in self.streams.items():
-            cursor = b"0-0"
+            cursor, taken = b"0-0", 0
             while True:
                 reply = await client.xautoclaim(
                     stream, CONSUMER_GROUP, self.name, self.settings.claim_idle_ms,
-                    start_id=cursor, count=self.settings.consumer_batch)
+                    start_id=cursor, count=1)
                 cursor, claimed = autoclaim_reply(reply)
-                entries = [Entry(source, entry_id, _payload(fields))
-                           for entry_id, fields, *_ in claimed if entry_id is not None]
-                if entries:
-                    log.info("reclaimed %d idle entries from %s", len(entries), stream)
-                    self.counters.reclaimed += len(entries)
-                    await self.apply_batch(client, entries)
+                for entry_id, fields, *_ in claimed:
+                    if entry_id is not None:
+                        taken += 1
+                        await self.apply_redelivered(client, stream,
+                                                     entry_of(source, entry_id, fields))
                 if cursor in (b"0-0", b"0"):
                     break
+            if taken:
+                log.info("reclaimed %d idle entries from %s", taken, stream)
+                self.counters.reclaimed += taken
+
+    async def apply_redelivered(self, client: aioredis.Redis, stream: str,
+                                entry: Entry) -> None:
+        """Apply one entry that was delivered before, or dead-letter it as poison."""
+        delivered = await delivery_count(client, stream, entry.entry_id) \
+            - self.benign_deliveries.pop(entry.entry_id, 0)
+        if delivered < POISON_DELIVERIES:
+            await self.apply_batch(client, [entry])
+            return
+        reason = (f"delivered {delivered} times without being acknowledged: it stopped a "
+                  f"consumer each time, so it is set aside unapplied")
+        decoded = Decoded(entries=[entry], invalid=[Refusal(entry, reason, "poison")])
+        self.counters.poison += 1
+        async with client.pipeline(transaction=True) as pipe:
+            self.queue_writes(pipe, _Plan(BatchPlan({}), {}, list(decoded.invalid)), decoded)
+            await pipe.execute()
+        self.counters.rejected += 1
 
     # --- one batch ----------------------------------------------------------------
     async def apply_batch(self, client: aioredis.Redis, entries: list[Entry]) -> None:
-        decoded = decode_entries(entries)
+        try:
+            await self._apply_batch(client, entries)
+        except RETRYABLE:
+            # Redis, not these entries, failed: their next delivery (after reconnecting)
+            # must not count towards poison.
+            self.benign_deliveries.update(entry.entry_id for entry in entries)
+            raise
+
+    async def _apply_batch(self, client: aioredis.Redis, entries: list[Entry]) -> None:
+        decoded = decode_entries(entries, self.admission, time.time())
         wanted: dict[str, set[str]] = {}
         for _, event in decoded.events:
             wanted.setdefault(ENTITY_OF_TYPE[type(event)], set()).add(entity_id_of(event))
@@ -286,7 +348,13 @@ class Consumer:
             try:
                 verdict = batch.apply(event)
             except InvalidEvent as error:
-                rejected.append((entry, error.reason))
+                rejected.append(Refusal(entry, error.reason, error.code))
+                continue
+            except Exception as error:  # noqa: BLE001 - no event may stop the consumer
+                log.exception("applying %s entry %s failed", entry.source,
+                              _text(entry.entry_id))
+                rejected.append(Refusal(entry, _failure("applying it failed", error),
+                                        "apply_error"))
                 continue
             key = f"{entry.source}:{verdict}" if verdict != "applied" else entry.source
             verdicts[key] = verdicts.get(key, 0) + 1
@@ -315,18 +383,20 @@ class Consumer:
             pipe.xadd(keys.closed, record, maxlen=CLOSED_MAXLEN, approximate=True)
         if batch.closed_records:
             pipe.sadd(keys.closed_ids, *(record["call_id"] for record in batch.closed_records))
-        for entry, reason in plan.rejected:
-            log.warning("dead-lettered %s entry %s: %s", entry.source, _text(entry.entry_id),
-                        reason)
-            pipe.xadd(keys.deadletter, {"source": entry.source, "entry_id": entry.entry_id,
-                                        "reason": reason, "payload": entry.payload or b""},
-                      maxlen=DEADLETTER_MAXLEN, approximate=True)
         seen = time.time()
+        for refusal in plan.rejected:
+            entry = refusal.entry
+            self.deadletter_log.note(entry.source, refusal.code, refusal.reason, seen)
+            queue_deadletter(pipe, keys, deadletter_entry(
+                entry.source, refusal.code, refusal.reason, entry.payload or b"",
+                entry_id=entry.entry_id))
         changes = batch.changes()
         if batch.freshness:
             fresh: dict[str, float] = {}
             for source, event_time in batch.freshness.items():
-                fresh[source] = max(event_time, plan.previous_freshness(source))
+                # Never ahead of the receiving clock: one event timed in the future (inside
+                # the admission window) must not make a feed look newer than it is.
+                fresh[source] = max(min(event_time, seen), plan.previous_freshness(source))
                 fresh[f"{source}:seen"] = seen
                 changes.append({"entity": "freshness", "op": "upsert", "id": source,
                                 "data": {"source": source, "event_time": fresh[source],
@@ -335,10 +405,7 @@ class Consumer:
         if changes:
             pipe.xadd(keys.changes, {"batch": _encode(changes)}, maxlen=CHANGES_MAXLEN,
                       approximate=True)
-        counts = dict(plan.verdicts)
-        for entry, _ in plan.rejected:
-            counts[f"{entry.source}:rejected"] = counts.get(f"{entry.source}:rejected", 0) + 1
-        for name, amount in counts.items():
+        for name, amount in plan.verdicts.items():
             pipe.hincrby(keys.counts, name, amount)
         by_stream: dict[str, list[bytes]] = {}
         for entry in decoded.entries:
@@ -359,6 +426,7 @@ class Consumer:
         if now - self.last_heartbeat >= HEARTBEAT_SECONDS:
             await self.heartbeat(client)
             self.last_heartbeat = now
+            self.deadletter_log.flush(time.time())
         if now - self.last_prune >= PRUNE_EVERY_SECONDS:
             await prune(client, self.keys)
             self.last_prune = now
@@ -373,34 +441,69 @@ class Consumer:
 class _Plan:
     batch: BatchPlan
     verdicts: dict[str, int]
-    rejected: list[tuple[Entry, str]]
+    rejected: list[Refusal]
     freshness_before: dict[str, float] = field(default_factory=dict)
 
     def previous_freshness(self, source: str) -> float:
         return self.freshness_before.get(source, -math.inf)
 
 
-def decode_entries(entries: Sequence[Entry]) -> Decoded:
-    """Validate every entry; invalid ones keep their reason for the dead-letter stream."""
+def decode_entries(entries: Sequence[Entry], admission: Admission | None = None,
+                   now: float | None = None) -> Decoded:
+    """Validate and admit every entry; refused ones keep their reason and code for the
+    dead-letter stream. Total: no payload, of any shape, raises out of here."""
     decoded = Decoded(entries=list(entries))
+    received = time.time() if now is None else now
     for entry in entries:
         if entry.payload is None:
             continue  # deleted from the stream while pending: nothing to apply, just ack
         try:
-            decoded.events.append((entry, decode_event(entry.payload)))
+            event = decode_event(entry.payload)
+            if admission is not None:
+                admission.check(event, received, entry.history)
         except InvalidEvent as error:
-            decoded.invalid.append((entry, error.reason))
+            decoded.invalid.append(Refusal(entry, error.reason, error.code))
+        except Exception as error:  # noqa: BLE001 - total: no payload may stop the consumer
+            decoded.invalid.append(Refusal(entry, _failure("decoding it failed", error),
+                                           "invalid"))
+        else:
+            decoded.events.append((entry, event))
     return decoded
 
 
-async def prune(client: aioredis.Redis, keys: Keys) -> None:
+def _failure(what: str, error: Exception) -> str:
+    return f"{what} ({type(error).__name__}: {error})"[:300]
+
+
+async def delivery_count(client: aioredis.Redis, stream: str, entry_id: bytes) -> int:
+    """How many times the group delivered one pending entry (1 if XPENDING has no record)."""
+    reply = await client.xpending_range(stream, CONSUMER_GROUP, min=entry_id, max=entry_id,
+                                        count=1)
+    for item in reply or []:
+        count: Any = item.get("times_delivered") if isinstance(item, dict) else item[3]
+        return int(count)
+    return 1
+
+
+def prune_clock(feed_clock: float | None, now: float) -> float | None:
+    """The clock a feed's bodies age by: its newest event time, never ahead of ``now``.
+
+    Replays of old data then age the way live feeds do (their clock is years back), while
+    no event, however far ahead its time, can make real data look old.
+    """
+    return None if feed_clock is None else min(feed_clock, now)
+
+
+async def prune(client: aioredis.Redis, keys: Keys, now: float | None = None) -> None:
     """Drop closed call/share bodies after their TTL and old alerts from the active set.
 
-    Ages are measured on the data's own clock (newest event time per feed), so replays of
-    old data age the same way live feeds do.
+    Ages are measured on ``prune_clock``: the feed's own clock, held back to the receiving
+    clock ``now`` (default: this machine's).
     """
+    received = time.time() if now is None else now
     clocks = await client.hmget(keys.freshness, ["cad", "shotspotter", "mutualink"])
-    cad, shot, share = (float(value) if value is not None else None for value in clocks)
+    cad, shot, share = (prune_clock(float(value) if value is not None else None, received)
+                        for value in clocks)
     async with client.pipeline(transaction=True) as pipe:
         if cad is not None:
             await _drop_older(client, pipe, keys.calls_closed_index, keys.calls,

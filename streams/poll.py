@@ -53,6 +53,7 @@ from streams.core.changes import (
     merge_records,
     record_key,
 )
+from streams.core.deadletter import deadletter_entry
 from streams.core.events import Event
 from streams.core.feeds import (
     PollConfig,
@@ -64,12 +65,12 @@ from streams.core.feeds import (
     soda_params,
     soda_rows,
 )
-from streams.core.keys import DEADLETTER_MAXLEN, HEALTH_TTL_SECONDS, Keys
+from streams.core.keys import HEALTH_TTL_SECONDS, Keys
 from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord, safe_id
 from streams.core.mapping.status import stamp_steps
 from streams.core.settings import Settings
 from streams.mapping_files import load_mapping
-from streams.publish import publish
+from streams.publish import publish, queue_deadletter
 
 log = logging.getLogger(__name__)
 
@@ -423,12 +424,9 @@ class Poller(FeedReader):
         if fresh:
             async with self.client.pipeline(transaction=False) as pipe:
                 for item in fresh:
-                    pipe.xadd(self.keys.deadletter,
-                              {"source": self.source, "reason": item.reason, "payload": item.raw,
-                               "file": self.config.url, "row": str(item.row),
-                               "feed": self.config.feed},
-                              maxlen=DEADLETTER_MAXLEN, approximate=True)
-                pipe.hincrby(self.keys.counts, f"{self.source}:rejected", len(fresh))
+                    queue_deadletter(pipe, self.keys, deadletter_entry(
+                        self.source, item.code, item.reason, item.raw, file=self.config.url,
+                        row=item.row, feed=self.config.feed))
                 await pipe.execute()
             for item in fresh[:5]:
                 log.warning("feed %s row %d rejected: %s", self.config.feed, item.row,

@@ -1,22 +1,37 @@
-"""Writing events onto their raw streams: the one way every producer publishes."""
+"""Writing events onto their raw streams, and refusals onto the dead-letter stream: the one
+way every producer publishes and every process dead-letters."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from streams.core.events import Event, encode_event, source_of
-from streams.core.keys import EVENT_FIELD, RAW_STREAM_MAXLEN, Keys
+from streams.core.keys import (
+    DEADLETTER_MAXLEN,
+    EVENT_FIELD,
+    HISTORY_FIELD,
+    RAW_STREAM_MAXLEN,
+    Keys,
+)
 
 
-async def publish(client: aioredis.Redis, keys: Keys, events: Iterable[Event]) -> int:
-    """XADD each event to its source's stream in one pipeline; return how many."""
+async def publish(client: aioredis.Redis, keys: Keys, events: Iterable[Event],
+                  history: bool = False) -> int:
+    """XADD each event to its source's stream in one pipeline; return how many.
+
+    ``history`` marks events of a replay of old data, judged by the history window.
+    """
     count = 0
     async with client.pipeline(transaction=False) as pipe:
         for event in events:
             source = source_of(event)
-            pipe.xadd(keys.raw_stream(source), {EVENT_FIELD: encode_event(event)},
+            fields: dict[str, bytes] = {EVENT_FIELD: encode_event(event)}
+            if history:
+                fields[HISTORY_FIELD] = b"1"
+            pipe.xadd(keys.raw_stream(source), fields,  # type: ignore[arg-type]
                       maxlen=RAW_STREAM_MAXLEN[source], approximate=True)
             count += 1
         if count:
@@ -29,3 +44,14 @@ async def publish_raw(client: aioredis.Redis, keys: Keys, source: str, payload: 
     entry_id = await client.xadd(keys.raw_stream(source), {EVENT_FIELD: payload},
                                  maxlen=RAW_STREAM_MAXLEN[source], approximate=True)
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def queue_deadletter(pipe: Any, keys: Keys, entry: Mapping[str, bytes | str]) -> None:
+    """Queue one dead letter (``deadletter_entry``) and its counts on ``pipe``."""
+    pipe.xadd(keys.deadletter, dict(entry), maxlen=DEADLETTER_MAXLEN, approximate=True)
+    pipe.hincrby(keys.counts, f"{_text(entry['source'])}:rejected", 1)
+    pipe.hincrby(keys.rejected_codes, _text(entry["code"]), 1)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

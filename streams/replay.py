@@ -36,12 +36,13 @@ import redis.asyncio as aioredis
 
 from streams.backfill import load_inputs
 from streams.connections import connect
+from streams.core.deadletter import deadletter_entry
 from streams.core.events import Event
-from streams.core.keys import DEADLETTER_MAXLEN, Keys
+from streams.core.keys import Keys
 from streams.core.mapping import Mapping, Rejected, record_events
 from streams.core.settings import Settings
 from streams.mapping_files import read_csv_rows
-from streams.publish import publish
+from streams.publish import publish, queue_deadletter
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,9 @@ class _Pacer:
 
     async def flush(self) -> None:
         if self.batch:
-            self.summary.published += await publish(self.client, self.keys, self.batch)
+            # Old data keeps its years-old times unless rebased: the history window judges it.
+            self.summary.published += await publish(self.client, self.keys, self.batch,
+                                                    history=not self.rebase)
             self.batch = []
 
 
@@ -129,10 +132,8 @@ async def _dead_letter(client: aioredis.Redis, keys: Keys, source: str,
                        rows: list[Rejected]) -> None:
     async with client.pipeline(transaction=False) as pipe:
         for row in rows:
-            pipe.xadd(keys.deadletter, {"source": source, "reason": row.reason,
-                                        "payload": row.raw, "file": row.file,
-                                        "row": str(row.row)},
-                      maxlen=DEADLETTER_MAXLEN, approximate=True)
+            queue_deadletter(pipe, keys, deadletter_entry(source, row.code, row.reason, row.raw,
+                                                          file=row.file, row=row.row))
         await pipe.execute()
 
 

@@ -113,7 +113,8 @@ async def run_simulation(settings: Settings, seed: int, speed: float, stop: asyn
 
     The simulated clock starts at ``start`` (default: now minus ``warmup_hours``); the
     first ``warmup_hours`` are published as fast as Redis takes them, so the dashboard
-    has history at once, then ``speed`` simulated seconds pass per real second.
+    has history at once, then ``speed`` simulated seconds pass per real second until the
+    simulated clock reaches the wall clock, which it then follows.
     """
     if speed <= 0:
         raise ValueError("the simulation speed must be above 0 simulated seconds per second")
@@ -141,7 +142,9 @@ async def _run_paced(sim: Simulation, anchor_sim: datetime, speed: float,
     last_report = anchor_real
     while not stop.is_set():
         elapsed = time.monotonic() - anchor_real
-        sim_now = anchor_sim + timedelta(seconds=elapsed * speed)
+        # Never ahead of the wall clock: the consumer refuses events from the future, so a
+        # speed above 1 fast-forwards a simulation that started in the past until it is now.
+        sim_now = min(anchor_sim + timedelta(seconds=elapsed * speed), datetime.now(UTC))
         await publish_until(sim, sim_now, publisher, stop)
         await publisher.heartbeat(sim_now)
         if time.monotonic() - last_report >= REPORT_SECONDS:

@@ -5,7 +5,10 @@ with HMAC-SHA256 over ``"<X-Timestamp>.<body>"`` (``streams/core/signatures.py``
 
 - bad or missing signature, timestamp more than 5 minutes off, or a signature already
   accepted (replay) -> 401, logged;
-- malformed JSON or an invalid alert -> 400 with the reason, body dead-lettered;
+- malformed JSON, an invalid alert, a time outside the window (``admission.py``: at most
+  5 minutes ahead of this server's clock by default) or a position outside the service
+  area -> 400 with the reason, body dead-lettered with its code; whatever the body, never
+  a 500;
 - valid -> 202, the alert XADDed to the shotspotter raw stream (the consumer applies it).
 
 ``GET /healthz`` -> 200. Run with ``python -m streams webhook``; SIGTERM stops it
@@ -27,11 +30,14 @@ import uvicorn
 from redis.exceptions import RedisError
 
 from streams.connections import connect
-from streams.core.keys import DEADLETTER_MAXLEN, HEALTH_TTL_SECONDS, Keys
+from streams.core.admission import Admission, admission_from_settings
+from streams.core.deadletter import DeadLetterLog, deadletter_entry
+from streams.core.events import InvalidEvent, ShotAlert
+from streams.core.keys import HEALTH_TTL_SECONDS, Keys
 from streams.core.settings import Settings
 from streams.core.shotspotter_alert import alert_from_payload, parse_alert_json
 from streams.core.signatures import MAX_SKEW_SECONDS, SignatureError, verify
-from streams.publish import publish
+from streams.publish import publish, queue_deadletter
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +69,14 @@ class WebhookApp:
     """ASGI application: verify, de-duplicate, validate and enqueue gunshot alerts."""
 
     def __init__(self, secret: str | None, client: aioredis.Redis, keys: Keys,
-                 clock: Callable[[], float] = time.time) -> None:
+                 admission: Admission, clock: Callable[[], float] = time.time) -> None:
         self.secret = secret
         self.client = client
         self.keys = keys
+        self.admission = admission
         self.clock = clock
         self.counters = {"accepted": 0, "unauthorized": 0, "invalid": 0, "errors": 0}
+        self.deadletter_log = DeadLetterLog(log)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,12 +112,11 @@ class WebhookApp:
             if not await self._remember_nonce(nonce, now):
                 return self._unauthorized(peer, "signature already used (replay)")
             try:
-                alert = alert_from_payload(parse_alert_json(body))
-            except ValueError as error:
-                await self._dead_letter(str(error), body)
+                alert = self.admitted(body, now)
+            except InvalidEvent as error:
+                await self._dead_letter(error, body, now)
                 self.counters["invalid"] += 1
-                log.warning("webhook alert from %s refused: %s", peer, error)
-                return 400, {"error": str(error)}
+                return 400, {"error": error.reason, "code": error.code}
             await publish(self.client, self.keys, [alert])
         except RedisError as error:
             self.counters["errors"] += 1
@@ -120,6 +127,18 @@ class WebhookApp:
         self.counters["accepted"] += 1
         log.info("gunshot alert %s accepted from %s", alert.alert_id, peer)
         return 202, {"accepted": alert.alert_id}
+
+    def admitted(self, body: bytes, now: float) -> ShotAlert:
+        """The alert in ``body`` if it may enter the system; InvalidEvent otherwise."""
+        try:
+            alert = alert_from_payload(parse_alert_json(body))
+        except InvalidEvent:
+            raise
+        except Exception as error:  # noqa: BLE001 - no body may turn into a 500
+            raise InvalidEvent(f"invalid alert ({type(error).__name__}: {error})"[:300]) \
+                from None
+        self.admission.check(alert, now)
+        return alert
 
     def _unauthorized(self, peer: str, reason: str) -> tuple[int, dict[str, str]]:
         self.counters["unauthorized"] += 1
@@ -135,13 +154,11 @@ class WebhookApp:
             _, added = await pipe.execute()
         return bool(added)
 
-    async def _dead_letter(self, reason: str, body: bytes) -> None:
+    async def _dead_letter(self, error: InvalidEvent, body: bytes, now: float) -> None:
+        self.deadletter_log.note("shotspotter", error.code, error.reason, now)
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.xadd(self.keys.deadletter,
-                      {"source": "shotspotter", "reason": reason, "payload": body,
-                       "file": DEADLETTER_FILE, "row": ""},
-                      maxlen=DEADLETTER_MAXLEN, approximate=True)
-            pipe.hincrby(self.keys.counts, "shotspotter:rejected", 1)
+            queue_deadletter(pipe, self.keys, deadletter_entry(
+                "shotspotter", error.code, error.reason, body, file=DEADLETTER_FILE))
             await pipe.execute()
 
 
@@ -183,6 +200,7 @@ async def _respond(send: Send, status: int, answer: dict[str, str]) -> None:
 async def _heartbeat(client: aioredis.Redis, keys: Keys, app: WebhookApp) -> None:
     """Keep keys.health('webhook') alive with the counters while serving."""
     while True:
+        app.deadletter_log.flush(time.time())
         with contextlib.suppress(RedisError):
             await client.set(keys.health("webhook"),
                              json.dumps({"time": time.time(), **app.counters}),
@@ -195,9 +213,10 @@ async def run_webhook(settings: Settings, stop: asyncio.Event) -> int:
     if not settings.webhook_secret:
         log.error("DISPATCH_SHOTSPOTTER_SECRET is not set; the webhook stays off")
         return 2
+    admission = admission_from_settings(settings)
     client = await connect(settings.redis_address)
     keys = Keys(settings.key_prefix)
-    app = WebhookApp(settings.webhook_secret, client, keys)
+    app = WebhookApp(settings.webhook_secret, client, keys, admission)
     config = uvicorn.Config(app, host=settings.webhook_host, port=settings.webhook_port,
                             lifespan="off", access_log=False, log_config=None)
     server = _Server(config)

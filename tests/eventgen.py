@@ -20,7 +20,9 @@ from streams.core.events import (
     UnitEvent,
 )
 
-START = datetime(2014, 6, 1, 12, 0, tzinfo=UTC)
+START = (datetime.now(UTC) - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+"""Three days back, on the hour: inside the consumer's live window (admission.py), and the
+same for every test of one run."""
 HARTFORD = (41.7637, -72.6851)
 DISTRICTS = ("North", "Central", "South")
 NEIGHBORHOODS = ("Asylum Hill", "Blue Hills", "Frog Hollow", "Downtown", "South End")
@@ -118,8 +120,12 @@ def _unit_track(rng: random.Random, number: int, span: float, fixes: int,
         heading = rng.uniform(0, 359)
         # at most 60 km/h between fixes: always a possible move
         step_m = min(60 / 3.6 * interval, 2000) * rng.random()
-        lat = round(lat + step_m * math.cos(math.radians(heading)) / 111_000, 6)
-        lon = round(lon + step_m * math.sin(math.radians(heading)) / 83_000, 6)
+        north = step_m * math.cos(math.radians(heading)) / 111_000
+        east = step_m * math.sin(math.radians(heading)) / 83_000
+        if abs(lat + north - HARTFORD[0]) * 111_000 > 5000 \
+                or abs(lon + east - HARTFORD[1]) * 83_000 > 5000:
+            north, east = -north, -east  # turn back: stay inside the service area
+        lat, lon = round(lat + north, 6), round(lon + east, 6)
         add(at, UnitEvent(  # type: ignore[operator]
             event_id=f"{unit_id}-{index}", event_time=_at(at), source="gen", unit_id=unit_id,
             unit_kind=kind, status=rng.choice(("available", "en_route", "on_scene")),

@@ -77,12 +77,23 @@ Priority = Annotated[int, msgspec.Meta(ge=1, le=5)]
 Time = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
-class InvalidEvent(ValueError):
-    """An event that cannot be applied; ``reason`` is shown in the dead-letter stream."""
+REASON_CODES: Final = (
+    "invalid", "not_json", "not_utf8", "too_large", "time_out_of_range",
+    "outside_service_area", "out_of_order", "conflict", "impossible_position", "poison",
+    "apply_error",
+)
+"""The short codes a dead letter's ``code`` field takes (its ``reason`` is a sentence):
+counted and shown per code on the status page and by ``python -m streams status``."""
 
-    def __init__(self, reason: str) -> None:
+
+class InvalidEvent(ValueError):
+    """An event that cannot be applied; ``reason`` (a sentence) and ``code`` (one of
+    REASON_CODES) are kept with it in the dead-letter stream."""
+
+    def __init__(self, reason: str, code: str = "invalid") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 class _Base(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True,
@@ -223,20 +234,26 @@ def _check_position(lat: float | None, lon: float | None) -> None:
 
 
 def decode_event(payload: bytes | str) -> Event:
-    """Parse and validate one event; raise InvalidEvent with a readable reason."""
+    """Parse and validate one event; raise InvalidEvent with a readable reason.
+
+    Total over its input: whatever the bytes, the answer is an event or InvalidEvent
+    (the consumer still guards against the unforeseen, see ``streams.consumer``).
+    """
     if len(payload) > MAX_EVENT_BYTES:
-        raise InvalidEvent(f"event is {len(payload)} bytes; the limit is {MAX_EVENT_BYTES}")
+        raise InvalidEvent(f"event is {len(payload)} bytes; the limit is {MAX_EVENT_BYTES}",
+                           "too_large")
     if isinstance(payload, bytes):
         try:
             payload.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise InvalidEvent(f"event is not UTF-8 (byte {error.start})") from None
+            raise InvalidEvent(f"event is not UTF-8 (byte {error.start})", "not_utf8") from None
     try:
-        return utc(_decoder.decode(payload))
+        event = _decoder.decode(payload)
     except msgspec.ValidationError as error:
         raise InvalidEvent(f"invalid event: {error}") from None
     except msgspec.DecodeError as error:
-        raise InvalidEvent(f"event is not JSON: {error}") from None
+        raise InvalidEvent(f"event is not JSON: {error}", "not_json") from None
+    return utc(event)
 
 
 def encode_event(event: Event) -> bytes:
@@ -250,13 +267,28 @@ def source_of(event: Event) -> str:
 
 
 def utc(event: Event) -> Event:
-    """Return the event with every datetime converted to UTC."""
-    changes = {
-        name: value.astimezone(UTC)
-        for name in _TIME_FIELDS[type(event)]
-        if (value := getattr(event, name)) is not None and value.utcoffset()
-    }
+    """Return the event with every datetime converted to UTC.
+
+    A time whose UTC instant falls outside what Python can hold (0001-01-01T00:00:00+14:00,
+    9999-12-31T23:59:59-14:00) raises InvalidEvent ``time_out_of_range``, not OverflowError.
+    """
+    changes = {}
+    for name in _TIME_FIELDS[type(event)]:
+        value = getattr(event, name)
+        if value is None or not value.utcoffset():
+            continue
+        try:
+            changes[name] = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise InvalidEvent(f"{name} {value.isoformat()} is outside the years 1-9999 in UTC",
+                               "time_out_of_range") from None
     return msgspec.structs.replace(event, **changes) if changes else event
+
+
+def event_times(event: Event) -> dict[str, datetime]:
+    """Every time an event states, by field name (event_time always among them)."""
+    return {name: value for name in _TIME_FIELDS[type(event)]
+            if (value := getattr(event, name)) is not None}
 
 
 def is_qol(category: str) -> bool:

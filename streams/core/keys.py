@@ -16,7 +16,10 @@ CONSUMER_GROUP = "live-state"
 """Consumer group that applies raw events to live state."""
 
 EVENT_FIELD = "event"
-"""Stream entry field holding the JSON event (every raw stream entry has exactly this one)."""
+"""Stream entry field holding the JSON event (every raw stream entry has it)."""
+HISTORY_FIELD = "history"
+"""Optional raw stream entry field, "1" on events a replay of old data publishes: the
+consumer judges their times by the history window, not the live one (admission.py)."""
 
 # Approximate caps (XADD MAXLEN ~). Raw streams are a replay buffer, not the record:
 # live state and the closed-calls stream are.
@@ -70,7 +73,8 @@ class Keys:
 
     @property
     def deadletter(self) -> str:
-        """Rejected events: fields source, reason, payload (original bytes), entry_id."""
+        """Rejected events and rows (``streams.core.deadletter.deadletter_entry``): source,
+        code, reason, payload (original bytes), entry_id or file and row."""
         return f"{self.prefix}:stream:deadletter"
 
     @property
@@ -150,8 +154,14 @@ class Keys:
 
     @property
     def counts(self) -> str:
-        """Hash source -> events applied; source:rejected -> events dead-lettered."""
+        """Hash source -> events applied; source:rejected -> events dead-lettered;
+        source:duplicate and source:stale -> events skipped (each event counted once)."""
         return f"{self.prefix}:counts"
+
+    @property
+    def rejected_codes(self) -> str:
+        """Hash dead-letter code (events.REASON_CODES) -> dead letters of that code."""
+        return f"{self.prefix}:deadletter:codes"
 
     def health(self, process: str) -> str:
         """Heartbeat of one process (JSON with counters), expires after HEALTH_TTL_SECONDS."""

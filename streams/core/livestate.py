@@ -205,12 +205,12 @@ def apply_call(state: State | None, event: CallEvent, closed_before: bool = Fals
     if state is None:
         if closed_before:
             raise InvalidEvent(f"call {event.call_id} is already closed; "
-                               f"a {event.kind} event cannot follow")
+                               f"a {event.kind} event cannot follow", "out_of_order")
         raise InvalidEvent(f"call {event.call_id} has no created event yet; "
-                           f"{event.kind} is out of order")
+                           f"{event.kind} is out of order", "out_of_order")
     if state["status"] in TERMINAL_STATUSES:
         raise InvalidEvent(f"call {event.call_id} is {state['status']}; "
-                           f"a {event.kind} event cannot follow")
+                           f"a {event.kind} event cannot follow", "out_of_order")
     new = dict(state)
     new["applied"] = _remember(state["applied"], event.event_id, None)
     new["updated_time"] = _epoch(event.event_time)
@@ -232,9 +232,10 @@ def apply_call(state: State | None, event: CallEvent, closed_before: bool = Fals
 def _create_call(state: State | None, event: CallEvent, closed_before: bool) -> Outcome:
     if state is not None:
         raise InvalidEvent(f"call {event.call_id} was already created by another event; "
-                           f"created {event.event_id} is a conflicting duplicate")
+                           f"created {event.event_id} is a conflicting duplicate", "conflict")
     if closed_before:
-        raise InvalidEvent(f"call {event.call_id} is already closed; it cannot be created again")
+        raise InvalidEvent(f"call {event.call_id} is already closed; it cannot be created again",
+                           "out_of_order")
     assert event.category is not None and event.priority is not None  # created checks these
     new: State = {
         "call_id": event.call_id, "status": "pending",
@@ -275,7 +276,7 @@ def _unit_step(new: State, event: CallEvent) -> None:
     reached = [name for name in UNIT_STEPS if times.get(name) is not None]
     if reached and UNIT_STEPS.index(reached[-1]) >= UNIT_STEPS.index(step):
         raise InvalidEvent(f"unit {unit} already reached {reached[-1]} on call "
-                           f"{event.call_id}; {event.kind} is out of order")
+                           f"{event.call_id}; {event.kind} is out of order", "out_of_order")
     times[step] = when
     new["unit_times"] = {**new["unit_times"], unit: times}
     if unit not in new["units"]:
@@ -344,7 +345,7 @@ def apply_unit(state: State | None, event: UnitEvent) -> Outcome:
     when = float(event.event_time.timestamp())
     if event.lat is not None and abs(event.lat) > GEO_LAT_LIMIT:
         raise InvalidEvent(f"unit {event.unit_id} latitude {event.lat} cannot be mapped "
-                           f"(beyond ±{GEO_LAT_LIMIT})")
+                           f"(beyond ±{GEO_LAT_LIMIT})", "impossible_position")
     if state is not None:
         if event.event_id in state["applied"]:
             return DUPLICATE
@@ -377,7 +378,7 @@ def _check_speed(state: State, event: UnitEvent, when: float) -> None:
         seconds = when - state["time"]
         raise InvalidEvent(
             f"impossible position for unit {event.unit_id}: {metres:.0f} m in {seconds:.0f} s "
-            f"since its last fix (limit {MAX_UNIT_SPEED_KMH:.0f} km/h)")
+            f"since its last fix (limit {MAX_UNIT_SPEED_KMH:.0f} km/h)", "impossible_position")
 
 
 # --- alerts and shares ------------------------------------------------------------------
@@ -410,9 +411,10 @@ def apply_share(state: State | None, event: ShareEvent) -> Outcome:
         return DUPLICATE
     if state is not None and state["status"] == "closed":
         raise InvalidEvent(f"share {event.share_id} is closed; a {event.kind} event "
-                           f"cannot follow")
+                           f"cannot follow", "out_of_order")
     if state is None and event.kind == "closed":
-        raise InvalidEvent(f"share {event.share_id} was never opened; closed is out of order")
+        raise InvalidEvent(f"share {event.share_id} was never opened; closed is out of order",
+                           "out_of_order")
     start = _epoch(event.start_time) or (state["start_time"] if state else when)
     new: State = {
         "share_id": event.share_id, "status": "open", "partner": event.partner,

@@ -189,6 +189,29 @@ class Settings:
         "JSON neighborhood->district map; unset uses the built-in Hartford map.",
         lambda text: _path(text) if text else None,
     )
+    max_event_age_seconds: float = _setting(
+        "DISPATCH_MAX_EVENT_AGE", 30 * 86400.0,
+        "Live events timed more than this many seconds before the receiving clock are "
+        "dead-lettered as time_out_of_range.", float,
+    )
+    history_max_age_days: float = _setting(
+        "DISPATCH_HISTORY_MAX_AGE_DAYS", 50 * 365.25,
+        "Backfill and history replays accept times back to this many days before now.", float,
+    )
+    max_event_ahead_seconds: float = _setting(
+        "DISPATCH_MAX_EVENT_AHEAD", 300.0,
+        "Times more than this many seconds after the receiving clock are dead-lettered "
+        "as time_out_of_range (everywhere, history included).", float,
+    )
+    service_area: str = _setting(
+        "DISPATCH_SERVICE_AREA", "",
+        "Where events may be: empty = the city's bounds from the geography; "
+        "south,west,north,east in degrees; or 'anywhere'.",
+    )
+    service_area_margin_km: float = _setting(
+        "DISPATCH_SERVICE_AREA_MARGIN_KM", 10.0,
+        "Kilometres around the service area still accepted (mutual aid, hospitals).", float,
+    )
     sim_seed: int = _setting("DISPATCH_SIM_SEED", 2014, "Seed of the simulators.", int)
     sim_speed: float = _setting(
         "DISPATCH_SIM_SPEED", 1.0, "Simulated seconds per real second.", float
@@ -259,6 +282,11 @@ class Settings:
             unknown = sorted(set(table.roles()) - set(ROLES))
             if unknown:
                 raise ValueError(f"DISPATCH_SESSION_*: unknown role {unknown[0]!r}")
+        if min(self.max_event_age_seconds, self.history_max_age_days,
+               self.max_event_ahead_seconds, self.service_area_margin_km) < 0:
+            raise ValueError("DISPATCH_MAX_EVENT_AGE, DISPATCH_HISTORY_MAX_AGE_DAYS, "
+                             "DISPATCH_MAX_EVENT_AHEAD and DISPATCH_SERVICE_AREA_MARGIN_KM "
+                             "cannot be negative")
 
     @property
     def redis_address(self) -> str:

@@ -39,22 +39,24 @@ _OPTIONAL_TEXT: Final = ("address", "district", "neighborhood", "beat")
 
 
 def parse_alert_json(body: bytes) -> dict[str, Any]:
-    """Decode the body as a JSON object; ValueError('malformed JSON: ...') otherwise."""
+    """Decode the body as a JSON object; InvalidEvent('malformed JSON: ...') otherwise."""
     try:
         payload = msgspec.json.decode(body)
     except msgspec.DecodeError as error:
-        raise ValueError(f"malformed JSON: {error}") from None
+        raise InvalidEvent(f"malformed JSON: {error}", "not_json") from None
     if not isinstance(payload, dict):
-        raise ValueError(f"malformed JSON: expected an object, got {type(payload).__name__}")
+        raise InvalidEvent(f"malformed JSON: expected an object, got {type(payload).__name__}",
+                           "not_json")
     return payload
 
 
 def alert_from_payload(payload: dict[str, Any]) -> ShotAlert:
-    """Map the vendor's alert object to a validated ShotAlert; ValueError says what is wrong."""
+    """Map the vendor's alert object to a validated ShotAlert; InvalidEvent (a ValueError)
+    says what is wrong, with its dead-letter code."""
     alert_id = _alert_id(payload.get("id"))
     detected = _time(payload.get("detected_time"), "detected_time")
     if detected is None:
-        raise ValueError("invalid alert: detected_time is required")
+        raise InvalidEvent("invalid alert: detected_time is required")
     published = _time(payload.get("published_time"), "published_time")
     event: dict[str, Any] = {
         "type": "shot",
@@ -74,11 +76,11 @@ def alert_from_payload(payload: dict[str, Any]) -> ShotAlert:
         if payload.get(name) not in (None, ""):
             event[name] = payload[name]
     if event["lat"] is None or event["lon"] is None:
-        raise ValueError("invalid alert: lat and lon are required")
+        raise InvalidEvent("invalid alert: lat and lon are required")
     try:
         alert = decode_event(msgspec.json.encode(event))
     except InvalidEvent as error:
-        raise ValueError(f"invalid alert: {error.reason}") from None
+        raise InvalidEvent(f"invalid alert: {error.reason}", error.code) from None
     assert isinstance(alert, ShotAlert)
     return alert
 
@@ -92,14 +94,14 @@ def _first(payload: dict[str, Any], *names: str) -> Any:
 
 def _alert_id(value: Any) -> str:
     if not isinstance(value, str) or not _ALERT_ID.match(value):
-        raise ValueError("invalid alert: id must be 1-56 letters, digits, '_', '.', ':' or '-'")
+        raise InvalidEvent("invalid alert: id must be 1-56 letters, digits, '_', '.', ':' or '-'")
     return value
 
 
 def _alert_type(value: Any) -> str:
     word = value.strip().lower() if isinstance(value, str) else None
     if word not in _TYPE_WORDS:
-        raise ValueError(f"invalid alert: type {value!r} is not single, multiple or probable")
+        raise InvalidEvent(f"invalid alert: type {value!r} is not single, multiple or probable")
     return _TYPE_WORDS[word]
 
 
@@ -108,18 +110,23 @@ def _time(value: Any, name: str) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        raise ValueError(f"invalid alert: {name} must be a time, got {value!r}")
+        raise InvalidEvent(f"invalid alert: {name} must be a time, got {value!r}")
     if isinstance(value, int | float):
         try:
             return datetime.fromtimestamp(value, UTC)
         except (OverflowError, OSError, ValueError):
-            raise ValueError(f"invalid alert: {name} {value!r} is not epoch seconds") from None
+            raise InvalidEvent(f"invalid alert: {name} {value!r} is not epoch seconds in "
+                               f"the years 1-9999", "time_out_of_range") from None
     if not isinstance(value, str):
-        raise ValueError(f"invalid alert: {name} must be a time, got {value!r}")
+        raise InvalidEvent(f"invalid alert: {name} must be a time, got {value!r}")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"invalid alert: {name} {value[:40]!r} is not ISO 8601") from None
+        raise InvalidEvent(f"invalid alert: {name} {value[:40]!r} is not ISO 8601") from None
     if parsed.utcoffset() is None:
-        raise ValueError(f"invalid alert: {name} {value[:40]!r} needs a UTC offset or 'Z'")
-    return parsed.astimezone(UTC)
+        raise InvalidEvent(f"invalid alert: {name} {value[:40]!r} needs a UTC offset or 'Z'")
+    try:
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise InvalidEvent(f"invalid alert: {name} {value[:40]!r} is outside the years "
+                           f"1-9999 in UTC", "time_out_of_range") from None

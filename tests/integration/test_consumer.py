@@ -278,9 +278,10 @@ def _json(body: dict[str, Any]) -> bytes:
 
 
 def _created_body(number: int) -> dict[str, Any]:
-    return {"type": "call", "event_id": f"junk-{number}", "event_time": "2014-06-01T12:01:00Z",
+    return {"type": "call", "event_id": f"junk-{number}",
+            "event_time": (START + timedelta(minutes=1)).isoformat(),
             "kind": "created", "call_id": f"J{number}", "category": "noise",
-            "received_time": "2014-06-01T12:00:00Z", "priority": 2}
+            "received_time": START.isoformat(), "priority": 2}
 
 
 JUNK_KINDS: dict[str, tuple[str, Callable[[int, Any], bytes], str]] = {
@@ -289,7 +290,7 @@ JUNK_KINDS: dict[str, tuple[str, Callable[[int, Any], bytes], str]] = {
         unit_id="U1")), "no created event yet"),
     "impossible": ("avl", lambda n, _: encode_event(UnitEvent(
         event_id=f"junk-{n}", event_time=START + timedelta(seconds=1 + n), unit_id="UJ",
-        unit_kind="patrol", status="available", lat=42.3, lon=-72.68)),
+        unit_kind="patrol", status="available", lat=41.85, lon=-72.68)),
         "impossible position"),
     "unknown_code": ("cad", lambda n, _: _json({**_created_body(n), "category": "jaywalk"}),
                      "category"),

@@ -53,7 +53,7 @@ SCENE: list[Event] = [
     fix("U1", 0, 41.7637, -72.6851, "available"),
     fix("U2", 0, 41.7700, -72.6851, "available"),
     fix("U3", 0, 41.7640, -72.6851, "on_scene"),
-    fix("U4", 0, 41.9000, -72.6851, "available"),
+    fix("U4", 0, 41.8900, -72.6851, "available"),  # 14 km north: inside the area, far away
     ShotAlert(event_id="s1", event_time=at(100), alert_id="OLD", alert_type="single",
               lat=41.76, lon=-72.68, detected_time=at(100)),
     ShotAlert(event_id="s2", event_time=at(5000), alert_id="NEW", alert_type="multiple",

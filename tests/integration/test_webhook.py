@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -24,16 +25,17 @@ from tests.conftest import TIMEOUT_SCALE
 
 SECRET = "test-webhook-secret"
 
+DETECTED = (datetime.now(UTC) - timedelta(seconds=45)).replace(microsecond=120_000)
 ALERT = {
-    "id": "DC-20130624-0001",
+    "id": "HFD-20140621-0001",
     "type": "Multiple Gunshots",
     "rounds": 4,
-    "lat": 38.8652, "lon": -76.9914,  # a real DC ShotSpotter detection location
-    "address": "2300 block of Good Hope Rd SE",
-    "district": "7D",
-    "beat": "702",
-    "detected_time": "2013-06-24T03:41:05.120Z",
-    "published_time": "2013-06-24T03:41:40Z",
+    "lat": 41.7761, "lon": -72.6934,  # Albany Ave at Woodland St, North End
+    "address": "Albany Ave & Woodland St",
+    "district": "North",
+    "beat": "N3",
+    "detected_time": DETECTED.isoformat().replace("+00:00", "Z"),
+    "published_time": (DETECTED + timedelta(seconds=35)).isoformat(),
     "vendor_extra": {"sensors": 9},
 }
 
@@ -101,12 +103,12 @@ def test_valid_alert_is_accepted_and_streamed(webhook: Webhook, r: redis.Redis,
     """A correctly signed alert answers 202 and lands on the shotspotter raw stream."""
     response = post(webhook, json.dumps(ALERT).encode())
     assert response.status_code == 202
-    assert response.json() == {"accepted": "DC-20130624-0001"}
+    assert response.json() == {"accepted": "HFD-20140621-0001"}
     [alert] = shot_entries(r, keys)
-    assert (alert.alert_id, alert.alert_type, alert.rounds) == ("DC-20130624-0001", "multiple", 4)
-    assert (alert.lat, alert.lon, alert.district, alert.beat) == (38.8652, -76.9914, "7D", "702")
-    assert alert.detected_time.isoformat() == "2013-06-24T03:41:05.120000+00:00"
-    assert alert.event_id == "shot-DC-20130624-0001"
+    assert (alert.alert_id, alert.alert_type, alert.rounds) == ("HFD-20140621-0001", "multiple", 4)
+    assert (alert.lat, alert.lon, alert.district, alert.beat) == (41.7761, -72.6934, "North", "N3")
+    assert alert.detected_time == DETECTED
+    assert alert.event_id == "shot-HFD-20140621-0001"
     assert dead_letters(r, keys) == []
 
 
@@ -198,3 +200,35 @@ def test_healthz_unknown_path_and_sigterm(webhook: Webhook) -> None:
     assert httpx.get(f"{webhook.url}/shotspotter").status_code == 405
     webhook.process.send_signal(signal.SIGTERM)
     assert webhook.process.wait(timeout=20 * TIMEOUT_SCALE) == 0
+
+
+@pytest.mark.parametrize(("detected", "published"), [
+    ("0001-01-01T00:00:00+14:00", None),
+    ("9999-12-31T23:59:59-14:00", None),
+    ("2099-01-01T00:00:00Z", None),
+    ("2001-06-24T03:41:05Z", "2001-06-24T03:41:40Z"),
+    (-1e20, None),
+])
+def test_times_outside_the_window_are_400_and_dead_lettered(
+        webhook: Webhook, r: redis.Redis, keys: Keys, detected: object,
+        published: object) -> None:
+    """Times Python cannot hold, far-future and years-old times answer 400 (never a 500),
+    are dead-lettered as time_out_of_range and reach no raw stream."""
+    body = json.dumps({**ALERT, "detected_time": detected, "published_time": published})
+    response = post(webhook, body.encode())
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "time_out_of_range"
+    [letter] = dead_letters(r, keys)
+    assert letter["code"] == "time_out_of_range" and letter["payload"] == body
+    assert shot_entries(r, keys) == []
+    assert r.hget(keys.rejected_codes, "time_out_of_range") == b"1"
+
+
+def test_alert_outside_the_service_area_is_400(webhook: Webhook, r: redis.Redis,
+                                               keys: Keys) -> None:
+    """An alert in Sydney (or anywhere far from the city) answers 400 outside_service_area."""
+    response = post(webhook, json.dumps({**ALERT, "lat": -33.8688, "lon": 151.2093}).encode())
+    assert response.status_code == 400
+    assert response.json()["code"] == "outside_service_area"
+    assert [letter["code"] for letter in dead_letters(r, keys)] == ["outside_service_area"]
+    assert shot_entries(r, keys) == []
