@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -39,13 +40,14 @@ import redis
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from streams.connections import connect
+from streams.core.admission import Admission
 from streams.core.deadletter import deadletter_entry
-from streams.core.events import is_qol
+from streams.core.events import InvalidEvent, is_qol
 from streams.core.keys import CLOSED_MAXLEN, Keys
 from streams.core.livestate import closed_record
 from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord
 from streams.core.settings import Settings
-from streams.mapping_files import load_mapping, read_csv_rows
+from streams.mapping_files import admission_for, load_mapping, read_csv_rows
 from streams.publish import queue_deadletter
 
 log = logging.getLogger(__name__)
@@ -270,6 +272,30 @@ def _counted(rows: Iterator[dict[str, str]], summary: Summary) -> Iterator[dict[
         yield row
 
 
+def admitted(item: CallRecord | ShotRecord | Rejected, admission: Admission | None,
+             now: float) -> CallRecord | ShotRecord | Rejected:
+    """The item, or a Rejected with the code when its times fall outside the history
+    window or its position outside the service area."""
+    if admission is None or isinstance(item, Rejected):
+        return item
+    if isinstance(item, ShotRecord):
+        times = {"detected_time": item.detected_time}
+    else:
+        times = {name: value for name in ("received_time", "dispatched_time",
+                                          "on_scene_time", "closed_time")
+                 if (value := getattr(item, name)) is not None}
+        times.update((f"unit {unit.unit_id} {name}", value) for unit in item.units
+                     for name in ("dispatched", "on_scene", "cleared")
+                     if (value := getattr(unit, name)) is not None)
+    try:
+        admission.check_times(times, now, history=True)
+        if item.lat is not None and item.lon is not None:
+            admission.check_place(item.lat, item.lon)
+    except InvalidEvent as error:
+        return Rejected(item.file, item.row, f"{error.code}: {error.reason}", "")
+    return item
+
+
 def _add(chunk: _Chunk, item: CallRecord | ShotRecord | Rejected, summary: Summary) -> None:
     if isinstance(item, Rejected):
         summary.rejected[item.code] += 1
@@ -292,14 +318,19 @@ def _add(chunk: _Chunk, item: CallRecord | ShotRecord | Rejected, summary: Summa
 async def backfill(client: redis.Redis, keys: Keys, mapping: Mapping,
                    paths: Iterable[Path], stop: StopFlag | None = None,
                    progress: bool = True, summary: Summary | None = None,
-                   shard: tuple[int, int] = (0, 1)) -> Summary:
+                   shard: tuple[int, int] = (0, 1),
+                   admission: Admission | None = None) -> Summary:
     """Load every file in this process; return the summary.
+
+    With ``admission`` a call or alert timed outside the history window or placed outside
+    the service area is dead-lettered with its code (``admitted``).
 
     Stops between chunks when ``stop`` is set. Pass ``summary`` to watch the counts from
     elsewhere while it runs; ``shard`` loads only that shard's calls (see
     ``Mapping.records``), as the worker processes of ``backfill_files`` do.
     """
     summary = summary if summary is not None else Summary()
+    now = time.time()
     if mapping.kind == "calls":  # which intervals this source can have, for /response
         await asyncio.to_thread(client.hset, keys.feed_times, mapping.source,
                                 ",".join(mapping.feed_times))
@@ -310,7 +341,7 @@ async def backfill(client: redis.Redis, keys: Keys, mapping: Mapping,
             rows = _counted(read_csv_rows(path, bar.update), summary)
             chunk = _Chunk()
             for item in mapping.records(rows, path.name, shard=shard):
-                _add(chunk, item, summary)
+                _add(chunk, admitted(item, admission, now), summary)
                 if len(chunk) >= CHUNK_ITEMS:
                     await writer.submit(chunk)
                     chunk = _Chunk()
@@ -342,7 +373,8 @@ def _init_worker(stop: Any, rows: list[Any]) -> None:
 
 
 def _load_shard(url: str, prefix: str, mapping_path: str, base_dir: str, paths: list[str],
-                shard: int, shards: int, progress: bool) -> Summary:
+                shard: int, shards: int, progress: bool,
+                admission: Admission | None = None) -> Summary:
     """Worker process: load one shard of the calls, publishing rows read as it goes."""
     rows = _worker_rows[shard]
     mapping = load_mapping(Path(mapping_path), Path(base_dir))
@@ -358,7 +390,7 @@ def _load_shard(url: str, prefix: str, mapping_path: str, base_dir: str, paths: 
     reporter.start()
     try:
         asyncio.run(backfill(client, Keys(prefix), mapping, [Path(p) for p in paths],
-                             _worker_stop, progress, summary, (shard, shards)))
+                             _worker_stop, progress, summary, (shard, shards), admission))
     finally:
         done.set()
         reporter.join()
@@ -391,7 +423,8 @@ def default_workers() -> int:
 
 async def backfill_files(url: str, keys: Keys, mapping_path: Path, base_dir: Path,
                          paths: list[Path], stop: asyncio.Event, workers: int,
-                         progress: bool = True, rows: Any = None) -> Summary:
+                         progress: bool = True, rows: Any = None,
+                         admission: Admission | None = None) -> Summary:
     """Backfill with ``workers`` processes, each loading the calls of one id shard.
 
     Mapping is CPU-bound Python, so shards in separate processes use every core; calls
@@ -406,7 +439,7 @@ async def backfill_files(url: str, keys: Keys, mapping_path: Path, base_dir: Pat
                              initargs=(flag, counters)) as pool:
         futures = [loop.run_in_executor(
             pool, _load_shard, url, keys.prefix, str(mapping_path), str(base_dir),
-            [str(path) for path in paths], shard, workers, progress and shard == 0)
+            [str(path) for path in paths], shard, workers, progress and shard == 0, admission)
             for shard in range(workers)]
         relay = asyncio.create_task(_relay_stop(stop, flag, counters, rows))
         try:
@@ -447,17 +480,18 @@ async def run_backfill(settings: Settings, mapping_path: Path, data: list[Path],
     mapping = load_inputs("backfill", settings, mapping_path, data)
     if mapping is None:
         return 2
+    admission = admission_for(settings, mapping)
     url = settings.redis_address
     await (await connect(url)).aclose()  # waits, with backoff, until Redis answers
     keys = Keys(settings.key_prefix)
     workers = default_workers() if workers is None else max(1, workers)
     if workers > 1:
         summary = await backfill_files(url, keys, mapping_path, settings.shared_data_dir,
-                                       data, stop, workers)
+                                       data, stop, workers, admission=admission)
     else:
         client = redis.Redis.from_url(url)
         try:
-            summary = await backfill(client, keys, mapping, data, stop)
+            summary = await backfill(client, keys, mapping, data, stop, admission=admission)
         finally:
             client.close()
     print(summary.text())

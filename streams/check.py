@@ -23,7 +23,7 @@ from streams.core.mapping import CallRecord, Mapping
 from streams.core.mapping.check import Box, CheckReport
 from streams.core.mapping.status import stamp_steps
 from streams.core.settings import Settings
-from streams.mapping_files import load_mapping, read_csv_rows
+from streams.mapping_files import admission_for, load_mapping, read_csv_rows
 
 
 def service_box(mapping: Mapping, settings: Settings) -> Box | None:
@@ -93,7 +93,8 @@ def run_check(settings: Settings, mapping_path: Path, data: list[Path],
         max_age=timedelta(seconds=float(getattr(settings, "max_event_age_seconds", 30 * 86400)))
         if live else timedelta(days=float(getattr(settings, "history_max_age_days",
                                                   50 * 365.25))),
-        area=service_box(mapping, settings))
+        area=service_box(mapping, settings), admission=admission_for(settings, mapping),
+        live=live)
     if live:
         try:
             rows = asyncio.run(_fetch(mapping, url, settings))

@@ -2,7 +2,9 @@
 
 ``streams.core.mapping`` is pure: it maps rows it is given. This module reads what it
 needs from disk: ``load_mapping`` reads a TOML mapping file and its lookup tables,
-``read_csv_rows`` streams a CSV export's rows.
+``read_csv_rows`` streams a CSV export's rows; ``admission_for`` is the time window and
+service area a source judges a mapping's events by (the geography is read from disk when
+the mapping names no area of its own).
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import csv
 import io
 import tomllib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from streams.core.admission import Admission, Area, admission_from_settings
 from streams.core.mapping import CSV_ERROR_KEY, Lookup, Mapping, build_lookup, table_rows
 from streams.core.mapping.schema import validate_mapping
 
@@ -89,3 +93,26 @@ def _decoded_lines(handle: io.BufferedReader, progress: Callable[[int], None] | 
     if progress is not None and pending:
         progress(pending)
 
+
+
+def admission_for(settings: Any, mapping: Mapping) -> Admission:
+    """The admission a source judges this mapping's events by: the dashboard's window, and
+    the mapping's own service area ([service_area], else its [location] bounds) when it
+    names one, else the dashboard's (DISPATCH_SERVICE_AREA or the city's neighborhoods,
+    which reads the geography files)."""
+    area = mapping_area(mapping, settings.service_area_margin_km)
+    if area is None:
+        return admission_from_settings(settings)
+    return replace(Admission.from_settings(replace(settings, service_area="anywhere"), None),
+                   area=area)
+
+
+def mapping_area(mapping: Mapping, default_margin_km: float) -> Area | None:
+    """The box a mapping's events must fall in, widened by its margin (None: no own area)."""
+    if mapping.service_area is not None:
+        (west, south, east, north), margin = mapping.service_area
+    elif mapping.location.bounds is not None:
+        (west, south, east, north), margin = mapping.location.bounds, default_margin_km
+    else:
+        return None
+    return Area(south, west, north, east).widened(margin)

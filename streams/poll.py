@@ -42,6 +42,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from streams.connections import backoff_seconds, connect
+from streams.core.admission import Admission
 from streams.core.changes import (
     close_from_units,
     closed_record,
@@ -54,7 +55,7 @@ from streams.core.changes import (
     record_key,
 )
 from streams.core.deadletter import deadletter_entry
-from streams.core.events import Event
+from streams.core.events import Event, InvalidEvent
 from streams.core.feeds import (
     PollConfig,
     arcgis_params,
@@ -69,7 +70,7 @@ from streams.core.keys import HEALTH_TTL_SECONDS, Keys
 from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord, safe_id
 from streams.core.mapping.status import stamp_steps
 from streams.core.settings import Settings
-from streams.mapping_files import load_mapping
+from streams.mapping_files import admission_for, load_mapping
 from streams.publish import publish, queue_deadletter
 
 log = logging.getLogger(__name__)
@@ -205,8 +206,10 @@ class Poller(FeedReader):
 
     def __init__(self, config: PollConfig, mapping: Mapping, client: aioredis.Redis,
                  keys: Keys, http: httpx.AsyncClient, stop: asyncio.Event | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 admission: Admission | None = None) -> None:
         super().__init__(config, http, stop)
+        self.admission = admission  # time window and service area, judged at the source
         self.mapping = mapping
         self.client = client
         self.keys = keys
@@ -320,6 +323,12 @@ class Poller(FeedReader):
                 continue
             try:
                 found = diff_events(old, new, now, corrections)
+                for event in found if self.admission is not None else ():
+                    self.admission.check(event, wall)  # type: ignore[union-attr]
+            except InvalidEvent as error:  # outside the window or the service area
+                bad.append(Rejected(record.file, record.row, f"{error.code}: {error.reason}",
+                                    dump_record(record).decode()))
+                continue
             except ValueError as error:  # the event model refused what the record says
                 bad.append(Rejected(record.file, record.row, f"invalid_event: {error}",
                                     dump_record(record).decode()))
@@ -552,7 +561,8 @@ async def run_poll(settings: Settings, mapping_path: Path, stop: asyncio.Event,
     client = await connect(settings.redis_address)
     try:
         async with http_client(settings, config) as http:
-            poller = Poller(config, mapping, client, Keys(settings.key_prefix), http, stop)
+            poller = Poller(config, mapping, client, Keys(settings.key_prefix), http, stop,
+                            admission=admission_for(settings, mapping))
             log.info("polling %s (%s) every %.0fs as feed %s", config.url, config.kind,
                      config.interval_seconds, config.feed)
             ok = await poller.run(once=once)

@@ -36,12 +36,13 @@ import redis.asyncio as aioredis
 
 from streams.backfill import load_inputs
 from streams.connections import connect
+from streams.core.admission import Admission
 from streams.core.deadletter import deadletter_entry
-from streams.core.events import Event
+from streams.core.events import Event, InvalidEvent
 from streams.core.keys import Keys
 from streams.core.mapping import Mapping, Rejected, record_events
 from streams.core.settings import Settings
-from streams.mapping_files import read_csv_rows
+from streams.mapping_files import admission_for, read_csv_rows
 from streams.publish import publish, queue_deadletter
 
 log = logging.getLogger(__name__)
@@ -139,8 +140,13 @@ async def _dead_letter(client: aioredis.Redis, keys: Keys, source: str,
 
 async def replay(client: aioredis.Redis, keys: Keys, mapping: Mapping, paths: Iterable[Path],
                  speed: float, stop: asyncio.Event, rebase: bool = False,
-                 heap_events: int = HEAP_EVENTS) -> ReplaySummary:
-    """Replay every file in event-time order; return what was published."""
+                 heap_events: int = HEAP_EVENTS, admission: Admission | None = None,
+                 ) -> ReplaySummary:
+    """Replay every file in event-time order; return what was published.
+
+    With ``admission`` a record whose events fall outside the history window or the
+    mapping's service area is dead-lettered with its code (a rebased replay, whose times
+    become now, is judged by its positions only)."""
     summary = ReplaySummary()
     await client.hset(keys.feed_times, mapping.source, ",".join(mapping.feed_times))
     pacer = _Pacer(client, keys, speed, rebase, stop, summary)
@@ -160,6 +166,13 @@ async def replay(client: aioredis.Redis, keys: Keys, mapping: Mapping, paths: It
                 continue
             try:
                 events = record_events(item)
+                if admission is not None:
+                    _admit(admission, events, rebase)
+            except InvalidEvent as error:
+                summary.rejected[error.code] += 1
+                rejected.append(Rejected(item.file, item.row, f"{error.code}: {error.reason}",
+                                         ""))
+                continue
             except ValueError as error:  # a call stating no time at all
                 summary.rejected["invalid_event"] += 1
                 rejected.append(Rejected(item.file, item.row, f"invalid_event: {error}", ""))
@@ -175,6 +188,17 @@ async def replay(client: aioredis.Redis, keys: Keys, mapping: Mapping, paths: It
     if rejected:
         await _dead_letter(client, keys, mapping.source, rejected)
     return summary
+
+
+def _admit(admission: Admission, events: list[Event], rebase: bool) -> None:
+    now = time.time()
+    for event in events:
+        if rebase:
+            lat, lon = getattr(event, "lat", None), getattr(event, "lon", None)
+            if lat is not None and lon is not None:
+                admission.check_place(lat, lon)
+        else:
+            admission.check(event, now, history=True)
 
 
 def _counted(rows: Iterable[dict[str, str]], summary: ReplaySummary,
@@ -193,7 +217,7 @@ async def run_replay(settings: Settings, mapping_path: Path, data: list[Path], s
     client = await connect(settings.redis_address)
     try:
         summary = await replay(client, Keys(settings.key_prefix), mapping, data, speed, stop,
-                               rebase=rebase)
+                               rebase=rebase, admission=admission_for(settings, mapping))
     finally:
         await client.aclose()
     log.info("replay of %s done: %s", mapping.name, summary.as_dict())

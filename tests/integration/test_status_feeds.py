@@ -30,7 +30,7 @@ from streams.check import run_check
 from streams.connections import connect
 from streams.core.keys import Keys
 from streams.core.settings import Settings
-from streams.mapping_files import load_mapping
+from streams.mapping_files import admission_for, load_mapping
 from streams.poll import Poller, http_client, load_feed
 from tests.integration.test_consumer import consume_until_drained
 
@@ -110,7 +110,7 @@ async def poll_and_consume(settings: Settings, r: redis.Redis, mapping_path: Pat
     try:
         async with http_client(settings, config) as http:
             poller = Poller(config, mapping, client, Keys(settings.key_prefix), http,
-                            clock=clock)
+                            clock=clock, admission=admission_for(settings, mapping))
             ok, _ = await poller.poll_and_record()
             assert ok, poller.status.last_error
     finally:

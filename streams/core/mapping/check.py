@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from streams.core.events import CallEvent, Event, ShotAlert, UnitEvent
+from streams.core.admission import Admission
+from streams.core.events import CallEvent, Event, InvalidEvent, ShotAlert, UnitEvent
 from streams.core.mapping.cells import CSV_ERROR_KEY
 from streams.core.mapping.engine import Mapping
 from streams.core.mapping.lifecycle import record_events
@@ -63,6 +64,8 @@ class CheckReport:
     max_ahead: timedelta = timedelta(minutes=5)
     max_age: timedelta = timedelta(days=50 * 365.25)
     area: Box | None = None
+    admission: Admission | None = None  # what the sources dead-letter (window, area)
+    live: bool = False  # a live feed (the live window) rather than files (history)
     rows: int = 0
     records: int = 0
     events: Counter[str] = field(default_factory=Counter)
@@ -94,6 +97,12 @@ class CheckReport:
             self.warnings.add(warning.split(":", 1)[0], f"row {item.row}: {warning[:160]}")
         try:
             events = record_events(item, self.now)
+            for event in events if self.admission is not None else ():
+                self.admission.check(event, self.now.timestamp(),  # type: ignore[union-attr]
+                                     history=not self.live)
+        except InvalidEvent as error:
+            self.rejected.add(error.code, f"row {item.row}: {error.reason[:160]}")
+            return
         except ValueError as error:
             self.rejected.add("invalid_event", f"row {item.row}: {error}")
             return
