@@ -209,7 +209,7 @@ pattern = "assault|shots"
 """
 
 CALL_TYPES = {"A": "LOUD MUSIC", "B": "ASSAULT IN PROGRESS", "C": "NOISE COMPLAINT",
-              "D": "SUSPICIOUS PERSON"}
+              "D": "SUSPICIOUS PERSON", "E": "NOISE COMPLAINT"}
 
 
 def active(call: str, status: str, updated: datetime, received: datetime,
@@ -239,11 +239,13 @@ def test_active_status_feed_opens_progresses_and_closes_calls(
     path.write_text(ARCGIS_MAPPING.replace("URL", base))
     clock = Clock()
     received = {"A": at(-30), "B": at(-20), "C": at(-10), "D": at(4)}
+    elsewhere = active("E", "PENDING", at(-5), at(-5), 5)
+    elsewhere["geometry"] = {"x": -73.9, "y": 40.7}  # outside the mapping's service area
 
     # poll 1: A pending, B assigned, C on scene, and a junk row with only its id
     server.features = [active("A", "PENDING", at(-30), received["A"], 1),
                        active("B", "ASSIGNED", at(-15), received["B"], 2),
-                       active("C", "ONSCENE", at(-2), received["C"], 3), JUNK]
+                       active("C", "ONSCENE", at(-2), received["C"], 3), JUNK, elsewhere]
     health = asyncio.run(poll_and_consume(settings, r, path, clock))
     state = calls(r, keys)
     assert open_ids(r, keys) == {"24-A", "24-B", "24-C"}
@@ -253,8 +255,8 @@ def test_active_status_feed_opens_progresses_and_closes_calls(
     assert state["24-C"]["on_scene_time"] == at(-2).timestamp()
     assert state["24-C"]["feed_status"] == "ONSCENE"
     assert [letter["reason"].split(":")[0] for letter in dead_letters(r, keys)] == \
-        ["missing_field"]  # an object id and nothing a call needs
-    assert health["rejected"] == 1
+        ["missing_field", "outside_service_area"]  # junk: an object id and nothing else
+    assert health["rejected"] == 2
 
     # poll 2 (5 min later): A assigned, B on scene, C closed, D new
     clock.now = at(5)
@@ -271,7 +273,7 @@ def test_active_status_feed_opens_progresses_and_closes_calls(
     assert c["closed_time"] == repr(at(4.5).timestamp())
     assert (c["dispatch_s"], c["travel_s"]) == ("", "")  # the feed never showed dispatch
     assert float(c["response_s"]) == 8 * 60  # received -10 min, on scene -2 min
-    assert len(dead_letters(r, keys)) == 1  # the junk row is not dead-lettered again
+    assert len(dead_letters(r, keys)) == 2  # the junk row is not dead-lettered again
 
     # poll 3: B has left the feed (1 poll missing: still open), A on scene
     clock.now = at(10)
@@ -388,7 +390,7 @@ def test_unit_status_feed_attaches_units_and_a_fixed_mapping_corrects(
     the call closes when its last unit is available."""
     server, base = feed
     path = tmp_path / "units.toml"
-    wrong = SODA_MAPPING.replace("URL", base).replace("ZONE", "America/Los_Angeles")
+    wrong = SODA_MAPPING.replace("URL", base).replace("ZONE", "UTC")  # Eastern wall time
     path.write_text(wrong)
     clock = Clock()
     received = at(-12)
@@ -403,13 +405,14 @@ def test_unit_status_feed_attaches_units_and_a_fixed_mapping_corrects(
     assert (units["E7"]["lat"], units["S2"]["lat"]) == (41.7702, None)  # on the map: E7
     assert r.geopos(keys.units_geo, "E7")[0] is not None
     call = calls(r, keys)["X1"]
-    assert call["received_time"] == (received + timedelta(hours=3)).timestamp()  # wrong zone
+    local_as_utc = received.astimezone(EASTERN).replace(tzinfo=UTC)  # hours early
+    assert call["received_time"] == local_as_utc.timestamp()
     assert dead_letters(r, keys) == []
     assert call["units"] == ["E7", "S2"] and call["status"] == "en_route"
     assert health["mapping_changed"] is None
 
     # the zone is fixed between polls: the next poll corrects the call still in the feed
-    path.write_text(wrong.replace("America/Los_Angeles", "America/New_York"))
+    path.write_text(wrong.replace('timezone = "UTC"', 'timezone = "America/New_York"'))
     clock.now = at(3)
     server.soda = [unit_row("X1", "E7", "At Scene", received),
                    unit_row("X1", "S2", "At Scene", received, kind="SGT")]
@@ -485,7 +488,8 @@ def test_history_without_received_or_dispatch_times(settings: Settings, r: redis
     import io
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        assert run_check(Settings(shared_data_dir=tmp_path), tmp_path / "m.toml", [data]) == 0
+        assert run_check(Settings(shared_data_dir=settings.shared_data_dir), tmp_path / "m.toml",
+                         [data]) == 0
     report = buffer.getvalue()
     assert "received -> dispatched                 not in this feed" in report
     assert "on scene -> cleared (time on scene)    supported: 1 calls" in report
