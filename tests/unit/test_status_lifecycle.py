@@ -183,3 +183,24 @@ def test_left_feed_closes_at_the_last_time_shown() -> None:
     [closed] = plan.closed_records
     assert (closed["left_feed"], closed["times_from_poll"]) == ("1", "closed_time")
     assert not [event for event in events if isinstance(event, UnitEvent)]
+
+
+def test_backfill_admits_by_history_window_and_the_mappings_area() -> None:
+    """Backfill dead-letters a call timed ahead of now (time_out_of_range) or placed outside
+    the mapping's own service area (outside_service_area); the rest passes."""
+    from streams.backfill import admitted
+    from streams.core.settings import Settings
+    from streams.mapping_files import admission_for
+
+    raw = {**STATUS, "location": {"format": "latlon", "lat": "y", "lon": "x",
+                                  "bounds": [-123, 37, -122, 38]},
+           "service_area": {"bounds": [-122.6, 37.6, -122.3, 37.9]}}
+    mapping = Mapping.from_dict(raw, {})
+    admission = admission_for(Settings(), mapping)
+    now = (T0 + timedelta(hours=1)).timestamp()
+    inside = rec(mapping, y="37.77", x="-122.42")
+    outside = rec(mapping, y="37.2", x="-122.9")
+    ahead = rec(mapping, y="37.77", x="-122.42", received=hhmm(600), updated=hhmm(601))
+    assert isinstance(admitted(inside, admission, now), CallRecord)
+    assert [admitted(item, admission, now).code for item in (outside, ahead)] == \
+        ["outside_service_area", "time_out_of_range"]  # type: ignore[union-attr]
