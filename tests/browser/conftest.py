@@ -41,7 +41,7 @@ from dashboard import auth
 from dashboard.readapi import LiveReader
 from streams.core.access import User
 from streams.core.events import Event, encode_event, source_of
-from streams.core.keys import EVENT_FIELD, RAW_STREAM_MAXLEN, Keys
+from streams.core.keys import EVENT_FIELD, HISTORY_FIELD, RAW_STREAM_MAXLEN, Keys
 from streams.core.settings import PROJECT_ROOT, Settings
 from streams.redis_server import free_port
 from tests.conftest import ARTIFACTS, SHARED_DATA, TIMEOUT_SCALE
@@ -125,14 +125,18 @@ class Stack:
     def password(self, name: str) -> str:
         return password_of(name)
 
-    def publish(self, events: Iterable[Event]) -> int:
+    def publish(self, events: Iterable[Event], history: bool = False) -> int:
         """XADD events to their raw streams (sync twin of streams.publish.publish: the
-        Playwright sync API already runs an event loop in the test thread)."""
+        Playwright sync API already runs an event loop in the test thread); ``history``
+        marks old data, judged by the consumer's history window."""
         count = 0
         with self.redis.pipeline(transaction=False) as pipe:
             for event in events:
                 source = source_of(event)
-                pipe.xadd(self.keys.raw_stream(source), {EVENT_FIELD: encode_event(event)},
+                fields = {EVENT_FIELD: encode_event(event)}
+                if history:
+                    fields[HISTORY_FIELD] = b"1"
+                pipe.xadd(self.keys.raw_stream(source), fields,  # type: ignore[arg-type]
                           maxlen=RAW_STREAM_MAXLEN[source], approximate=True)
                 count += 1
             pipe.execute()
