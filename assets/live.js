@@ -19,9 +19,11 @@
   var SILENCE_MS = 45000; // the server pings every 15 s; silence this long means a dead link
   var ENTITIES = {call: "calls", unit: "units", alert: "alerts", share: "shares"};
   var STORE_INTERVAL_MS = 100;
+  // work: the dashboard's own records of actions on a call (claim, notes, outcome), by call.
+  ENTITIES.work = "work";
 
   var live = window.dispatchLive = {
-    lastId: null, calls: {}, units: {}, alerts: {}, shares: {}, freshness: {},
+    lastId: null, calls: {}, units: {}, alerts: {}, shares: {}, work: {}, freshness: {},
     connected: false, version: 0, status: "connecting", batchTimes: [],
     messages: 0, subscribers: [],
     // Minimum gap between subscriber calls: each call of a drawing subscriber costs a frame
@@ -35,7 +37,8 @@
   var changed = emptyChanges(), frameChanged = emptyChanges();
 
   function emptyChanges() {
-    return {calls: {}, units: {}, alerts: {}, shares: {}, freshness: {}, snapshot: false};
+    return {calls: {}, units: {}, alerts: {}, shares: {}, work: {}, freshness: {},
+            snapshot: false};
   }
 
   // "1700000000000-3" ids compare as (milliseconds, sequence) numbers, not as text.
@@ -45,10 +48,10 @@
   }
 
   function applySnapshot(message) {
-    ["calls", "units", "alerts", "shares"].forEach(function (name) {
-      var idField = name.slice(0, -1) + "_id", next = {};
+    ["calls", "units", "alerts", "shares", "work"].forEach(function (name) {
+      var idField = name === "work" ? "call_id" : name.slice(0, -1) + "_id", next = {};
       Object.keys(live[name]).forEach(function (id) { mark(name, id); });
-      message[name].forEach(function (item) {
+      (message[name] || []).forEach(function (item) {
         next[item[idField]] = item;
         mark(name, item[idField]);
       });
@@ -130,9 +133,10 @@
       version: live.version, connected: live.connected, lastId: live.lastId,
       calls: Object.values(live.calls), units: Object.values(live.units),
       alerts: Object.values(live.alerts), shares: Object.values(live.shares),
-      freshness: live.freshness,
+      work: Object.values(live.work), freshness: live.freshness,
       changed: {calls: idsOf(changed.calls), units: idsOf(changed.units),
                 alerts: idsOf(changed.alerts), shares: idsOf(changed.shares),
+                work: idsOf(changed.work),
                 freshness: idsOf(changed.freshness), snapshot: changed.snapshot}
     }});
     changed = emptyChanges();
@@ -183,6 +187,7 @@
   function onMessage(event) {
     var started = performance.now();
     lastMessageAt = Date.now();
+    live.heardAt = lastMessageAt;  // the state is current as of this (pages show its age)
     live.messages += 1;
     var message = JSON.parse(event.data);
     var applied = applyMessage(message);

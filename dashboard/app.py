@@ -21,7 +21,7 @@ import flask
 import redis
 from dash import dcc, html
 
-from dashboard import runtime
+from dashboard import actionroutes, runtime
 from dashboard.auth import Auth, errors, headers, routes
 from dashboard.auth import per_request as current
 from dashboard.live import push_url
@@ -73,6 +73,7 @@ def create_app(settings: Settings, reader: Any = None) -> dash.Dash:
     install_guard(app)
     errors.install_error_handlers(server)
     install_security_headers(app, settings)
+    actionroutes.install(server, client, keys)
     server.add_url_rule("/healthz", "healthz", lambda: healthz(client))
     return app
 

@@ -333,13 +333,21 @@ class PushService:
             pipe.hgetall(keys.freshness)
             pipe.hgetall(keys.counts)
             newest, call_ids, units, alert_ids, share_ids, freshness, counts = await pipe.execute()
-        calls, alerts, shares = await asyncio.gather(
+        calls, alerts, shares, work = await asyncio.gather(
             self._hash_values(keys.calls, call_ids), self._hash_values(keys.alerts, alert_ids),
-            self._hash_values(keys.shares, share_ids))
+            self._hash_values(keys.shares, share_ids), self._work_values(call_ids))
         last_id = _entries(newest)[0][0] if newest else "0-0"
         return pushview.assemble_snapshot(
             last_id, calls, pushview.decode_json_values(units), alerts, shares,
-            pushview.assemble_freshness(freshness, counts), role, district)
+            pushview.assemble_freshness(freshness, counts), role, district, work)
+
+    async def _work_values(self, call_ids: Sequence[bytes]) -> list[dict[str, Any]]:
+        """Work records (actions: claims, notes, outcomes) of the open calls that have one.
+        Read after the snapshot's last id: a newer action is also replayed, harmlessly."""
+        if not call_ids:
+            return []
+        return pushview.decode_json_values(await self.redis.mget(
+            [self.keys.work(_text(call_id)) for call_id in call_ids]))
 
     async def _hash_values(self, key: str, ids: Sequence[bytes]) -> list[dict[str, Any]]:
         if not ids:

@@ -58,6 +58,20 @@ SESSION_REVOCATIONS_MAXLEN = 10_000
 ALERT_ACTIVE_SECONDS = 3600
 """A gunshot alert counts as active (on the wall map) for this long after detection."""
 
+WORK_TTL_SECONDS = 7 * 24 * 3600
+"""A call's work record (claim, notes, outcome) expires this long after its last action."""
+
+ACTION_ID_TTL_SECONDS = 7 * 24 * 3600
+"""An action id is remembered (with its answer) this long: a device resending it later
+applies nothing twice. Devices keep unsent actions only until sign-out (12 h at most)."""
+
+ACTIONS_MAXLEN = 1_000_000
+"""Applied actions (the log a department forwards to its CAD): Hartford's ~200 QoL calls
+a day at a few actions each is about 250,000 a year, at about 300 bytes each."""
+
+OUTCOMES_MAXLEN = 3_000_000
+"""One entry per call marked handled, the source of the outcome counts on /response."""
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -197,6 +211,31 @@ class Keys:
         """String: digest of the mapping the seen records were derived with (a changed
         mapping re-derives every call still in the feed)."""
         return f"{self.prefix}:poll:{feed}:mapping"
+
+    # --- the dashboard's own records of work on calls (never CAD state) -------------------
+    # One action writes the work record, the action id, the actions and outcomes streams
+    # and the changes stream in one MULTI/EXEC (dashboard.actionstore): on a cluster these
+    # must share the changes stream's hash tag.
+    def work(self, call_id: str) -> str:
+        """JSON of one call's work record: who claimed it, notes, outcome (streams.core.actions)."""
+        return f"{self.prefix}:work:{call_id}"
+
+    def action_done(self, action_id: str) -> str:
+        """JSON answer to an action id already applied or refused (expires after
+        ACTION_ID_TTL_SECONDS): a repeat gets the same answer and changes nothing."""
+        return f"{self.prefix}:action:{action_id}"
+
+    @property
+    def actions(self) -> str:
+        """Applied actions, one entry each (action_id, call_id, kind, outcome, text, by, role,
+        district, at, received_at): the seam where a department forwards them to its CAD."""
+        return f"{self.prefix}:stream:actions"
+
+    @property
+    def outcomes(self) -> str:
+        """One entry per call marked handled (call_id, outcome, category, district,
+        neighborhood, priority, by, role, at): counted on /response."""
+        return f"{self.prefix}:stream:outcomes"
 
     @property
     def feed_times(self) -> str:

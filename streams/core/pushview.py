@@ -75,9 +75,13 @@ class CallDistricts:
 
     def advance(self, changes: Sequence[Mapping[str, Any]]) -> list[str]:
         """The district each call change's call was in just before it (NOWHERE if it was
-        not open; "" for other entities), updating what is known as it goes."""
+        not open; "" for other entities), updating what is known as it goes. A work change
+        (an action on a call) gets the district its call is in now: where it belongs."""
         previous: list[str] = []
         for change in changes:
+            if change.get("entity") == "work":
+                previous.append(self.district_of(change))
+                continue
             if change.get("entity") != "call":
                 previous.append("")
                 continue
@@ -89,6 +93,14 @@ class CallDistricts:
             elif isinstance(data, Mapping):
                 self._districts[call_id] = str(data.get("district") or "")
         return previous
+
+
+    def district_of(self, work_change: Mapping[str, Any]) -> str:
+        """The district of the call a work change is about: where that call is now, or, for
+        a call not open, the district its work record names."""
+        data = work_change.get("data")
+        named = str(data.get("district") or "") if isinstance(data, Mapping) else ""
+        return self._districts.get(str(work_change.get("id")), named)
 
 
 def scope_changes(changes: Sequence[Mapping[str, Any]], previous: Sequence[str],
@@ -106,7 +118,10 @@ def scope_changes(changes: Sequence[Mapping[str, Any]], previous: Sequence[str],
     scoped: list[dict[str, Any]] = []
     for change, before in zip(changes, previous, strict=True):
         data = change.get("data")
-        if change.get("entity") != "call":
+        if change.get("entity") == "work":
+            if before == district:
+                scoped.append(dict(change))
+        elif change.get("entity") != "call":
             scoped.append(dict(change))
         elif isinstance(data, Mapping) and data.get("district") == district:
             scoped.append(filter_change(change, role))
@@ -188,12 +203,17 @@ def assemble_snapshot(last_id: str, calls: Iterable[Mapping[str, Any]],
                       units: Iterable[Mapping[str, Any]], alerts: Iterable[Mapping[str, Any]],
                       shares: Iterable[Mapping[str, Any]],
                       freshness: dict[str, dict[str, float | int | None]], role: str,
-                      district: str | None = None) -> dict[str, Any]:
+                      district: str | None = None,
+                      work: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The snapshot message for ``role`` (calls in queue order, as read); with a
-    ``district``, only that district's calls (units, alerts, shares: all of them)."""
+    ``district``, only that district's calls and their work records (units, alerts,
+    shares: all of them). ``work``: the work records of the open calls (actions)."""
+    shown = [public_call(call, role) for call in calls if access.in_scope(call, district)]
+    shown_ids = {str(call.get("call_id")) for call in shown}
     return {
         "type": "snapshot", "last_id": last_id,
-        "calls": [public_call(call, role) for call in calls if access.in_scope(call, district)],
+        "calls": shown,
+        "work": [dict(record) for record in work if str(record.get("call_id")) in shown_ids],
         "units": sorted((dict(unit) for unit in units), key=lambda unit: str(unit.get("unit_id"))),
         "alerts": [dict(alert) for alert in alerts],
         "shares": [dict(share) for share in shares],
