@@ -1,46 +1,77 @@
 /* Quality-of-life queues (/queues), browser side.
  *
- * - version: turns each live-store update that touches a call into a bumped counter, so the
- *   server re-renders the cards only when calls changed (unit positions do not count).
+ * - version: turns each live-store update that touches a call or its work record into a
+ *   bumped counter, so the server re-renders the cards only then (unit moves do not count).
  * - syncFilters: restores the filters remembered on this device for this user (a dcc.Store
  *   in localStorage) when the page opens, and remembers every change.
- * - neighborhoodOptions: the neighborhoods of the chosen district.
- * - ages: every card's age ticks each second from its data-received epoch, no server trip.
+ * - neighborhoodOptions / placeOptions: the neighborhoods, parks and schools of the chosen
+ *   district (the server sends a locked officer only their own district's).
+ * - clocks: every card's clock and overdue colour tick each second from the epochs the
+ *   server put on it (data-since, data-warn-at, data-late-at): the rule is the server's.
  * - tapCard: a tap on a card opens its detail (through the queues-tap store).
+ * - outbox: actions (claim, release, note, handled) are queued on the device with an id and
+ *   sent to POST /api/actions in order; what cannot be sent now waits and is sent on
+ *   reconnect. The server applies each id once, so resending after a doubtful send is safe.
+ * - freshness: says whether the page is live, and how old what it shows is when it is not.
+ * - theme: day or night, remembered per device; sign-out leaves only that on the device.
  */
 (function () {
   "use strict";
-  const ANY = "all";
+  var ANY = "all";
+  var OUTBOX_KEY = "dispatch-outbox";
+  var THEME_KEY = "dispatch-theme";
+  var RETRY_MS = [1000, 2000, 5000, 10000, 20000, 30000];
 
   function ageText(seconds) {
     // Same wording as dashboard/queueview.py age_text.
     if (seconds === null || !isFinite(seconds)) return "—";
-    const s = Math.max(0, Math.floor(seconds));
+    var s = Math.max(0, Math.floor(seconds));
     if (s < 60) return s + " s";
     if (s < 3600) return Math.floor(s / 60) + " min";
     if (s < 86400) {
-      const m = Math.floor((s % 3600) / 60);
+      var m = Math.floor((s % 3600) / 60);
       return Math.floor(s / 3600) + " h " + (m < 10 ? "0" : "") + m + " min";
     }
     return Math.floor(s / 86400) + " d " + Math.floor((s % 86400) / 3600) + " h";
   }
 
-  function tickAges() {
-    const now = Date.now() / 1000;
-    document.querySelectorAll(".queues-age[data-received]").forEach(function (el) {
-      const received = parseFloat(el.getAttribute("data-received"));
-      if (!isFinite(received)) return;
-      const text = ageText(now - received);
+  function number(el, name) {
+    var value = parseFloat(el.getAttribute(name));
+    return isFinite(value) ? value : null;
+  }
+
+  /* The level of a card at `now` from the server's epochs (queueview.level). */
+  function levelAt(el, now) {
+    var late = number(el, "data-late-at"), warn = number(el, "data-warn-at");
+    if (late !== null && now > late) return "late";
+    if (warn !== null && now >= warn) return "warn";
+    return "ok";
+  }
+  var LEVEL_WORDS = {late: "Overdue", warn: "Due soon", ok: ""};
+
+  function tickClocks() {
+    var now = Date.now() / 1000;
+    document.querySelectorAll(".queues-clock[data-since]").forEach(function (el) {
+      var since = number(el, "data-since");
+      var text = el.getAttribute("data-label") + " " + (since === null ? "—" : ageText(now - since));
       if (el.textContent !== text) el.textContent = text;
     });
+    document.querySelectorAll(".queues-card[data-call-id]").forEach(function (card) {
+      var level = levelAt(card, now);
+      if (card.getAttribute("data-level") === level) return;
+      card.setAttribute("data-level", level);
+      card.classList.remove("level-ok", "level-warn", "level-late");
+      card.classList.add("level-" + level);
+      var words = card.querySelector(".queues-level");
+      if (words) words.textContent = LEVEL_WORDS[level];
+    });
   }
-  setInterval(tickAges, 1000);
 
   /* A tap (or Enter/Space) on a card names its call in the queues-tap store, which opens
    * the detail. Listening on the document, not on each card: a live update that re-renders
    * the cards between the tap and its callback no longer swallows the tap. */
   function tapCard(event) {
-    const card = event.target.closest && event.target.closest("#queues-cards [data-call-id]");
+    var card = event.target.closest && event.target.closest("#queues-cards [data-call-id]");
     if (!card || !window.dash_clientside || !window.dash_clientside.set_props) return;
     if (event.type === "keydown") {
       if (event.key !== "Enter" && event.key !== " ") return;
@@ -49,66 +80,366 @@
     window.dash_clientside.set_props("queues-tap", {
       data: {call_id: card.getAttribute("data-call-id"), at: Date.now()}});
   }
+
+  // --- the outbox -----------------------------------------------------------------------------
+  var box = {user: null, actions: [], sending: false, retry: 0, timer: null, lastAnswer: null};
+
+  function loadOutbox(user) {
+    var stored = null;
+    try { stored = JSON.parse(localStorage.getItem(OUTBOX_KEY) || "null"); } catch (e) { stored = null; }
+    // Another user's unsent actions are never sent in this user's name: they are dropped.
+    box.actions = stored && stored.user === user && Array.isArray(stored.actions) ?
+      stored.actions : [];
+    box.user = user;
+    saveOutbox();
+  }
+  function saveOutbox() {
+    if (!box.user) return;
+    if (box.actions.length) {
+      localStorage.setItem(OUTBOX_KEY, JSON.stringify({user: box.user, actions: box.actions}));
+    } else {
+      localStorage.removeItem(OUTBOX_KEY);
+    }
+    showOutbox();
+  }
+  function newId() {
+    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) {
+      return (b < 16 ? "0" : "") + b.toString(16);
+    }).join("");
+  }
+  function enqueue(action) {
+    action.id = newId();
+    action.made_at = Date.now() / 1000;
+    box.actions.push(action);
+    saveOutbox();
+    markQueued();
+    flush();
+  }
+  function csrfToken() {
+    var found = document.cookie.match(/(?:^|;\s*)_csrf_token=([^;]*)/);
+    return found ? decodeURIComponent(found[1]) : "";
+  }
+  /* Send the oldest queued action; an answer with a status is final (applied or refused)
+   * and the next one follows; anything else (offline, 5xx, signed out) waits and retries. */
+  function flush() {
+    if (box.sending || !box.actions.length) return;
+    clearTimeout(box.timer);
+    box.sending = true;
+    var action = box.actions[0];
+    var body = {id: action.id, call_id: action.call_id, kind: action.kind,
+                made_at: action.made_at};
+    if (action.outcome) body.outcome = action.outcome;
+    if (action.text) body.text = action.text;
+    fetch("/api/actions", {
+      method: "POST", credentials: "same-origin", cache: "no-store",
+      headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
+      body: JSON.stringify(body)
+    }).then(function (reply) {
+      return reply.json().then(function (answer) { return answer; }, function () { return null; });
+    }).then(function (answer) {
+      box.sending = false;
+      if (!answer || !answer.status) { return later(); }
+      box.retry = 0;
+      box.actions = box.actions.filter(function (queued) { return queued.id !== action.id; });
+      saveOutbox();
+      answered(answer);
+      flush();
+    }, function () {
+      box.sending = false;
+      later();
+    });
+  }
+  function later() {
+    clearTimeout(box.timer);
+    var wait = RETRY_MS[Math.min(box.retry, RETRY_MS.length - 1)];
+    box.retry += 1;
+    box.timer = setTimeout(flush, wait);
+    showOutbox();
+  }
+  function answered(answer) {
+    box.lastAnswer = answer;
+    var message = document.getElementById("queues-message");
+    if (message) {
+      message.textContent = answer.message || "";
+      message.className = "queues-message " + (answer.status === "applied" ? "ok" : "refused");
+      message.setAttribute("data-code", answer.code || "");
+    }
+    markQueued();
+    if (window.dash_clientside && window.dash_clientside.set_props &&
+        document.getElementById("queues-page")) {
+      window.dash_clientside.set_props("queues-refresh", {data: Date.now()});
+    }
+  }
+  function showOutbox() {
+    var el = document.getElementById("queues-outbox");
+    if (!el) return;
+    var count = box.actions.length;
+    var text = count ? count + (count === 1 ? " action" : " actions") + " waiting to send" : "";
+    if (el.textContent !== text) el.textContent = text;
+    el.classList.toggle("waiting", count > 0);
+  }
+  var KIND_WORDS = {claim: "taking it", release: "release", note: "note", handled: "handled"};
+  /* Show on the page what is queued: cards with an unsent action say so, a call queued as
+   * handled leaves the queue at once, and the open detail lists what waits to be sent. */
+  function markQueued() {
+    var byCall = {};
+    box.actions.forEach(function (a) { (byCall[a.call_id] = byCall[a.call_id] || []).push(a); });
+    document.querySelectorAll("#queues-cards .queues-card[data-call-id]").forEach(function (card) {
+      var queued = byCall[card.getAttribute("data-call-id")] || [];
+      card.classList.toggle("queued", queued.length > 0);
+      card.classList.toggle("queued-handled", queued.some(function (a) {
+        return a.kind === "handled"; }));
+    });
+    var pending = document.getElementById("queues-detail-pending");
+    var work = document.getElementById("queues-work");
+    if (!pending) return;
+    var here = work ? byCall[work.getAttribute("data-call-id")] || [] : [];
+    var text = here.length ? "Waiting to send: " + here.map(function (a) {
+      return KIND_WORDS[a.kind] + (a.outcome ? " (" + a.outcome.replace(/_/g, " ") + ")" : "");
+    }).join(", ") : "";
+    if (pending.textContent !== text) pending.textContent = text;
+    if (work) {
+      work.querySelectorAll("[data-action=claim]").forEach(function (button) {
+        var queued = here.some(function (a) { return a.kind === "claim"; });
+        button.disabled = queued;
+        if (queued) button.textContent = "Taking it: waiting to send";
+      });
+    }
+  }
+
+  function onAction(event) {
+    var outcome = event.target.closest && event.target.closest(".queues-outcome");
+    if (outcome) { chooseOutcome(outcome); return; }
+    var button = event.target.closest && event.target.closest("button[data-action]");
+    if (!button || button.disabled) return;
+    var kind = button.getAttribute("data-action"), callId = button.getAttribute("data-call-id");
+    var action = {call_id: callId, kind: kind};
+    if (kind === "note") {
+      var input = document.getElementById("queues-note-text");
+      var text = input ? input.value.trim() : "";
+      if (!text) { answered({status: "refused", message: "Write the note first."}); return; }
+      action.text = text;
+      window.dash_clientside.set_props("queues-note-text", {value: ""});
+    }
+    if (kind === "handled") {
+      var chosen = button.closest("fieldset").querySelector(".queues-outcome[aria-pressed=true]");
+      if (!chosen) return;
+      action.outcome = chosen.getAttribute("data-outcome");
+    }
+    enqueue(action);
+  }
+  function chooseOutcome(button) {
+    var form = button.closest("fieldset");
+    form.querySelectorAll(".queues-outcome").forEach(function (other) {
+      var on = other === button;
+      other.setAttribute("aria-pressed", on ? "true" : "false");
+      other.classList.toggle("active", on);
+    });
+    var submit = form.querySelector("[data-action=handled]");
+    if (submit) submit.disabled = false;
+  }
+
+  // --- freshness ------------------------------------------------------------------------------
+  function clockOf(ms) {
+    return new Date(ms).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit",
+                                                second: "2-digit", hourCycle: "h23"});
+  }
+  function showFreshness() {
+    var el = document.getElementById("queues-freshness");
+    var page = document.getElementById("queues-page");
+    if (!el || !page) return;
+    var live = window.dispatchLive || {};
+    var heard = live.heardAt || null, text, state;
+    if (live.status === "live" && heard) {
+      state = "live";
+      text = "Live · as of " + clockOf(heard);
+    } else if (heard) {
+      state = "stale";
+      text = "Not live: showing calls as they were at " + clockOf(heard) + " (" +
+        ageText((Date.now() - heard) / 1000) + " ago)";
+    } else {
+      state = "connecting";
+      text = "Connecting…";
+    }
+    if (el.textContent !== text) el.textContent = text;
+    el.setAttribute("data-state", state);
+    page.classList.toggle("queues-stale", state !== "live");
+    if (state === "live" && box.actions.length && !box.sending) { flush(); }
+  }
+
+  // --- theme -----------------------------------------------------------------------------------
+  function theme() { return localStorage.getItem(THEME_KEY) === "day" ? "day" : "night"; }
+  function applyTheme() {
+    var onQueues = Boolean(document.getElementById("queues-page"));
+    var wanted = onQueues && theme() === "day" ? "light" : "dark";
+    if (document.documentElement.getAttribute("data-bs-theme") !== wanted) {
+      document.documentElement.setAttribute("data-bs-theme", wanted);
+    }
+    var button = document.getElementById("queues-theme");
+    if (button) {
+      var label = theme() === "day" ? "Night theme" : "Day theme";
+      if (button.textContent !== label) button.textContent = label;
+      button.setAttribute("aria-pressed", theme() === "day" ? "true" : "false");
+    }
+  }
+  function onThemeClick(event) {
+    if (!event.target.closest || !event.target.closest("#queues-theme")) return;
+    localStorage.setItem(THEME_KEY, theme() === "day" ? "night" : "day");
+    applyTheme();
+  }
+
+  // --- sign-out: nothing but the theme stays on the device ------------------------------------
+  function onSignOut(event) {
+    // The bar's sign-out button (a POST form); a click runs before the form is sent.
+    var button = event.target.closest && event.target.closest("#nav-signout");
+    if (!button) return;
+    if (box.actions.length && !window.confirm(box.actions.length + " action(s) not sent yet " +
+        "will be lost if you sign out now. Sign out anyway?")) {
+      event.preventDefault();
+      return;
+    }
+    forgetDevice();
+  }
+  function forgetDevice() {
+    var kept = localStorage.getItem(THEME_KEY);
+    localStorage.clear();
+    sessionStorage.clear();
+    if (kept) localStorage.setItem(THEME_KEY, kept);
+    box.actions = [];
+  }
+
+  // iPads and iPhones do not open geo: links; their maps app takes maps: with the same pin.
+  function appleMaps() {
+    return /iPad|iPhone|iPod/.test(navigator.userAgent) ||
+      (navigator.platform === "MacIntel" && navigator.maxTouchPoints > 1);
+  }
+  function fixNavigate() {
+    var link = document.getElementById("queues-navigate");
+    if (!link || !appleMaps() || link.getAttribute("data-fixed")) return;
+    var ll = link.getAttribute("data-lat") + "," + link.getAttribute("data-lon");
+    link.setAttribute("href", "maps://?ll=" + ll + "&q=" +
+      encodeURIComponent(link.getAttribute("data-label") || ll));
+    link.setAttribute("data-fixed", "1");
+  }
+
+  // --- wiring ----------------------------------------------------------------------------------
+  var watched = null;
+  function watchPage() {
+    applyTheme();
+    showFreshness();
+    fixNavigate();
+    var cards = document.getElementById("queues-cards");
+    var defaults = document.getElementById("queues-page");
+    if (defaults && box.user === null) {
+      var user = defaults.getAttribute("data-user");
+      if (user) loadOutbox(user);
+    }
+    if (cards && cards !== watched) {
+      watched = cards;
+      new MutationObserver(function () { markQueued(); tickClocks(); }).observe(
+        cards, {childList: true, subtree: true});
+      var live = document.getElementById("queues-detail");
+      if (live) {
+        new MutationObserver(markQueued).observe(live, {childList: true, subtree: true});
+      }
+    }
+    showOutbox();
+  }
+
   document.addEventListener("click", tapCard);
   document.addEventListener("keydown", tapCard);
+  document.addEventListener("click", onAction);
+  document.addEventListener("click", onThemeClick);
+  document.addEventListener("click", onSignOut, true);
+  window.addEventListener("online", function () { box.retry = 0; flush(); });
+  setInterval(function () { tickClocks(); watchPage(); }, 1000);
+  setInterval(watchPage, 200);
+  // Another tab of this user sent or queued actions: follow its outbox.
+  window.addEventListener("storage", function (event) {
+    if (event.key === OUTBOX_KEY && box.user) { loadOutbox(box.user); markQueued(); }
+  });
 
   function touchesCalls(data) {
     // live.js lists what each flush changed; unit moves alone need no re-render.
     if (!data) return false;
-    const changed = data.changed;
+    var changed = data.changed;
     if (!changed) return true;
-    return Boolean(changed.snapshot) || (changed.calls || []).length > 0;
+    return Boolean(changed.snapshot) || (changed.calls || []).length > 0 ||
+      (changed.work || []).length > 0;
   }
 
   function userFilters(stored, user) {
     if (!stored || typeof stored !== "object") return null;
-    const mine = stored[user];
+    var mine = stored[user];
     return mine && typeof mine === "object" ? mine : null;
+  }
+
+  function optionValues(options) {
+    return (options || []).map(function (option) { return option.value; });
   }
 
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.queues = {
     ageText: ageText,
+    outbox: function () { return box.actions.slice(); },
+    lastAnswer: function () { return box.lastAnswer; },
 
     version: function (live, current) {
       if (!touchesCalls(live)) return window.dash_clientside.no_update;
       return (current || 0) + 1;
     },
 
-    syncFilters: function (district, hood, park, category, stored, defaults, hoods) {
-      const noUpdate = window.dash_clientside.no_update;
-      const context = window.dash_clientside.callback_context;
-      const triggered = (context.triggered || []).map(function (t) { return t.prop_id; });
-      const initial = triggered.length === 0 || triggered[0] === ".";
-      const user = defaults.user;
+    syncFilters: function (district, hood, place, category, stored, defaults, hoods, places) {
+      var noUpdate = window.dash_clientside.no_update;
+      var context = window.dash_clientside.callback_context;
+      var triggered = (context.triggered || []).map(function (t) { return t.prop_id; });
+      var initial = triggered.length === 0 || triggered[0] === ".";
+      var user = defaults.user;
+      if (box.user === null) loadOutbox(user);
       // A cso/sro is locked to their district (the server enforces it too).
-      const locked = defaults.locked || null;
+      var locked = defaults.locked || null;
       if (initial) {
-        const saved = userFilters(stored, user) || defaults;
-        const savedHood = saved.neighborhood || ANY;
-        const hoodOk = !locked || savedHood === ANY ||
+        var saved = userFilters(stored, user) || defaults;
+        var savedHood = saved.neighborhood || ANY;
+        var hoodOk = !locked || savedHood === ANY ||
           (hoods[locked] || []).indexOf(savedHood) >= 0;
-        return [locked || saved.district || ANY, hoodOk ? savedHood : ANY, saved.park || ANY,
-                saved.category || ANY, noUpdate];
+        var savedPlace = saved.place || saved.park || ANY;
+        var placeOk = savedPlace === ANY ||
+          optionValues(places[locked || ANY]).indexOf(savedPlace) >= 0;
+        return [locked || saved.district || ANY, hoodOk ? savedHood : ANY,
+                placeOk ? savedPlace : ANY, saved.category || ANY, noUpdate];
       }
       if (locked) district = locked;
-      // A neighborhood outside the chosen district would show nothing: drop it.
+      // A neighborhood or place outside the chosen district would show nothing: drop it.
       if (district !== ANY && hood !== ANY && hoods[district] &&
           hoods[district].indexOf(hood) < 0) {
         hood = ANY;
       }
-      const next = Object.assign({}, stored || {});
-      next[user] = {district: district, neighborhood: hood, park: park, category: category};
-      const hoodOut = triggered.indexOf("queues-district.value") >= 0 ? hood : noUpdate;
-      return [noUpdate, hoodOut, noUpdate, noUpdate, next];
+      if (district !== ANY && place !== ANY &&
+          optionValues(places[district]).indexOf(place) < 0) {
+        place = ANY;
+      }
+      var next = Object.assign({}, stored || {});
+      next[user] = {district: district, neighborhood: hood, place: place, category: category};
+      var districtChanged = triggered.indexOf("queues-district.value") >= 0;
+      return [noUpdate, districtChanged ? hood : noUpdate, districtChanged ? place : noUpdate,
+              noUpdate, next];
     },
 
     neighborhoodOptions: function (district, hoods) {
-      const names = district && district !== ANY ? (hoods[district] || []) :
+      var names = district && district !== ANY ? (hoods[district] || []) :
         Object.keys(hoods).reduce(function (all, d) { return all.concat(hoods[d]); }, [])
           .sort();
       return [{label: "All neighborhoods", value: ANY}].concat(
         names.map(function (name) { return {label: name, value: name}; }));
+    },
+
+    placeOptions: function (district, places) {
+      var listed = places[district && district !== ANY ? district : ANY] || [];
+      return [{label: "Any place", value: ANY}].concat(listed);
     },
   };
 })();

@@ -123,16 +123,19 @@ def shell() -> html.Div:
     who = f"{user.name} ({user.role}{', ' + user.district if user.district else ''})" \
         if user else ""
     # Below the lg breakpoint (992 px: every tablet in portrait) the links fold into a
-    # menu behind a toggler, so the bar never wraps onto a second line.
+    # menu behind a toggler, so the bar never wraps onto a second line; sign-out stays on
+    # the bar at every width (one tap), after the links on wide screens.
     navbar = dbc.Navbar(dbc.Container([
         dbc.NavbarBrand("Hartford dispatch", href="/"),
-        dbc.NavbarToggler([html.Span(className="navbar-toggler-icon"),
-                           html.Span("Menu", className="visually-hidden")],
-                          id="nav-toggler", n_clicks=0, className="app-nav-toggler"),
+        html.Div([
+            sign_out_form(),
+            dbc.NavbarToggler([html.Span(className="navbar-toggler-icon"),
+                               html.Span("Menu", className="visually-hidden")],
+                              id="nav-toggler", n_clicks=0, className="app-nav-toggler"),
+        ], className="app-nav-end order-lg-last"),
         dbc.Collapse([
             dbc.Nav(links, navbar=True, className="me-auto"),
             html.Span(who, className="navbar-text app-nav-user", id="nav-user"),
-            sign_out_form(),
         ], id="nav-collapse", navbar=True, is_open=False),
     ], fluid=True), color="dark", dark=True, expand="lg", className="app-navbar py-0")
     return html.Div([navbar, dash.page_container], className="app-shell")

@@ -259,6 +259,8 @@ class Geography:
     partners: tuple[Partner, ...]
     venues: tuple[Venue, ...]
     streets: Mapping[str, tuple[str, ...]]
+    schools: tuple[Park, ...] = ()
+    """School grounds as circles, like parks (the SRO school filter)."""
 
     def locate(self, lat: float, lon: float) -> tuple[str, str] | None:
         """(neighborhood, district) of a point, or None outside the city."""
@@ -274,6 +276,11 @@ class Geography:
     def neighborhood(self, name: str) -> Neighborhood:
         canonical = normalise_neighborhood(name)
         return next(hood for hood in self.neighborhoods if hood.name == canonical)
+
+    def district_at(self, lat: float, lon: float) -> str | None:
+        """The district a point lies in, or None outside the city."""
+        hood = self.neighborhood_at(lat, lon)
+        return None if hood is None else hood.district
 
     def in_district(self, district: str) -> tuple[Neighborhood, ...]:
         return tuple(hood for hood in self.neighborhoods if hood.district == district)
@@ -407,7 +414,9 @@ def load_geography(shared_data_dir: Path, districts_file: Path | None = None,
     streets = {normalise_neighborhood(name): tuple(names)
                for name, names in places.get("streets", {}).items()}
     hotspots = load_hotspots(hotspots_file or DEFAULT_HOTSPOTS_FILE)
-    return Geography(neighborhoods, parks, hotspots, partners, venues, streets)
+    schools = tuple(Park(p["name"], p["lat"], p["lon"], p["radius_m"], p.get("weight", 1))
+                    for p in places.get("schools", []))
+    return Geography(neighborhoods, parks, hotspots, partners, venues, streets, schools)
 
 
 def geography_from_settings(settings: Any) -> Geography:

@@ -108,8 +108,8 @@ def test_park_filter_uses_the_area_test() -> None:
     area = qv.circle_test(41.78, -72.70, 50)
     calls = [call("IN", lat=41.7802, lon=-72.7001), call("OUT", lat=41.79, lon=-72.70),
              call("NOFIX", lat=None, lon=None)]
-    assert ids(qv.filter_calls(calls, qv.QueueFilter(park="Keney"), area)) == ["IN"]
-    assert ids(qv.filter_calls(calls, qv.QueueFilter(park="Keney"), None)) == []
+    assert ids(qv.filter_calls(calls, qv.QueueFilter(place="Keney"), area)) == ["IN"]
+    assert ids(qv.filter_calls(calls, qv.QueueFilter(place="Keney"), None)) == []
 
 
 def test_distance_of_one_degree_of_latitude() -> None:
