@@ -78,6 +78,8 @@
     if (change.op === "remove") { delete live[name][change.id]; }
     else { live[name][change.id] = change.data; }
     mark(name, change.id);
+    // A call's work record is part of how pages show the call: its row redraws too.
+    if (name === "work" && live.calls[change.id]) { mark("calls", change.id); }
   }
 
   function mark(name, id) {

@@ -202,10 +202,11 @@
     }).join(", ") : "";
     if (pending.textContent !== text) pending.textContent = text;
     if (work) {
+      var claimQueued = here.some(function (a) { return a.kind === "claim"; });
       work.querySelectorAll("[data-action=claim]").forEach(function (button) {
-        var queued = here.some(function (a) { return a.kind === "claim"; });
-        button.disabled = queued;
-        if (queued) button.textContent = "Taking it: waiting to send";
+        if (!claimQueued) return;
+        button.disabled = true;
+        button.textContent = "Taking it: waiting to send";
       });
     }
   }
@@ -240,6 +241,108 @@
     });
     var submit = form.querySelector("[data-action=handled]");
     if (submit) submit.disabled = false;
+  }
+
+  // --- pushed work records, painted at once ----------------------------------------------------
+  /* A claim, note or outcome pushed by live.js is painted on the card and the open detail
+   * in the same frame, with the server's wording (defaults.words); the server's re-render
+   * follows and replaces it. */
+  var painter = {defaults: null, unsubscribe: null, clock: null};
+  function hhmm(epoch) {
+    var zone = (painter.defaults || {}).timezone;
+    if (!painter.clock) {
+      painter.clock = new Intl.DateTimeFormat("en-GB", {hour: "2-digit", minute: "2-digit",
+        hourCycle: "h23", timeZone: zone || undefined});
+    }
+    return epoch == null ? "—" : painter.clock.format(new Date(epoch * 1000));
+  }
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (_m, name) { return values[name]; });
+  }
+  function workWords(work) {
+    var d = painter.defaults, words = d.words;
+    if (work && work.handled) {
+      return ["handled", fill(words.handled, {outcome: d.outcomes[work.handled.outcome] ||
+        work.handled.outcome, by: work.handled.by, at: hhmm(work.handled.at)})];
+    }
+    if (work && work.claimed_by) {
+      var kind = work.claimed_by === d.user ? "mine" : "taken";
+      return [kind, fill(words[kind], {by: work.claimed_by, at: hhmm(work.claimed_at)})];
+    }
+    return ["free", words.free];
+  }
+  function paintCard(callId, work) {
+    var card = document.querySelector("#queues-cards .queues-card[data-call-id='" +
+                                      CSS.escape(callId) + "']");
+    if (!card) return;
+    card.classList.toggle("queued-handled", Boolean(work && work.handled));
+    var line = card.querySelector(".queues-card-work");
+    var said = workWords(work), claim = line && line.querySelector(".queues-claim");
+    if (!line) return;
+    if (said[0] === "free" || said[0] === "handled") { if (claim) claim.remove(); return; }
+    if (!claim) {
+      claim = document.createElement("span");
+      line.insertBefore(claim, line.firstChild);
+    }
+    claim.className = "queues-claim claim-" + said[0];
+    claim.textContent = said[1];
+  }
+  function paintDetail(callId, work) {
+    var panel = document.querySelector("#queues-work[data-call-id='" + CSS.escape(callId) + "']");
+    if (!panel) return;
+    var said = workWords(work), state = panel.querySelector(".queues-work-state");
+    if (state) {
+      state.className = "queues-work-state " + (said[0] === "handled" ? "handled" :
+        said[0] === "free" ? "" : "claim-" + said[0]);
+      state.textContent = said[1];
+    }
+    var override = painter.defaults.override;
+    panel.querySelectorAll("button[data-action]").forEach(function (button) {
+      var kind = button.getAttribute("data-action");
+      var blocked = (work && work.handled) || (kind === "claim" && work && work.claimed_by) ||
+        (kind !== "claim" && work && work.claimed_by &&
+         work.claimed_by !== painter.defaults.user && !override);
+      if (blocked) { button.disabled = true; }
+    });
+    var list = panel.querySelector(".queues-note-list");
+    var notes = (work && work.notes) || [];
+    if (!notes.length) return;
+    if (!list) {
+      list = document.createElement("ol");
+      list.className = "queues-note-list";
+      list.id = "queues-note-list";
+      var empty = panel.querySelector(".queues-notes-empty");
+      if (empty) { empty.replaceWith(list); } else { panel.appendChild(list); }
+    }
+    if (list.children.length >= notes.length) return;
+    for (var i = list.children.length; i < notes.length; i++) {
+      var item = document.createElement("li"), meta = document.createElement("span");
+      var text = document.createElement("span");
+      meta.className = "queues-note-meta";
+      meta.textContent = notes[i].by + " · " + hhmm(notes[i].at);
+      text.className = "queues-note-text";
+      text.textContent = notes[i].text || "";
+      item.appendChild(meta);
+      item.appendChild(text);
+      list.appendChild(item);
+    }
+  }
+  function onLiveWork(live, changed) {
+    if (!document.getElementById("queues-page") || !painter.defaults) {
+      if (painter.unsubscribe) { painter.unsubscribe(); painter.unsubscribe = null; }
+      return;
+    }
+    var ids = changed.snapshot ? Object.keys(live.work || {}) : Object.keys(changed.work || {});
+    ids.forEach(function (id) {
+      paintCard(id, live.work[id]);
+      paintDetail(id, live.work[id]);
+    });
+  }
+  function watchLiveWork() {
+    var live = window.dispatchLive;
+    if (painter.unsubscribe || !painter.defaults || !live || !live.subscribe ||
+        !document.getElementById("queues-page")) return;
+    painter.unsubscribe = live.subscribe(onLiveWork);
   }
 
   // --- freshness ------------------------------------------------------------------------------
@@ -331,6 +434,7 @@
     applyTheme();
     showFreshness();
     fixNavigate();
+    watchLiveWork();
     var cards = document.getElementById("queues-cards");
     var defaults = document.getElementById("queues-page");
     if (defaults && box.user === null) {
@@ -398,6 +502,7 @@
       var triggered = (context.triggered || []).map(function (t) { return t.prop_id; });
       var initial = triggered.length === 0 || triggered[0] === ".";
       var user = defaults.user;
+      painter.defaults = defaults;
       if (box.user === null) loadOutbox(user);
       // A cso/sro is locked to their district (the server enforces it too).
       var locked = defaults.locked || null;

@@ -142,7 +142,7 @@
   function signature(kind, x) {
     if (kind === "calls") {
       return [x.status, x.priority, x.updated_time, x.lat, x.lon, x.address, x.call_type,
-              x.category, (x.units || []).join(",")].join("|");
+              x.category, (x.units || []).join(","), workText(x)].join("|");
     }
     if (kind === "units") {
       return [x.status, x.lat, x.lon, x.time, x.callsign, x.call_id].join("|");
@@ -188,7 +188,8 @@
         continue;
       }
       items.set(id, x);
-      if (prev === x) { continue; }
+      // No identity shortcut here: a call's work record (live.js marks the call) changes
+      // how it is shown while the call object itself stays the same.
       var sig = signature(kind, x);
       if (prev === undefined) { diff.added.push(id); } else if (sigs.get(id) !== sig) {
         diff.changed.push(id);
@@ -270,6 +271,16 @@
   }
 
   // --- call queue -------------------------------------------------------------------------
+  /* Who took a call on a tablet, or how it was handled (the dashboard's own records). */
+  function workText(c) {
+    var work = (window.dispatchLive && window.dispatchLive.work || {})[c.call_id];
+    if (!work) { return ""; }
+    if (work.handled) {
+      return "HANDLED " + ((S.config && S.config.outcomes || {})[work.handled.outcome] ||
+        work.handled.outcome) + " · " + work.handled.by;
+    }
+    return work.claimed_by ? "TAKEN · " + work.claimed_by : "";
+  }
   function rowHtml(c) {
     var abbr = c.qol ? (S.config.category_abbrev[c.category] || "QOL") : "";
     var units = (c.units || []).slice(0, 3).join(" ");
@@ -279,7 +290,8 @@
       "</span>" + (abbr ? ' <span class="wq-qol">' + esc(abbr) + "</span>" : "") +
       '<span class="wq-addr">' + esc(where) + "</span></span>" +
       '<span class="wq-status">' + esc(STATUS_SHORT[c.status] || c.status) +
-      (units ? '<span class="wq-units">' + esc(units) + "</span>" : "") + "</span>" +
+      (units ? '<span class="wq-units">' + esc(units) + "</span>" : "") +
+      (workText(c) ? '<span class="wq-work">' + esc(workText(c)) + "</span>" : "") + "</span>" +
       '<span class="wq-age"></span>';
   }
   var LEVEL_MARK = {late: "!! ", warn: "! ", ok: "", assigned: ""};

@@ -17,7 +17,6 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
 from urllib.parse import quote
 
 from streams.core.actions import OUTCOMES
@@ -223,8 +222,9 @@ def card(call: Mapping[str, Any], now: float, targets: Targets | None = None,
     fields["age_s"] = max(0.0, now - float(received)) if received is not None else None
     fields["age_text"] = age_text(fields["age_s"])
     fields["clock_label"], fields["since"] = clock(call)
+    since = fields["since"]
     fields["clock_text"] = (f"{fields['clock_label']} "
-                            f"{age_text(None if fields['since'] is None else max(0.0, now - fields['since']))}")
+                            f"{age_text(None if since is None else max(0.0, now - since))}")
     fields["warn_at"], fields["late_at"] = overdue_at(call, targets or Targets())
     fields["level"] = level(fields["warn_at"], fields["late_at"], now)
     fields["work"] = work_view(work)
@@ -266,6 +266,16 @@ def is_handled(work: Mapping[str, Any] | None) -> bool:
     return bool(work and work.get("handled"))
 
 
+WORK_WORDS = {
+    "mine": "You have this call since {at}",
+    "taken": "Taken by {by} at {at}",
+    "handled": "Handled: {outcome} — {by} at {at}",
+    "free": "Nobody has taken this call.",
+}
+"""How a card and the detail say who has a call; assets/queues.js paints a pushed change
+with the same table (the page hands it over) before the server's re-render lands."""
+
+
 def claim_line(work: Mapping[str, Any] | None, me: str,
                clock_text: Callable[[float], str]) -> tuple[str, str] | None:
     """(css kind, words) of who has a call: ("mine", "You have this call since 10:42"),
@@ -273,10 +283,9 @@ def claim_line(work: Mapping[str, Any] | None, me: str,
     if not work or not work.get("claimed_by"):
         return None
     at = work.get("claimed_at")
-    when = f" at {clock_text(float(at))}" if at is not None else ""
-    if work["claimed_by"] == me:
-        return "mine", f"You have this call{(' since ' + when[4:]) if when else ''}"
-    return "taken", f"Taken by {work['claimed_by']}{when}"
+    kind = "mine" if work["claimed_by"] == me else "taken"
+    return kind, WORK_WORDS[kind].format(by=work["claimed_by"],
+                                         at=clock_text(float(at)) if at is not None else "—")
 
 
 def geo_uri(lat: float | None, lon: float | None, label: str | None) -> str | None:

@@ -157,7 +157,10 @@ def layout(**_: Any) -> Component:
         hoods_by_district = {locked: hoods_by_district.get(locked, [])}
     scoped = locked or ANY
     defaults = {"user": user.name, "district": scoped, "neighborhood": ANY, "place": ANY,
-                "category": ANY, "locked": locked, "can_act": actions.may_act(user.role)}
+                "category": ANY, "locked": locked, "can_act": actions.may_act(user.role),
+                "override": user.role in actions.OVERRIDE_ROLES,
+                "timezone": runtime.settings().timezone, "words": queueview.WORK_WORDS,
+                "outcomes": actions.OUTCOMES}
     district_options = [{"label": locked, "value": locked}] if locked else [
         {"label": "All districts", "value": ANY}] + [
         {"label": district, "value": district} for district in found.districts]
@@ -211,17 +214,17 @@ def _header() -> Component:
 def _detail_modal() -> Component:
     return dbc.Modal([
         dbc.ModalHeader(dbc.ModalTitle(id="queues-detail-title")),
-        dbc.ModalBody([
-            html.Div(id="queues-detail-live"),
-            html.Div(id="queues-detail-pending", className="queues-detail-pending"),
-            html.Div(id="queues-detail-static"),
-        ]),
+        dbc.ModalBody(dbc.Row([
+            dbc.Col([html.Div(id="queues-detail-pending", className="queues-detail-pending"),
+                     html.Div(id="queues-detail-live")], md=6),
+            dbc.Col(html.Div(id="queues-detail-static"), md=6),
+        ])),
         dbc.ModalFooter([
             html.Small(CAD_NOTE, className="queues-cad-note me-auto"),
             dbc.Button("Close", id="queues-detail-close", size="lg",
                        className="queues-touch"),
         ]),
-    ], id="queues-detail", is_open=False, size="lg", centered=True, scrollable=True)
+    ], id="queues-detail", is_open=False, size="xl", centered=True, scrollable=True)
 
 
 def category_options(counts: dict[str, int]) -> list[dict[str, Any]]:
@@ -265,7 +268,6 @@ def card_component(card: dict[str, Any], me: str) -> Component:
             html.Span(f"P{priority}", className=f"queues-priority priority-{priority}",
                       title=f"Priority {priority}"),
             html.Span(card["category_label"], className="queues-card-category"),
-            html.Span(LEVEL_WORDS[level], className="queues-level"),
             html.Span(card["clock_text"], className="queues-clock", **_clock_attrs(card)),
         ], className="queues-card-top"),
         html.Div(card.get("address") or "No address", className="queues-address"),
@@ -276,6 +278,7 @@ def card_component(card: dict[str, Any], me: str) -> Component:
             html.Span(card.get("neighborhood") or "", className="queues-hood"),
         ], className="queues-card-bottom"),
         html.Div([
+            html.Span(LEVEL_WORDS[level], className="queues-level"),
             html.Span(claim[1], className=f"queues-claim claim-{claim[0]}") if claim else None,
             html.Span(f"{notes} note{'s' if notes != 1 else ''}", className="queues-notes")
             if notes else None,
@@ -446,12 +449,13 @@ def work_panel(shown: dict[str, Any], user: User) -> Component:
     claim = queueview.claim_line(work, user.name, _clock)
     lines: list[Component] = []
     if handled:
-        lines.append(html.P(f"Handled: {handled['label']} — {handled['by']} at "
-                            f"{_clock(handled['at'])}", className="queues-work-state handled"))
+        lines.append(html.P(queueview.WORK_WORDS["handled"].format(
+            outcome=handled["label"], by=handled["by"], at=_clock(handled["at"])),
+            className="queues-work-state handled"))
     elif claim:
         lines.append(html.P(claim[1], className=f"queues-work-state claim-{claim[0]}"))
     else:
-        lines.append(html.P("Nobody has taken this call.", className="queues-work-state"))
+        lines.append(html.P(queueview.WORK_WORDS["free"], className="queues-work-state"))
     if not actions.may_act(user.role):
         lines.append(html.P(f"The {user.role} role watches calls; it does not take them.",
                             className="text-muted"))
@@ -533,6 +537,13 @@ def _with_callsign(line: str, signs: dict[str, str]) -> str:
 def detail_static(shown: dict[str, Any], user: User) -> Component:
     """Note form, navigate link, map and where the call is relative to named places."""
     parts: list[Component] = []
+    uri = queueview.geo_uri(shown.get("lat"), shown.get("lon"), shown.get("address"))
+    if uri:
+        parts.append(html.A("Navigate in maps app", href=uri, id="queues-navigate",
+                            className="btn btn-outline-primary btn-lg queues-touch",
+                            **{"data-lat": str(shown["lat"]), "data-lon": str(shown["lon"]),
+                               "data-label": shown.get("address") or ""}))
+    parts.append(detail_map(shown))
     if actions.may_act(user.role):
         parts.append(html.Div([
             html.Label("Add a note", htmlFor="queues-note-text", className="queues-label"),
@@ -543,13 +554,6 @@ def detail_static(shown: dict[str, Any], user: User) -> Component:
                         "queues-touch queues-action", **{"data-action": "note",
                                                          "data-call-id": shown["call_id"]}),
         ], className="queues-note-form"))
-    uri = queueview.geo_uri(shown.get("lat"), shown.get("lon"), shown.get("address"))
-    if uri:
-        parts.append(html.A("Navigate in maps app", href=uri, id="queues-navigate",
-                            className="btn btn-outline-primary btn-lg queues-touch",
-                            **{"data-lat": str(shown["lat"]), "data-lon": str(shown["lon"]),
-                               "data-label": shown.get("address") or ""}))
-    parts.append(detail_map(shown))
     return html.Div(parts, className="queues-detail-static")
 
 

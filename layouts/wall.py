@@ -23,6 +23,7 @@ from dash.development.base_component import Component
 
 from dashboard import runtime, wallview
 from dashboard.live import live_components
+from streams.core.actions import OUTCOMES
 from streams.core.keys import ALERT_ACTIVE_SECONDS, SOURCES
 from streams.core.settings import Settings
 
@@ -150,6 +151,7 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "category_abbrev": wallview.CATEGORY_ABBREV,
         "unit_status": wallview.UNIT_STATUS_LABELS,
         "districts": list(wallview.DISTRICTS),
+        "outcomes": dict(OUTCOMES),
     }
 
 

@@ -313,9 +313,10 @@ class PageFactory:
         if role is None:
             page.goto(f"{self.stack.base_url}{path}")
             return page
-        user = ROLE_USERS.get(role) or next(u for u in ROLE_USERS.values() if u.name == role)
-        sign_in(page, self.stack, user.name, password_of(user.name), path)
-        assert urlsplit(page.url).path == path, f"sign-in as {user.name} ended on {page.url}"
+        # A role, or the name of a user a test added (with password_of(name)).
+        name = ROLE_USERS[role].name if role in ROLE_USERS else role
+        sign_in(page, self.stack, name, password_of(name), path)
+        assert urlsplit(page.url).path == path, f"sign-in as {name} ended on {page.url}"
         if wait:
             wait_for_page(page)
         return page

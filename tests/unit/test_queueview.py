@@ -154,3 +154,93 @@ def test_unit_lines_list_each_unit_once_with_its_steps() -> None:
     assert qv.unit_lines({"units": [], "unit_times": {}}, str) == []
     assert qv.unit_lines({"unit_times": {"A": {"on_scene": NOW}}},
                          lambda epoch: "x") == ["A: on scene x"]
+
+
+# --- the tablet view: sections, clocks, overdue, actions on cards (issue 11 item 3) ----------
+
+TARGETS = qv.Targets(pending=(60, 180, 600, 1200, 1800), response=(420, 720, 1200, 1800, 3600))
+
+
+def test_waiting_calls_come_first_then_assigned_then_on_scene() -> None:
+    """Sections before priority: a P1 on scene sorts after a P4 still waiting."""
+    calls = [call("S", status="on_scene", priority=1), call("A", status="en_route", priority=2),
+             call("W", priority=4), call("D", status="dispatched", priority=1)]
+    assert ids(qv.filter_calls(calls, qv.QueueFilter())) == ["W", "D", "A", "S"]
+    cards = [qv.card(c, NOW) for c in qv.filter_calls(calls, qv.QueueFilter())]
+    assert [(section, [c["call_id"] for c in queue])
+            for section, _, queue in qv.group_by_section(cards)] == [
+        ("pending", ["W"]), ("assigned", ["D", "A"]), ("on_scene", ["S"])]
+
+
+@pytest.mark.parametrize(("fields", "label", "since"), [
+    ({}, "Waiting", NOW - 600),
+    ({"status": "assigned", "unit_times": {"U1": {"assigned": NOW - 100},
+                                           "U2": {"assigned": NOW - 50}}}, "Assigned", NOW - 100),
+    ({"status": "dispatched", "dispatched_time": NOW - 90}, "Dispatched", NOW - 90),
+    ({"status": "en_route", "en_route_time": NOW - 60}, "En route", NOW - 60),
+    ({"status": "on_scene", "on_scene_time": NOW - 30}, "On scene", NOW - 30),
+    ({"status": "on_scene", "updated_time": NOW - 5}, "On scene", NOW - 5),
+])
+def test_the_clock_counts_what_the_status_says(fields: dict[str, object], label: str,
+                                               since: float) -> None:
+    """"Waiting" only while pending; otherwise the time since the call reached its status
+    (never "Waiting 7 min" for a call already on scene)."""
+    assert qv.clock(call("X", **fields)) == (label, since)
+    made = qv.card(call("X", **fields), NOW)
+    assert made["clock_text"].startswith(label + " ")
+
+
+@pytest.mark.parametrize(("fields", "now", "level"), [
+    ({"priority": 3}, NOW - 600 + 299, "ok"),
+    ({"priority": 3}, NOW - 600 + 300, "warn"),
+    ({"priority": 3}, NOW + 1, "late"),
+    ({"priority": 1, "received_time": NOW - 61}, NOW, "late"),
+    ({"priority": 3, "status": "en_route"}, NOW - 600 + 1199, "warn"),
+    ({"priority": 3, "status": "en_route"}, NOW - 600 + 1201, "late"),
+    ({"priority": 1, "status": "on_scene", "received_time": NOW - 9999}, NOW, "ok"),
+    ({"priority": 3, "received_time": None}, NOW, "ok"),
+])
+def test_overdue_colour_follows_the_priority_target(fields: dict[str, object], now: float,
+                                                    level: str) -> None:
+    """Pending calls against the pending target, assigned ones against the response target
+    (received -> on scene), on scene never; amber from half the target."""
+    warn_at, late_at = qv.overdue_at(call("X", **fields), TARGETS)
+    assert qv.level(warn_at, late_at, now) == level
+
+
+def test_cards_name_units_by_callsign_and_carry_only_allowed_work_fields() -> None:
+    made = qv.card(call("X", units=["U1", "U2"]), NOW, TARGETS, {"U1": "N-CSO-01"},
+                   {"call_id": "X", "claimed_by": "cso-north", "claimed_at": NOW,
+                    "secret": "x", "notes": [{"by": "a", "at": NOW, "text": "t", "x": 1}],
+                    "handled": None})
+    assert made["callsigns"] == ["N-CSO-01", "U2"]
+    assert "secret" not in made["work"] and made["work"]["notes"] == [
+        {"by": "a", "role": None, "at": NOW, "text": "t", "action_id": None}]
+
+
+def test_claim_line_says_who_has_the_call() -> None:
+    work = {"claimed_by": "cso-north", "claimed_at": NOW}
+    assert qv.claim_line(work, "cso-north", lambda _: "10:42") == (
+        "mine", "You have this call since 10:42")
+    assert qv.claim_line(work, "other", lambda _: "10:42") == (
+        "taken", "Taken by cso-north at 10:42")
+    assert qv.claim_line({"claimed_by": None}, "x", str) is None
+    assert qv.is_handled({"handled": {"outcome": "cited"}}) and not qv.is_handled(None)
+
+
+def test_geo_uri_carries_the_coordinates_and_the_address() -> None:
+    assert qv.geo_uri(41.7930, -72.701, "12 Main St") == \
+        "geo:41.793000,-72.701000?q=41.793000,-72.701000(12%20Main%20St)"
+    assert qv.geo_uri(None, -72.7, "x") is None
+
+
+def test_nearest_place_gives_distance_and_compass_point() -> None:
+    places = [("Keney Park", 41.7955, -72.6880), ("Bushnell Park", 41.7646, -72.6810)]
+    name, metres, compass = qv.nearest_place(41.7955, -72.6960, places) or ("", 0.0, "")
+    assert name == "Keney Park" and 600 < metres < 700 and compass == "W"
+    assert qv.distance_text(643) == "640 m" and qv.distance_text(1234) == "1.2 km"
+    assert qv.nearest_place(41.0, -72.0, []) is None
+
+
+def test_the_place_filter_reads_the_old_park_key() -> None:
+    assert qv.QueueFilter.from_values({"park": "Keney Park"}).place == "Keney Park"

@@ -1,0 +1,358 @@
+"""Actions from tablets: take, note and close a QoL call; two tablets and the wall see it
+live; an action made offline arrives exactly once; the tablet view at each size and theme."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from dashboard import auth
+from streams.core.events import CallEvent
+from tests.browser.conftest import Stack, password_of, reader_of, wait_until
+from tests.browser.test_queues import caller_details, cleared, created, publish_events
+from tests.conftest import ARTIFACTS, TIMEOUT_SCALE
+
+SECOND_CSO = "cso-north-2"
+LIVE_WITHIN_MS = int(1000 * TIMEOUT_SCALE)
+"""Issue 11: an action reaches every other tablet and the wall within 1 s."""
+SIZES = [(768, 1024), (800, 1280), (1280, 800)]
+
+OPENED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def clear_opened_calls(stack: Stack) -> Iterator[None]:
+    yield
+    if OPENED:
+        publish_events(stack, [cleared(call_id) for call_id in OPENED])
+        OPENED.clear()
+
+
+@pytest.fixture(scope="module")
+def second_cso(stack: Stack) -> str:
+    """Another North CSO, to race the first."""
+    auth.add_user(stack.settings.resolved_users_file, SECOND_CSO, "cso",
+                  password_of(SECOND_CSO), "North")
+    return SECOND_CSO
+
+
+def open_calls(stack: Stack, *specs: tuple[str, str, int, float]) -> list[CallEvent]:
+    """Publish (category, neighborhood, priority, age) calls and wait until applied."""
+    tag = uuid.uuid4().hex[:6]
+    calls = [created(f"T{tag}-{n}", category, hood, priority, age, 40 + n)
+             for n, (category, hood, priority, age) in enumerate(specs, 1)]
+    publish_events(stack, calls)
+    OPENED.extend(call.call_id for call in calls)
+    reader = reader_of(stack)
+    wait_until(lambda: all(reader.call(c.call_id) for c in calls), "the test calls")
+    return calls
+
+
+def card(page: Any, call_id: str) -> Any:
+    return page.locator(f"#queues-cards [data-call-id='{call_id}']")
+
+
+def open_detail(page: Any, call_id: str) -> None:
+    card(page, call_id).click()
+    page.wait_for_selector(f"#queues-work[data-call-id='{call_id}']")
+
+
+def close_detail(page: Any) -> None:
+    page.click("#queues-detail-close")
+    page.wait_for_selector("#queues-work", state="detached")
+
+
+def work_of(stack: Stack, call_id: str) -> dict[str, Any] | None:
+    raw = stack.redis.get(stack.keys.work(call_id))
+    return None if raw is None else json.loads(raw)
+
+
+def actions_for(stack: Stack, call_id: str) -> list[dict[str, str]]:
+    return [{k.decode(): v.decode() for k, v in fields.items()}
+            for _, fields in stack.redis.xrange(stack.keys.actions)
+            if fields[b"call_id"].decode() == call_id]
+
+
+WATCH_JS = """([selector, text]) => { window.__seenAt = null;
+    const check = () => { const node = document.querySelector(selector);
+      if (node && node.textContent.includes(text)) { window.__seenAt = Date.now(); }
+      else { setTimeout(check, 10); } };
+    check(); }"""
+CLICKED_JS = """selector => { window.__clickedAt = null; document.addEventListener('click',
+    event => { if (event.target.closest(selector)) { window.__clickedAt = Date.now(); } },
+    {capture: true, once: true}); }"""
+
+
+def timed(actor: Any, button: str, watchers: dict[Any, str], text: str) -> list[int]:
+    """Tap ``button`` on ``actor``; the ms until each watcher page shows ``text`` in its
+    selector, timed by the pages' own clocks (one machine), not by this test's slow calls."""
+    actor.evaluate(CLICKED_JS, button)
+    for page, selector in watchers.items():
+        page.evaluate(WATCH_JS, [selector, text])
+    actor.click(button)
+    clicked = actor.evaluate("() => window.__clickedAt")
+    assert clicked, "the tap was not seen"
+    seen = []
+    for page in watchers:
+        page.wait_for_function("() => window.__seenAt")
+        seen.append(int(page.evaluate("() => window.__seenAt")) - int(clicked))
+    return seen
+
+
+def post_action(page: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """POST /api/actions from the page, as queues.js does (its cookie, its CSRF token)."""
+    result: dict[str, Any] = page.evaluate(
+        """async payload => {
+             const token = (document.cookie.match(/_csrf_token=([^;]*)/) || [])[1] || "";
+             const reply = await fetch('/api/actions', {method: 'POST',
+               headers: {'Content-Type': 'application/json',
+                         'X-CSRFToken': decodeURIComponent(token)},
+               body: JSON.stringify(payload)});
+             return {http: reply.status, ...(await reply.json())}; }""", payload)
+    return result
+
+
+def test_a_cso_takes_notes_and_closes_a_call_and_everyone_sees_it_live(
+        stack: Stack, page_for: Callable[..., Any], second_cso: str) -> None:
+    """Two North CSOs and the wall: one takes the call, the other tablet and the wall show
+    who has it within 1 s and the other cannot take it (not by the page, not by the API);
+    the note and the outcome arrive live too, and the handled call leaves both queues."""
+    (target,) = open_calls(stack, ("noise", "Blue Hills", 3, 240))
+    first = page_for("cso", viewport=(800, 1280), path="/queues")
+    second = page_for(second_cso, viewport=(1280, 800), path="/queues")
+    wall = page_for("commander", viewport=(1920, 1080), path="/wall")
+    for page in (first, second):
+        card(page, target.call_id).wait_for()
+    wall.wait_for_selector(f"#wall-queue-list [data-call-id='{target.call_id}']")
+    open_detail(first, target.call_id)
+    open_detail(second, target.call_id)
+
+    claim_ms = timed(first, "#queues-work [data-action=claim]", {
+        second: "#queues-work .claim-taken", wall: f"#wall-queue-list [data-call-id="
+        f"'{target.call_id}'] .wq-work"}, "cso-north")
+    first.wait_for_selector("#queues-work .claim-mine")
+    assert first.locator("#queues-message").inner_text() == "You have this call."
+    second.wait_for_selector("#queues-work .claim-taken:has-text('Taken by cso-north')")
+    second.wait_for_selector("#queues-work [data-action=claim]", state="detached")
+    card(second, target.call_id).locator(".claim-taken").wait_for()
+    page_for.allow_errors(second, r"status of 409")
+    refused = post_action(second, {"id": uuid.uuid4().hex, "call_id": target.call_id,
+                                   "kind": "claim"})
+    assert refused["http"] == 409 and refused["code"] == "claimed_by_other"
+    assert "cso-north" in refused["message"]
+
+    first.fill("#queues-note-text", "Music audible from the street; spoke to resident")
+    note_ms = timed(first, ".queues-note-form [data-action=note]",
+                    {second: "#queues-note-list"}, "spoke to resident")
+    first.click(".queues-outcome[data-outcome=warned]")
+    handled_ms = timed(first, "#queues-work [data-action=handled]", {
+        second: "#queues-work .handled", wall: f"#wall-queue-list [data-call-id="
+        f"'{target.call_id}'] .wq-work"}, "Warned")
+    print(f"seen on the other tablet and the wall after the tap: claim {claim_ms} ms, "
+          f"note {note_ms} ms, handled {handled_ms} ms")
+    for taken in (claim_ms, note_ms, handled_ms):
+        assert max(taken) <= LIVE_WITHIN_MS, (claim_ms, note_ms, handled_ms)
+    first.screenshot(path=str(ARTIFACTS / "tablet-actions-handled-800x1280.png"))
+    for page in (first, second):
+        close_detail(page)
+        card(page, target.call_id).wait_for(state="detached", timeout=LIVE_WITHIN_MS)
+    work = work_of(stack, target.call_id)
+    assert work is not None and work["claimed_by"] == "cso-north"
+    assert work["handled"]["outcome"] == "warned" and len(work["notes"]) == 1
+    assert [a["kind"] for a in actions_for(stack, target.call_id)] == ["claim", "note",
+                                                                      "handled"]
+    # CAD's state is untouched: the call is still open there.
+    assert reader_of(stack).call(target.call_id)["status"] == "pending"
+
+
+def test_an_action_made_offline_is_delivered_exactly_once(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """Offline, a claim and a note wait on the device ("2 actions waiting to send"); back
+    online they are sent, and a send whose answer is lost on the way back is resent and
+    still applied once."""
+    (target,) = open_calls(stack, ("dumping", "Northeast", 4, 600))
+    page = page_for("cso", viewport=(800, 1280), path="/queues")
+    card(page, target.call_id).wait_for()
+    open_detail(page, target.call_id)
+    page.context.set_offline(True)
+    page_for.allow_errors(page, r"Failed to load resource|ERR_INTERNET_DISCONNECTED|"
+                                r"ERR_FAILED|net::")
+    page.click("#queues-work [data-action=claim]")
+    page.fill("#queues-note-text", "Mattress and tyres behind the fence")
+    page.click(".queues-note-form [data-action=note]")
+    page.wait_for_selector("#queues-outbox:has-text('2 actions waiting to send')")
+    page.wait_for_selector("#queues-detail-pending:has-text('Waiting to send: taking it, note')")
+    page.wait_for_timeout(1500)
+    assert work_of(stack, target.call_id) is None
+    stored = page.evaluate("() => localStorage.getItem('dispatch-outbox')")
+    assert stored and target.call_id in stored
+    page.screenshot(path=str(ARTIFACTS / "tablet-offline-outbox-800x1280.png"))
+
+    # The first answer is lost on the way back: the server applied it, the device resends.
+    lost: list[str] = []
+
+    def drop_first_answer(route: Any) -> None:
+        if not lost:
+            route.fetch()  # reaches the server, which applies it
+            lost.append(route.request.post_data or "")
+            route.abort()
+            return
+        route.continue_()
+
+    page.route("**/api/actions", drop_first_answer)
+    page.context.set_offline(False)
+    page.wait_for_selector("#queues-outbox:not(.waiting)", state="attached")
+    wait_until(lambda: len(actions_for(stack, target.call_id)) >= 2, "both actions applied")
+    page.wait_for_timeout(500)
+    assert lost, "the first send was not intercepted"
+    work = work_of(stack, target.call_id)
+    assert work is not None and work["claimed_by"] == "cso-north"
+    assert [note["text"] for note in work["notes"]] == ["Mattress and tyres behind the fence"]
+    applied = actions_for(stack, target.call_id)
+    assert [a["kind"] for a in applied] == ["claim", "note"]
+    assert float(applied[0]["at"]) < float(applied[0]["received_at"])  # done offline, earlier
+    assert page.evaluate("() => localStorage.getItem('dispatch-outbox')") is None
+    page.wait_for_selector("#queues-work .claim-mine")
+
+
+def test_sign_out_leaves_nothing_but_the_theme_on_the_device(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """Queued actions and remembered filters are gone after sign-out; the theme stays."""
+    (target,) = open_calls(stack, ("loitering", "Blue Hills", 4, 300))
+    page = page_for("cso", viewport=(800, 1280), path="/queues")
+    card(page, target.call_id).wait_for()
+    page.click("#queues-theme")
+    page.click("#queues-category label:has-text('Loitering')")
+    open_detail(page, target.call_id)
+    page.route("**/api/actions", lambda route: route.abort())
+    page_for.allow_errors(page, r"Failed to load resource|net::")
+    page.click("#queues-work [data-action=claim]")
+    page.wait_for_selector("#queues-outbox:has-text('1 action waiting to send')")
+    close_detail(page)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#nav-signout")
+    page.wait_for_url("**/login")
+    left = page.evaluate("() => Object.keys(localStorage)")
+    assert left == ["dispatch-theme"], left
+    assert work_of(stack, target.call_id) is None
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+def test_tablet_view_in_both_themes_fits_and_orders_its_sections(
+        stack: Stack, page_for: Callable[..., Any], size: tuple[int, int]) -> None:
+    """At each tablet size, night and day: nothing scrolls sideways, landscape shows at
+    least three cards a row, waiting calls come before assigned ones before on scene, each
+    card names its units' callsigns and says what its clock counts; the day theme is
+    remembered after a reload."""
+    calls = open_calls(stack, *[("noise", "Blue Hills", 3, 60 * n) for n in range(1, 7)])
+    publish_events(stack, [
+        _unit_step(calls[0].call_id, "unit_assigned", "N-CSO-01"),
+        _unit_step(calls[1].call_id, "unit_assigned", "N-CSO-02"),
+        _unit_step(calls[1].call_id, "on_scene", "N-CSO-02", 2),
+    ])
+    reader = reader_of(stack)
+    wait_until(lambda: reader.call(calls[1].call_id)["status"] == "on_scene", "on scene")
+    page = page_for("cso", viewport=size, path="/queues")
+    card(page, calls[1].call_id).wait_for()
+    page.wait_for_function(
+        "id => (document.querySelector(`[data-call-id='${id}'] .queues-units`) || {})"
+        ".textContent === 'N-CSO-02'", arg=calls[1].call_id)
+    sections = page.eval_on_selector_all("#queues-cards [data-section]",
+                                         "nodes => nodes.map(n => n.dataset.section)")
+    assert sections == [s for s in ("pending", "assigned", "on_scene") if s in sections]
+    assert sections.index("pending") < sections.index("assigned") < sections.index("on_scene")
+    on_scene = card(page, calls[1].call_id).locator(".queues-clock").inner_text()
+    assert on_scene.startswith("On scene"), on_scene
+    waiting = card(page, calls[2].call_id).locator(".queues-clock").inner_text()
+    assert waiting.startswith("Waiting"), waiting
+    for theme in ("night", "day"):
+        if theme == "day":
+            page.click("#queues-theme")
+            page.wait_for_function(
+                "() => document.documentElement.getAttribute('data-bs-theme') === 'light'")
+        _assert_fits(page, size)
+        page.screenshot(path=str(ARTIFACTS / f"tablet-{theme}-{size[0]}x{size[1]}.png"),
+                        full_page=True)
+    page.reload()
+    card(page, calls[1].call_id).wait_for()
+    assert page.evaluate("() => document.documentElement.getAttribute('data-bs-theme')") \
+        == "light"
+    page.click("#queues-theme")  # back to night for the next test on this device
+
+
+def _assert_fits(page: Any, size: tuple[int, int]) -> None:
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= size[0], f"the page scrolls sideways ({width} px at {size[0]} px)"
+    columns = page.evaluate(
+        "() => getComputedStyle(document.querySelector('.queues-grid'))"
+        ".gridTemplateColumns.split(' ').length")
+    assert columns >= (3 if size[0] > size[1] else 2), f"{columns} columns at {size}"
+    overflowing = page.evaluate(
+        """() => [...document.querySelectorAll('.queues-card *')].filter(e =>
+             e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflow !== 'visible')
+             .length""")
+    assert overflowing == 0
+
+
+def _unit_step(call_id: str, kind: str, unit_id: str, step: int = 1) -> CallEvent:
+    from tests.browser.test_queues import unit_step  # noqa: PLC0415
+
+    return unit_step(call_id, kind, unit_id, step)
+
+
+def test_detail_has_a_navigate_link_touch_sized_controls_and_no_caller_data(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """The detail offers a geo: link at the call's coordinates; every control in it (map
+    zoom included) is at least 44 px; no websocket frame or callback answer the tablet
+    received, actions included, carries the caller's name or phone."""
+    calls = open_calls(stack, ("atv", "Blue Hills", 2, 120), ("noise", "Barry Square", 3, 60))
+    target = calls[0]
+    frames: list[str] = []
+    page = page_for("cso", viewport=(800, 1280), path="/queues", wait=False)
+    page.on("websocket", lambda socket: socket.on(
+        "framereceived", lambda payload: frames.append(str(payload))))
+    page.on("response", lambda response: frames.append(response.text()) if any(
+        part in response.url for part in ("_dash-update-component", "/api/actions"))
+        and response.ok else None)
+    page.reload()
+    card(page, target.call_id).wait_for()
+    open_detail(page, target.call_id)
+    href = page.get_attribute("#queues-navigate", "href")
+    assert href is not None and href.startswith(f"geo:{target.lat:.6f},{target.lon:.6f}")
+    page.wait_for_selector("#queues-detail-map .leaflet-control-zoom-in")
+    small = page.evaluate(
+        """() => [...document.querySelectorAll('.modal button, .modal a, .modal textarea')]
+             .filter(e => e.offsetParent !== null)
+             .map(e => [e.className || e.id, e.getBoundingClientRect().width,
+                        e.getBoundingClientRect().height])
+             .filter(([_, w, h]) => w < 44 || h < 44)""")
+    assert not small, f"controls under 44 px: {small}"
+    page.wait_for_selector("#queues-map-where")
+    page.click("#queues-work [data-action=claim]")
+    page.wait_for_selector("#queues-work .claim-mine")
+    page.fill("#queues-note-text", "Two riders heading north")
+    page.click(".queues-note-form [data-action=note]")
+    page.wait_for_selector("#queues-note-list:has-text('Two riders')")
+    page.screenshot(path=str(ARTIFACTS / "tablet-detail-map-800x1280.png"))
+    assert any("Two riders" in frame for frame in frames)
+    assert any(target.call_id in frame for frame in frames)
+    for secret in caller_details({"t": target, "other": calls[1]}):
+        assert not any(secret in frame for frame in frames), f"{secret!r} reached the tablet"
+
+
+def test_an_sro_cannot_act_on_another_districts_call(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """A South SRO's forged action on a North call is refused by the server."""
+    (north,) = open_calls(stack, ("noise", "Blue Hills", 3, 60))
+    page = page_for("sro", viewport=(1280, 800), path="/queues")
+    page.wait_for_selector("#queues-cards")
+    page_for.allow_errors(page, r"status of 403")
+    answer = post_action(page, {"id": uuid.uuid4().hex, "call_id": north.call_id,
+                                "kind": "claim"})
+    assert answer["http"] == 403 and answer["code"] == "out_of_district"
+    assert answer["work"] is None
+    assert work_of(stack, north.call_id) is None
