@@ -27,6 +27,7 @@ from dash.exceptions import MissingCallbackContextException, PreventUpdate
 
 from dashboard import responseview as rv
 from dashboard import runtime
+from layouts import response_outcomes
 from streams.core import access
 from streams.core.events import CATEGORIES, CATEGORY_LABELS
 from streams.core.geography import DISTRICTS
@@ -139,6 +140,7 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
                     style={"height": "460px"}),
             ], xs=12),
         ], className="g-3"),
+        response_outcomes.panel(),
         dcc.Store(id="response-shown"),
         dcc.Interval(id="response-loading-poll", interval=LOADING_POLL_MS, disabled=True),
         dcc.Download(id="response-download"),

@@ -356,3 +356,28 @@ def test_an_sro_cannot_act_on_another_districts_call(
     assert answer["http"] == 403 and answer["code"] == "out_of_district"
     assert answer["work"] is None
     assert work_of(stack, north.call_id) is None
+
+
+def test_response_counts_outcomes_per_category_and_district(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """Calls a CSO marked handled are counted on /response by category, district and
+    outcome, for the period shown."""
+    calls = open_calls(stack, ("public_drinking", "Blue Hills", 4, 300),
+                       ("public_drinking", "Northeast", 4, 200))
+    tablet = page_for("cso", viewport=(800, 1280), path="/queues")
+    tablet.wait_for_selector("#queues-cards")
+    for target, outcome in zip(calls, ("cited", "community_court"), strict=True):
+        answer = post_action(tablet, {"id": uuid.uuid4().hex, "call_id": target.call_id,
+                                      "kind": "handled", "outcome": outcome})
+        assert answer["http"] == 200, answer
+    page = page_for("supervisor", viewport=(1280, 800), path="/response?preset=today")
+    page.wait_for_selector("#response-outcomes-grid")
+    row = page.locator("#response-outcomes-grid tbody tr", has_text="Public drinking")
+    row.wait_for()
+    cells = row.locator("td").all_inner_texts()
+    assert cells[:2] == ["Public drinking", "North"], cells
+    headers = page.locator("#response-outcomes-grid thead th").all_inner_texts()
+    assert int(cells[headers.index("Cited")]) >= 1
+    assert int(cells[headers.index("Referred to Community Court")]) >= 1
+    page.locator("#response-outcomes").screenshot(
+        path=str(ARTIFACTS / "response-outcomes-1280x800.png"))
