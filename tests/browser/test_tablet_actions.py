@@ -370,7 +370,7 @@ def test_response_counts_outcomes_per_category_and_district(
         answer = post_action(tablet, {"id": uuid.uuid4().hex, "call_id": target.call_id,
                                       "kind": "handled", "outcome": outcome})
         assert answer["http"] == 200, answer
-    page = page_for("supervisor", viewport=(1280, 800), path="/response?preset=today")
+    page = page_for("supervisor", viewport=(1280, 800), path="/response")
     page.wait_for_selector("#response-outcomes-grid")
     row = page.locator("#response-outcomes-grid tbody tr", has_text="Public drinking")
     row.wait_for()
