@@ -197,6 +197,7 @@
     var work = document.getElementById("queues-work");
     if (!pending) return;
     var here = work ? byCall[work.getAttribute("data-call-id")] || [] : [];
+    if (work) work.querySelectorAll(".queues-handled-form").forEach(showOutcome);
     var text = here.length ? "Waiting to send: " + here.map(function (a) {
       return KIND_WORDS[a.kind] + (a.outcome ? " (" + a.outcome.replace(/_/g, " ") + ")" : "");
     }).join(", ") : "";
@@ -226,21 +227,34 @@
       window.dash_clientside.set_props("queues-note-text", {value: ""});
     }
     if (kind === "handled") {
-      var chosen = button.closest("fieldset").querySelector(".queues-outcome[aria-pressed=true]");
-      if (!chosen) return;
-      action.outcome = chosen.getAttribute("data-outcome");
+      if (!chosenOutcome[callId]) return;
+      action.outcome = chosenOutcome[callId];
+      delete chosenOutcome[callId];
     }
     enqueue(action);
   }
+  /* The outcome an officer picked, per call: a live re-render of the detail (another
+   * officer's note arriving) must not undo the choice. */
+  var chosenOutcome = {};
   function chooseOutcome(button) {
     var form = button.closest("fieldset");
+    var submit = form.querySelector("[data-action=handled]");
+    if (submit) chosenOutcome[submit.getAttribute("data-call-id")] =
+      button.getAttribute("data-outcome");
+    showOutcome(form);
+  }
+  function showOutcome(form) {
+    var submit = form.querySelector("[data-action=handled]");
+    var chosen = submit && chosenOutcome[submit.getAttribute("data-call-id")];
+    if (!chosen) return;
     form.querySelectorAll(".queues-outcome").forEach(function (other) {
-      var on = other === button;
-      other.setAttribute("aria-pressed", on ? "true" : "false");
+      var on = other.getAttribute("data-outcome") === chosen;
+      if (other.getAttribute("aria-pressed") !== (on ? "true" : "false")) {
+        other.setAttribute("aria-pressed", on ? "true" : "false");
+      }
       other.classList.toggle("active", on);
     });
-    var submit = form.querySelector("[data-action=handled]");
-    if (submit) submit.disabled = false;
+    if (submit.disabled && !submit.hasAttribute("data-blocked")) submit.disabled = false;
   }
 
   // --- pushed work records, painted at once ----------------------------------------------------
@@ -302,7 +316,7 @@
       var blocked = (work && work.handled) || (kind === "claim" && work && work.claimed_by) ||
         (kind !== "claim" && work && work.claimed_by &&
          work.claimed_by !== painter.defaults.user && !override);
-      if (blocked) { button.disabled = true; }
+      if (blocked) { button.disabled = true; button.setAttribute("data-blocked", "1"); }
     });
     var list = panel.querySelector(".queues-note-list");
     var notes = (work && work.notes) || [];
