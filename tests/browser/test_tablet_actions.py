@@ -381,3 +381,24 @@ def test_response_counts_outcomes_per_category_and_district(
     assert int(cells[headers.index("Referred to Community Court")]) >= 1
     page.locator("#response-outcomes").screenshot(
         path=str(ARTIFACTS / "response-outcomes-1280x800.png"))
+
+
+def test_the_tablet_says_how_old_its_calls_are_when_not_live(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """With the push service gone the page stops saying "Live" and says when what it shows
+    was last current; when push is back it is live again."""
+    (target,) = open_calls(stack, ("speeding", "Northeast", 4, 60))
+    page = page_for("cso", viewport=(800, 1280), path="/queues")
+    card(page, target.call_id).wait_for()
+    page.wait_for_selector("#queues-freshness[data-state=live]")
+    page_for.allow_errors(page, r"WebSocket|ERR_CONNECTION_REFUSED|net::")
+    stack.stop("push")
+    try:
+        page.wait_for_selector("#queues-freshness[data-state=stale]")
+        text = page.inner_text("#queues-freshness")
+        assert text.startswith("Not live: showing calls as they were at "), text
+        assert " ago)" in text
+        page.screenshot(path=str(ARTIFACTS / "tablet-not-live-800x1280.png"))
+    finally:
+        stack.start("push")
+    page.wait_for_selector("#queues-freshness[data-state=live]")
