@@ -603,16 +603,24 @@ def _neighborhood_layers(current: str | None) -> list[Component]:
     layers: list[Component] = []
     for name, feature in boundaries().items():
         here = name == mine
-        layers.append(dl.GeoJSON(
-            data={"type": "FeatureCollection", "features": [feature]}, interactive=False,
-            style={"color": "#1f78b4" if here else "#7f8c99", "weight": 3 if here else 1.5,
-                   "fillOpacity": 0.10 if here else 0.0, "dashArray": None if here else "4 4"}))
+        layers.append(dl.Polygon(
+            positions=_outlines(feature), interactive=False,
+            color="#1f78b4" if here else "#7f8c99", weight=3 if here else 1.5,
+            fill=here, fillOpacity=0.10, dashArray=None if here else "4 4"))
         point = _label_points().get(name)
         if point:
             layers.append(dl.CircleMarker(center=list(point), radius=0, opacity=0, children=[
                 dl.Tooltip(name, permanent=True, direction="center",
                            className="queues-map-label" + (" here" if here else ""))]))
     return layers
+
+
+def _outlines(feature: dict[str, Any]) -> list[list[list[float]]]:
+    """Leaflet [lat, lon] outer rings of a (Multi)Polygon feature, one per part."""
+    geometry = feature["geometry"]
+    parts = (geometry["coordinates"] if geometry["type"] == "MultiPolygon"
+             else [geometry["coordinates"]])
+    return [[[float(y), float(x)] for x, y, *_ in part[0]] for part in parts]
 
 
 def _street_layers() -> list[Component]:
