@@ -35,8 +35,9 @@ def clear_opened_calls(stack: Stack) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def second_cso(stack: Stack) -> str:
     """Another North CSO, to race the first."""
-    auth.add_user(stack.settings.resolved_users_file, SECOND_CSO, "cso",
-                  password_of(SECOND_CSO), "North")
+    users = auth.open_users(stack.settings)
+    users.add(SECOND_CSO, "cso", password_of(SECOND_CSO), "North")
+    users.client.close()
     return SECOND_CSO
 
 

@@ -189,9 +189,11 @@ def test_work_of_reads_records_for_the_calls_that_have_one(r: redis.Redis, keys:
 def app_client(settings: Settings, r: redis.Redis) -> Callable[[str], Any]:
     """``client_for(name)``: a Flask test client signed in as that user (with CSRF)."""
     ready = dataclasses.replace(settings, secret_key="integration-secret")
+    users = auth.open_users(ready)
     for name, role, district in (("cso-n", "cso", "North"), ("sro-s", "sro", "South"),
                                  ("boss", "commander", None)):
-        auth.add_user(ready.resolved_users_file, name, role, PASSWORD, district)
+        users.add(name, role, PASSWORD, district)
+    users.client.close()
     app = create_app(ready)
 
     def client_for(name: str) -> Any:
