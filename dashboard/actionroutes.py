@@ -18,7 +18,7 @@ import redis
 
 from dashboard import runtime
 from dashboard.actionstore import ActionBusy, ActionStore
-from streams.core import actions
+from streams.core import access, actions
 from streams.core.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,7 @@ def post_action() -> Any:
     user = runtime.current_user()
     if user is None:  # the guard answers first; kept so this route is safe on its own
         return flask.jsonify(error="sign in first"), 403
-    actor = actions.Actor(user.name, user.role, user.district)
-    if not actions.may_act(actor.role):
+    if not access.may_act(user):
         log.warning("%s (%s) may not take actions on calls", user.name, user.role)
         return flask.jsonify(status="refused", code="not_allowed",
                              message=f"The {user.role} role cannot take actions on calls."), 403
@@ -52,7 +51,7 @@ def post_action() -> Any:
     except ValueError as error:
         return flask.jsonify(status="refused", code="invalid", message=str(error)), 400
     try:
-        answer, repeated = store().apply(action, actor)
+        answer, repeated = store().apply(action, user)
     except ActionBusy as error:
         log.warning("%s", error)
         return flask.jsonify(error=str(error)), 503

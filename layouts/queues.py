@@ -157,8 +157,8 @@ def layout(**_: Any) -> Component:
         hoods_by_district = {locked: hoods_by_district.get(locked, [])}
     scoped = locked or ANY
     defaults = {"user": user.name, "district": scoped, "neighborhood": ANY, "place": ANY,
-                "category": ANY, "locked": locked, "can_act": actions.may_act(user.role),
-                "override": user.role in actions.OVERRIDE_ROLES,
+                "category": ANY, "locked": locked, "can_act": access.may_act(user),
+                "override": access.may_override(user),
                 "timezone": runtime.settings().timezone, "words": queueview.WORK_WORDS,
                 "outcomes": actions.OUTCOMES}
     district_options = [{"label": locked, "value": locked}] if locked else [
@@ -456,7 +456,7 @@ def work_panel(shown: dict[str, Any], user: User) -> Component:
         lines.append(html.P(claim[1], className=f"queues-work-state claim-{claim[0]}"))
     else:
         lines.append(html.P(queueview.WORK_WORDS["free"], className="queues-work-state"))
-    if not actions.may_act(user.role):
+    if not access.may_act(user):
         lines.append(html.P(f"The {user.role} role watches calls; it does not take them.",
                             className="text-muted"))
     elif not handled:
@@ -471,10 +471,10 @@ def _action_buttons(call_id: str, work: dict[str, Any], user: User) -> Component
     buttons: list[Component] = []
     if not holder:
         buttons.append(_button("I'm taking this", "claim", call_id, "primary"))
-    elif holder == user.name or user.role in actions.OVERRIDE_ROLES:
+    elif holder == user.name or access.may_override(user):
         label = "Release" if holder == user.name else f"Release {holder}'s claim"
         buttons.append(_button(label, "release", call_id, "outline-secondary"))
-    may_close = not holder or holder == user.name or user.role in actions.OVERRIDE_ROLES
+    may_close = not holder or holder == user.name or access.may_override(user)
     parts: list[Component] = [html.Div(buttons, className="queues-action-row")]
     if may_close:
         parts.append(html.Fieldset([
@@ -544,7 +544,7 @@ def detail_static(shown: dict[str, Any], user: User) -> Component:
                             **{"data-lat": str(shown["lat"]), "data-lon": str(shown["lon"]),
                                "data-label": shown.get("address") or ""}))
     parts.append(detail_map(shown))
-    if actions.may_act(user.role):
+    if access.may_act(user):
         parts.append(html.Div([
             html.Label("Add a note", htmlFor="queues-note-text", className="queues-label"),
             dcc.Textarea(id="queues-note-text", maxLength=actions.NOTE_MAX_CHARS,

@@ -25,6 +25,8 @@ CALLER_DATA_ROLES: Final = frozenset({"commander", "supervisor", "admin"})
 """Roles that may see a caller's name and phone number."""
 ACTION_ROLES: Final = frozenset({"cso", "sro", "supervisor", "admin"})
 """Roles that may act on a call: claim, release, add a note, mark handled."""
+OVERRIDE_ROLES: Final = frozenset({"supervisor", "admin"})
+"""Roles that may release, or mark handled, a call someone else has claimed."""
 ADMIN_ROLES: Final = frozenset({"admin"})
 """Roles that may manage users and sessions and read the audit trail."""
 
@@ -76,6 +78,11 @@ def may_open(user: User | None, path: str) -> bool:
 def may_act(user: User | None) -> bool:
     """True when ``user`` may claim, release, note or close calls."""
     return user is not None and user.role in ACTION_ROLES
+
+
+def may_override(user: User | None) -> bool:
+    """True when ``user`` may release or close a call someone else has claimed."""
+    return user is not None and user.role in OVERRIDE_ROLES and user.role in ACTION_ROLES
 
 
 def may_administer(user: User | None) -> bool:

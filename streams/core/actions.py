@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from streams.core import access
+from streams.core.access import User
 from streams.core.events import QOL_CATEGORIES
 
 KINDS: Final = ("claim", "release", "note", "handled")
@@ -31,13 +33,6 @@ OUTCOMES: Final = {
     "unfounded": "Unfounded",
 }
 """Quality-of-life outcomes of a handled call: code -> label (the codes are stored)."""
-
-ACTION_ROLES: Final = frozenset({"cso", "sro", "supervisor", "admin"})
-"""Roles that may act on calls (commanders watch; they do not take calls)."""
-OVERRIDE_ROLES: Final = frozenset({"supervisor", "admin"})
-"""Roles that may release or close a call someone else has claimed."""
-TABLET_ROLES: Final = frozenset({"cso", "sro"})
-"""Roles scoped to their own district for actions as for what they see."""
 
 NOTE_MAX_CHARS: Final = 500
 NOTES_KEPT: Final = 50
@@ -55,13 +50,9 @@ Kind = Literal["claim", "release", "note", "handled"]
 Status = Literal["applied", "refused"]
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who acts: the signed-in user's name, role and district (None: every district)."""
-
-    name: str
-    role: str
-    district: str | None = None
+Actor = User
+"""Who acts: the signed-in user (name, role, district); who may act, override a claim and
+in which district is ``streams.core.access``'s rule."""
 
 
 @dataclass(frozen=True)
@@ -132,16 +123,6 @@ def _made_at(value: Any) -> float | None:
     return float(value)
 
 
-def may_act(role: str) -> bool:
-    """True when ``role`` may take actions on calls at all."""
-    return role in ACTION_ROLES
-
-
-def locked_district(actor: Actor) -> str | None:
-    """The district a tablet user's actions are confined to (None: anywhere)."""
-    return actor.district if actor.role in TABLET_ROLES and actor.district else None
-
-
 def action_time(made_at: float | None, now: float) -> float:
     """When the action was made, trusting the device's clock within reason."""
     if made_at is None or made_at > now + MADE_AT_SLACK_S:
@@ -170,12 +151,12 @@ def decide(work: Mapping[str, Any] | None, call: Mapping[str, Any] | None, actio
 
 def _gate(call: Mapping[str, Any] | None, action: Action, actor: Actor,
           ) -> tuple[str, str] | None:
-    if not may_act(actor.role):
+    if not access.may_act(actor):
         return "not_allowed", f"The {actor.role} role cannot take actions on calls."
     if call is None:
         return "unknown_call", f"Call {action.call_id} is not open (or no longer kept)."
-    locked = locked_district(actor)
-    if locked is not None and call.get("district") != locked:
+    locked = access.district_scope(actor.role, actor.district)
+    if not access.in_scope(call, locked):
         return "out_of_district", f"Call {action.call_id} is not in your district ({locked})."
     if call.get("category") not in QOL_CATEGORIES:
         return "not_qol", "Only quality-of-life calls take dashboard actions."
@@ -224,7 +205,7 @@ def _release(work: dict[str, Any], _call: Mapping[str, Any], _action: Action, ac
     holder = work["claimed_by"]
     if not holder:
         return Decision("applied", "not_claimed", "Nobody has this call.", work)
-    if holder != actor.name and actor.role not in OVERRIDE_ROLES:
+    if holder != actor.name and not access.may_override(actor):
         return _refused("claimed_by_other", f"{holder} has this call; only they or a "
                         "supervisor can release it.", work)
     work.update(claimed_by=None, claimed_role=None, claimed_at=None)
@@ -245,7 +226,7 @@ def _handled(work: dict[str, Any], call: Mapping[str, Any], action: Action, acto
     if work["handled"]:
         return _refused("already_handled", _handled_sentence(work["handled"]), work)
     holder = work["claimed_by"]
-    if holder and holder != actor.name and actor.role not in OVERRIDE_ROLES:
+    if holder and holder != actor.name and not access.may_override(actor):
         return _refused("claimed_by_other", f"{holder} has this call; only they or a "
                         "supervisor can mark it handled.", work)
     assert action.outcome is not None  # parse_action checks handled has one

@@ -53,6 +53,13 @@ def test_caller_data_only_for_roles_that_may_see_it(role: str) -> None:
     assert "applied" in CALL  # the input is not modified
 
 
+@pytest.mark.parametrize("role", access.ROLES)
+def test_only_supervisors_and_admins_override_a_claim(role: str) -> None:
+    """Releasing or closing someone else's claim: supervisor and admin, nobody else."""
+    assert access.may_override(User("x", role, "North")) is (role in {"supervisor", "admin"})
+    assert not access.may_override(None)
+
+
 def test_unknown_roles_see_no_caller_data() -> None:
     """Deny by default: a role nobody listed sees no caller data."""
     assert "caller_name" not in access.public_view(CALL, "chief")
