@@ -403,3 +403,62 @@ def test_the_tablet_says_how_old_its_calls_are_when_not_live(
     finally:
         stack.start("push")
     page.wait_for_selector("#queues-freshness[data-state=live]")
+
+
+def capture_payloads(page: Any) -> list[str]:
+    """Every text the page receives from now on: each HTTP response body (pages, Dash
+    layout and callbacks, assets, /api/actions, sign-in) and each websocket frame."""
+    seen: list[str] = []
+
+    def on_response(response: Any) -> None:
+        try:
+            seen.append(response.text())
+        except Exception:  # noqa: BLE001 - redirects and aborted requests have no body
+            seen.append(response.url)
+
+    page.on("response", on_response)
+    page.on("websocket", lambda socket: socket.on(
+        "framereceived", lambda payload: seen.append(str(payload))))
+    return seen
+
+
+def test_no_caller_data_reaches_a_cso_or_sro_in_any_payload(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """A cso (North) and an sro (South) load /queues, open a call's detail, take it and note
+    it, after a supervisor typed the caller's name and number into a note of each call:
+    no response body and no websocket frame either tablet receives holds the caller's name
+    or phone. The same capture on the supervisor's page does find them (so it would see a
+    leak)."""
+    north, south = open_calls(stack, ("noise", "Blue Hills", 3, 90),
+                              ("noise", "Barry Square", 3, 90))
+    secrets = caller_details({"n": north, "s": south})
+    assert len(secrets) == 4
+    supervisor = page_for("supervisor", viewport=(1280, 800), path="/queues")
+    watched = capture_payloads(supervisor)
+    supervisor.reload()
+    supervisor.wait_for_selector("#queues-cards")
+    for call in (north, south):
+        answer = post_action(supervisor, {
+            "id": uuid.uuid4().hex, "call_id": call.call_id, "kind": "note",
+            "text": f"Spoke to {call.caller_name} on {call.caller_phone}, will call back"})
+        assert answer["status"] == "applied", answer
+    wait_until(lambda: any(north.caller_name in text for text in watched),
+               "the supervisor's page to receive the caller's name")
+    for role, (mine, viewport) in {"cso": (north, (800, 1280)),
+                                   "sro": (south, (1280, 800))}.items():
+        page = page_for(role, viewport=viewport, path="/queues", wait=False)
+        received = capture_payloads(page)
+        page.reload()
+        card(page, mine.call_id).wait_for()
+        open_detail(page, mine.call_id)
+        page.wait_for_selector("#queues-note-list:has-text('will call back')")
+        page.click("#queues-work [data-action=claim]")
+        page.wait_for_selector("#queues-work .claim-mine")
+        page.fill("#queues-note-text", f"{role} on scene")
+        page.click(".queues-note-form [data-action=note]")
+        page.wait_for_selector(f"#queues-note-list:has-text('{role} on scene')")
+        assert any("[caller]" in text for text in received), f"{role}: the redacted note"
+        assert any(mine.call_id in text for text in received)
+        leaks = [(secret, text[:200]) for secret in secrets for text in received
+                 if secret in text]
+        assert not leaks, f"caller data reached the {role} tablet: {leaks[:3]}"
