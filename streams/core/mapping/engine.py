@@ -322,16 +322,9 @@ class Mapping:
         kind = spec.kind_map.get(kind_text or "", spec.kind_default)
         times = {name: self._time(row, name, column=column)
                  for name, column in spec.times.items()}
-        previous_name, previous = "received", received
-        for name in UNIT_TIME_FIELDS:
-            value = times.get(name)
-            if value is None:
-                continue
-            if previous is not None and value < previous:
-                raise RowError("impossible_time",
-                               f"unit {unit_id} {name} {value:%Y-%m-%d %H:%M:%S}Z is before "
-                               f"{previous_name} {previous:%Y-%m-%d %H:%M:%S}Z")
-            previous_name, previous = name, value
+        previous_name, previous = _in_order(
+            [("received", received), *((name, times.get(name)) for name in UNIT_TIME_FIELDS)],
+            subject=f"unit {unit_id} ")
         if closed is not None and previous is not None and previous > closed:
             raise RowError("impossible_time", f"unit {unit_id} {previous_name} is after the "
                                               f"call closed")
@@ -395,17 +388,23 @@ _ORDERED: Final = ("received_time", "dispatched_time", "en_route_time", "on_scen
 
 def _check_order(times: dict[str, datetime | None]) -> None:
     """A later lifecycle time before an earlier one is impossible_time (absent ones skip)."""
+    _in_order([(name.removesuffix("_time"), times.get(name)) for name in _ORDERED])
+
+
+def _in_order(steps: Iterable[tuple[str, datetime | None]],
+              subject: str = "") -> tuple[str, datetime | None]:
+    """The last step that has a time, after raising impossible_time at the first time
+    before the one ahead of it (steps without a time are skipped)."""
     previous_name, previous = "", None
-    for name in _ORDERED:
-        value = times.get(name)
+    for name, value in steps:
         if value is None:
             continue
         if previous is not None and value < previous:
-            raise RowError("impossible_time", f"{name.removesuffix('_time')} "
-                                              f"{value:%Y-%m-%d %H:%M:%S}Z is before "
-                                              f"{previous_name.removesuffix('_time')} "
+            raise RowError("impossible_time", f"{subject}{name} {value:%Y-%m-%d %H:%M:%S}Z "
+                                              f"is before {previous_name} "
                                               f"{previous:%Y-%m-%d %H:%M:%S}Z")
         previous_name, previous = name, value
+    return previous_name, previous
 
 
 def content_digest(raw: dict[str, Any], lookups: dict[str, Lookup]) -> str:
