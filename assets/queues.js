@@ -22,18 +22,8 @@
   var THEME_KEY = "dispatch-theme";
   var RETRY_MS = [1000, 2000, 5000, 10000, 20000, 30000];
 
-  function ageText(seconds) {
-    // Same wording as dashboard/queueview.py age_text.
-    if (seconds === null || !isFinite(seconds)) return "—";
-    var s = Math.max(0, Math.floor(seconds));
-    if (s < 60) return s + " s";
-    if (s < 3600) return Math.floor(s / 60) + " min";
-    if (s < 86400) {
-      var m = Math.floor((s % 3600) / 60);
-      return Math.floor(s / 3600) + " h " + (m < 10 ? "0" : "") + m + " min";
-    }
-    return Math.floor(s / 86400) + " d " + Math.floor((s % 86400) / 3600) + " h";
-  }
+  // The shared formatter (assets/display.js, contract 8): the same words as the server's.
+  function ageText(seconds) { return window.dispatchDisplay.shortDuration(seconds); }
 
   function number(el, name) {
     var value = parseFloat(el.getAttribute(name));
@@ -261,14 +251,9 @@
   /* A claim, note or outcome pushed by live.js is painted on the card and the open detail
    * in the same frame, with the server's wording (defaults.words); the server's re-render
    * follows and replaces it. */
-  var painter = {defaults: null, unsubscribe: null, clock: null};
+  var painter = {defaults: null, unsubscribe: null};
   function hhmm(epoch) {
-    var zone = (painter.defaults || {}).timezone;
-    if (!painter.clock) {
-      painter.clock = new Intl.DateTimeFormat("en-GB", {hour: "2-digit", minute: "2-digit",
-        hourCycle: "h23", timeZone: zone || undefined});
-    }
-    return epoch == null ? "—" : painter.clock.format(new Date(epoch * 1000));
+    return window.dispatchDisplay.clock(epoch, (painter.defaults || {}).timezone, false);
   }
   function fill(template, values) {
     return template.replace(/\{(\w+)\}/g, function (_m, name) { return values[name]; });
@@ -392,9 +377,18 @@
   function applyTheme() {
     var onQueues = Boolean(document.getElementById("queues-page"));
     var wanted = onQueues && theme() === "day" ? "light" : "dark";
-    if (document.documentElement.getAttribute("data-bs-theme") !== wanted) {
-      document.documentElement.setAttribute("data-bs-theme", wanted);
+    var root = document.documentElement;
+    if (root.getAttribute("data-bs-theme") !== wanted) {
+      root.setAttribute("data-bs-theme", wanted);
     }
+    // The shared priority palette's day or night set follows the tablet's theme.
+    if (onQueues) {
+      var palette = wanted === "light" ? "day" : "night";
+      if (root.getAttribute("data-palette") !== palette) root.setAttribute("data-palette", palette);
+    } else if (root.getAttribute("data-palette") && root.hasAttribute("data-queues-palette")) {
+      root.removeAttribute("data-palette");
+    }
+    if (onQueues) root.setAttribute("data-queues-palette", "1");
     var button = document.getElementById("queues-theme");
     if (button) {
       var label = theme() === "day" ? "Night theme" : "Day theme";

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from streams.core import display
 from streams.core.actions import OUTCOMES
 from streams.core.events import CATEGORY_LABELS, QOL_CATEGORIES
 from streams.core.geography import haversine_m
@@ -324,10 +325,8 @@ def nearest_place(lat: float, lon: float, places: Iterable[tuple[str, float, flo
 
 
 def distance_text(metres: float) -> str:
-    """'80 m', '450 m', '1.2 km'."""
-    if metres < 1000:
-        return f"{round(metres / 10) * 10:.0f} m"
-    return f"{metres / 1000:.1f} km"
+    """'80 m', '450 m', '1.2 km' (the shared formatter)."""
+    return display.distance(metres)
 
 
 def detail(call: Mapping[str, Any], now: float) -> dict[str, Any]:
@@ -356,17 +355,8 @@ def unit_lines(shown: Mapping[str, Any], clock: Callable[[float], str]) -> list[
 
 
 def age_text(age_s: float | None) -> str:
-    """'45 s', '12 min', '3 h 05 min', '2 d 4 h': short enough for a card corner."""
-    if age_s is None or math.isnan(age_s):
-        return "—"
-    seconds = int(age_s)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+    """'45 s', '12 min', '3 h 05 min', '2 d 4 h' (the shared formatter, contract 8)."""
+    return display.short_duration(age_s)
 
 
 # --- park areas -----------------------------------------------------------------------

@@ -44,7 +44,7 @@ from dash.development.base_component import Component
 
 from dashboard import actionroutes, queueview, runtime, wallview
 from dashboard.live import live_components
-from streams.core import access, actions, geography
+from streams.core import access, actions, display, geography
 from streams.core.access import User
 from streams.core.events import CATEGORY_LABELS, QOL_CATEGORIES
 
@@ -662,7 +662,10 @@ def _clock(epoch: Any) -> str:
 
 
 def _local(epoch: Any, zone: str, short: bool = False) -> str:
+    """'14:02' (short, the shared formatter) or 'Tue 01 Dec 14:02:10' in the city's zone."""
     if epoch in (None, ""):
-        return "—"
+        return display.MISSING
+    if short:
+        return display.clock(float(epoch), zone, seconds=False)
     moment = datetime.fromtimestamp(float(epoch), ZoneInfo(zone))
-    return moment.strftime("%H:%M" if short else "%a %d %b %H:%M:%S")
+    return moment.strftime("%a %d %b %H:%M:%S")

@@ -87,7 +87,7 @@ def test_detail_never_carries_caller_fields() -> None:
 
 
 @pytest.mark.parametrize(("age", "text"), [
-    (None, "—"), (5.9, "5 s"), (60, "1 min"), (3599, "59 min"), (3600 + 5 * 60, "1 h 05 min"),
+    (None, "—"), (5.9, "6 s"), (60, "1 min"), (3599, "59 min"), (3600 + 5 * 60, "1 h 05 min"),
     (2 * 86400 + 4 * 3600, "2 d 4 h"),
 ])
 def test_age_text(age: float | None, text: str) -> None:
@@ -238,7 +238,7 @@ def test_nearest_place_gives_distance_and_compass_point() -> None:
     places = [("Keney Park", 41.7955, -72.6880), ("Bushnell Park", 41.7646, -72.6810)]
     name, metres, compass = qv.nearest_place(41.7955, -72.6960, places) or ("", 0.0, "")
     assert name == "Keney Park" and 600 < metres < 700 and compass == "W"
-    assert qv.distance_text(643) == "640 m" and qv.distance_text(1234) == "1.2 km"
+    assert qv.distance_text(643) == "643 m" and qv.distance_text(1234) == "1.2 km"
     assert qv.nearest_place(41.0, -72.0, []) is None
 
 
