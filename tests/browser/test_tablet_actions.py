@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dashboard import auth
+from streams.core import display
 from streams.core.events import CallEvent
 from tests.browser.conftest import Stack, password_of, reader_of, wait_until
 from tests.browser.test_queues import caller_details, cleared, created, publish_events
@@ -247,8 +248,8 @@ def test_tablet_view_in_both_themes_fits_and_orders_its_sections(
         stack: Stack, page_for: Callable[..., Any], size: tuple[int, int]) -> None:
     """At each tablet size, night and day: nothing scrolls sideways, landscape shows at
     least three cards a row, waiting calls come before assigned ones before on scene, each
-    card names its units' callsigns and says what its clock counts; the day theme is
-    remembered after a reload."""
+    card names its units' callsigns and says what its clock counts; priority badges wear the
+    wall's palette of that theme; the day theme is remembered after a reload."""
     calls = open_calls(stack, *[("noise", "Blue Hills", 3, 60 * n) for n in range(1, 7)])
     publish_events(stack, [
         _unit_step(calls[0].call_id, "unit_assigned", "N-CSO-01"),
@@ -276,6 +277,7 @@ def test_tablet_view_in_both_themes_fits_and_orders_its_sections(
             page.wait_for_function(
                 "() => document.documentElement.getAttribute('data-bs-theme') === 'light'")
         _assert_fits(page, size)
+        _assert_wall_palette(page, "day" if theme == "day" else "night")
         page.screenshot(path=str(ARTIFACTS / f"tablet-{theme}-{size[0]}x{size[1]}.png"),
                         full_page=True)
     page.reload()
@@ -283,6 +285,21 @@ def test_tablet_view_in_both_themes_fits_and_orders_its_sections(
     assert page.evaluate("() => document.documentElement.getAttribute('data-bs-theme')") \
         == "light"
     page.click("#queues-theme")  # back to night for the next test on this device
+
+
+def _assert_wall_palette(page: Any, palette: str) -> None:
+    """The cards' priority badges wear the shared palette (display.css, contract 8) of the
+    tablet's theme: the wall's colours, fill and ink."""
+    badge = page.eval_on_selector(
+        "#queues-cards .queues-priority.priority-3",
+        "node => [getComputedStyle(node).backgroundColor, getComputedStyle(node).color]")
+    assert badge == [_rgb(display.priority_colour(3, palette)),
+                     _rgb(display.priority_ink(3, palette))], (palette, badge)
+
+
+def _rgb(hex_colour: str) -> str:
+    red, green, blue = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({red}, {green}, {blue})"
 
 
 def _assert_fits(page: Any, size: tuple[int, int]) -> None:
