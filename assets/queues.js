@@ -345,9 +345,9 @@
   }
 
   // --- freshness ------------------------------------------------------------------------------
+  // In the city's zone, as every other time on the page (not the device's zone).
   function clockOf(ms) {
-    return new Date(ms).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit",
-                                                second: "2-digit", hourCycle: "h23"});
+    return window.dispatchDisplay.clock(ms / 1000, (painter.defaults || {}).timezone, true);
   }
   function showFreshness() {
     var el = document.getElementById("queues-freshness");

@@ -520,7 +520,7 @@ def fields_table(shown: dict[str, Any]) -> Component:
     rows.append(("Units", html.Div([html.Div(line) for line in units]) if units
                  else "none yet"))
     return html.Dl([part for name, value in rows for part in (
-        html.Dt(name, className="col-4"), html.Dd(value or "—", className="col-8"))],
+        html.Dt(name, className="col-5"), html.Dd(value or "—", className="col-7"))],
         className="row queues-detail-fields", id="queues-detail-fields")
 
 

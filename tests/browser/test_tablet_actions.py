@@ -416,6 +416,10 @@ def test_the_tablet_says_how_old_its_calls_are_when_not_live(
         text = page.inner_text("#queues-freshness")
         assert text.startswith("Not live: showing calls as they were at "), text
         assert " ago)" in text
+        # The time is the city's clock, like every other time on the page (the browser
+        # runs in UTC here; the city is in DISPATCH_TIMEZONE).
+        heard = page.evaluate("() => window.dispatchLive.heardAt") / 1000
+        assert f" at {display.clock(heard, stack.settings.timezone)} (" in text, text
         page.screenshot(path=str(ARTIFACTS / "tablet-not-live-800x1280.png"))
     finally:
         stack.start("push")
