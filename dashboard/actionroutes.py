@@ -16,7 +16,7 @@ from typing import Any
 import flask
 import redis
 
-from dashboard import runtime
+from dashboard import audit, runtime
 from dashboard.actionstore import ActionBusy, ActionStore
 from streams.core import access, actions
 from streams.core.keys import Keys
@@ -44,6 +44,7 @@ def post_action() -> Any:
         return flask.jsonify(error="sign in first"), 403
     if not access.may_act(user):
         log.warning("%s (%s) may not take actions on calls", user.name, user.role)
+        audit.record("refused", path=PATH, why="not_allowed")
         return flask.jsonify(status="refused", code="not_allowed",
                              message=f"The {user.role} role cannot take actions on calls."), 403
     try:
@@ -52,16 +53,31 @@ def post_action() -> Any:
         return flask.jsonify(status="refused", code="invalid", message=str(error)), 400
     try:
         answer, repeated = store().apply(action, user)
+        record(action, answer, repeated)
     except ActionBusy as error:
         log.warning("%s", error)
         return flask.jsonify(error=str(error)), 503
     except (redis.ConnectionError, redis.TimeoutError) as error:
-        log.warning("action %s not applied: redis unreachable (%s)", action.id, error)
+        # Not applied, or applied but not yet audited: either way the device resends it.
+        log.warning("action %s not answered: redis unreachable (%s)", action.id, error)
         return flask.jsonify(error="the server cannot reach its database; try again"), 503
     if answer.get("code") == "out_of_district":
         log.warning("%s asked to %s call %s outside their district", user.name, action.kind,
                     action.call_id)
     return flask.jsonify({**answer, "repeated": repeated}), status_of(answer)
+
+
+def record(action: actions.Action, answer: dict[str, Any], repeated: bool) -> None:
+    """Audit the action (contract 6) before the device hears the answer: applied or refused
+    and why. A resend is recorded too, marked repeated: if recording failed the first time
+    (the device was answered 503 and resent), the trail still gets the action."""
+    detail: dict[str, Any] = {"status": answer.get("status"), "code": answer.get("code"),
+                              "action_id": action.id}
+    if action.outcome:
+        detail["outcome"] = action.outcome
+    if repeated:
+        detail["repeated"] = True
+    audit.record(action.kind, call_id=action.call_id, **detail)
 
 
 def status_of(answer: dict[str, Any]) -> int:

@@ -42,7 +42,7 @@ from dash import (
 )
 from dash.development.base_component import Component
 
-from dashboard import actionroutes, queueview, runtime, wallview
+from dashboard import actionroutes, audit, queueview, runtime, wallview
 from dashboard.live import live_components
 from streams.core import access, actions, display, geography
 from streams.core.access import User
@@ -387,16 +387,21 @@ def render_queues(_version: int | None, _refresh: Any, district: str | None,
     return cards_component(cards, user.name), category_options(counts), summary
 
 
-def _call_in_scope(user: User, call_id: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(call as ``user`` may see it, or None; why not, or None)."""
+UNAVAILABLE = {"out_of_district": "This call is not in your district.",
+               "not_open": "This call is no longer open."}
+"""Why a call's detail is not shown, by the code its audit entry records."""
+
+
+def _call_in_scope(user: User, call_id: str) -> tuple[dict[str, Any] | None, str]:
+    """(call as ``user`` may see it, "shown"), or (None, a code of UNAVAILABLE)."""
     call = runtime.reader().call(call_id)
     if call is not None and not access.in_scope(
             call, access.district_scope(user.role, user.district)):
         log.warning("%s asked for call %s outside their district", user.name, call_id)
-        return None, "This call is not in your district."
+        return None, "out_of_district"
     if call is None:
-        return None, "This call is no longer open."
-    return access.public_view(call, user.role), None
+        return None, "not_open"
+    return access.public_view(call, user.role), "shown"
 
 
 @callback(Output("queues-detail", "is_open"), Output("queues-detail-title", "children"),
@@ -414,9 +419,12 @@ def open_detail(tap: dict[str, Any] | None, _close: int | None) -> tuple[Any, ..
     if not tap or not tap.get("call_id"):
         return dash.no_update, dash.no_update, dash.no_update, dash.no_update
     call_id = str(tap["call_id"])
-    call, problem = _call_in_scope(user, call_id)
+    call, status = _call_in_scope(user, call_id)
+    # Opening a detail is audited (contract 6), before it is shown; its live re-renders
+    # (render_detail) are not: they are the same opening.
+    audit.record("call_detail", call_id=call_id, status=status)
     if call is None:
-        return True, "Not available", html.P(problem), None
+        return True, "Not available", html.P(UNAVAILABLE[status]), None
     shown = queueview.detail(call, time.time())
     title = f"{shown['category_label']} — P{shown.get('priority')}"
     return True, title, detail_static(shown, user), call_id
@@ -430,9 +438,9 @@ def render_detail(call_id: str | None, _version: int | None, _refresh: Any) -> A
     user = runtime.require_page(PATH)
     if not call_id:
         return None
-    call, problem = _call_in_scope(user, str(call_id))
+    call, status = _call_in_scope(user, str(call_id))
     if call is None:
-        return html.P(problem, className="queues-detail-gone")
+        return html.P(UNAVAILABLE[status], className="queues-detail-gone")
     work = actionroutes.store().work_of([str(call_id)]).get(str(call_id))
     shown = {**queueview.detail(call, time.time()), **queueview.card(
         call, time.time(), targets(), callsigns(), work)}

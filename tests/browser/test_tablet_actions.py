@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dashboard import auth
+from streams.core import audit as audit_rules
 from streams.core import display
 from streams.core.events import CallEvent
 from tests.browser.conftest import Stack, password_of, reader_of, wait_until
@@ -77,6 +78,13 @@ def actions_for(stack: Stack, call_id: str) -> list[dict[str, str]]:
     return [{k.decode(): v.decode() for k, v in fields.items()}
             for _, fields in stack.redis.xrange(stack.keys.actions)
             if fields[b"call_id"].decode() == call_id]
+
+
+def audit_trail(stack: Stack, call_id: str) -> list[dict[str, Any]]:
+    """The audit entries about ``call_id``, oldest first."""
+    return [entry for entry in (audit_rules.decode(entry_id, fields) for entry_id, fields
+                                in stack.redis.xrange(stack.keys.audit))
+            if entry["call_id"] == call_id]
 
 
 WATCH_JS = """([selector, text]) => { window.__seenAt = null;
@@ -358,6 +366,13 @@ def test_detail_has_a_navigate_link_touch_sized_controls_and_no_caller_data(
     page.screenshot(path=str(ARTIFACTS / "tablet-detail-map-800x1280.png"))
     assert any("Two riders" in frame for frame in frames)
     assert any(target.call_id in frame for frame in frames)
+    # Opening the detail was audited once (its live re-renders after the claim and note
+    # are the same opening), with who, from where and the call id; so were the actions.
+    trail = audit_trail(stack, target.call_id)
+    assert [(e["action"], e["user"], e["role"], e["district"]) for e in trail] == [
+        ("call_detail", "cso-north", "cso", "North"), ("claim", "cso-north", "cso", "North"),
+        ("note", "cso-north", "cso", "North")]
+    assert trail[0]["detail"] == {"status": "shown"} and trail[0]["address"]
     for secret in caller_details({"t": target, "other": calls[1]}):
         assert not any(secret in frame for frame in frames), f"{secret!r} reached the tablet"
 

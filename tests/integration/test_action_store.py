@@ -17,6 +17,7 @@ import redis
 from dashboard import auth
 from dashboard.actionstore import ActionStore
 from dashboard.app import create_app
+from streams.core import audit as audit_rules
 from streams.core.actions import Action, Actor
 from streams.core.keys import Keys
 from streams.core.settings import Settings
@@ -247,6 +248,46 @@ def test_the_endpoint_refuses_commanders_and_requests_without_csrf(
                                              "kind": "claim"})
     assert no_csrf.status_code == 403
     assert r.get(keys.work("C1")) is None
+
+
+def audit_entries(r: redis.Redis, keys: Keys, action: str) -> list[dict[str, Any]]:
+    return [audit_rules.decode(entry_id, fields) for entry_id, fields in r.xrange(keys.audit)
+            if fields[b"action"] == action.encode()]
+
+
+def test_every_action_leaves_its_audit_entry(app_client: Callable[[str], Any],
+                                             r: redis.Redis, keys: Keys) -> None:
+    """Claim, note, handled (applied), a South sro's refused note, a resend and a
+    commander's refused claim each leave an audit entry with user, role, district, the
+    call id and what the answer was; none holds the caller's name or phone."""
+    put_call(r, keys)
+    cso, sro, boss = app_client("cso-n"), app_client("sro-s"), app_client("boss")
+    claim = {"id": uuid.uuid4().hex, "call_id": "C1", "kind": "claim"}
+    for client, payload in (
+            (cso, claim), (cso, claim),
+            (cso, {"id": uuid.uuid4().hex, "call_id": "C1", "kind": "note",
+                   "text": "Zebulon Callerton says it stopped"}),
+            (sro, {"id": uuid.uuid4().hex, "call_id": "C1", "kind": "note", "text": "x"}),
+            (cso, {"id": uuid.uuid4().hex, "call_id": "C1", "kind": "handled",
+                   "outcome": "warned"}),
+            (boss, {"id": uuid.uuid4().hex, "call_id": "C1", "kind": "claim"})):
+        post(client, payload)
+    claims = audit_entries(r, keys, "claim")
+    assert [(e["user"], e["role"], e["district"], e["call_id"], e["detail"].get("repeated"))
+            for e in claims] == [("cso-n", "cso", "North", "C1", None),
+                                 ("cso-n", "cso", "North", "C1", True)]
+    assert claims[0]["detail"]["status"] == "applied"
+    assert claims[0]["detail"]["action_id"] == claim["id"]
+    notes = audit_entries(r, keys, "note")
+    assert [(e["user"], e["detail"]["status"], e["detail"]["code"]) for e in notes] == [
+        ("cso-n", "applied", "ok"), ("sro-s", "refused", "out_of_district")]
+    (handled,) = audit_entries(r, keys, "handled")
+    assert handled["detail"]["outcome"] == "warned" and handled["call_id"] == "C1"
+    (refused,) = audit_entries(r, keys, "refused")
+    assert refused["user"] == "boss" and refused["detail"]["why"] == "not_allowed"
+    assert all(e["address"] for e in claims + notes)
+    trail = b"".join(value for _, fields in r.xrange(keys.audit) for value in fields.values())
+    assert b"Zebulon" not in trail and b"555-1234" not in trail
 
 
 # --- through the push service ----------------------------------------------------------------
