@@ -15,6 +15,7 @@ import secrets
 import flask
 from flask.sessions import SessionInterface, SessionMixin
 
+from dashboard import audit
 from dashboard.auth import Auth
 from dashboard.auth.headers import STATIC_PREFIXES
 from dashboard.auth.sessions import Session
@@ -52,6 +53,8 @@ def auth() -> Auth:
 
 def install(server: flask.Flask, services: Auth) -> None:
     server.extensions[EXTENSION] = services
+    # Sign-ins, refusals and every other audited step of a request write to this trail.
+    audit.init(services.users.client, services.keys, services.settings.audit_max_age_s)
     server.session_interface = NoCookieSessions()
 
 

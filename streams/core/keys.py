@@ -315,3 +315,10 @@ class Keys:
     def login_form_used(self, form_id: str) -> str:
         """Marker of a sign-in form already posted (LOGIN_FORM_SECONDS)."""
         return self._auth(f"login:form-used:{form_id}")
+
+    # --- audit trail --------------------------------------------------------------------
+    @property
+    def audit(self) -> str:
+        """Audit trail, append-only: who did what, when, from where (fields:
+        streams.core.audit.FIELDS); trimmed by age only (XADD MINID), never by count."""
+        return f"{self.prefix}:stream:audit"

@@ -164,6 +164,11 @@ class Settings:
         "Mark cookies Secure: auto (when the page came over https, directly or from the "
         "trusted proxy's X-Forwarded-Proto), true or false.", _parse_auto_bool,
     )
+    audit_max_age_days: float = _setting(
+        "DISPATCH_AUDIT_MAX_AGE_DAYS", 365.0,
+        "Audit trail entries are kept this many days (then trimmed by age), at least 1.",
+        float,
+    )
     tile_url: str | None = _setting(
         "DISPATCH_TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
         "Base map tiles; empty draws boundaries only.", _optional_str,
@@ -275,6 +280,8 @@ class Settings:
         if not 0 < self.push_heartbeat_seconds <= 2:
             raise ValueError("DISPATCH_PUSH_HEARTBEAT_SECONDS must be above 0 and at most 2 "
                              "(pages call a link silent for a few seconds lost)")
+        if self.audit_max_age_days < 1:
+            raise ValueError("DISPATCH_AUDIT_MAX_AGE_DAYS must be at least 1 (a day)")
         if self.login_hashes_per_second <= 0 or self.login_attempts_per_minute < 1:
             raise ValueError("DISPATCH_LOGIN_HASHES_PER_SECOND and "
                              "DISPATCH_LOGIN_ATTEMPTS_PER_MINUTE must be above 0")
@@ -296,6 +303,10 @@ class Settings:
     @property
     def resolved_users_file(self) -> Path:
         return self.users_file or self.data_dir / "users.json"
+
+    @property
+    def audit_max_age_s(self) -> float:
+        return self.audit_max_age_days * 86400.0
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:
