@@ -19,7 +19,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="serve the dashboard with gunicorn")
+    serve = commands.add_parser("serve", help="serve the dashboard with gunicorn")
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--notify-fd", type=int, help=argparse.SUPPRESS)  # both: the launcher
     add = commands.add_parser("adduser", help="add or replace a user (stored in Redis)")
     add.add_argument("name")
     add.add_argument("--role", required=True, choices=ROLES)
@@ -54,9 +56,9 @@ def main(argv: Sequence[str], settings: Settings) -> int:
     from dashboard import auth  # noqa: PLC0415 - keeps `--help` fast
 
     if args.command == "serve":
-        from dashboard.server import serve  # noqa: PLC0415
+        from dashboard.server import Handover, serve  # noqa: PLC0415
 
-        return serve(settings)
+        return serve(settings, Handover(args.listen_fd, args.notify_fd))
     if args.command == "audit-export":
         from dashboard.auditexport import export_to  # noqa: PLC0415
 

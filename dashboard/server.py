@@ -2,32 +2,78 @@
 
 Each worker builds its own app (and Redis connection pool) after the fork. Threads per
 worker let a slow response-time query and the quick live callbacks run side by side.
-SIGTERM stops gunicorn gracefully: workers finish their requests, then exit.
+
+SIGTERM drains: the server stops accepting, answers every request already received (a
+request arriving meanwhile on a kept-alive connection is answered with "Connection:
+close"), then exits, within ``GRACEFUL_TIMEOUT_SECONDS``.
+
+Under the launcher (`make run`) the listening socket belongs to the launcher, which hands
+it to each web server it starts (``listen_fd``), and a pipe (``notify_fd``) carries two
+messages back: ``ready <pid>`` from each worker once it can serve, and ``stopping <pid>``
+from the master when it gets SIGTERM. Then the master keeps serving until the launcher's
+replacement is ready and the launcher closes the pipe and signals again (or
+``HANDOVER_TIMEOUT_SECONDS`` pass), so a restart never leaves the port without a server.
+Connections that arrive in between wait in the socket's backlog; none is refused.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
 from streams.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 THREADS_PER_WORKER = 8
-GRACEFUL_TIMEOUT_SECONDS = 10
+GRACEFUL_TIMEOUT_SECONDS = 30
+"""How long SIGTERM waits for requests in flight (a cold response-times query can take
+tens of seconds on a busy machine) before workers are killed."""
 REQUEST_TIMEOUT_SECONDS = 120
 """Headroom over the slowest request: a /response or wall query that arrives while this
 worker is still reading a million closed calls waits on that load (tens of seconds on a
 busy machine) rather than being killed; the page itself polls instead of waiting."""
+HANDOVER_TIMEOUT_SECONDS = 90
+"""Longest a server asked to stop keeps serving while the launcher starts its replacement."""
+LISTEN_BACKLOG = 2048
+"""Connections the kernel queues while no worker accepts (during a replacement)."""
 
 
-def gunicorn_options(settings: Settings) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Handover:
+    """File descriptors the launcher passes to a web server it supervises."""
+
+    listen_fd: int | None = None
+    """An already listening TCP socket to serve (shared by successive servers)."""
+    notify_fd: int | None = None
+    """Write end of a pipe to the launcher: "ready <pid>" and "stopping <pid>" lines."""
+
+
+def notify(handover: Handover, message: str) -> bool:
+    """Send one line to the launcher; False when there is no launcher listening."""
+    if handover.notify_fd is None:
+        return False
+    try:
+        # One short write to a pipe is atomic, so lines from several workers never mix.
+        os.write(handover.notify_fd, f"{message} {os.getpid()}\n".encode())
+    except OSError:
+        return False
+    return True
+
+
+def gunicorn_options(settings: Settings, handover: Handover = Handover()) -> dict[str, Any]:
     """gunicorn settings derived from ours."""
+    bind = (f"fd://{handover.listen_fd}" if handover.listen_fd is not None
+            else f"{settings.web_host}:{settings.web_port}")
     return {
-        "bind": f"{settings.web_host}:{settings.web_port}",
+        "bind": bind,
+        "backlog": LISTEN_BACKLOG,
         "workers": settings.web_workers,
         "worker_class": "gthread",
         "threads": THREADS_PER_WORKER,
@@ -41,15 +87,37 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+class HandoverArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, which on SIGTERM under the launcher first asks for a replacement
+    and keeps serving until it is ready (see the module docstring)."""
+
+    handover: Handover = Handover()
+    _until: float | None = None
+
+    def handle_term(self) -> None:
+        if self._until is None and notify(self.handover, "stopping"):
+            self.log.info("SIGTERM: serving until the launcher's replacement is ready")
+            self._until = time.monotonic() + HANDOVER_TIMEOUT_SECONDS
+            return
+        raise StopIteration
+
+    def manage_workers(self) -> None:
+        if self._until is not None and time.monotonic() > self._until:
+            self.log.warning("no replacement after %ds; stopping", HANDOVER_TIMEOUT_SECONDS)
+            raise StopIteration
+        super().manage_workers()
+
+
 class DashboardServer(BaseApplication):  # type: ignore[misc]
     """gunicorn application whose workers each call ``create_app(settings)``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, handover: Handover = Handover()) -> None:
         self.settings = settings
+        self.handover = handover
         super().__init__()
 
     def load_config(self) -> None:
-        for name, value in gunicorn_options(self.settings).items():
+        for name, value in gunicorn_options(self.settings, self.handover).items():
             if name in self.cfg.settings:
                 self.cfg.set(name, value)
 
@@ -66,12 +134,22 @@ class DashboardServer(BaseApplication):  # type: ignore[misc]
         from dashboard import runtime  # noqa: PLC0415 - initialised by create_app
 
         runtime.reader().prefetch_closed_calls()
+        notify(self.handover, "ready")
         return app.server
 
+    def run(self) -> None:
+        arbiter = HandoverArbiter(self)
+        arbiter.handover = self.handover
+        try:
+            arbiter.run()
+        except RuntimeError as error:  # gunicorn's way of saying the config cannot work
+            raise SystemExit(f"error: {error}") from None
 
-def serve(settings: Settings) -> int:
+
+def serve(settings: Settings, handover: Handover = Handover()) -> int:
     """Run gunicorn in the foreground until SIGTERM/SIGINT."""
-    log.info("dashboard on http://%s:%d/ with %d workers", settings.web_host,
-             settings.web_port, settings.web_workers)
-    DashboardServer(settings).run()
+    where = (f"inherited socket {handover.listen_fd}" if handover.listen_fd is not None
+             else f"http://{settings.web_host}:{settings.web_port}/")
+    log.info("dashboard on %s with %d workers", where, settings.web_workers)
+    DashboardServer(settings, handover).run()
     return 0

@@ -3,7 +3,9 @@
 Starts the embedded Redis (unless REDIS_URL names one), then the consumer, simulators,
 push service, web server and (when configured) the gunshot webhook as child processes.
 A child that dies is restarted with backoff; so is the embedded Redis, which reloads its
-AOF, so a Redis restart loses nothing. Ctrl-C or SIGTERM stops every child, Redis last.
+AOF, so a Redis restart loses nothing. The web server is replaced without a gap (its socket
+stays open; see ``streams.web_supervisor``): when it dies, when it is sent SIGTERM, and on
+SIGHUP to the launcher (a deploy). Ctrl-C or SIGTERM stops every child, Redis last.
 """
 
 from __future__ import annotations
@@ -177,7 +179,8 @@ def print_welcome(settings: Settings, redis_url: str) -> None:
     if credentials.exists():
         lines.append(f"  Demo sign-ins (from {credentials}):")
         lines += [f"    {line}" for line in credentials.read_text().splitlines() if line]
-    lines += ["  Add a user: .venv/bin/python -m dashboard adduser NAME --role ROLE", "",
+    lines += ["  Add a user: .venv/bin/python -m dashboard adduser NAME --role ROLE",
+              f"  Restart the web server without a gap: kill -HUP {os.getpid()}", "",
               "  Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
 
@@ -194,11 +197,20 @@ async def run_up(settings: Settings, stop: asyncio.Event) -> int:
         secret = load_or_create_secret(settings)
         settings = replace(settings, redis_url=redis_url, secret_key=secret)
         _ensure_demo_users(settings)
-        supervisor = Supervisor(child_commands(settings),
-                                child_environment(settings, redis_url, secret), redis)
+        from streams.web_supervisor import WebSupervisor  # noqa: PLC0415 - only `up` needs it
+
+        env = child_environment(settings, redis_url, secret)
+        children = child_commands(settings)
+        web = next(child for child in children if child.name == "web")
+        web_supervisor = WebSupervisor(web.argv, env, settings.web_host, settings.web_port,
+                                       settings.web_workers)
+        supervisor = Supervisor([c for c in children if c is not web], env, redis)
         print_welcome(settings, redis_url)
+        restart_web = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, restart_web.set)
         watchers = [asyncio.create_task(supervisor.watch(c, stop)) for c in supervisor.children]
         watchers.append(asyncio.create_task(supervisor.watch_redis(stop)))
+        watchers.append(asyncio.create_task(web_supervisor.run(stop, restart_web)))
         await stop.wait()
         log.info("stopping")
         await asyncio.gather(*watchers, return_exceptions=True)
