@@ -294,11 +294,19 @@ def capture(browser: Any, stack: Stack, user: str, path: str,
     if tap:
         loaded = len(seen)
         page.locator("[data-call-id]").first.click()
-        while len(seen) == loaded and time.monotonic() < deadline:
+        while not any(_carries_call(json.loads(r.post_data)) for r in seen[loaded:]) \
+                and time.monotonic() < deadline:
             page.wait_for_timeout(100)
-        captured.taps = [json.loads(request.post_data) for request in seen[loaded:]]
+        # The tap's own request (a live update may re-render the cards meanwhile).
+        captured.taps = [body for body in (json.loads(r.post_data) for r in seen[loaded:])
+                         if _carries_call(body)]
     context.close()
     return captured
+
+
+def _carries_call(body: dict[str, Any]) -> bool:
+    return any(isinstance(part, dict) and isinstance(part.get("value"), dict)
+               and "call_id" in part["value"] for part in body.get("inputs", []))
 
 
 def _captured(path: str, seen: list[Any]) -> Captured | None:
@@ -429,14 +437,10 @@ class Client:
         return await self.http.post(CALLBACK, content=json.dumps(body), headers=self.headers())
 
     async def page(self, captured: Captured) -> bool:
-        t0 = time.monotonic()
         html = await self.http.get(captured.path)
-        t1 = time.monotonic()
         layout, dependencies = await asyncio.gather(self.http.get("/_dash-layout"),
                                                     self.http.get("/_dash-dependencies"))
-        t2 = time.monotonic()
         content = await self.callback(captured.layout_body)
-        print("PAGE", captured.path, round(t1-t0,2), round(t2-t1,2), round(time.monotonic()-t2,2), flush=True)
         return all(r.status_code == 200 for r in (html, layout, dependencies)) and \
             valid_reply(content)
 
@@ -496,7 +500,6 @@ async def polling_wall(client: Client, captured: Captured, results: Results) -> 
             for part in polled["inputs"]:
                 if part.get("property") == "n_intervals":
                     part["value"] = number
-            print("poll", number, flush=True)
             await timed(results, "poll", client.callback(polled))
         tick += POLL_INTERVAL_S
         await asyncio.sleep(max(0.0, tick - time.monotonic()))
