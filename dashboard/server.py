@@ -84,7 +84,20 @@ def gunicorn_options(settings: Settings, handover: Handover = Handover()) -> dic
         "accesslog": None,
         "proc_name": "dispatch-web",
         "control_socket_disable": True,
+        "worker_exit": exit_at_once,
     }
+
+
+def exit_at_once(_arbiter: Any, _worker: Any) -> None:
+    """End a worker as soon as it has finished its requests.
+
+    Measured here: after its last request a worker's interpreter shutdown (C-level, past
+    every thread and atexit hook) took 9-10 s, so every SIGTERM waited for the graceful
+    timeout and ended in SIGKILL. Nothing is left to finalize: responses are sent and
+    connections closed. Logs are flushed first.
+    """
+    logging.shutdown()
+    os._exit(0)
 
 
 class HandoverArbiter(Arbiter):  # type: ignore[misc]

@@ -213,8 +213,8 @@ async def run_up(settings: Settings, stop: asyncio.Event) -> int:
         watchers.append(asyncio.create_task(web_supervisor.run(stop, restart_web)))
         await stop.wait()
         log.info("stopping")
-        await asyncio.gather(*watchers, return_exceptions=True)
-        await supervisor.stop_all()
+        # The web server drains while the other children stop.
+        await asyncio.gather(*watchers, supervisor.stop_all(), return_exceptions=True)
     finally:
         if redis is not None:
             await asyncio.to_thread(redis.stop)
