@@ -180,7 +180,7 @@ def test_record_takes_user_role_district_and_address_from_the_request(
         settings: Settings, r: redis.Redis, keys: Keys) -> None:
     """In a signed-in request, ``record`` needs only the action, call and detail."""
     ready = dataclasses.replace(settings, secret_key="audit-secret")
-    auth.add_user(ready.resolved_users_file, "cso-north", "cso", "password-1", "North")
+    auth.open_users(ready).add("cso-north", "cso", "password-1", "North")
     app = create_app(ready)
     app.server.add_url_rule("/probe", "probe", lambda: audit.record("csv_export", "C-3", rows=2))
     client = app.server.test_client()
