@@ -37,8 +37,15 @@ class Load:
     threads: list[threading.Thread] = field(default_factory=list)
 
     def start(self) -> None:
+        # Signed in one after another: every client comes from this one address, and the
+        # sign-in gate counts an attempt in flight as a failure until its password checks.
+        clients = []
         for _ in range(CLIENTS):
-            thread = threading.Thread(target=self._client, daemon=True)
+            client = httpx.Client(base_url=self.base_url, timeout=60 * TIMEOUT_SCALE)
+            sign_in(client, "supervisor", self.password)
+            clients.append(client)
+        for client in clients:
+            thread = threading.Thread(target=self._client, args=(client,), daemon=True)
             thread.start()
             self.threads.append(thread)
 
@@ -47,9 +54,8 @@ class Load:
         for thread in self.threads:
             thread.join(60)
 
-    def _client(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=60 * TIMEOUT_SCALE) as client:
-            sign_in(client, "supervisor", self.password)
+    def _client(self, client: httpx.Client) -> None:
+        try:
             paths = ("/_dash-layout", "/healthz", "/")
             number = 0
             while not self.stop.is_set():
@@ -65,6 +71,8 @@ class Load:
                     self.failures.append(f"{path}: HTTP {reply.status_code}")
                 else:
                     self.answered.append(time.monotonic())
+        finally:
+            client.close()
 
     def longest_silence(self, start: float, end: float) -> float:
         """Longest time within [start, end] in which no request was answered."""
@@ -73,12 +81,17 @@ class Load:
         return max(b - a for a, b in zip(edges, edges[1:], strict=False))
 
 
-def sign_in(client: httpx.Client, name: str, password: str) -> None:
-    form = client.get("/login").text
-    nonce = re.search(r'name="nonce" value="([^"]+)"', form)
-    assert nonce, form
-    reply = client.post("/login", data={"name": name, "password": password,
-                                        "nonce": nonce.group(1), "next": "/"})
+def sign_in(client: httpx.Client, name: str, password: str, tries: int = 10) -> None:
+    """Sign in, waiting as told while the shared hash budget is spent (503 Retry-After)."""
+    for _ in range(tries):
+        form = client.get("/login").text
+        nonce = re.search(r'name="nonce" value="([^"]+)"', form)
+        assert nonce, form
+        reply = client.post("/login", data={"name": name, "password": password,
+                                            "nonce": nonce.group(1), "next": "/"})
+        if reply.status_code != 503:
+            break
+        time.sleep(float(reply.headers.get("Retry-After", "1")))
     assert reply.status_code == 302, reply.text
 
 
