@@ -99,7 +99,9 @@ def guarded(path: str, name: str, layout: Callable[..., Any]) -> Callable[..., A
     def page(**kwargs: Any) -> Any:
         user = runtime.current_user()
         if not runtime.may_open(user, path):
+            runtime.record("refused", page=path)
             return refusal(user, name)
+        runtime.record("page_view", page=path)
         return layout(**kwargs)
 
     return page

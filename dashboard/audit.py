@@ -103,13 +103,25 @@ class AuditLog:
             low = f"({rules.decode(*batch[-1])['id']}"
 
 
-def init(client: redis.Redis, keys: Keys, max_age_s: float) -> AuditLog:
-    """Install this worker's audit log (``create_app`` calls this)."""
-    _installed["log"] = AuditLog(client, keys, max_age_s)
-    return _installed["log"]
+EXTENSION = "dispatch_audit"
+
+
+def init(client: redis.Redis, keys: Keys, max_age_s: float,
+         server: flask.Flask | None = None) -> AuditLog:
+    """Install this worker's audit log (``create_app`` calls this, with its Flask server:
+    requests of that app use its log, even when one process builds several apps)."""
+    made = AuditLog(client, keys, max_age_s)
+    _installed["log"] = made
+    if server is not None:
+        server.extensions[EXTENSION] = made
+    return made
 
 
 def installed() -> AuditLog:
+    """The audit log of the current app (else the one installed last)."""
+    if flask.has_app_context() and EXTENSION in flask.current_app.extensions:
+        found: AuditLog = flask.current_app.extensions[EXTENSION]
+        return found
     return _installed["log"]
 
 

@@ -1,4 +1,5 @@
-"""What pages and callbacks need at run time: settings, the read API, the signed-in user.
+"""What pages and callbacks need at run time: settings, the read API, the signed-in user,
+the audit trail.
 
 ``create_app`` calls ``init`` once per process; pages import the accessors below instead
 of reaching for globals of their own. Who may open what is ``streams.core.access`` (the one
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dashboard import audit
 from dashboard.auth import per_request
 from streams.core import access
 from streams.core.access import User
@@ -58,6 +60,12 @@ def current_user() -> User | None:
 def may_open(user: User | None, path: str) -> bool:
     """True when ``user`` may see the page at ``path`` (unknown paths: nobody)."""
     return access.may_open(user, path)
+
+
+def record(action: str, /, call_id: str | None = None, **detail: Any) -> str:
+    """Record in the audit trail that this request's user did ``action`` (on ``call_id``);
+    see ``dashboard.audit.record``."""
+    return audit.record(action, call_id, **detail)
 
 
 def require_page(path: str) -> User:

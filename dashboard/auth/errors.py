@@ -18,6 +18,8 @@ import redis
 from dash.exceptions import DependencyException
 from werkzeug.exceptions import HTTPException
 
+from dashboard import audit
+
 log = logging.getLogger(__name__)
 
 API_PREFIXES = ("/_dash-", "/auth/")
@@ -49,6 +51,10 @@ def install_error_handlers(server: flask.Flask) -> None:
     @server.errorhandler(PermissionError)
     def forbidden(error: PermissionError) -> flask.Response:
         log.warning("refused %s %s: %s", flask.request.method, flask.request.path, error)
+        try:
+            audit.record("refused", path=flask.request.path, why=str(error))
+        except redis.RedisError as down:  # the refusal stands; the log line above has it
+            log.error("refusal not audited: redis unreachable: %s", down)
         return refusal(403, "Not allowed for your role.")
 
     @server.errorhandler(DependencyException)

@@ -54,7 +54,8 @@ def auth() -> Auth:
 def install(server: flask.Flask, services: Auth) -> None:
     server.extensions[EXTENSION] = services
     # Sign-ins, refusals and every other audited step of a request write to this trail.
-    audit.init(services.users.client, services.keys, services.settings.audit_max_age_s)
+    audit.init(services.users.client, services.keys, services.settings.audit_max_age_s,
+               server)
     server.session_interface = NoCookieSessions()
 
 
@@ -119,6 +120,7 @@ def start_session(user: User, via: str, must_change: bool = False) -> Session:
         user, via, client_address(), flask.request.headers.get("User-Agent", ""), must_change)
     flask.g.session = session
     flask.g.new_session_secret = secret
+    audit.record("sign_in", via=via)
     return session
 
 

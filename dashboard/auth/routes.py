@@ -19,6 +19,7 @@ import flask
 import itsdangerous
 from werkzeug.exceptions import BadRequest
 
+from dashboard import audit
 from dashboard.auth import make_ws_token, passwords
 from dashboard.auth import per_request as current
 from dashboard.auth.limits import DEVICE_COOKIE, DEVICE_DAYS, Verdict, read_devices, remember_device
@@ -161,10 +162,17 @@ REFUSALS = {
 """What a refused attempt is told (the gate's reason -> status, sentence)."""
 
 
+def _typed(name: str) -> audit.Actor:
+    """Who a refused sign-in claimed to be (the name typed, no role), and from where."""
+    return audit.Actor(name, "", None, current.client_address())
+
+
 def _refused(verdict: Verdict, name: str, target: str) -> flask.Response:
     status, text = REFUSALS[verdict.reason]
     log.warning("sign-in refused (%s): user %r from %s", verdict.reason, name,
                 current.client_address())
+    if verdict.reason != "form_used":
+        audit.record_as(_typed(name), "sign_in_limited", reason=verdict.reason)
     return render_login(text.format(wait=max(1, verdict.wait_s)), name, target, status,
                         retry_after=max(1, verdict.wait_s))
 
@@ -191,10 +199,12 @@ def login_submit() -> Any:
     record = services.users.authenticate(name, form.get("password", ""))
     if record is None:
         log.warning("failed sign-in: user %r from %s", name, address)
+        audit.record_as(_typed(name), "sign_in_failed", reason="wrong_password")
         return render_login("Wrong user name or password.", name, target, 401)
     services.gate.succeeded(verdict)
     if record.disabled:
         log.warning("sign-in of disabled user %r from %s refused", name, address)
+        audit.record_as(_typed(name), "sign_in_failed", reason="disabled")
         return render_login("This account is disabled; ask an administrator.", name, target,
                             403)
     current.start_session(record.user, "password", must_change=record.must_change)
@@ -222,6 +232,7 @@ def logout_submit() -> Any:
         if not current.csrf_ok():
             log.warning("sign-out without CSRF token refused for %r", session.user.name)
             return page("Sign out", "", "The sign-out form expired; reload the page.", 403)
+        audit.record("sign_out")
         current.end_session("signed_out")
         log.info("signed out: user %r from %s", session.user.name, current.client_address())
     return flask.redirect("/login")
@@ -275,6 +286,7 @@ def password_submit() -> Any:
     services.users.change_password(session.user.name, new, keep_session=session.sid)
     services.sessions.set_must_change(session.sid, False)
     log.info("password changed: user %r from %s", session.user.name, current.client_address())
+    audit.record("password_changed")
     return flask.redirect(safe_next(form.get("next", "/")))
 
 

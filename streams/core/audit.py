@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from streams.core import csvsafe
+from streams.core.access import CALLER_FIELDS
 
 ACTIONS: dict[str, str] = {
     "sign_in": "signed in",
@@ -88,12 +89,15 @@ def entry(action: str, actor: Actor, call_id: str | None = None,
     """The stream fields recording that ``actor`` did ``action`` (on ``call_id``)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}: add it to streams.core.audit.ACTIONS")
-    items = sorted((detail or {}).items())[:MAX_DETAIL_ITEMS]
+    # The trail is read on /admin and exported: it never holds who called (a caller's name
+    # or phone number), whatever a caller of this function passes.
+    items = sorted((str(name), value) for name, value in (detail or {}).items()
+                   if str(name) not in CALLER_FIELDS)[:MAX_DETAIL_ITEMS]
     return {
         "action": action, "user": _clip(actor.user), "role": _clip(actor.role),
         "district": _clip(actor.district or ""), "address": _clip(actor.address),
         "call_id": _clip(call_id or ""),
-        "detail": json.dumps({str(k): _plain(v) for k, v in items}, sort_keys=True,
+        "detail": json.dumps({k: _plain(v) for k, v in items}, sort_keys=True,
                              separators=(",", ":")) if items else "",
     }
 

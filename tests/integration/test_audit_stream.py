@@ -19,7 +19,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from dashboard import audit, auth
+from dashboard import audit, auth, runtime
 from dashboard.app import create_app
 from dashboard.audit import AuditLog
 from streams.audit import AuditWriter
@@ -197,3 +197,53 @@ def test_record_takes_user_role_district_and_address_from_the_request(
                                             "detail")} == {
         "user": "cso-north", "role": "cso", "district": "North", "address": "10.9.8.7",
         "call_id": "C-3", "detail": {"rows": 2}}
+
+
+def _sign_in(client: Any, name: str, password: str) -> Any:
+    page = client.get("/login").get_data(True)
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page)
+    assert nonce
+    return client.post("/login", data={"name": name, "password": password,
+                                       "nonce": nonce.group(1), "next": "/"})
+
+
+def test_sign_ins_failures_limits_sign_outs_and_refusals_are_recorded(
+        settings: Settings, r: redis.Redis, keys: Keys) -> None:
+    """The sign-in routes and the 403 handler write the trail: a wrong password, a disabled
+    user, the address limit, a sign-in, a refusal (with the role) and a sign-out."""
+    ready = dataclasses.replace(settings, secret_key="audit-secret",
+                                login_attempts_per_minute=3)
+    users = auth.open_users(ready)
+    users.add("cso-north", "cso", "password-1", "North")
+    users.add("gone", "cso", "password-2", "South")
+    users.set_disabled("gone", True)
+    app = create_app(ready)
+    app.server.add_url_rule("/probe-admin", "probe_admin",
+                            lambda: runtime.require_page("/admin"))
+    client = app.server.test_client()
+    client.environ_base["REMOTE_ADDR"] = "10.9.8.7"
+    assert _sign_in(client, "cso-north", "wrong").status_code == 401
+    assert _sign_in(client, "gone", "password-2").status_code == 403
+    assert _sign_in(client, "cso-north", "password-1").status_code == 302
+    assert client.get("/probe-admin").status_code == 403
+    csrf = client.get_cookie("_csrf_token")
+    assert csrf is not None
+    assert client.post("/logout", data={"csrf": csrf.value}).status_code == 302
+    stranger = app.server.test_client()
+    stranger.environ_base["REMOTE_ADDR"] = "10.6.6.6"
+    for _ in range(3):
+        _sign_in(stranger, "admin", "guess")
+    assert _sign_in(stranger, "admin", "guess").status_code == 429
+    trail = [(e["action"], e["user"], e["role"], e["address"], e["detail"])
+             for e in reversed(AuditLog(r, keys, DAY).search(AuditQuery(), ADMIN).entries)
+             if e["action"] != "audit_search"]
+    assert trail == [
+        ("sign_in_failed", "cso-north", "", "10.9.8.7", {"reason": "wrong_password"}),
+        ("sign_in_failed", "gone", "", "10.9.8.7", {"reason": "disabled"}),
+        ("sign_in", "cso-north", "cso", "10.9.8.7", {"via": "password"}),
+        ("refused", "cso-north", "cso", "10.9.8.7",
+         {"path": "/probe-admin", "why": "cso may not use /admin"}),
+        ("sign_out", "cso-north", "cso", "10.9.8.7", {}),
+        *[("sign_in_failed", "admin", "", "10.6.6.6", {"reason": "wrong_password"})] * 3,
+        ("sign_in_limited", "admin", "", "10.6.6.6", {"reason": "address"}),
+    ]

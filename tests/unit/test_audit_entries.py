@@ -47,6 +47,16 @@ def test_long_text_is_clipped_and_detail_values_kept_small() -> None:
     assert decoded["detail"]["when"] == "<class 'object'>"
 
 
+def test_entry_never_holds_caller_data() -> None:
+    """Detail naming a caller (name, phone) is left out: the trail is shown on /admin and
+    exported, and must not become a second copy of who called."""
+    fields = audit.entry("call_detail", CSO, "C-9", {"caller_name": "Ann Smith",
+                                                     "caller_phone": "860-555-0100",
+                                                     "page": "/queues"})
+    assert fields["detail"] == '{"page":"/queues"}'
+    assert "Ann" not in str(fields) and "555" not in str(fields)
+
+
 def test_decode_gives_time_from_the_id_and_detail_as_a_dict() -> None:
     """The stream id is the entry's time; bytes from Redis decode to text."""
     raw = {k.encode(): v.encode() for k, v in audit.entry("csv_export", CSO, None,
