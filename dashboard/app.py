@@ -36,6 +36,7 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("/wall", "layouts.wall", "Wall"),
     ("/queues", "layouts.queues", "QoL queues"),
     ("/response", "layouts.response", "Response times"),
+    ("/admin", "layouts.admin", "Admin"),
 )
 """(path, module, navbar name) of every page; a module that is not written yet is skipped."""
 
@@ -63,7 +64,7 @@ def create_app(settings: Settings, reader: Any = None) -> dash.Dash:
                     title="Hartford dispatch", update_title=None, serve_locally=True)
     server = app.server
     current.install(server, services)
-    register_pages()
+    register_pages(server)
     app.layout = shell
     app.clientside_callback(NAV_TOGGLE_JS, dash.Output("nav-collapse", "is_open"),
                             dash.Input("nav-toggler", "n_clicks"),
@@ -78,8 +79,9 @@ def create_app(settings: Settings, reader: Any = None) -> dash.Dash:
     return app
 
 
-def register_pages() -> None:
-    """Register each page module that exists, its layout wrapped by the role check."""
+def register_pages(server: flask.Flask) -> None:
+    """Register each page module that exists, its layout wrapped by the role check, and
+    the Flask routes a page brings (its ``install_routes``, e.g. a file export)."""
     for order, (path, module_name, name) in enumerate(PAGES):
         try:
             module = importlib.import_module(module_name)
@@ -91,6 +93,8 @@ def register_pages() -> None:
         dash.register_page(module_name, path=path, name=name, order=order,
                            title=f"{name} - Hartford dispatch",
                            layout=guarded(path, name, module.layout))
+        if hasattr(module, "install_routes"):
+            module.install_routes(server)
 
 
 def guarded(path: str, name: str, layout: Callable[..., Any]) -> Callable[..., Any]:

@@ -25,7 +25,7 @@ from streams.core.access import CALLER_FIELDS
 
 ACTIONS: dict[str, str] = {
     "sign_in": "signed in",
-    "sign_in_failed": "sign-in failed (wrong user name or password)",
+    "sign_in_failed": "sign-in failed (see detail: wrong password or disabled)",
     "sign_in_limited": "sign-in refused by the rate limit",
     "sign_out": "signed out",
     "password_changed": "changed their own password",
