@@ -25,6 +25,7 @@ ROLE_HOME_TEXT = {
     "/wall": "Wall display: map, queue, alerts, KPIs",
     "/queues": "Quality-of-life queues for tablets",
     "/response": "Response times against targets",
+    "/admin": "Administration: users, sessions and the audit trail",
 }
 SOURCE_NAMES = {"cad": "CAD calls", "avl": "AVL unit positions",
                 "shotspotter": "ShotSpotter alerts", "mutualink": "Mutualink shares"}
