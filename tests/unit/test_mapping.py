@@ -616,3 +616,17 @@ def test_mapping_core_reads_no_files() -> None:
     io_calls = re.compile(r"\b(open|read_bytes|read_text|is_file|exists|tomllib\.load)\(")
     found = {path.name: io_calls.findall(path.read_text()) for path in package.glob("*.py")}
     assert {name: calls for name, calls in found.items() if calls} == {}
+
+
+def test_mapping_check_names_a_source_column_without_a_header() -> None:
+    """An export whose header has an empty cell lists it by position among the unused
+    columns, not as a blank between two commas."""
+    from datetime import UTC, datetime
+
+    from streams.core.mapping.check import CheckReport
+
+    mapping = load_mapping(MAPPINGS / "sandiego_cfs.toml", SHARED_DATA)
+    report = CheckReport(mapping, now=datetime(2026, 1, 1, tzinfo=UTC))
+    report.see_row({"incident_num": "E1", "": "x", "day_of_week": "1"})
+    unused = report.text().split("source columns never used\n", 1)[1].split("\n")[0]
+    assert unused == "  (column 2 has no name), day_of_week"

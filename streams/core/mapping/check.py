@@ -164,7 +164,9 @@ class CheckReport:
         lines += _block("rejected rows by reason (first examples)", self.rejected)
         lines += _block("fields left empty or kept after a failed extract/pattern",
                         self.warnings)
-        unused = [name for name in self.columns if name not in mapping.columns]
+        unused = [name or f"(column {number} has no name)"
+                  for number, name in enumerate(self.columns, start=1)
+                  if name not in mapping.columns]
         lines += ["", "source columns never used"] + (
             [f"  {', '.join(unused)}"] if unused else ["  (none)"])
         if mapping.has_status_steps:
