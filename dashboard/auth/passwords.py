@@ -36,7 +36,10 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 def _lower_priority() -> None:
     try:  # Linux: nice is per thread, and threads the hash starts inherit it
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICE)
+        thread = threading.get_native_id()
+        # Never above the worker's own priority (root could raise a niced worker's hashes).
+        os.setpriority(os.PRIO_PROCESS, thread,
+                       max(HASH_NICE, os.getpriority(os.PRIO_PROCESS, thread)))
     except (AttributeError, OSError):
         pass  # elsewhere hashing runs at normal priority
 
