@@ -11,12 +11,24 @@
  *   many messages arrived: building the store's lists and Dash's callback dispatch cost
  *   far more than a subscriber's diff, so ten wall screens at 200 events/s would spend
  *   their CPU there if it ran every frame.
+ *
+ * Connection truth: push sends every page a message at least every 2 s (a delta or a ping,
+ * streams/state-contract.md "Heartbeat"). A page that hears nothing for SILENCE_MS, or
+ * whose socket closes, is "lost" at once: live.lost is true, <html> gets the class
+ * live-lost (display.css dims the live data of every page), a banner says "Live updates
+ * lost at HH:MM:SS - reconnecting" (the time of the last message heard, in the city's
+ * time zone) and the document gets a "live:status" event. The first message after a
+ * reconnect (the resync: a snapshot or the deltas missed) clears all of it.
  */
 (function () {
   "use strict";
 
   var MAX_BACKOFF_MS = 5000;
-  var SILENCE_MS = 45000; // the server pings every 15 s; silence this long means a dead link
+  // Push pings a quiet page every second and never leaves one 2 s without a message, so
+  // 4 s of nothing (twice the longest gap) means the link or push is gone, even with the
+  // socket still open.
+  var SILENCE_MS = window.dispatchLiveSilenceMs || 4000;
+  var WATCH_MS = 250;
   var ENTITIES = {call: "calls", unit: "units", alert: "alerts", share: "shares"};
   var STORE_INTERVAL_MS = 100;
   // work: the dashboard's own records of actions on a call (claim, notes, outcome), by call.
@@ -26,12 +38,16 @@
     lastId: null, calls: {}, units: {}, alerts: {}, shares: {}, work: {}, freshness: {},
     connected: false, version: 0, status: "connecting", batchTimes: [],
     messages: 0, subscribers: [],
+    // Connection truth: lost is true from the first silence or close until the resync;
+    // lastHeardAt is the epoch ms of the last message (null before the first).
+    lost: false, lastHeardAt: null, lostAt: null,
     // Minimum gap between subscriber calls: each call of a drawing subscriber costs a frame
     // of style, layout and paint, so a subscriber may ask for fewer (subscribe options).
     frameIntervalMs: 0, storeIntervalMs: STORE_INTERVAL_MS
   };
   var socket = null, attempt = 0, token = null, url = null;
-  var frameRequested = false, pendingMs = 0, lastMessageAt = 0;
+  var frameRequested = false, pendingMs = 0, lastMessageAt = 0, socketStartedAt = 0;
+  var reconnectTimer = null, timezone = null, bannerFormat = null;
   var storeTimer = null, lastStoreAt = 0, frameTimer = null, lastFrameAt = 0;
   // Two accumulators: subscribers drain theirs every frame, Dash's store every interval.
   var changed = emptyChanges(), frameChanged = emptyChanges();
@@ -186,6 +202,59 @@
     scheduleFlush();
   }
 
+  // --- connection truth ------------------------------------------------------------------
+  function clockText(epochMs) {
+    if (bannerFormat === null) {
+      var options = {hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"};
+      try {
+        bannerFormat = new Intl.DateTimeFormat("en-GB", Object.assign({timeZone: timezone ||
+          undefined}, options));
+      } catch (error) { bannerFormat = new Intl.DateTimeFormat("en-GB", options); }
+    }
+    return bannerFormat.format(new Date(epochMs));
+  }
+
+  function lostBanner() {
+    var banner = document.getElementById("live-lost-banner");
+    if (!banner) {
+      banner = document.createElement("div");
+      banner.id = "live-lost-banner";
+      banner.className = "live-lost-banner";
+      banner.setAttribute("role", "alert");
+      banner.hidden = true;
+      document.body.appendChild(banner);
+    }
+    return banner;
+  }
+
+  function announceStatus() {
+    document.documentElement.classList.toggle("live-lost", live.lost);
+    var banner = lostBanner();
+    if (live.lost) {
+      banner.textContent = "Live updates lost at " + clockText(live.lostAt) + " - reconnecting";
+    }
+    banner.hidden = !live.lost;
+    document.dispatchEvent(new CustomEvent("live:status", {detail: {lost: live.lost}}));
+    scheduleFlush();
+  }
+
+  function markLost() {
+    if (live.lost) { return; }
+    live.lost = true;
+    // Updates stopped after the last message heard (or since the page asked, if none came).
+    live.lostAt = live.lastHeardAt === null ? firstAskedAt : live.lastHeardAt;
+    setStatus(live.status === "live" ? "lost" : live.status);
+    announceStatus();
+  }
+
+  function markHeard() {
+    live.lastHeardAt = Date.now();
+    if (!live.lost) { return; }
+    live.lost = false;
+    live.lostAt = null;
+    announceStatus();
+  }
+
   function onMessage(event) {
     var started = performance.now();
     lastMessageAt = Date.now();
@@ -193,6 +262,7 @@
     live.messages += 1;
     var message = JSON.parse(event.data);
     var applied = applyMessage(message);
+    markHeard();  // the first message on a new socket is the resync (state-contract.md)
     if (attempt !== 0 || live.status !== "live") { attempt = 0; setStatus("live"); }
     pendingMs += performance.now() - started;
     if (applied) { scheduleFlush(); }
@@ -205,13 +275,16 @@
   }
 
   function connect() {
+    reconnectTimer = null;
     setStatus("connecting");
-    lastMessageAt = Date.now();
-    socket = new WebSocket(socketUrl());
+    socketStartedAt = lastMessageAt = Date.now();
+    var opened = socket = new WebSocket(socketUrl());
     socket.onmessage = onMessage;
     socket.onclose = function () {
+      if (socket !== opened) { return; }  // dropped by watchSilence, which reconnects
       socket = null;
       setStatus("offline");
+      markLost();
       reconnectLater();
     };
   }
@@ -221,8 +294,8 @@
   function reconnectLater() {
     var delay = Math.min(MAX_BACKOFF_MS, 250 * Math.pow(2, attempt));
     attempt += 1;
-    setTimeout(function () { refreshToken().then(connect, connect); },
-               delay * (0.5 + Math.random() / 2));
+    reconnectTimer = setTimeout(function () { refreshToken().then(connect, connect); },
+                                delay * (0.5 + Math.random() / 2));
   }
 
   // Tokens are short-lived: fetch a fresh one before every reconnect.
@@ -232,16 +305,29 @@
       .then(function (body) { if (body && body.token) { token = body.token; } });
   }
 
+  /* Silence is loss: an open socket that hears nothing (push frozen, a network that drops
+   * packets without closing, a laptop back from sleep) and a handshake that never
+   * completes (push's port accepts but nobody answers) both count. The socket is then
+   * dropped and a new one opened with `since`, which resyncs. */
   function watchSilence() {
-    if (socket && socket.readyState === WebSocket.OPEN && Date.now() - lastMessageAt > SILENCE_MS) {
-      socket.close(); // onclose reconnects and resyncs
+    var now = Date.now();
+    if (now - (live.lastHeardAt === null ? firstAskedAt : live.lastHeardAt) > SILENCE_MS) {
+      markLost();
+    }
+    if (socket && now - lastMessageAt > SILENCE_MS && now - socketStartedAt > SILENCE_MS) {
+      var dead = socket;
+      socket = null;
+      dead.onmessage = null;
+      try { dead.close(); } catch (error) { /* already closing */ }
+      setStatus("offline");
+      if (reconnectTimer === null) { reconnectLater(); }
     }
   }
 
   // Dash renders the layout after this script runs, and pages change without a reload:
   // connect on the first page that asks for live data, and hand a newly shown page's
   // store the whole state at once.
-  var configNode = null;
+  var configNode = null, firstAskedAt = 0;
   function watchConfig() {
     var config = document.getElementById("live-config");
     if (!config || config === configNode) { return; }
@@ -250,8 +336,10 @@
       if (!config.getAttribute("data-url")) { return; }
       url = config.getAttribute("data-url");
       token = config.getAttribute("data-token");
+      timezone = config.getAttribute("data-timezone");
+      firstAskedAt = Date.now();
       connect();
-      setInterval(watchSilence, 5000);
+      setInterval(watchSilence, WATCH_MS);
     } else {
       changed.snapshot = true;
       frameChanged.snapshot = true;

@@ -488,13 +488,15 @@
     S.config.sources.forEach(function (pair) { labels[pair[0]] = pair[1]; });
     var health = feedHealth(S.freshness, S.config.sources.map(function (p) { return p[0]; }),
                             now, S.config.stale_after_s);
-    var mark = {live: "●", stale: "✖", none: "○"};
-    var html = health.map(function (h) {
+    var mark = {live: "●", stale: "✖", none: "○", unknown: "?"};
+    // What the feeds did since the last update is unknown: never "live" on a dead link.
+    var html = liveLost() ? '<span class="wf wf-unknown">? Feeds unknown</span>' :
+      health.map(function (h) {
       return '<span class="wf wf-' + h.state + '" data-source="' + esc(h.source) + '">' +
         mark[h.state] + " " + esc(labels[h.source]) + " " + esc(h.text) + "</span>";
     }).join("");
     if (box._html !== html) { box.innerHTML = html; box._html = html; }
-    el("wall-root").classList.toggle("wall-feed-stale", health.some(function (h) {
+    el("wall-root").classList.toggle("wall-feed-stale", !liveLost() && health.some(function (h) {
       return h.state === "stale";
     }));
   }
@@ -506,9 +508,23 @@
     });
     S.marks.draw();
   }
+  /* Push mode with live updates lost (assets/live.js): nothing on the board is current. */
+  function liveLost() {
+    var live = window.dispatchLive;
+    return Boolean(S.root && S.root.getAttribute("data-mode") === "push" && live && live.lost);
+  }
+  function paintClock(now, lost) {
+    var clock = el("wall-clock");
+    if (!clock) { return; }
+    clock.classList.toggle("wall-clock-stale", lost);
+    var heard = window.dispatchLive && window.dispatchLive.lastHeardAt;
+    // Lost: the clock tells how old the board is, not what time it is.
+    setText("wall-clock", !lost ? S.clockFmt.format(new Date()) :
+      (heard ? "Updated " + formatAge(now - heard / 1000) + " ago" : "No live data yet"));
+  }
   function tick() {
     var now = nowS();
-    setText("wall-clock", S.clockFmt.format(new Date()));
+    paintClock(now, liveLost());
     tickQueue(now);
     updateFeeds(now);
     tickAlerts(now);
@@ -566,6 +582,7 @@
     document.addEventListener("pointerdown", function () {
       if (soundOn()) { audioContext(); }
     });
+    document.addEventListener("live:status", function () { if (S.root) { tick(); } });
     setInterval(tick, 1000);
     S.ready = true;
   }
@@ -709,6 +726,12 @@
       S.markers = S.marks.items;
       prepareMarks();
       drawWholeMap();
+      S.cityBounds = null;
+      keepCityInView(S.map);
+    }
+    if (S.map && layer.getBounds) {
+      S.cityBounds = S.cityBounds ? S.cityBounds.extend(layer.getBounds()) :
+        window.L.latLngBounds(layer.getBounds().getSouthWest(), layer.getBounds().getNorthEast());
     }
     var props = feature.properties || {}, name = props.name;
     if (!S.map || !name) { return; }
@@ -721,6 +744,19 @@
     if (S.labels.has(name)) { S.map.removeLayer(S.labels.get(name)); }
     S.labels.set(name, label);
     label.addTo(S.map);
+  }
+  /* The whole service area stays in view: Leaflet keeps its centre and zoom when its box
+   * changes (the header wrapping, the banner, a resize), which cut off the south of the
+   * city; refit the boundaries instead. */
+  function keepCityInView(map) {
+    var box = map.getContainer(), last = null;
+    new ResizeObserver(function () {
+      var size = box.clientWidth + "x" + box.clientHeight;
+      if (size === last || S.map !== map || !S.cityBounds) { last = size; return; }
+      last = size;
+      map.invalidateSize({animate: false});
+      map.fitBounds(S.cityBounds, {padding: [12, 12], animate: false});
+    }).observe(box);
   }
   function hotspotPoint(feature, latlng) {
     var radius = (feature.properties && feature.properties.radius_m) || 150;

@@ -1,6 +1,7 @@
 """The two components every live page includes so assets/live.js can connect.
 
-``live-config`` carries the push URL and a short-lived websocket token; live.js refreshes
+``live-config`` carries the push URL, a short-lived websocket token and the city's time
+zone (for the banner of a page whose live updates are lost); live.js refreshes
 the token from ``/auth/ws-token`` before it expires and merges pushed changes into
 ``live-store`` (at most one ``set_props`` every 100 ms; none while a page that draws itself,
 the wall, is subscribed).
@@ -38,5 +39,7 @@ def live_components() -> list[Component]:
     token = auth.make_ws_token(settings, session.user, session.sid) if session else ""
     config = html.Div(id="live-config", hidden=True, **{
         "data-url": push_url(settings, flask.request.host_url), "data-token": token,
-        "data-token-seconds": str(settings.ws_token_seconds)})
+        "data-token-seconds": str(settings.ws_token_seconds),
+        # The "Live updates lost at HH:MM:SS" banner tells the time as the city's clocks do.
+        "data-timezone": settings.timezone})
     return [dcc.Store(id="live-store"), config]
