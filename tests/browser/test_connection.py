@@ -3,8 +3,8 @@
 Push sends every open page a message at least every 2 s (streams/state-contract.md,
 "Heartbeat"). A page that hears nothing for a few seconds, or whose socket closes, shows
 "Live updates lost at HH:MM:SS - reconnecting", dims its live numbers, and on the wall the
-clock tells the age of the last update and the feeds read "unknown", never "live". It all clears once the
-page has resynced, with nothing missed and no reload.
+clock tells the age of the last update and the feeds read "unknown", never "live". It all
+clears once the page has resynced, with nothing missed and no reload.
 """
 
 from __future__ import annotations
