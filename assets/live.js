@@ -47,7 +47,7 @@
   };
   var socket = null, attempt = 0, token = null, url = null;
   var frameRequested = false, pendingMs = 0, lastMessageAt = 0, socketStartedAt = 0;
-  var reconnectTimer = null, timezone = null, bannerFormat = null;
+  var reconnectTimer = null, timezone = null;
   var storeTimer = null, lastStoreAt = 0, frameTimer = null, lastFrameAt = 0;
   // Two accumulators: subscribers drain theirs every frame, Dash's store every interval.
   var changed = emptyChanges(), frameChanged = emptyChanges();
@@ -203,15 +203,9 @@
   }
 
   // --- connection truth ------------------------------------------------------------------
+  // The shared formatter (assets/display.js, tested against streams/core/display.py).
   function clockText(epochMs) {
-    if (bannerFormat === null) {
-      var options = {hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"};
-      try {
-        bannerFormat = new Intl.DateTimeFormat("en-GB", Object.assign({timeZone: timezone ||
-          undefined}, options));
-      } catch (error) { bannerFormat = new Intl.DateTimeFormat("en-GB", options); }
-    }
-    return bannerFormat.format(new Date(epochMs));
+    return window.dispatchDisplay.clock(epochMs / 1000, timezone || "UTC", true);
   }
 
   function lostBanner() {

@@ -39,7 +39,7 @@
     items: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
     sigs: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
     marks: null, markers: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
-    labels: new Map(), freshness: {}, rows: new Map(), rowsFit: 12, rendered: 0, heard: new Set(),
+    labels: new Map(), freshness: {}, alive: {}, rows: new Map(), rowsFit: 12, rendered: 0, heard: new Set(),
     bannerAlert: null, audio: null, clockFmt: null, countsAt: -Infinity, countsTimer: null,
     countsDue: false,
   };
@@ -107,16 +107,18 @@
     var f = Math.min(1, Math.max(0, ageS / (activeS || 3600)));
     return Math.round((1 - 0.75 * f) * 1000) / 1000;
   }
-  function feedHealth(freshness, sources, now, staleAfterS) {
+  function feedHealth(freshness, sources, now, limits, alive) {
     return sources.map(function (source) {
-      var e = (freshness || {})[source] || {};
-      var last = e.seen || e.event_time;
-      if (last == null) { return {source: source, state: "none", text: "no data"}; }
-      var idle = Math.max(0, now - last);
-      if (idle >= staleAfterS) {
-        return {source: source, state: "stale", text: "STALE " + Math.floor(idle / 60) + " min"};
+      var e = (freshness || {})[source] || {}, beat = (alive || {})[source] || {};
+      var last = e.seen || e.event_time, heard = beat.heard, until = beat.until;
+      if (last != null && now - last < limits[source]) {
+        return {source: source, state: "live", text: "live"};
       }
-      return {source: source, state: "live", text: "live"};
+      if (until != null && now < until) { return {source: source, state: "quiet", text: "quiet"}; }
+      if (last == null && heard == null) { return {source: source, state: "none", text: "no data"}; }
+      var newest = Math.max(last == null ? -Infinity : last, heard == null ? -Infinity : heard);
+      return {source: source, state: "stale",
+              text: "STALE " + window.dispatchDisplay.shortDuration(now - newest)};
     });
   }
 
@@ -487,8 +489,8 @@
     var labels = {};
     S.config.sources.forEach(function (pair) { labels[pair[0]] = pair[1]; });
     var health = feedHealth(S.freshness, S.config.sources.map(function (p) { return p[0]; }),
-                            now, S.config.stale_after_s);
-    var mark = {live: "●", stale: "✖", none: "○", unknown: "?"};
+                            now, S.config.feed_limits, S.alive);
+    var mark = {live: "●", quiet: "◐", stale: "✖", none: "○", unknown: "?"};
     // What the feeds did since the last update is unknown: never "live" on a dead link.
     var html = liveLost() ? '<span class="wf wf-unknown">? Feeds unknown</span>' :
       health.map(function (h) {
@@ -674,6 +676,13 @@
     return noUpdate;
   }
 
+  /* wall-sources (every 10 s): which feeds' sources are alive, from their heartbeats. */
+  function sources(data) {
+    S.alive = data || {};
+    if (S.ready && S.root) { updateFeeds(nowS()); }
+    return window.dash_clientside.no_update;
+  }
+
   function toggleSound(nClicks) {
     var on = soundOn();
     if (nClicks) {
@@ -772,7 +781,7 @@
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     wall: {
-      render: render, toggleSound: toggleSound,
+      render: render, toggleSound: toggleSound, sources: sources,
       boundaryStyle: boundaryStyle, boundaryFeature: boundaryFeature,
       hotspotStyle: hotspotStyle, hotspotPoint: hotspotPoint,
       agingLevel: agingLevel, queueOrder: queueOrder, formatAge: formatAge,

@@ -154,6 +154,29 @@ class LiveReader:
             for source in SOURCES
         }
 
+    def heartbeats(self) -> list[tuple[str, dict[str, Any], float]]:
+        """(process, payload, seconds until it expires) of every live health key
+        (Keys.health): which processes are alive, for feed health (dashboard.wallview)."""
+        prefix = self.keys.health("")
+        names = sorted(_text(name) for name in self.client.scan_iter(
+            match=self.keys.health("*"), count=200))
+        if not names:
+            return []
+        with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.get(name)
+                pipe.pttl(name)
+            replies = pipe.execute()
+        beats = []
+        for name, body, ttl_ms in zip(names, replies[::2], replies[1::2], strict=True):
+            try:
+                payload = _json.decode(body) if body is not None else None
+            except msgspec.DecodeError:
+                payload = None
+            if isinstance(payload, dict) and isinstance(ttl_ms, int) and ttl_ms > 0:
+                beats.append((name[len(prefix):], payload, ttl_ms / 1000))
+        return beats
+
     def snapshot(self) -> dict[str, Any]:
         """Everything a live page needs, plus the changes-stream id it is consistent with."""
         # The id is taken first: replaying changes after it is safe because upserts are

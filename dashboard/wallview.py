@@ -24,6 +24,7 @@ from streams.core import display
 # Re-exported (explicitly, for mypy): the banner's distances, and the radius wall.js mirrors.
 from streams.core.geography import EARTH_RADIUS_M as EARTH_RADIUS_M
 from streams.core.geography import haversine_m as haversine_m
+from streams.core.keys import SOURCES
 
 ASSUMED_SPEED_KMH = 40.0
 """Straight-line urban speed used for ETAs (stated on screen next to every ETA)."""
@@ -39,7 +40,6 @@ WARN_FRACTION = 0.5
 """A pending call turns amber at half its priority's target and red past the target."""
 
 OPEN_STATUSES = frozenset({"pending", "assigned", "dispatched", "en_route", "on_scene"})
-DISTRICTS = ("North", "Central", "South")
 
 UNIT_STATUS_LABELS = {
     "available": ("A", "Available"), "dispatched": ("D", "Dispatched"),
@@ -152,11 +152,12 @@ format_age = display.duration
 
 # --- KPI tiles ----------------------------------------------------------------------------
 
-def live_kpis(calls: Iterable[Mapping[str, Any]],
-              units: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Open calls, pending P1/P2, QoL backlog per district and available units."""
+def live_kpis(calls: Iterable[Mapping[str, Any]], units: Iterable[Mapping[str, Any]],
+              districts: Sequence[str]) -> dict[str, Any]:
+    """Open calls, pending P1/P2, QoL backlog per district (``districts``: the geography's,
+    each shown even at 0) and available units."""
     open_calls = [c for c in calls if c.get("status") in OPEN_STATUSES]
-    backlog = {district: 0 for district in DISTRICTS}
+    backlog = {district: 0 for district in districts}
     for call in open_calls:
         if call.get("qol"):
             district = call.get("district") or "Unknown"
@@ -281,24 +282,64 @@ def alert_opacity(age_s: float, active_s: float = 3600.0) -> float:
 
 # --- feed health --------------------------------------------------------------------------
 
-def feed_health(freshness: Mapping[str, Mapping[str, Any]], sources: Sequence[str],
-                now: float, stale_after_s: float) -> list[dict[str, Any]]:
-    """One entry per source: state 'live' | 'stale' | 'none' and the text the wall shows.
+FEED_STATES = ("live", "quiet", "stale", "none")
+"""LIVE: an event within the feed's limit. QUIET: nothing new, but its source says it is
+alive (a heartbeat). STALE: neither, past the limit. NONE: never an event or a heartbeat."""
 
-    Judged on when the newest event was *received* ("seen"), falling back to its event
-    time, so a replay of old data still counts as live while it flows.
+
+def feed_health(freshness: Mapping[str, Mapping[str, Any]], sources: Sequence[str],
+                now: float, limits: Mapping[str, float],
+                alive: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One entry per source: state (FEED_STATES) and the text the wall shows.
+
+    ``limits`` is seconds per source (Settings.feed_stale_after). An event counts from when
+    it was *received* ("seen"), falling back to its event time, so a replay of old data is
+    live while it flows. ``alive`` is source -> {"heard", "until"} from the sources'
+    heartbeats (``source_heartbeats``): a source alive until after ``now`` is QUIET, not
+    STALE, when it has nothing to report (a sparse gunshot feed at 4 a.m.).
     """
     health = []
     for source in sources:
         entry = freshness.get(source) or {}
         last = entry.get("seen") or entry.get("event_time")
-        if last is None:
-            health.append({"source": source, "state": "none", "text": "no data"})
-            continue
-        idle = max(0.0, now - float(last))
-        if idle >= stale_after_s:
-            health.append({"source": source, "state": "stale",
-                           "text": f"STALE {int(idle // 60)} min"})
+        beat = (alive or {}).get(source) or {}
+        heard, until = beat.get("heard"), beat.get("until")
+        if last is not None and now - float(last) < float(limits[source]):
+            state, text = "live", "live"
+        elif until is not None and now < float(until):
+            state, text = "quiet", "quiet"
+        elif last is None and heard is None:
+            state, text = "none", "no data"
         else:
-            health.append({"source": source, "state": "live", "text": "live"})
+            newest = max(float(x) for x in (last, heard) if x is not None)
+            state, text = "stale", "STALE " + display.short_duration(now - newest)
+        health.append({"source": source, "state": state, "text": text})
     return health
+
+
+def vouched_sources(process: str, payload: Mapping[str, Any]) -> tuple[str, ...]:
+    """The feeds a process's heartbeat (Keys.health) says are alive: the simulator feeds all
+    of them, the webhook ShotSpotter, a poller the source it polls while its polls work."""
+    if process == "simulator":
+        return tuple(SOURCES)
+    if process == "webhook":
+        return ("shotspotter",)
+    if process.startswith("poll:") and payload.get("state") == "ok":
+        source = payload.get("source")
+        return (source,) if source in SOURCES else ()
+    return ()
+
+
+def source_heartbeats(beats: Iterable[tuple[str, Mapping[str, Any], float]],
+                      now: float) -> dict[str, dict[str, float]]:
+    """source -> {"heard": newest heartbeat time, "until": when the newest-lasting health
+    key expires (epoch s)} from (process, payload, seconds left) of every health key."""
+    alive: dict[str, dict[str, float]] = {}
+    for process, payload, ttl_s in beats:
+        heard = payload.get("time") or payload.get("seen")
+        heard_at = float(heard) if isinstance(heard, (int, float)) else now
+        for source in vouched_sources(process, payload):
+            entry = alive.setdefault(source, {"heard": heard_at, "until": now + ttl_s})
+            entry["heard"] = max(entry["heard"], heard_at)
+            entry["until"] = max(entry["until"], now + ttl_s)
+    return alive

@@ -8,6 +8,7 @@ was applied ("seen"), not its event time, so replayed history still reads as liv
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,12 +44,15 @@ def feed_state(seen: float | None, now: float, stale_after_s: int) -> tuple[bool
 
 
 def feed_rows(freshness: dict[str, dict[str, Any]], duplicates: dict[str, int], now: float,
-              stale_after_s: int) -> list[dict[str, Any]]:
-    """One row per source, in SOURCES order, with its state, counts and newest event time."""
+              stale_after_s: float | Mapping[str, float]) -> list[dict[str, Any]]:
+    """One row per source, in SOURCES order, with its state, counts and newest event time;
+    ``stale_after_s`` is one limit or one per source (Settings.feed_stale_after)."""
     rows = []
     for source in SOURCES:
         fresh = freshness.get(source, {})
-        live, label = feed_state(fresh.get("seen"), now, stale_after_s)
+        limit = (stale_after_s[source] if isinstance(stale_after_s, Mapping)
+                 else stale_after_s)
+        live, label = feed_state(fresh.get("seen"), now, int(limit))
         rows.append({"source": source, "live": live, "state": label,
                      "event_time": fresh.get("event_time"), "applied": fresh.get("count", 0),
                      "rejected": fresh.get("rejected", 0),
@@ -84,7 +88,7 @@ def render() -> Any:
         return dbc.Alert("Not allowed for your role.", color="warning")
     settings, reader = runtime.settings(), runtime.reader()
     rows = feed_rows(reader.freshness(), read_duplicates(reader), time.time(),
-                     settings.stale_after_seconds)
+                     {source: settings.feed_stale_after.of(source) for source in SOURCES})
     parts: list[Any] = [feed_table(rows, settings.timezone)]
     if user.role in {"supervisor", "admin"}:
         parts.append(deadletter_panel(reader.deadletters(DEADLETTERS_SHOWN),

@@ -23,6 +23,7 @@ from dash.development.base_component import Component
 
 from dashboard import runtime, wallview
 from dashboard.live import live_components
+from streams.core import geography
 from streams.core.actions import OUTCOMES
 from streams.core.keys import ALERT_ACTIVE_SECONDS, SOURCES
 from streams.core.settings import Settings
@@ -33,6 +34,8 @@ PATH = "/wall"
 TITLE = "Wall display"
 RESPONSE_REFRESH_MS = 30_000
 POLL_INTERVAL_MS = 1_000
+SOURCES_REFRESH_MS = 10_000
+"""How often the wall asks which feed sources are alive (their health keys last 30 s+)."""
 BANNER_SECONDS = 600
 """A gunshot alert keeps its banner up for 10 minutes after detection."""
 
@@ -119,12 +122,27 @@ def bounds_of(collection: dict[str, Any]) -> list[list[float]]:
     return [[min(lats), min(lons)], [max(lats), max(lons)]]
 
 
+@lru_cache(maxsize=4)
+def _city(shared_data_dir: Path, districts_file: Path | None,
+          hotspots_file: Path | None) -> geography.Geography:
+    return geography.load_geography(shared_data_dir, districts_file, hotspots_file)
+
+
+def city(settings: Settings) -> geography.Geography:
+    """The city as configured (DISPATCH_DISTRICTS_FILE names the districts), read once."""
+    return _city(settings.shared_data_dir, settings.districts_file, settings.hotspots_file)
+
+
+def districts(settings: Settings) -> list[str]:
+    """The city's districts (from DISPATCH_DISTRICTS_FILE when set), Hartford's north to
+    south first, any others by name."""
+    known = geography.DISTRICTS
+    return sorted(city(settings).districts,
+                  key=lambda name: (known.index(name) if name in known else len(known), name))
+
+
 def hotspot_areas(settings: Settings) -> dict[str, Any] | None:
     """Hot-spot corridors and circles (streams.core.geography's file), or None to skip."""
-    try:
-        from streams.core import geography
-    except ImportError:
-        return None
     path = settings.hotspots_file or geography.DEFAULT_HOTSPOTS_FILE
     try:
         geography.load_hotspots(path)  # validates the file the simulator also uses
@@ -141,7 +159,7 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "timezone": settings.timezone,
         "pending_targets": list(settings.pending_targets),
         "warn_fraction": wallview.WARN_FRACTION,
-        "stale_after_s": settings.stale_after_seconds,
+        "feed_limits": {source: settings.feed_stale_after.of(source) for source in SOURCES},
         "sources": [[source, SOURCE_LABELS.get(source, source)] for source in SOURCES],
         "speed_kmh": wallview.ASSUMED_SPEED_KMH,
         "link_radius_m": wallview.LINK_RADIUS_M,
@@ -150,7 +168,7 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "banner_s": BANNER_SECONDS,
         "category_abbrev": wallview.CATEGORY_ABBREV,
         "unit_status": wallview.UNIT_STATUS_LABELS,
-        "districts": list(wallview.DISTRICTS),
+        "districts": districts(settings),
         "outcomes": dict(OUTCOMES),
     }
 
@@ -260,6 +278,8 @@ def layout(mode: str | None = None, **_query: Any) -> Component:
         dcc.Store(id="wall-settings", data=client_config(settings)),
         dcc.Store(id="wall-rendered"),
         dcc.Interval(id="wall-response-interval", interval=RESPONSE_REFRESH_MS),
+        dcc.Store(id="wall-sources"), dcc.Store(id="wall-sources-drawn"),
+        dcc.Interval(id="wall-sources-interval", interval=SOURCES_REFRESH_MS),
         _header(),
         _kpis(),
         html.Main([
@@ -296,6 +316,11 @@ clientside_callback(
     Input("wall-poll-store", "data"), State("wall-settings", "data"),
 )
 clientside_callback(
+    ClientsideFunction(namespace="wall", function_name="sources"),
+    Output("wall-sources-drawn", "data"),
+    Input("wall-sources", "data"),
+)
+clientside_callback(
     ClientsideFunction(namespace="wall", function_name="toggleSound"),
     Output("wall-sound", "children"),
     Input("wall-sound", "n_clicks"),
@@ -307,6 +332,13 @@ def poll_snapshot(_n: int | None) -> dict[str, Any]:
     """The polling fallback: the whole live state, once a second."""
     runtime.require_page(PATH)
     return runtime.reader().snapshot()
+
+
+@callback(Output("wall-sources", "data"), Input("wall-sources-interval", "n_intervals"))
+def source_heartbeats(_n: int | None) -> dict[str, dict[str, float]]:
+    """Which feeds' sources are alive (their heartbeats): QUIET rather than STALE."""
+    runtime.require_page(PATH)
+    return wallview.source_heartbeats(runtime.reader().heartbeats(), time.time())
 
 
 @callback(Output("wall-kpi-response", "children"),

@@ -489,7 +489,9 @@ class Poller(FeedReader):
         status = self.status
         ttl = int(max(HEALTH_TTL_SECONDS, 3 * self.config.interval_seconds
                       + self.config.timeout_seconds * self.config.page_retries))
-        payload = {"time": self.clock(), "feed": status.feed, "url": status.url,
+        # "source": the feed it keeps alive on the wall (QUIET, not STALE, between events).
+        payload = {"time": self.clock(), "feed": status.feed, "source": self.source,
+                   "url": status.url,
                    "state": "ok" if status.failures == 0 and status.last_success else "error",
                    "polls": status.polls, "failures": status.failures,
                    "last_success": status.last_success, "last_error": status.last_error,

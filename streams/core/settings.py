@@ -17,6 +17,9 @@ from streams.core.access import ROLES
 from streams.core.sessions import RoleTable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_FEED_STALE_AFTER = "cad=900,avl=120,shotspotter=3600,mutualink=3600,*=300"
+"""CAD: a call every few minutes even at night; AVL: units report every few seconds; gunshots
+and video shares are sparse, so they rely on their source's heartbeat (QUIET) more."""
 
 
 def _parse_bool(text: str) -> bool:
@@ -181,8 +184,11 @@ class Settings:
         "DISPATCH_RESPONSE_TARGETS", (420, 720, 1200, 1800, 3600),
         "Target seconds from received to on scene for P1..P5.", _parse_int_list,
     )
-    stale_after_seconds: int = _setting(
-        "DISPATCH_STALE_AFTER", 300, "A feed with no event for this long is shown stale.", int
+    feed_stale_after: RoleTable = _setting(
+        "DISPATCH_STALE_AFTER", RoleTable.parse(DEFAULT_FEED_STALE_AFTER),
+        "Seconds without an event after which a feed whose source sends no heartbeat is "
+        "STALE, per feed ('cad=900,avl=120,*=300'; one number: every feed).",
+        lambda text: RoleTable.parse(text if "=" in text else f"*={text}"),
     )
     hotspots_file: Path | None = _setting(
         "DISPATCH_HOTSPOTS_FILE", None,

@@ -355,9 +355,12 @@ def test_browser_logic_matches_python(stack: Stack, page_for: Callable[..., Any]
                  "avl": {"event_time": now - 1000, "seen": None},
                  "shotspotter": {"event_time": None, "seen": None}}
     sources = ["cad", "avl", "shotspotter", "mutualink"]
+    limits = dict.fromkeys(sources, 300)
+    alive = {"avl": {"heard": now - 2, "until": now + 20}}
     assert page.evaluate(
-        "([f, s, now]) => window.dash_clientside.wall.feedHealth(f, s, now, 300)",
-        [freshness, sources, now]) == wallview.feed_health(freshness, sources, now, 300)
+        "([f, s, now, l, a]) => window.dash_clientside.wall.feedHealth(f, s, now, l, a)",
+        [freshness, sources, now, limits, alive]) == wallview.feed_health(
+            freshness, sources, now, limits, alive)
     alert = {"alert_id": "a", "lat": 41.76, "lon": -72.68, "detected_time": now}
     near = [{"call_id": f"n{m}", "lat": north_of(41.76, -72.68, m)[0], "lon": -72.68,
              "received_time": now + dt} for m in (0, 250, 499, 501) for dt in (-601, -10, 590)]
@@ -488,7 +491,8 @@ def test_qol_marks_and_kpis_follow_live_state(stack: Stack,
         row = page.inner_text(f"#wall-queue-list [data-call-id='{calls[0].call_id}']")
         assert "NOI" in row
         reader = reader_of(stack)
-        expected = wallview.live_kpis(reader.open_calls(), reader.units())
+        expected = wallview.live_kpis(reader.open_calls(), reader.units(),
+                                      ("North", "Central", "South"))
         page.wait_for_function(
             "n => document.getElementById('wall-kpi-open').textContent === String(n)",
             arg=expected["open"])

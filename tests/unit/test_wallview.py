@@ -150,7 +150,7 @@ def test_live_kpis_counts() -> None:
                                                      district="South"),
     ]
     units = [unit("u1"), unit("u2", "dispatched"), unit("u3"), unit("u4", "out_of_service")]
-    assert wv.live_kpis(calls, units) == {
+    assert wv.live_kpis(calls, units, ("North", "Central", "South")) == {
         "open": 7, "pending_p1": 2, "pending_p2": 1,
         "qol_backlog": {"North": 2, "Central": 0, "South": 1}, "units_available": 2,
     }
@@ -281,7 +281,8 @@ def test_feed_health_live_stale_none() -> None:
         "avl": {"event_time": NOW - 420, "seen": None},
         "shotspotter": {"event_time": None, "seen": None},
     }
-    health = wv.feed_health(freshness, ("cad", "avl", "shotspotter", "mutualink"), NOW, 300)
+    health = wv.feed_health(freshness, ("cad", "avl", "shotspotter", "mutualink"), NOW,
+                            dict.fromkeys(("cad", "avl", "shotspotter", "mutualink"), 300))
     assert [(h["source"], h["state"], h["text"]) for h in health] == [
         ("cad", "live", "live"), ("avl", "stale", "STALE 7 min"),
         ("shotspotter", "none", "no data"), ("mutualink", "none", "no data"),

@@ -1,0 +1,69 @@
+"""dashboard/wallview.py against the wall's one table of cases (tests/cases/wall_rules.json).
+
+assets/wall.js is checked against the same table in tests/browser/test_wall_rules.py, so
+the two sides of each rule (ageing, queue order, feed health, alert fading) cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard import wallview
+
+CASES: dict[str, Any] = json.loads(
+    (Path(__file__).parents[1] / "cases" / "wall_rules.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize(("call", "now", "level"), CASES["aging_level"])
+def test_aging_level(call: dict[str, Any], now: float, level: str) -> None:
+    assert wallview.aging_level(call, now, CASES["pending_targets"]) == level
+
+
+@pytest.mark.parametrize("case", CASES["queue_order"])
+def test_queue_order(case: dict[str, Any]) -> None:
+    assert [c["call_id"] for c in wallview.queue_order(case["calls"])] == case["order"]
+
+
+@pytest.mark.parametrize("case", CASES["feed_health"])
+def test_feed_health(case: dict[str, Any]) -> None:
+    health = wallview.feed_health(case["freshness"], [row[0] for row in case["expect"]],
+                                  case["now"], case["limits"], case["alive"])
+    assert [[h["source"], h["state"], h["text"]] for h in health] == case["expect"]
+
+
+@pytest.mark.parametrize(("age", "active", "opacity"), CASES["alert_opacity"])
+def test_alert_opacity(age: float, active: float, opacity: float) -> None:
+    assert wallview.alert_opacity(age, active) == opacity
+
+
+def test_table_covers_every_feed_state() -> None:
+    """Each state of FEED_STATES has a case, so none is left to one side's reading."""
+    states = {row[1] for case in CASES["feed_health"] for row in case["expect"]}
+    assert states == set(wallview.FEED_STATES)
+
+
+@pytest.mark.parametrize(("process", "payload", "sources"), [
+    ("simulator", {"seen": 5.0}, ("cad", "avl", "shotspotter", "mutualink")),
+    ("webhook", {"time": 5.0}, ("shotspotter",)),
+    ("poll:hartford-cad", {"time": 5.0, "state": "ok", "source": "cad"}, ("cad",)),
+    ("poll:hartford-cad", {"time": 5.0, "state": "error", "source": "cad"}, ()),
+    ("poll:old-version", {"time": 5.0, "state": "ok"}, ()),
+    ("browser-consumer", {"time": 5.0}, ()),
+])
+def test_vouched_sources(process: str, payload: dict[str, Any],
+                         sources: tuple[str, ...]) -> None:
+    """A heartbeat keeps alive only the feeds its process delivers (a failing poll: none)."""
+    assert wallview.vouched_sources(process, payload) == sources
+
+
+def test_source_heartbeats_keep_the_newest_and_longest() -> None:
+    beats = [("webhook", {"time": 990.0}, 20.0), ("simulator", {"seen": 995.0}, 5.0),
+             ("push-1", {"time": 999.0}, 30.0)]
+    alive = wallview.source_heartbeats(beats, now=1000.0)
+    assert alive["shotspotter"] == {"heard": 995.0, "until": 1020.0}
+    assert alive["cad"] == {"heard": 995.0, "until": 1005.0}
+    assert set(alive) == {"cad", "avl", "shotspotter", "mutualink"}
