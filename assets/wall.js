@@ -76,6 +76,23 @@
   function queueOrder(calls) {
     return calls.filter(function (c) { return OPEN[c.status] === 1; }).sort(queueCompare);
   }
+  function keepRank(c) {
+    if ((c.priority || 5) <= 2) { return 0; }
+    return c.status === "pending" ? 1 : 2;
+  }
+  function queueRows(calls, fit) {
+    var ordered = queueOrder(calls), index = ordered.map(function (_c, i) { return i; });
+    index.sort(function (a, b) { return (keepRank(ordered[a]) - keepRank(ordered[b])) || a - b; });
+    var shown = new Set(index.slice(0, Math.max(0, fit))), hidden = {}, rows = [];
+    ordered.forEach(function (c, i) {
+      if (shown.has(i)) { rows.push(c); return; }
+      var label = "P" + (c.priority || 5);
+      hidden[label] = (hidden[label] || 0) + 1;
+    });
+    var sorted = {};
+    Object.keys(hidden).sort().forEach(function (k) { sorted[k] = hidden[k]; });
+    return {shown: rows, hidden: sorted};
+  }
   // Durations and distances: the shared formatter of every page (assets/display.js).
   function formatAge(seconds) { return window.dispatchDisplay.duration(seconds); }
   function byDistanceThenId(key) {
@@ -84,14 +101,22 @@
       return String(a[key]) < String(b[key]) ? -1 : 1;
     };
   }
-  function nearestUnits(lat, lon, units, limit, speedKmh) {
-    var found = [];
+  function unitTier(kind, tiers) {
+    if (tiers == null) { return 0; }
+    for (var n = 0; n < tiers.length; n++) { if (tiers[n].indexOf(kind) >= 0) { return n; } }
+    return null;
+  }
+  function nearestUnits(lat, lon, units, limit, speedKmh, tiers) {
+    var found = [], byDistance = byDistanceThenId("unit_id");
     units.forEach(function (u) {
-      if (u.status !== "available" || !hasPosition(u)) { return; }
+      var tier = unitTier(u.unit_kind, tiers);
+      if (u.status !== "available" || !hasPosition(u) || tier === null) { return; }
       var d = haversineM(lat, lon, u.lat, u.lon);
-      found.push(Object.assign({}, u, {distance_m: d, eta_s: d / ((speedKmh || 40) / 3.6)}));
+      found.push({tier: tier, unit: Object.assign({}, u, {distance_m: d,
+        eta_s: d / ((speedKmh || 40) / 3.6)})});
     });
-    return found.sort(byDistanceThenId("unit_id")).slice(0, limit == null ? 3 : limit);
+    found.sort(function (a, b) { return (a.tier - b.tier) || byDistance(a.unit, b.unit); });
+    return found.slice(0, limit == null ? 3 : limit).map(function (f) { return f.unit; });
   }
   function linkedCalls(alert, calls, radiusM, windowS) {
     var found = [];
@@ -309,8 +334,9 @@
   function updateQueue() {
     var list = el("wall-queue-list");
     if (!list) { return; }
-    var ordered = queueOrder(Array.from(S.items.calls.values()));
-    var shown = ordered.slice(0, S.rowsFit), keep = new Set(), now = nowS();
+    var view = queueRows(Array.from(S.items.calls.values()), S.rowsFit);
+    var shown = view.shown, keep = new Set(), now = nowS();
+    S.hidden = view.hidden;
     for (var i = 0; i < shown.length; i++) {
       var c = shown[i], id = String(c.call_id), row = S.rows.get(id);
       var sig = S.sigs.calls.get(id);
@@ -329,10 +355,12 @@
     });
   }
   function updateQueueCounts() {
-    var open = S.items.calls.size, pending = 0, shown = Math.min(open, S.rowsFit);
+    var open = S.items.calls.size, pending = 0, hidden = S.hidden || {};
     S.items.calls.forEach(function (c) { if (c.status === "pending") { pending += 1; } });
     setText("wall-queue-count", open + " open · " + pending + " pending");
-    setText("wall-queue-more", open > shown ? "+ " + (open - shown) + " more not shown" :
+    // What did not fit, per priority: a commander knows what is below the fold.
+    var parts = Object.keys(hidden).map(function (p) { return hidden[p] + " " + p; });
+    setText("wall-queue-more", parts.length ? "Not shown: " + parts.join(" · ") :
       (open ? "" : "No open calls"));
   }
   /* Counts (KPI tiles, the queue's "N open" lines) change with nearly every event of a
@@ -426,14 +454,16 @@
       return;
     }
     var units = nearestUnits(alert.lat, alert.lon, Array.from(S.items.units.values()), 3,
-                             S.config.speed_kmh);
+                             S.config.speed_kmh, S.config.suggest.gunshot ||
+                             S.config.suggest["*"]);
     var calls = linkedCalls(alert, Array.from(S.items.calls.values()),
                             S.config.link_radius_m, S.config.link_window_s);
     var where = [alert.address, alert.neighborhood || alert.district].filter(Boolean).join(", ");
     var unitHtml = units.length ? units.map(function (u) {
-      return "<li><b>" + esc(u.callsign || u.unit_id) + "</b> " + esc(km(u.distance_m)) +
-        " · ETA ~" + esc(formatAge(u.eta_s)) + "</li>";
-    }).join("") : "<li>No available unit with a position</li>";
+      return "<li><b>" + esc(u.callsign || u.unit_id) + '</b> <span class="wb-kind">' +
+        esc(S.config.unit_kinds[u.unit_kind] || u.unit_kind || "?") + "</span> " +
+        esc(km(u.distance_m)) + " · ~" + esc(formatAge(u.eta_s)) + "</li>";
+    }).join("") : "<li>No available unit suited to gunfire</li>";
     var callHtml = calls.length ? calls.map(function (c) {
       return '<li data-call-id="' + esc(c.call_id) + '"><b>P' + esc(c.priority) + "</b> " +
         esc(c.call_type || c.category) + " · " + esc(c.address) + " · " +
@@ -446,8 +476,9 @@
     var html = '<div class="wb-title"><span class="wb-icon">⚠</span> GUNSHOT ALERT · ' +
       esc(alert.rounds || 1) + " round" + (alert.rounds === 1 ? "" : "s") + " · " +
       '<span class="wb-age"></span> ago · ' + esc(where) + '</div><div class="wb-cols"><div>' +
-      '<h4 title="ETA in a straight line at ' + esc(S.config.speed_kmh) + ' km/h">' +
-      "Nearest available · " + esc(S.config.speed_kmh) + " km/h</h4><ol>" + unitHtml +
+      // The ETA is what it is: a straight line at an assumed road speed, not a route.
+      "<h4>Nearest suited · ETA: straight line at " + esc(S.config.speed_kmh) +
+      " km/h</h4><ol>" + unitHtml +
       "</ol></div><div><h4>Calls ≤ " + esc(S.config.link_radius_m) + " m · " +
       esc(S.config.link_window_s / 60) + " min</h4><ul>" + callHtml + "</ul></div></div>";
     if (banner._html !== html) { banner.innerHTML = html; banner._html = html; }
@@ -784,7 +815,7 @@
       render: render, toggleSound: toggleSound, sources: sources,
       boundaryStyle: boundaryStyle, boundaryFeature: boundaryFeature,
       hotspotStyle: hotspotStyle, hotspotPoint: hotspotPoint,
-      agingLevel: agingLevel, queueOrder: queueOrder, formatAge: formatAge,
+      agingLevel: agingLevel, queueOrder: queueOrder, queueRows: queueRows, formatAge: formatAge,
       nearestUnits: nearestUnits, linkedCalls: linkedCalls, alertOpacity: alertOpacity,
       feedHealth: feedHealth, haversineM: haversineM,
       _state: S,

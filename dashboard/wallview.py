@@ -146,6 +146,29 @@ def queue_order(calls: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return sorted((c for c in calls if c.get("status") in OPEN_STATUSES), key=queue_sort_key)
 
 
+def keep_rank(call: Mapping[str, Any]) -> int:
+    """Which rows a queue too short for every call keeps: P1/P2 in any state, then the
+    other pending calls, then the rest."""
+    if int(call.get("priority") or 5) <= 2:
+        return 0
+    return 1 if call.get("status") == "pending" else 2
+
+
+def queue_rows(calls: Iterable[Mapping[str, Any]], fit: int) -> dict[str, Any]:
+    """The ``fit`` rows the wall queue shows (chosen by keep_rank, listed in queue order)
+    and how many it could not show per priority ("P3": 2, ...), for its "not shown" line."""
+    ordered = queue_order(calls)
+    kept = sorted(range(len(ordered)), key=lambda i: (keep_rank(ordered[i]), i))[:max(0, fit)]
+    shown = set(kept)
+    hidden: dict[str, int] = {}
+    for i, call in enumerate(ordered):
+        if i not in shown:
+            label = f"P{int(call.get('priority') or 5)}"
+            hidden[label] = hidden.get(label, 0) + 1
+    return {"shown": [ordered[i] for i in sorted(shown)],
+            "hidden": dict(sorted(hidden.items()))}
+
+
 format_age = display.duration
 """Ages and durations: the shared formatter of every page (streams.core.display)."""
 
@@ -225,17 +248,30 @@ def _summary_row(label: str, values: list[float], target: float | None) -> dict[
 
 # --- gunshot banner -----------------------------------------------------------------------
 
+def unit_tier(kind: str | None, tiers: Sequence[Sequence[str]] | None) -> int | None:
+    """Index of the first tier listing ``kind`` (0 when ``tiers`` is None: any kind), or
+    None when the kind may not be suggested (streams.core.suggestions)."""
+    if tiers is None:
+        return 0
+    return next((n for n, tier in enumerate(tiers) if kind in tier), None)
+
+
 def nearest_units(lat: float, lon: float, units: Iterable[Mapping[str, Any]],
-                  limit: int = 3) -> list[dict[str, Any]]:
-    """The ``limit`` closest available units with positions, with distance_m and eta_s."""
+                  limit: int = 3, tiers: Sequence[Sequence[str]] | None = None,
+                  ) -> list[dict[str, Any]]:
+    """The ``limit`` closest available units with positions of a kind ``tiers`` allows,
+    the first tier's by distance, then the next tiers' to fill; with distance_m and eta_s."""
     found = []
     for unit in units:
         if unit.get("status") != "available" or not _has_position(unit):
             continue
+        tier = unit_tier(unit.get("unit_kind"), tiers)
+        if tier is None:
+            continue
         distance = haversine_m(lat, lon, float(unit["lat"]), float(unit["lon"]))
-        found.append({**unit, "distance_m": distance, "eta_s": eta_s(distance)})
-    found.sort(key=lambda u: (u["distance_m"], str(u.get("unit_id", ""))))
-    return found[:limit]
+        found.append((tier, {**unit, "distance_m": distance, "eta_s": eta_s(distance)}))
+    found.sort(key=lambda pair: (pair[0], pair[1]["distance_m"], str(pair[1].get("unit_id", ""))))
+    return [unit for _, unit in found[:limit]]
 
 
 def linked_calls(alert: Mapping[str, Any], calls: Iterable[Mapping[str, Any]],
@@ -264,10 +300,13 @@ def linked_calls(alert: Mapping[str, Any], calls: Iterable[Mapping[str, Any]],
 
 
 def gunshot_banner(alert: Mapping[str, Any], units: Iterable[Mapping[str, Any]],
-                   calls: Iterable[Mapping[str, Any]], limit: int = 3) -> dict[str, Any]:
-    """Everything the banner of one alert shows: the alert, nearest units, linked calls."""
+                   calls: Iterable[Mapping[str, Any]], limit: int = 3,
+                   tiers: Sequence[Sequence[str]] | None = None) -> dict[str, Any]:
+    """Everything the banner of one alert shows: the alert, nearest units of the kinds
+    ``tiers`` allows for gunfire (Settings.suggest_units "gunshot"), linked calls."""
     return {"alert": dict(alert),
-            "units": nearest_units(float(alert["lat"]), float(alert["lon"]), units, limit),
+            "units": nearest_units(float(alert["lat"]), float(alert["lon"]), units, limit,
+                                   tiers),
             "calls": linked_calls(alert, calls)}
 
 

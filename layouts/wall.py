@@ -27,6 +27,7 @@ from streams.core import geography
 from streams.core.actions import OUTCOMES
 from streams.core.keys import ALERT_ACTIVE_SECONDS, SOURCES
 from streams.core.settings import Settings
+from streams.core.suggestions import UNIT_KIND_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,8 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "banner_s": BANNER_SECONDS,
         "category_abbrev": wallview.CATEGORY_ABBREV,
         "unit_status": wallview.UNIT_STATUS_LABELS,
+        "unit_kinds": UNIT_KIND_LABELS,
+        "suggest": settings.suggest_units.as_config(),
         "districts": districts(settings),
         "outcomes": dict(OUTCOMES),
     }

@@ -15,6 +15,7 @@ from typing import Any
 
 from streams.core.access import ROLES
 from streams.core.sessions import RoleTable
+from streams.core.suggestions import DEFAULT_SUGGESTIONS, SuggestionTable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FEED_STALE_AFTER = "cad=900,avl=120,shotspotter=3600,mutualink=3600,*=300"
@@ -189,6 +190,12 @@ class Settings:
         "Seconds without an event after which a feed whose source sends no heartbeat is "
         "STALE, per feed ('cad=900,avl=120,*=300'; one number: every feed).",
         lambda text: RoleTable.parse(text if "=" in text else f"*={text}"),
+    )
+    suggest_units: SuggestionTable = _setting(
+        "DISPATCH_SUGGEST_UNITS", SuggestionTable.parse(DEFAULT_SUGGESTIONS),
+        "Unit kinds the wall may suggest per call class ('gunshot=patrol,k9; "
+        "qol=cso,sro>patrol; *=patrol'; '>' ranks tiers); unlisted kinds never.",
+        SuggestionTable.parse,
     )
     hotspots_file: Path | None = _setting(
         "DISPATCH_HOTSPOTS_FILE", None,

@@ -70,11 +70,11 @@ def step(call_id: str, kind: str, unit_id: str | None = None) -> CallEvent:
 
 
 def unit(unit_id: str, status: str, lat: float, lon: float, when: float | None = None,
-         ) -> UnitEvent:
+         kind: str = "patrol") -> UnitEvent:
     when = time.time() if when is None else when
     return UnitEvent(event_id=f"{unit_id}-{when:.3f}-{uuid.uuid4().hex[:4]}",
                      event_time=at(when), source="test", unit_id=unit_id,
-                     unit_kind="patrol", status=status, lat=lat, lon=lon,
+                     unit_kind=kind, status=status, lat=lat, lon=lon,
                      callsign=unit_id, district="Central")
 
 
@@ -278,14 +278,18 @@ def test_push_restart_page_catches_up_without_gap(stack: Stack,
 
 def test_gunshot_banner_lists_nearest_units_and_linked_calls(
         stack: Stack, page_for: Callable[..., Any]) -> None:
-    """A new gunshot alert raises a banner with the nearest available units and nearby calls."""
+    """A new gunshot alert raises a banner with the nearest available units suited to
+    gunfire (never the CSO or SRO standing closer), their kind, and nearby calls."""
     page = open_wall(page_for)
     tag = uuid.uuid4().hex[:6]
     lat, lon = 41.7400, -72.7050
     units = [unit(f"G{tag}near", "available", *north_of(lat, lon, 300)),
              unit(f"G{tag}mid", "available", *north_of(lat, lon, 900)),
              unit(f"G{tag}busy", "dispatched", *north_of(lat, lon, 50)),
-             unit(f"G{tag}far", "available", *north_of(lat, lon, 2500))]
+             unit(f"G{tag}far", "available", *north_of(lat, lon, 2500)),
+             unit(f"G{tag}cso", "available", *north_of(lat, lon, 100), kind="cso"),
+             unit(f"G{tag}sro", "available", *north_of(lat, lon, 150), kind="sro"),
+             unit(f"G{tag}k9", "available", *north_of(lat, lon, 1200), kind="k9")]
     linked = new_call(f"G{tag}-shots", priority=1, call_type="Shots fired", age_s=60,
                       lat=north_of(lat, lon, 200)[0], lon=lon, address="12 Linked Ave")
     unlinked = new_call(f"G{tag}-far", priority=3, age_s=60, lat=north_of(lat, lon, 900)[0],
@@ -293,7 +297,7 @@ def test_gunshot_banner_lists_nearest_units_and_linked_calls(
     publish_events(stack, [*units, linked, unlinked])
     reader = reader_of(stack)
     wait_until(lambda: reader.call(unlinked.call_id) is not None
-               and len([u for u in reader.units() if u["unit_id"].startswith(f"G{tag}")]) == 4,
+               and len([u for u in reader.units() if u["unit_id"].startswith(f"G{tag}")]) == 7,
                "the consumer to apply the units and calls")
     alert = shot(f"S{tag}", lat, lon, rounds=7)
     publish_events(stack, [alert])
@@ -304,17 +308,22 @@ def test_gunshot_banner_lists_nearest_units_and_linked_calls(
         assert "GUNSHOT ALERT" in text and "7 rounds" in text
         state = reader.snapshot()
         stored = next(a for a in state["alerts"] if a["alert_id"] == alert.alert_id)
-        expected = wallview.gunshot_banner(stored, state["units"], state["calls"])
+        tiers = stack.settings.suggest_units.for_class("gunshot")
+        expected = wallview.gunshot_banner(stored, state["units"], state["calls"], tiers=tiers)
         shown_units = page.eval_on_selector_all("#wall-banner ol li b",
                                                 "bs => bs.map(b => b.textContent)")
         assert shown_units == [u["unit_id"] for u in expected["units"]]
-        assert shown_units[:2] == [f"G{tag}near", f"G{tag}mid"]
-        assert f"G{tag}busy" not in shown_units
+        assert shown_units == [f"G{tag}near", f"G{tag}mid", f"G{tag}k9"]
+        assert not {f"G{tag}busy", f"G{tag}cso", f"G{tag}sro"} & set(shown_units)
+        kinds = page.eval_on_selector_all("#wall-banner ol li .wb-kind",
+                                          "ks => ks.map(k => k.textContent)")
+        assert kinds == ["Patrol", "Patrol", "K9"]
+        assert "ETA: straight line at 40 km/h" in text
         nearest = expected["units"][0]
         assert nearest["distance_m"] == pytest.approx(300, abs=1)
         assert nearest["eta_s"] == pytest.approx(27, abs=0.1)  # 300 m at 40 km/h
-        assert f"{round(nearest['distance_m'])} m · ETA ~{wallview.format_age(nearest['eta_s'])}" \
-            in text
+        eta = wallview.format_age(nearest["eta_s"])
+        assert f"Patrol {round(nearest['distance_m'])} m · ~{eta}" in text
         linked_ids = page.eval_on_selector_all("#wall-banner ul li[data-call-id]",
                                                "lis => lis.map(li => li.dataset.callId)")
         assert linked_ids == [c["call_id"] for c in expected["calls"]]
@@ -371,12 +380,18 @@ def test_browser_logic_matches_python(stack: Stack, page_for: Callable[..., Any]
     assert [c[0] for c in js_linked] == [c[0] for c in py_linked]
     assert all(math.isclose(j[1], p[1], abs_tol=1e-6) for j, p in zip(js_linked, py_linked,
                                                                        strict=True))
-    units = [{"unit_id": f"u{m}", "status": "available" if m % 2 else "dispatched",
-              "lat": north_of(41.76, -72.68, m)[0], "lon": -72.68} for m in range(50, 4000, 130)]
+    kinds = ("patrol", "cso", "k9", "sro", "conditions")
+    # (every third one busy: a status the ranking must skip)
+    units = [{"unit_id": f"u{m}", "status": "dispatched" if n % 3 == 0 else "available",
+              "unit_kind": kinds[n % 5], "lat": north_of(41.76, -72.68, m)[0], "lon": -72.68}
+             for n, m in enumerate(range(50, 4000, 130))]
+    tiers = [["cso", "sro"], ["patrol"]]
     js_units = page.evaluate(
-        "([us]) => window.dash_clientside.wall.nearestUnits(41.76, -72.68, us, 3, 40)"
-        ".map(u => [u.unit_id, u.eta_s])", [units])
-    py_units = [[u["unit_id"], u["eta_s"]] for u in wallview.nearest_units(41.76, -72.68, units)]
+        "([us, t]) => window.dash_clientside.wall.nearestUnits(41.76, -72.68, us, 3, 40, t)"
+        ".map(u => [u.unit_id, u.eta_s])", [units, tiers])
+    py_units = [[u["unit_id"], u["eta_s"]]
+                for u in wallview.nearest_units(41.76, -72.68, units, 3, tiers)]
+    assert len(py_units) == 3
     assert [u[0] for u in js_units] == [u[0] for u in py_units]
     assert all(math.isclose(j[1], p[1], rel_tol=1e-9) for j, p in zip(js_units, py_units,
                                                                        strict=True))

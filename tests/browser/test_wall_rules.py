@@ -23,6 +23,10 @@ def test_wall_js_follows_the_rule_table(stack: Stack, page_for: Callable[..., An
         f"cases => cases.map(k => {wall}.queueOrder(k.calls).map(c => c.call_id))",
         CASES["queue_order"])
     assert orders == [case["order"] for case in CASES["queue_order"]]
+    rows = page.evaluate(
+        f"cases => cases.map(k => {{ const v = {wall}.queueRows(k.calls, k.fit);"
+        " return [v.shown.map(c => c.call_id), v.hidden]; })", CASES["queue_rows"])
+    assert rows == [[case["shown"], case["hidden"]] for case in CASES["queue_rows"]]
     health = page.evaluate(
         f"cases => cases.map(k => {wall}.feedHealth(k.freshness, k.expect.map(r => r[0]),"
         " k.now, k.limits, k.alive).map(h => [h.source, h.state, h.text]))",
@@ -32,3 +36,7 @@ def test_wall_js_follows_the_rule_table(stack: Stack, page_for: Callable[..., An
         f"cases => cases.map(([age, active]) => {wall}.alertOpacity(age, active))",
         CASES["alert_opacity"])
     assert opacity == [case[2] for case in CASES["alert_opacity"]]
+    nearest = page.evaluate(
+        f"cases => cases.map(k => {wall}.nearestUnits(k.lat, k.lon, k.units, k.limit, 40,"
+        " k.tiers).map(u => u.unit_id))", CASES["nearest_units"])
+    assert nearest == [case["expect"] for case in CASES["nearest_units"]]

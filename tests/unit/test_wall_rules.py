@@ -28,6 +28,14 @@ def test_queue_order(case: dict[str, Any]) -> None:
     assert [c["call_id"] for c in wallview.queue_order(case["calls"])] == case["order"]
 
 
+@pytest.mark.parametrize("case", CASES["queue_rows"])
+def test_queue_rows(case: dict[str, Any]) -> None:
+    """A short queue keeps every P1/P2 and the pending calls, and counts what it hid."""
+    view = wallview.queue_rows(case["calls"], case["fit"])
+    assert [c["call_id"] for c in view["shown"]] == case["shown"]
+    assert view["hidden"] == case["hidden"]
+
+
 @pytest.mark.parametrize("case", CASES["feed_health"])
 def test_feed_health(case: dict[str, Any]) -> None:
     health = wallview.feed_health(case["freshness"], [row[0] for row in case["expect"]],
@@ -38,6 +46,13 @@ def test_feed_health(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize(("age", "active", "opacity"), CASES["alert_opacity"])
 def test_alert_opacity(age: float, active: float, opacity: float) -> None:
     assert wallview.alert_opacity(age, active) == opacity
+
+
+@pytest.mark.parametrize("case", CASES["nearest_units"])
+def test_nearest_units(case: dict[str, Any]) -> None:
+    found = wallview.nearest_units(case["lat"], case["lon"], case["units"], case["limit"],
+                                   case["tiers"])
+    assert [u["unit_id"] for u in found] == case["expect"]
 
 
 def test_table_covers_every_feed_state() -> None:
