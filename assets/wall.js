@@ -555,8 +555,24 @@
     setText("wall-clock", !lost ? S.clockFmt.format(new Date()) :
       (heard ? "Updated " + formatAge(now - heard / 1000) + " ago" : "No live data yet"));
   }
+  /* Night palette: from hours[0] to hours[1] city time (over midnight when from > to). */
+  function nightAt(hour, hours) {
+    if (!hours || hours.length !== 2 || hours[0] === hours[1]) { return false; }
+    return hours[0] < hours[1] ? hour >= hours[0] && hour < hours[1] :
+      hour >= hours[0] || hour < hours[1];
+  }
+  function applyPalette() {
+    if (!S.root) { return; }
+    var hour = Number(S.hourFmt.format(new Date())) % 24;
+    var want = S.config.palette || (nightAt(hour, S.config.night_hours) ? "night" : "day");
+    if (S.root.getAttribute("data-palette") === want) { return; }
+    S.root.setAttribute("data-palette", want);
+    // The markers' sprites are measured from the CSS: measure them again in the new colours.
+    if (S.marks) { S.marks.relayout(); }
+  }
   function tick() {
     var now = nowS();
+    applyPalette();
     paintClock(now, liveLost());
     tickQueue(now);
     updateFeeds(now);
@@ -611,6 +627,8 @@
     S.config = config;
     S.clockFmt = new Intl.DateTimeFormat("en-US", {timeZone: config.timezone,
       weekday: "short", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
+    S.hourFmt = new Intl.DateTimeFormat("en-GB", {timeZone: config.timezone, hour: "2-digit",
+                                                  hourCycle: "h23"});
     watchQueueSize();
     document.addEventListener("pointerdown", function () {
       if (soundOn()) { audioContext(); }
@@ -817,7 +835,7 @@
       hotspotStyle: hotspotStyle, hotspotPoint: hotspotPoint,
       agingLevel: agingLevel, queueOrder: queueOrder, queueRows: queueRows, formatAge: formatAge,
       nearestUnits: nearestUnits, linkedCalls: linkedCalls, alertOpacity: alertOpacity,
-      feedHealth: feedHealth, haversineM: haversineM,
+      feedHealth: feedHealth, haversineM: haversineM, nightAt: nightAt,
       _state: S,
     },
   });

@@ -158,6 +158,7 @@ def client_config(settings: Settings) -> dict[str, Any]:
     """What wall.js needs to know: time zone, targets and the labels shared with Python."""
     return {
         "timezone": settings.timezone,
+        "night_hours": list(settings.wall_night_hours),
         "pending_targets": list(settings.pending_targets),
         "warn_fraction": wallview.WARN_FRACTION,
         "feed_limits": {source: settings.feed_stale_after.of(source) for source in SOURCES},
@@ -265,9 +266,15 @@ def _header() -> Component:
     ], className="wall-header")
 
 
-def layout(mode: str | None = None, **_query: Any) -> Component:
-    """The wall page; ``?mode=poll`` polls the read API every second instead of push."""
+PALETTES = ("day", "night")
+
+
+def layout(mode: str | None = None, palette: str | None = None, **_query: Any) -> Component:
+    """The wall page; ``?mode=poll`` polls the read API every second instead of push;
+    ``?palette=night`` (or ``day``) fixes the palette, else DISPATCH_WALL_NIGHT_HOURS."""
     settings = runtime.settings()
+    config = {**client_config(settings),
+              "palette": palette if palette in PALETTES else None}
     polling = mode == "poll"
     if polling:
         feed: list[Component] = [dcc.Store(id="wall-poll-store"),
@@ -278,7 +285,7 @@ def layout(mode: str | None = None, **_query: Any) -> Component:
         feed = live_components()
     return html.Div([
         *feed,
-        dcc.Store(id="wall-settings", data=client_config(settings)),
+        dcc.Store(id="wall-settings", data=config),
         dcc.Store(id="wall-rendered"),
         dcc.Interval(id="wall-response-interval", interval=RESPONSE_REFRESH_MS),
         dcc.Store(id="wall-sources"), dcc.Store(id="wall-sources-drawn"),

@@ -191,6 +191,11 @@ class Settings:
         "STALE, per feed ('cad=900,avl=120,*=300'; one number: every feed).",
         lambda text: RoleTable.parse(text if "=" in text else f"*={text}"),
     )
+    wall_night_hours: tuple[int, ...] = _setting(
+        "DISPATCH_WALL_NIGHT_HOURS", (20, 6),
+        "City hours 'from,to' when /wall uses its night palette (empty: never; "
+        "?palette=night or ?palette=day overrides).", _parse_int_list,
+    )
     suggest_units: SuggestionTable = _setting(
         "DISPATCH_SUGGEST_UNITS", SuggestionTable.parse(DEFAULT_SUGGESTIONS),
         "Unit kinds the wall may suggest per call class ('gunshot=patrol,k9; "
@@ -290,6 +295,10 @@ class Settings:
             raise ValueError("DISPATCH_PENDING_TARGETS and DISPATCH_RESPONSE_TARGETS need 5 values")
         if self.sim_speed <= 0:
             raise ValueError("DISPATCH_SIM_SPEED must be above 0")
+        if self.wall_night_hours and (len(self.wall_night_hours) != 2 or not all(
+                0 <= hour <= 23 for hour in self.wall_night_hours)):
+            raise ValueError("DISPATCH_WALL_NIGHT_HOURS needs two hours 0..23 ('20,6') or "
+                             "nothing")
         if not 0 < self.push_heartbeat_seconds <= 2:
             raise ValueError("DISPATCH_PUSH_HEARTBEAT_SECONDS must be above 0 and at most 2 "
                              "(pages call a link silent for a few seconds lost)")
