@@ -109,7 +109,8 @@
     },
     unit: function (look) {
       return ['<div class="wm-anchor"><div class="wm wm-unit st-' + look.status +
-              '"></div></div>', function (node) { return boxStyle(node.firstChild); }];
+              (look.stale ? " wm-stale" : "") + '"></div></div>',
+              function (node) { return boxStyle(node.firstChild); }];
     },
     shot: function () {
       return ['<div class="wm wm-shot"><span></span></div>', function (node) {
@@ -175,7 +176,7 @@
 
   function lookKey(look) {
     return [look.shape, look.priority, look.pending, look.tag, look.status, look.letter,
-            look.rounds].join("|");
+            look.rounds, look.stale].join("|");
   }
 
   // --- the layer --------------------------------------------------------------------------

@@ -236,12 +236,14 @@
               tag: x.qol ? (S.config.category_abbrev[x.category] || "QOL") : ""};
     }
     if (kind === "units") {
-      return {shape: "unit", status: x.status,
+      return {shape: "unit", status: x.status, stale: unitStale(x, nowS()),
               letter: (S.config.unit_status[x.status] || ["?"])[0]};
     }
     if (kind === "alerts") { return {shape: "shot", rounds: x.rounds || 1}; }
     return {shape: "share"};
   }
+  /* A unit not heard from for unit_stale_s: where it is drawn may be long behind it. */
+  function unitStale(unit, now) { return unit.time == null || now - unit.time > S.config.unit_stale_s; }
   /* Every look a call or unit can have, for S.marks.prepare. */
   function expectedLooks() {
     var looks = [], tags = [""].concat(Object.keys(S.config.category_abbrev).map(function (c) {
@@ -255,7 +257,10 @@
       });
     });
     Object.keys(S.config.unit_status).forEach(function (status) {
-      looks.push({shape: "unit", status: status, letter: S.config.unit_status[status][0]});
+      [false, true].forEach(function (stale) {
+        looks.push({shape: "unit", status: status, stale: stale,
+                    letter: S.config.unit_status[status][0]});
+      });
     });
     [1, 2, 3, 4, 5, 6, 7, 8, 9].forEach(function (rounds) {
       looks.push({shape: "shot", rounds: rounds});
@@ -269,9 +274,9 @@
   function drawMarker(kind, id) {
     var x = S.items[kind].get(id);
     if (!x || !hasPosition(x)) { removeMarker(kind, id); return; }
-    var alpha = kind === "alerts" ?
-      alertOpacity(nowS() - x.detected_time, S.config.alert_active_s) : 1;
-    S.marks.set(kind, id, x.lat, x.lon, lookOf(kind, x), alpha);
+    var look = lookOf(kind, x), alpha = kind === "alerts" ?
+      alertOpacity(nowS() - x.detected_time, S.config.alert_active_s) : (look.stale ? 0.6 : 1);
+    S.marks.set(kind, id, x.lat, x.lon, look, alpha);
   }
   function removeMarker(kind, id) { if (S.marks) { S.marks.remove(kind, id); } }
   function updateMap(kind, diff) {
@@ -535,6 +540,12 @@
   }
   function tickAlerts(now) {
     if (!S.marks) { return; }
+    // Units turn stale with time alone: redraw those whose look just changed (set() skips
+    // a mark whose look is the same).
+    S.items.units.forEach(function (u, id) {
+      var mark = S.marks.items.units.get(id);
+      if (mark && mark.look.stale !== unitStale(u, now)) { drawMarker("units", id); }
+    });
     S.items.alerts.forEach(function (a, id) {
       if (now - a.detected_time > S.config.alert_active_s) { removeMarker("alerts", id); return; }
       drawMarker("alerts", id);  // fading: a new opacity every second

@@ -159,6 +159,7 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return {
         "timezone": settings.timezone,
         "night_hours": list(settings.wall_night_hours),
+        "unit_stale_s": settings.unit_stale_seconds,
         "pending_targets": list(settings.pending_targets),
         "warn_fraction": wallview.WARN_FRACTION,
         "feed_limits": {source: settings.feed_stale_after.of(source) for source in SOURCES},
@@ -253,6 +254,8 @@ def _legend() -> Component:
         _key(html.Span(html.Span("3"), className="wm wm-shot"), "Gunshot"),
         _key(html.Span(className="wm wl-hotspot"), "Hot spot"),
         _key(html.Span(className="wm wm-share wl-camera"), "Video"),
+        # A unit not heard from for DISPATCH_UNIT_STALE_AFTER: its position may be old.
+        _key(html.Span("A", className="wm wm-unit st-available wm-stale"), "Stale"),
     ], id="wall-legend", className="wall-legend")
 
 

@@ -191,6 +191,10 @@ class Settings:
         "STALE, per feed ('cad=900,avl=120,*=300'; one number: every feed).",
         lambda text: RoleTable.parse(text if "=" in text else f"*={text}"),
     )
+    unit_stale_seconds: int = _setting(
+        "DISPATCH_UNIT_STALE_AFTER", 180,
+        "Seconds after a unit's last report when /wall draws it as stale (grey, faded).", int,
+    )
     wall_night_hours: tuple[int, ...] = _setting(
         "DISPATCH_WALL_NIGHT_HOURS", (20, 6),
         "City hours 'from,to' when /wall uses its night palette (empty: never; "

@@ -523,7 +523,7 @@ def test_wall_screenshot_busy_board(stack: Stack, page_for: Callable[..., Any],
         words = page.eval_on_selector_all("#wall-legend .wl > span:last-child",
                                           "ns => ns.map(n => n.textContent)")
         assert words == ["Available", "Dispatched", "En route", "On scene", "Out", "Pending",
-                         "Assigned", "QoL", "Gunshot", "Hot spot", "Video"]
+                         "Assigned", "QoL", "Gunshot", "Hot spot", "Video", "Stale"]
         page.wait_for_timeout(300)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"wall-{viewport[0]}x{viewport[1]}.png"))
@@ -559,3 +559,21 @@ def test_qol_marks_and_kpis_follow_live_state(stack: Stack,
         assert all(is_qol(c.category or "") for c in calls)
     finally:
         clear_board(stack, [c.call_id for c in calls])
+
+
+def test_unit_not_heard_from_is_drawn_stale(stack: Stack, page_for: Callable[..., Any]) -> None:
+    """A unit whose last report is older than DISPATCH_UNIT_STALE_AFTER is drawn grey and
+    faded; its next report brings it back."""
+    page = open_wall(page_for)
+    tag = uuid.uuid4().hex[:6]
+    limit = stack.settings.unit_stale_seconds
+    fresh = unit(f"T{tag}fresh", "available", 41.765, -72.69)
+    old = unit(f"T{tag}old", "available", 41.755, -72.69, when=time.time() - limit - 120)
+    publish_events(stack, [fresh, old])
+    looks = """ids => ids.map(id => { const m = window.dash_clientside.wall._state.marks
+      .items.units.get(id); return m ? [m.look.stale, m.alpha] : null; })"""
+    page.wait_for_function(f"ids => ({looks})(ids).every(Boolean)",
+                           arg=[fresh.unit_id, old.unit_id])
+    assert page.evaluate(looks, [fresh.unit_id, old.unit_id]) == [[False, 1], [True, 0.6]]
+    publish_events(stack, [unit(old.unit_id, "available", 41.756, -72.69)])
+    page.wait_for_function(f"id => ({looks})([id])[0][0] === false", arg=old.unit_id)
