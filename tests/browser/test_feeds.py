@@ -48,6 +48,7 @@ def test_each_feed_is_judged_on_its_own(stack: Stack, page_for: Callable[..., An
               for source in ("cad", "avl", "shotspotter", "mutualink")}
     assert limits == {"cad": 900, "avl": 120, "shotspotter": 3600, "mutualink": 3600}
     now = time.time()
+    before = stack.redis.hgetall(stack.keys.freshness)
     stack.redis.hset(stack.keys.freshness, mapping={
         "cad": now - 30, "cad:seen": now - 30, "avl": now - 500, "avl:seen": now - 500,
         "shotspotter": now - 7200, "shotspotter:seen": now - 7200,
@@ -95,3 +96,7 @@ def test_each_feed_is_judged_on_its_own(stack: Stack, page_for: Callable[..., An
                    if source in {"shotspotter", "mutualink"})
     finally:
         stack.redis.delete(webhook)
+        # Put the feeds' clocks back, so later tests' walls do not show these STALE chips.
+        stack.redis.delete(stack.keys.freshness)
+        if before:
+            stack.redis.hset(stack.keys.freshness, mapping=before)
