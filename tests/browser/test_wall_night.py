@@ -27,8 +27,9 @@ def test_night_parameter_dims_the_wall_and_uses_the_night_priorities(
     assert lit["palette"] == "day" and dark["palette"] == "night"
     assert lit["prio1"].upper() == "#D55E00" and dark["prio1"].upper() == "#A94900"
     assert dark["background"] == "rgb(0, 0, 0)" and dark["text"] != lit["text"]
-    # The canvas markers are drawn in the night colours too (measured from the CSS).
-    assert night.evaluate("() => window.dash_clientside.wall._state.marks !== null")
+    # The canvas markers are drawn in the night colours too (measured from the CSS). The
+    # markers' canvas comes with the map's boundaries, which may load after the first board.
+    night.wait_for_function("() => window.dash_clientside.wall._state.marks !== null")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     night.screenshot(path=str(ARTIFACTS / f"wall-night-{FULL_HD[0]}x{FULL_HD[1]}.png"))
 
