@@ -147,6 +147,87 @@
     });
   }
 
+  /* Hot spots (mirror of streams.core.geography.HotSpot.contains and wallview's counts;
+   * both checked against tests/cases/wall_rules.json). ``area`` is wallview.hotspot_config. */
+  var METERS_PER_DEGREE_LAT = 111320.0;  // streams.core.geography.METERS_PER_DEGREE_LAT
+  function ringContains(ring, lon, lat) {
+    var inside = false, x1 = ring[ring.length - 1][0], y1 = ring[ring.length - 1][1];
+    for (var i = 0; i < ring.length; i++) {
+      var x2 = ring[i][0], y2 = ring[i][1];
+      if ((y2 > lat) !== (y1 > lat) && lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1)) {
+        inside = !inside;
+      }
+      x1 = x2; y1 = y2;
+    }
+    return inside;
+  }
+  function partContains(rings, lat, lon) {
+    var outline = rings[0], minLon = Infinity, maxLon = -Infinity, minLat = Infinity,
+      maxLat = -Infinity;
+    outline.forEach(function (v) {
+      minLon = Math.min(minLon, v[0]); maxLon = Math.max(maxLon, v[0]);
+      minLat = Math.min(minLat, v[1]); maxLat = Math.max(maxLat, v[1]);
+    });
+    if (!(minLon <= lon && lon <= maxLon && minLat <= lat && lat <= maxLat)) { return false; }
+    var hits = 0;
+    rings.forEach(function (ring) { if (ringContains(ring, lon, lat)) { hits += 1; } });
+    return hits % 2 === 1;
+  }
+  function distanceToLineM(lat, lon, points) {
+    var east = METERS_PER_DEGREE_LAT * Math.cos(lat * Math.PI / 180);
+    var xy = points.map(function (p) {
+      return [(p[1] - lon) * east, (p[0] - lat) * METERS_PER_DEGREE_LAT];
+    });
+    if (xy.length === 1) { return Math.hypot(xy[0][0], xy[0][1]); }
+    var best = Infinity;
+    for (var i = 0; i + 1 < xy.length; i++) {
+      var ax = xy[i][0], ay = xy[i][1], dx = xy[i + 1][0] - ax, dy = xy[i + 1][1] - ay;
+      var length2 = dx * dx + dy * dy;
+      var t = length2 === 0 ? 0 : Math.min(1, Math.max(0, -(ax * dx + ay * dy) / length2));
+      best = Math.min(best, Math.hypot(ax + t * dx, ay + t * dy));
+    }
+    return best;
+  }
+  function hotspotContains(area, lat, lon) {
+    if (area.parts && area.parts.length) {
+      return area.parts.some(function (rings) { return partContains(rings, lat, lon); });
+    }
+    return distanceToLineM(lat, lon, area.points) <= area.width_m;
+  }
+  var COUNT_FEEDS = {calls: "cad", alerts: "shotspotter"};  // wallview.COUNT_FEEDS
+  function countsKnown(states, connected) {
+    var known = {};
+    Object.keys(COUNT_FEEDS).forEach(function (kind) {
+      var state = (states || {})[COUNT_FEEDS[kind]];
+      known[kind] = Boolean(connected) && (state === "live" || state === "quiet");
+    });
+    return known;
+  }
+  function hotspotCounts(areas, calls, alerts, now, activeS, known) {
+    var kinds = {
+      calls: calls.filter(function (c) { return OPEN[c.status] === 1; }),
+      alerts: alerts.filter(function (a) {
+        return a.detected_time != null && now - a.detected_time <= activeS;
+      }),
+    };
+    var unplaced = {};
+    Object.keys(kinds).forEach(function (kind) {
+      unplaced[kind] = kinds[kind].some(function (x) { return !hasPosition(x); });
+    });
+    return areas.map(function (area) {
+      var row = {name: area.name};
+      Object.keys(kinds).forEach(function (kind) {
+        var inside = 0;
+        kinds[kind].forEach(function (x) {
+          if (hasPosition(x) && hotspotContains(area, x.lat, x.lon)) { inside += 1; }
+        });
+        row[kind] = known[kind] ? inside : null;
+        row[kind + "_floor"] = Boolean(known[kind]) && unplaced[kind];
+      });
+      return row;
+    });
+  }
+
   // --- small DOM helpers ------------------------------------------------------------------
   var ESC = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"};
   function esc(text) {
@@ -389,6 +470,7 @@
     S.countsAt = performance.now();
     updateQueueCounts();
     updateKpis();
+    updateHotspots(nowS());
   }
   function tickQueue(now) {
     S.rows.forEach(function (row, id) {
@@ -588,6 +670,7 @@
     tickQueue(now);
     updateFeeds(now);
     tickAlerts(now);
+    if (S.rendered > 0) { updateHotspots(now); }
     if (S.bannerAlert && now - S.bannerAlert.detected_time > S.config.banner_s) {
       updateBanner(now);
     } else { tickBanner(now); }
@@ -678,6 +761,7 @@
     // The clock and ages tick every second on their own; only new feed data repaints here.
     if (first) { tick(); } else if (freshnessChanged) { updateFeeds(now); }
     S.rendered += 1;
+    if (first) { updateHotspots(now); }
     var took = performance.now() - t0;
     window.wallRenderTimes.push(took);
     if (window.wallRenderTimes.length > 20000) { window.wallRenderTimes.splice(0, 10000); }
@@ -791,6 +875,7 @@
       S.map.once("unload", forgetMap);  // the page was left: its map is gone
       placeFlat(context);
       S.map.createPane("wallLabels").style.zIndex = 590;  // names under the markers' canvas
+      drawHotspots(S.map);
       S.marks = window.WallMarks.create(S.map, el("wall-root"));
       S.markers = S.marks.items;
       prepareMarks();
@@ -814,36 +899,176 @@
     S.labels.set(name, label);
     label.addTo(S.map);
   }
+  /* Room left of the city for the names of its western neighborhoods (they reach past the
+   * outline): two letters of the wall's text. */
+  function nameRoom() {
+    return 2 * (parseFloat(getComputedStyle(el("wall-root") || document.body).fontSize) || 13);
+  }
+  /* The hot-spot panel (top right of the map) gets the width the city leaves free at the
+   * scale it would have without the panel (a city taller than wide leaves room beside it on
+   * a 16:9 screen; long names wrap), and the city is fitted left of it, so the panel costs
+   * the map no scale. Where no room is free the panel lies over the map's corner. */
+  function fitCity(map) {
+    var panel = el("wall-hotspots"), right = 0;
+    if (panel) {
+      var zoom = map.getBoundsZoom(S.cityBounds, false, window.L.point(24, 24));
+      var city = map.project(S.cityBounds.getNorthEast(), zoom).x -
+        map.project(S.cityBounds.getSouthWest(), zoom).x;
+      var free = Math.floor(map.getSize().x - city - 24 - nameRoom());
+      panel.style.maxWidth = Math.max(0, free) + "px";
+      right = panel.offsetWidth && panel.offsetWidth <= free ? panel.offsetWidth : 0;
+    }
+    map.fitBounds(S.cityBounds, {paddingTopLeft: [nameRoom(), 12],
+                                 paddingBottomRight: [right + 12, 12], animate: false});
+  }
   /* The whole service area stays in view: Leaflet keeps its centre and zoom when its box
    * changes (the header wrapping, the banner, a resize), which cut off the south of the
    * city; refit the boundaries instead. */
   function keepCityInView(map) {
-    var box = map.getContainer(), last = null;
-    new ResizeObserver(function () {
-      var size = box.clientWidth + "x" + box.clientHeight;
+    var box = map.getContainer(), panel = el("wall-hotspots"), last = null;
+    var observer = new ResizeObserver(function () {
+      var size = box.clientWidth + "x" + box.clientHeight + "-" + (panel ? panel.offsetWidth : 0);
       if (size === last || S.map !== map || !S.cityBounds) { last = size; return; }
       last = size;
       map.invalidateSize({animate: false});
-      map.fitBounds(S.cityBounds, {padding: [12, 12], animate: false});
-    }).observe(box);
+      fitCity(map);
+    });
+    observer.observe(box);
+    if (panel) { observer.observe(panel); }
   }
-  function hotspotPoint(feature, latlng) {
-    var radius = (feature.properties && feature.properties.radius_m) || 150;
-    return window.L.circle(latlng, {radius: radius});
+
+  // --- hot spots: the areas drawn to scale, their names and live counts ------------------
+  var HOTSPOT_COLOUR = "#F0E442";  // Okabe-Ito yellow: clear of the priority palette
+  /* Drawn from S.config.hotspots (wallview.hotspot_config) as they are counted: a corridor
+   * is a stroke of twice its half-width with round ends and bends, which is exactly the
+   * points within width_m of its centre line; circles and polygons as they are. */
+  function drawHotspots(map) {
+    S.hotspots = [];
+    var areas = (S.config && S.config.hotspots) || [];
+    if (!areas.length) { return; }
+    map.createPane("wallHotspots").style.zIndex = 410;  // over the boundaries, under names
+    areas.forEach(function (area) {
+      var options = {pane: "wallHotspots", interactive: false, color: HOTSPOT_COLOUR,
+                     className: "wall-hotspot"}, layer;
+      if (area.shape === "corridor") {
+        layer = window.L.polyline(area.points, Object.assign(options, {
+          opacity: 0.5, lineCap: "round", lineJoin: "round"}));
+      } else {
+        Object.assign(options, {weight: 2 * strokeScale(), dashArray: "6 6", opacity: 0.9,
+                                fillColor: HOTSPOT_COLOUR, fillOpacity: 0.14});
+        layer = area.shape === "circle" ?
+          window.L.circle(area.points[0], Object.assign(options, {radius: area.width_m})) :
+          window.L.polygon(area.parts.map(function (rings) {
+            return rings.map(function (ring) {
+              return ring.map(function (v) { return [v[1], v[0]]; });
+            });
+          }), options);
+      }
+      layer.addTo(map);
+      // Its short name on the map (above a corridor's band, so the calls in it stay in
+      // sight), under the markers like the neighborhoods'; name and counts in the panel.
+      var label = window.L.tooltip({permanent: true, pane: "wallLabels", interactive: false,
+                                    direction: area.shape === "area" ? "center" : "top",
+                                    className: "wall-hotspot-label"})
+        .setLatLng(area.label).setContent(esc(area.tag || area.name));
+      label.addTo(map);
+      S.hotspots.push({area: area, layer: layer, label: label});
+    });
+    map.on("zoomend moveend resize", fitHotspots);
+    fitHotspots();
+    updateHotspots(nowS());
   }
-  function hotspotStyle(feature) {
-    if (feature.geometry.type === "LineString") {
-      return {color: "#F0E442", weight: 14 * strokeScale(), opacity: 0.22, lineCap: "round"};
+  /* Screen pixels of ``metres`` north of ``latlng`` at the map's zoom now. */
+  function metresToPx(map, latlng, metres) {
+    var a = map.latLngToContainerPoint(latlng);
+    var b = map.latLngToContainerPoint([latlng[0] + metres / METERS_PER_DEGREE_LAT, latlng[1]]);
+    return Math.abs(a.y - b.y);
+  }
+  function fitHotspots() {
+    if (!S.map || !S.hotspots) { return; }
+    S.hotspots.forEach(function (h) {
+      h.band = h.area.shape === "area" ? 0 : metresToPx(S.map, h.area.points[0], 2 * h.area.width_m);
+      if (h.area.shape === "corridor") { h.layer.setStyle({weight: Math.max(2, h.band)}); }
+    });
+    placeHotspotTags();
+  }
+  /* Where a hot spot's short name may go: beside its middle (above, below), or past either
+   * end of a corridor, off the band so the calls in it stay in sight. */
+  function tagSpots(h) {
+    var a = h.area, half = (h.band || 0) / 2, spots = [[a.label, "top", [0, -half]],
+                                                       [a.label, "bottom", [0, half]]];
+    if (a.shape === "corridor") {
+      var first = a.points[0], last = a.points[a.points.length - 1], west = first[1] < last[1];
+      spots.push([first, west ? "left" : "right", [west ? -half : half, 0]]);
+      spots.push([last, west ? "right" : "left", [west ? half : -half, 0]]);
     }
-    return {color: "#F0E442", weight: 2 * strokeScale(), dashArray: "6 6", fillColor: "#F0E442",
-            fillOpacity: 0.08};
+    return a.shape === "area" ? [[a.label, "center", [0, 0]]] : spots;
+  }
+  function overlaps(a, b) {
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  }
+  /* Each name at its first place that touches no neighborhood name, no other hot spot's
+   * name and stays inside the map; a name with no such place is left off the map (the
+   * panel has it). Runs when the map's zoom or size changes, not per frame. */
+  function placeHotspotTags() {
+    var taken = Array.from(S.labels.values()).map(function (l) {
+      return l.getElement() && l.getElement().getBoundingClientRect();
+    }).filter(Boolean);
+    var frame = S.map.getContainer().getBoundingClientRect();
+    S.hotspots.forEach(function (h) {
+      var placed = tagSpots(h).some(function (spot) {
+        h.label.options.direction = spot[1];
+        h.label.options.offset = window.L.point(spot[2][0], spot[2][1]);
+        h.label.setLatLng(spot[0]);
+        var node = h.label.getElement();
+        if (!node) { return false; }
+        node.style.visibility = "";
+        var box = node.getBoundingClientRect();
+        var fits = box.left >= frame.left && box.right <= frame.right && box.top >= frame.top &&
+          box.bottom <= frame.bottom && !taken.some(function (t) { return overlaps(box, t); });
+        if (fits) { taken.push(box); }
+        return fits;
+      });
+      var node = h.label.getElement();
+      if (node) { node.style.visibility = placed ? "" : "hidden"; }
+      h.tagShown = placed;
+    });
+  }
+  function countCell(n, floor) {
+    return '<span class="whs-n">' + (n == null ? "?" : (floor ? "≥" : "") + esc(n)) + "</span>";
+  }
+  function hotspotRow(row) {
+    return '<div class="whs-row' + (row.alerts ? " whs-shots" : "") + '" data-hotspot="' +
+      esc(row.name) + '" data-calls="' + (row.calls == null ? "?" : esc(row.calls)) +
+      '" data-alerts="' + (row.alerts == null ? "?" : esc(row.alerts)) + '">' +
+      '<span class="whs-name">' + esc(row.name) + "</span>" +
+      countCell(row.calls, row.calls_floor) + countCell(row.alerts, row.alerts_floor) + "</div>";
+  }
+  /* Counts of open calls and the last hour's gunshot alerts inside each hot spot; unknown
+   * ("?") before the first data, with the live connection lost, or while the count's feed
+   * is stale or has sent nothing (wallview.counts_known). */
+  function updateHotspots(now) {
+    if (!S.hotspots || !S.hotspots.length) { return; }
+    var states = {};
+    feedHealth(S.freshness, Object.keys(S.config.feed_limits), now, S.config.feed_limits,
+               S.alive).forEach(function (h) { states[h.source] = h.state; });
+    var known = countsKnown(states, S.rendered > 0 && !liveLost());
+    var counts = hotspotCounts(S.hotspots.map(function (h) { return h.area; }),
+                               Array.from(S.items.calls.values()),
+                               Array.from(S.items.alerts.values()), now,
+                               S.config.alert_active_s, known);
+    var box = el("wall-hotspots"), html = '<div class="whs-row whs-head"><span>Hot spots' +
+      '</span><span class="whs-n">Calls</span><span class="whs-n">Shots</span></div>' +
+      counts.map(hotspotRow).join("");
+    if (box && box._html !== html) { box.innerHTML = html; box._html = html; }
   }
 
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     wall: {
       render: render, toggleSound: toggleSound, sources: sources,
       boundaryStyle: boundaryStyle, boundaryFeature: boundaryFeature,
-      hotspotStyle: hotspotStyle, hotspotPoint: hotspotPoint,
+      hotspotContains: hotspotContains, hotspotCounts: hotspotCounts,
+      countsKnown: countsKnown,
       agingLevel: agingLevel, queueOrder: queueOrder, queueRows: queueRows, formatAge: formatAge,
       nearestUnits: nearestUnits, linkedCalls: linkedCalls, alertOpacity: alertOpacity,
       feedHealth: feedHealth, haversineM: haversineM, nightAt: nightAt,

@@ -11,6 +11,7 @@ closest" guide for a commander, not a routing engine.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, time, timedelta
@@ -23,6 +24,7 @@ from streams.core import display
 
 # Re-exported (explicitly, for mypy): the banner's distances, and the radius wall.js mirrors.
 from streams.core.geography import EARTH_RADIUS_M as EARTH_RADIUS_M
+from streams.core.geography import HotSpot, Part
 from streams.core.geography import haversine_m as haversine_m
 from streams.core.keys import SOURCES
 
@@ -317,6 +319,74 @@ def alert_opacity(age_s: float, active_s: float = 3600.0) -> float:
     fraction = min(1.0, max(0.0, age_s / active_s))
     # Half up, as JavaScript's Math.round does (Python's round() halves to even).
     return math.floor((1.0 - 0.75 * fraction) * 1000 + 0.5) / 1000
+
+
+# --- hot spots ----------------------------------------------------------------------------
+
+COUNT_FEEDS = {"calls": "cad", "alerts": "shotspotter"}
+"""The feed each hot-spot count comes from."""
+KNOWN_FEED_STATES = frozenset({"live", "quiet"})
+"""A count is known only while its feed is live or quiet (source alive, nothing new): with
+no data, a stale feed or the live connection lost it is unknown, never 0."""
+
+
+def counts_known(feed_states: Mapping[str, str], connected: bool) -> dict[str, bool]:
+    """Which hot-spot counts ("calls", "alerts") are known, from feed_health states."""
+    return {kind: connected and feed_states.get(source) in KNOWN_FEED_STATES
+            for kind, source in COUNT_FEEDS.items()}
+
+
+def hotspot_counts(spots: Sequence[HotSpot], calls: Iterable[Mapping[str, Any]],
+                   alerts: Iterable[Mapping[str, Any]], now: float, active_s: float,
+                   known: Mapping[str, bool]) -> list[dict[str, Any]]:
+    """Per hot spot, the open calls and the gunshot alerts of the last ``active_s`` inside
+    it (HotSpot.contains): None when that count is unknown (``counts_known``); "floor" when
+    some of them have no position, so the true count may be higher ("≥ N")."""
+    kinds = {"calls": [c for c in calls if c.get("status") in OPEN_STATUSES],
+             "alerts": [a for a in alerts if a.get("detected_time") is not None
+                        and now - float(a["detected_time"]) <= active_s]}
+    unplaced = {kind: any(not _has_position(x) for x in items) for kind, items in kinds.items()}
+    counts = []
+    for spot in spots:
+        row: dict[str, Any] = {"name": spot.name}
+        for kind, items in kinds.items():
+            inside = sum(1 for x in items if _has_position(x)
+                         and spot.contains(float(x["lat"]), float(x["lon"])))
+            row[kind] = inside if known.get(kind) else None
+            row[f"{kind}_floor"] = bool(known.get(kind)) and unplaced[kind]
+        counts.append(row)
+    return counts
+
+
+def hotspot_config(spot: HotSpot) -> dict[str, Any]:
+    """What wall.js draws and tests containment on (its mirror of HotSpot.contains): the
+    shape, [lat, lon] points, width, polygon rings ([lon, lat], GeoJSON order) and where
+    its name goes."""
+    return {"name": spot.name, "tag": spot.street, "shape": spot.shape,
+            "district": spot.district,
+            "points": [list(p) for p in spot.points], "width_m": spot.width_m,
+            "parts": [[[list(v) for v in ring] for ring in part.rings] for part in spot.parts],
+            "label": list(hotspot_label_point(spot))}
+
+
+def hotspot_label_point(spot: HotSpot) -> tuple[float, float]:
+    """(lat, lon) for a hot spot's name: an area's pole of inaccessibility (largest part),
+    a corridor's middle (half its length along the line), a circle's centre."""
+    if spot.parts:
+        largest: Part = max(spot.parts, key=lambda part: (part.bbox[2] - part.bbox[0]) *
+                            (part.bbox[3] - part.bbox[1]))
+        return label_point([list(ring) for ring in largest.rings])
+    if len(spot.points) == 1:
+        return spot.points[0]
+    pairs = list(itertools.pairwise(spot.points))
+    legs = [haversine_m(*a, *b) for a, b in pairs]
+    left = sum(legs) / 2
+    for (a, b), leg in zip(pairs, legs, strict=True):
+        if left <= leg and leg > 0:
+            t = left / leg
+            return a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])
+        left -= leg
+    return spot.points[-1]
 
 
 # --- feed health --------------------------------------------------------------------------

@@ -142,16 +142,18 @@ def districts(settings: Settings) -> list[str]:
                   key=lambda name: (known.index(name) if name in known else len(known), name))
 
 
-def hotspot_areas(settings: Settings) -> dict[str, Any] | None:
-    """Hot-spot corridors and circles (streams.core.geography's file), or None to skip."""
-    path = settings.hotspots_file or geography.DEFAULT_HOTSPOTS_FILE
-    try:
-        geography.load_hotspots(path)  # validates the file the simulator also uses
-        collection: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, KeyError) as error:
-        log.warning("hot-spot areas not drawn: %s", error)
-        return None
-    return collection
+def hotspot_areas(settings: Settings) -> list[dict[str, Any]]:
+    """The hot-spot areas (DISPATCH_HOTSPOTS_FILE, else the built-in examples) as wall.js
+    draws and counts them (wallview.hotspot_config), made once per configuration."""
+    return _hotspot_areas(settings.shared_data_dir, settings.districts_file,
+                          settings.hotspots_file)
+
+
+@lru_cache(maxsize=4)
+def _hotspot_areas(shared_data_dir: Path, districts_file: Path | None,
+                   hotspots_file: Path | None) -> list[dict[str, Any]]:
+    spots = _city(shared_data_dir, districts_file, hotspots_file).hotspots
+    return [wallview.hotspot_config(spot) for spot in spots]
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -175,6 +177,7 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "suggest": settings.suggest_units.as_config(),
         "districts": districts(settings),
         "outcomes": dict(OUTCOMES),
+        "hotspots": hotspot_areas(settings),
     }
 
 
@@ -191,11 +194,7 @@ def _map(settings: Settings) -> Component:
         hideout={"tiles": bool(settings.tile_url)},
         style={"variable": FUNCTION + "boundaryStyle"},
         onEachFeature={"variable": FUNCTION + "boundaryFeature"}))
-    hotspots = hotspot_areas(settings)
-    if hotspots:
-        layers.append(dl.GeoJSON(id="wall-hotspots", data=hotspots, interactive=False,
-                                 style={"variable": FUNCTION + "hotspotStyle"},
-                                 pointToLayer={"variable": FUNCTION + "hotspotPoint"}))
+    # Hot spots are drawn by wall.js (drawHotspots) to scale, with their live counts.
     return dl.MapContainer(
         # trackViewport off: the wall's view never changes, and tracking needs a center prop.
         layers, id="wall-map", bounds=bounds_of(boundaries), zoomSnap=0.25,
@@ -296,7 +295,10 @@ def layout(mode: str | None = None, palette: str | None = None, **_query: Any) -
         _header(),
         _kpis(),
         html.Main([
-            html.Div(_map(settings), className="wall-map-area"),
+            html.Div([_map(settings),
+                      # Names and live counts of the hot spots (drawn by wall.js).
+                      html.Div(id="wall-hotspots", className="wall-hotspots")],
+                     className="wall-map-area"),
             html.Aside([
                 # Above the queue, not over the map: the alert's star stays visible.
                 html.Div(id="wall-banner", className="wall-banner", hidden=True),

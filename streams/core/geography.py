@@ -176,12 +176,7 @@ class Neighborhood:
 
     def random_point(self, rng: random.Random) -> Point:
         """A uniformly random point inside the neighborhood (rejection sampling)."""
-        min_lon, min_lat, max_lon, max_lat = self.bbox
-        for _ in range(10_000):
-            lat, lon = rng.uniform(min_lat, max_lat), rng.uniform(min_lon, max_lon)
-            if self.contains(lat, lon):
-                return lat, lon
-        raise ValueError(f"could not place a point inside {self.name}; is its polygon empty?")
+        return _random_inside(self.name, self.contains, self.bbox, rng)
 
 
 @dataclass(frozen=True)
@@ -202,16 +197,39 @@ class Park:
 
 @dataclass(frozen=True)
 class HotSpot:
-    """A hot-spot corridor (centre line with half-width) or circle (one point, radius)."""
+    """A hot-spot area: a corridor (centre line, half-width ``width_m``), a circle (one point,
+    radius ``width_m``) or an area (polygon ``parts``; ``points`` is its closed outline).
+
+    ``contains`` is the one rule of what lies inside (the wall's counts; assets/wall.js
+    mirrors it, both checked against tests/cases/wall_rules.json "hotspot_contains").
+    """
 
     name: str
     street: str
     points: tuple[Point, ...]
     width_m: float
     weight: float
+    parts: tuple[Part, ...] = ()
+    district: str | None = None
+
+    @property
+    def shape(self) -> str:
+        if self.parts:
+            return "area"
+        return "circle" if len(self.points) == 1 else "corridor"
+
+    def contains(self, lat: float, lon: float) -> bool:
+        """Inside the polygon (even-odd, holes subtract), or within ``width_m`` of the centre
+        line or point (distances on the local plane of the point: city scale)."""
+        if self.parts:
+            return any(part.contains(lat, lon) for part in self.parts)
+        return distance_to_line_m(lat, lon, self.points) <= self.width_m
 
     def random_point(self, rng: random.Random) -> Point:
-        """A random point along the corridor, within ``width_m`` of its centre line."""
+        """A random point along the corridor, within ``width_m`` of its centre line (in the
+        circle; in the area)."""
+        if self.parts:
+            return _random_inside(self.name, self.contains, _bbox(self.parts), rng)
         if len(self.points) == 1:
             lat, lon = self.points[0]
             return Park(self.name, lat, lon, self.width_m, 1).random_point(rng)
@@ -222,6 +240,39 @@ class HotSpot:
         lat, lon = lat1 + t * (lat2 - lat1), lon1 + t * (lon2 - lon1)
         return offset_point(lat, lon, rng.uniform(-self.width_m, self.width_m),
                             rng.uniform(-self.width_m, self.width_m))
+
+
+def distance_to_line_m(lat: float, lon: float, points: Sequence[Point]) -> float:
+    """Metres from (lat, lon) to the nearest point of the polyline ``points`` (one point: to
+    it), on the flat plane around (lat, lon) (METERS_PER_DEGREE_LAT, longitude by cos(lat)):
+    within a city it differs from the great circle by well under a metre."""
+    east = METERS_PER_DEGREE_LAT * math.cos(math.radians(lat))
+    xy = [((p_lon - lon) * east, (p_lat - lat) * METERS_PER_DEGREE_LAT) for p_lat, p_lon in points]
+    if len(xy) == 1:
+        return math.hypot(*xy[0])
+    best = math.inf
+    for (ax, ay), (bx, by) in itertools.pairwise(xy):
+        dx, dy = bx - ax, by - ay
+        length2 = dx * dx + dy * dy
+        t = 0.0 if length2 == 0 else min(1.0, max(0.0, -(ax * dx + ay * dy) / length2))
+        best = min(best, math.hypot(ax + t * dx, ay + t * dy))
+    return best
+
+
+def _bbox(parts: Sequence[Part]) -> tuple[float, float, float, float]:
+    return (min(p.bbox[0] for p in parts), min(p.bbox[1] for p in parts),
+            max(p.bbox[2] for p in parts), max(p.bbox[3] for p in parts))
+
+
+def _random_inside(name: str, contains: Any, bbox: tuple[float, float, float, float],
+                   rng: random.Random) -> Point:
+    """A uniformly random point for which ``contains`` holds (rejection sampling)."""
+    min_lon, min_lat, max_lon, max_lat = bbox
+    for _ in range(10_000):
+        lat, lon = rng.uniform(min_lat, max_lat), rng.uniform(min_lon, max_lon)
+        if contains(lat, lon):
+            return lat, lon
+    raise ValueError(f"could not place a point inside {name}; is its polygon empty?")
 
 
 @dataclass(frozen=True)
@@ -351,28 +402,55 @@ def load_district_file(path: Path) -> dict[str, str]:
 
 
 def load_hotspots(path: Path) -> tuple[HotSpot, ...]:
-    """Hot spots from GeoJSON: LineString corridors (width_m) or Points (radius_m)."""
+    """Hot-spot areas from GeoJSON (see ``hotspot_from_feature``), names unique."""
     collection = json.loads(path.read_text(encoding="utf-8"))
     hotspots = []
     for number, feature in enumerate(collection.get("features", []), 1):
-        props: dict[str, Any] = feature.get("properties") or {}
-        geometry = feature["geometry"]
-        name = str(props.get("name") or f"Hot spot {number}")
-        if geometry["type"] == "LineString":
-            points = tuple((float(y), float(x)) for x, y, *_ in geometry["coordinates"])
-            width = float(props.get("width_m", 60))
-        elif geometry["type"] == "Point":
-            x, y = geometry["coordinates"][:2]
-            points = ((float(y), float(x)),)
-            width = float(props.get("radius_m", 150))
-        else:
-            raise ValueError(f"{path}: hot spot {name!r} must be a LineString or Point, "
-                             f"got {geometry['type']}")
-        hotspots.append(HotSpot(name, str(props.get("street", name)), points, width,
-                                float(props.get("weight", 1))))
+        try:
+            hotspots.append(hotspot_from_feature(feature, number))
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise ValueError(f"{path}: feature {number}: {error}") from None
     if not hotspots:
         raise ValueError(f"{path} holds no hot-spot features")
+    names = [spot.name for spot in hotspots]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"{path}: hot-spot names must be unique; repeated: {', '.join(twice)}")
     return tuple(hotspots)
+
+
+def hotspot_from_feature(feature: Mapping[str, Any], number: int = 1) -> HotSpot:
+    """One GeoJSON feature: a Polygon or MultiPolygon area, a LineString corridor
+    (``width_m`` either side, default 60) or a Point circle (``radius_m``, default 150);
+    properties ``name``, ``street``, ``district`` and ``weight`` (simulated calls' share)."""
+    props: Mapping[str, Any] = feature.get("properties") or {}
+    geometry = feature["geometry"]
+    name = str(props.get("name") or f"Hot spot {number}")
+    kind = geometry["type"]
+    parts: tuple[Part, ...] = ()
+    width = 0.0
+    if kind in {"Polygon", "MultiPolygon"}:
+        polygons = [geometry["coordinates"]] if kind == "Polygon" else geometry["coordinates"]
+        parts = tuple(_part(_rings_of(polygon)) for polygon in polygons)
+        if not parts or any(len(part.rings[0]) < 4 for part in parts):
+            raise ValueError(f"hot spot {name!r}: a polygon needs a closed ring of 3+ points")
+        points = tuple((y, x) for x, y in parts[0].rings[0])
+    elif kind == "LineString":
+        points = tuple((float(y), float(x)) for x, y, *_ in geometry["coordinates"])
+        width = float(props.get("width_m", 60))
+    elif kind == "Point":
+        x, y = geometry["coordinates"][:2]
+        points = ((float(y), float(x)),)
+        width = float(props.get("radius_m", 150))
+    else:
+        raise ValueError(f"hot spot {name!r} must be a Polygon, MultiPolygon, LineString or "
+                         f"Point, got {kind}")
+    if not points or (not parts and width <= 0):
+        raise ValueError(f"hot spot {name!r} needs coordinates and a width or radius above 0")
+    district = props.get("district")
+    return HotSpot(name, str(props.get("street", name)), points, width,
+                   float(props.get("weight", 1)), parts,
+                   str(district) if district else None)
 
 
 def _beats(districts: Mapping[str, str]) -> dict[str, str]:

@@ -208,7 +208,9 @@ class Settings:
     )
     hotspots_file: Path | None = _setting(
         "DISPATCH_HOTSPOTS_FILE", None,
-        "GeoJSON of hot-spot areas; unset uses the built-in Summer Initiative list.",
+        "GeoJSON of the hot-spot (enforcement) areas /wall draws and counts and the "
+        "simulator uses: Polygons, LineString corridors (width_m) or Points (radius_m), "
+        "each with a unique name; unset uses built-in examples.",
         lambda text: _path(text) if text else None,
     )
     districts_file: Path | None = _setting(

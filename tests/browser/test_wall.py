@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from dashboard import wallview
+from streams.core import geography
 from streams.core.events import CallEvent, Event, ShareEvent, ShotAlert, UnitEvent, is_qol
 from tests.browser.conftest import UI_TIMEOUT_MS, Stack, reader_of, wait_until
 from tests.conftest import ARTIFACTS, TIMEOUT_SCALE
@@ -26,7 +27,7 @@ CLIPPED_JS = """() => {
     '.wall-tile-note', '.wq-district', '.wall-resp-row > span', '#wall-queue-list .wq-type',
     '#wall-queue-list .wq-addr', '#wall-queue-list .wq-status', '#wall-queue-list .wq-age',
     '#wall-queue-more', '#wall-banner .wb-title', '#wall-banner h4', '#wall-banner li',
-    '#wall-legend .wl', '.wall-panel-head > span'];
+    '#wall-legend .wl', '.wall-panel-head > span', '#wall-hotspots span'];
   const clipped = [];
   for (const selector of selectors) {
     for (const node of document.querySelectorAll(selector)) {
@@ -577,3 +578,98 @@ def test_unit_not_heard_from_is_drawn_stale(stack: Stack, page_for: Callable[...
     assert page.evaluate(looks, [fresh.unit_id, old.unit_id]) == [[False, 1], [True, 0.6]]
     publish_events(stack, [unit(old.unit_id, "available", 41.756, -72.69)])
     page.wait_for_function(f"id => ({looks})([id])[0][0] === false", arg=old.unit_id)
+
+
+HOTSPOT_ROWS_JS = """() => Object.fromEntries([...document.querySelectorAll(
+  '#wall-hotspots .whs-row[data-hotspot]')].map(n => [n.dataset.hotspot,
+  [n.dataset.calls, n.dataset.alerts,
+   [...n.querySelectorAll('.whs-n')].map(c => c.textContent)]]))"""
+PARK_ROW = "#wall-hotspots .whs-row[data-hotspot='Park St corridor']"
+PARK_ST = (41.75875, -72.68775)
+"""On the centre line of the built-in 'Park St corridor' (60 m either side)."""
+
+
+def test_hotspots_show_names_and_live_counts(stack: Stack,
+                                             page_for: Callable[..., Any]) -> None:
+    """Each hot-spot area is drawn to scale with its name and live counts of open calls and
+    the last hour's gunshot alerts inside it (as wallview.hotspot_counts says); the counts
+    follow new and cancelled calls, and read '?' (never 0) while live updates are lost."""
+    page = open_wall(page_for)
+    page_for.allow_errors(page, r"WebSocket|ERR_CONNECTION_REFUSED|net::")
+    names = [spot.name for spot in geography.load_hotspots(geography.DEFAULT_HOTSPOTS_FILE)]
+    page.wait_for_function("n => document.querySelectorAll('#wall-hotspots .whs-row"
+                           "[data-hotspot]').length === n", arg=len(names))
+    assert list(page.evaluate(HOTSPOT_ROWS_JS)) == names
+    # Each area's short name is on the map too; the panel hides no part of the city.
+    tags = page.eval_on_selector_all(".wall-hotspot-label", "ns => ns.map(n => n.textContent)")
+    assert tags == [spot.street for spot in geography.load_hotspots(
+        geography.DEFAULT_HOTSPOTS_FILE)]
+    # A name shown on the map touches no neighborhood name (else it is left to the panel).
+    placed = page.evaluate("""() => { const boxes = s => [...document.querySelectorAll(s)]
+      .filter(n => n.style.visibility !== 'hidden').map(n => [n.textContent.trim(),
+      n.getBoundingClientRect()]);
+      const hoods = boxes('.wall-hood-label'), tags = boxes('.wall-hotspot-label');
+      return tags.map(([name, t]) => [name, hoods.filter(([, h]) => !(t.right <= h.left ||
+        h.right <= t.left || t.bottom <= h.top || h.bottom <= t.top)).map(([n]) => n)]); }""")
+    assert placed and all(touching == [] for _, touching in placed), placed
+    assert page.evaluate("""() => { const p = document.getElementById('wall-hotspots')
+      .getBoundingClientRect(); return [...document.querySelectorAll(
+      '#wall-map .leaflet-overlay-pane path')].every(n => { const b = n.getBoundingClientRect();
+      return b.right <= p.left || b.top >= p.bottom; }); }""")
+    # The corridor's band is 120 m wide on screen, as it is counted (not a fixed stroke).
+    band = page.evaluate("""() => { const s = window.dash_clientside.wall._state;
+      const h = s.hotspots.find(h => h.area.name === 'Park St corridor');
+      const a = s.map.latLngToContainerPoint(h.area.points[0]);
+      const b = s.map.latLngToContainerPoint([h.area.points[0][0] + 120 / 111320,
+                                              h.area.points[0][1]]);
+      return [h.layer.options.weight, Math.abs(a.y - b.y)]; }""")
+    assert band[0] == pytest.approx(max(2, band[1]), rel=0.01)
+    tag = uuid.uuid4().hex[:6]
+    lat, lon = PARK_ST
+    inside = [new_call(f"H{tag}-{n}", priority=3, category="noise", lat=lat + n * 0.0002,
+                       lon=lon, age_s=30) for n in range(2)]
+    outside = new_call(f"H{tag}-out", priority=3, category="noise",
+                       lat=lat + 0.003, lon=lon, age_s=30)  # 330 m north: outside the band
+    alert = shot(f"H{tag}", lat, lon + 0.0003, rounds=3)
+    publish_events(stack, [*inside, outside, alert])
+    reader = reader_of(stack)
+    ids = [c.call_id for c in [*inside, outside]]
+
+    def expected() -> dict[str, list[str]]:
+        state = reader.snapshot()
+        known = {"calls": True, "alerts": True}
+        spots = geography.load_hotspots(geography.DEFAULT_HOTSPOTS_FILE)
+        rows = wallview.hotspot_counts(spots, state["calls"], state["alerts"], time.time(),
+                                       3600, known)
+        return {r["name"]: [str(r["calls"]), str(r["alerts"])] for r in rows}
+
+    try:
+        wait_for_rows(page, ids)
+        page.wait_for_function("s => { const n = document.querySelector(s);"
+                               " return n && +n.dataset.alerts >= 1; }", arg=PARK_ROW)
+        def shown_now() -> dict[str, list[str]]:
+            return {name: row[:2] for name, row in page.evaluate(HOTSPOT_ROWS_JS).items()}
+
+        wait_until(lambda: shown_now() == expected(), "the panel to count as Python does")
+        shown = shown_now()
+        assert int(shown["Park St corridor"][0]) >= 2
+        assert page.evaluate(HOTSPOT_ROWS_JS)["Park St corridor"][2] == shown["Park St corridor"]
+        before = int(shown["Park St corridor"][0])
+        publish_events(stack, [cancel(inside[0].call_id)])
+        page.wait_for_function("([s, n]) => document.querySelector(s).dataset.calls === "
+                               "String(n)", arg=[PARK_ROW, before - 1])
+        # Live updates lost: what is inside is unknown now, not zero.
+        stack.stop("push")
+        page.wait_for_function("() => [...document.querySelectorAll('#wall-hotspots "
+                               ".whs-row[data-hotspot]')].every(n => n.dataset.calls === '?'"
+                               " && n.dataset.alerts === '?')",
+                               timeout=int(10_000 * TIMEOUT_SCALE))
+        assert page.evaluate(HOTSPOT_ROWS_JS)["Park St corridor"][2] == ["?", "?"]
+        stack.start("push")
+        page.wait_for_function("([s, n]) => document.querySelector(s).dataset.calls === "
+                               "String(n)", arg=[PARK_ROW, before - 1],
+                               timeout=int(15_000 * TIMEOUT_SCALE))
+    finally:
+        if not stack.running("push"):
+            stack.start("push")
+        clear_board(stack, ids)

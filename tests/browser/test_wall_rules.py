@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from dashboard import wallview
+from streams.core import geography
 from tests.browser.conftest import Stack
 from tests.browser.test_wall import open_wall
 from tests.unit.test_wall_rules import CASES
@@ -40,3 +42,29 @@ def test_wall_js_follows_the_rule_table(stack: Stack, page_for: Callable[..., An
         f"cases => cases.map(k => {wall}.nearestUnits(k.lat, k.lon, k.units, k.limit, 40,"
         " k.tiers).map(u => u.unit_id))", CASES["nearest_units"])
     assert nearest == [case["expect"] for case in CASES["nearest_units"]]
+
+
+def test_wall_js_hotspots_follow_the_rule_table(stack: Stack,
+                                               page_for: Callable[..., Any]) -> None:
+    """wall.js's hot-spot containment and counts equal HotSpot.contains and
+    wallview.hotspot_counts on the table's corridors, circles, holes and unknowns."""
+    page = open_wall(page_for)
+    wall = "window.dash_clientside.wall"
+
+    def configs(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [wallview.hotspot_config(geography.hotspot_from_feature(f, n))
+                for n, f in enumerate(features, 1)]
+
+    table = CASES["hotspot_contains"]
+    inside = page.evaluate(
+        f"([areas, points]) => points.map(([lat, lon]) => areas.map(a => "
+        f"{wall}.hotspotContains(a, lat, lon)))", [configs(table["areas"]), table["points"]])
+    assert inside == [row[2] for row in table["points"]]
+    counts = page.evaluate(
+        f"cases => cases.map(k => {wall}.hotspotCounts(k.areas, k.calls, k.alerts, k.now,"
+        " k.active_s, k.known))",
+        [{**case, "areas": configs(case["areas"])} for case in CASES["hotspot_counts"]])
+    assert counts == [case["expect"] for case in CASES["hotspot_counts"]]
+    known = page.evaluate(f"cases => cases.map(([s, c]) => {wall}.countsKnown(s, c))",
+                          CASES["counts_known"])
+    assert known == [case[2] for case in CASES["counts_known"]]

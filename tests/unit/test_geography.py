@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -150,13 +151,56 @@ def test_hotspots_file_replaces_built_in_hot_spots(tmp_path: Path) -> None:
     assert max(haversine_m(41.7640, -72.6822, *p) for p in points) <= 50.5
 
 
-def test_hotspots_file_with_a_polygon_raises(tmp_path: Path) -> None:
-    """Hot spots must be corridors or circles; a Polygon is refused with a reason."""
+def test_hotspots_file_takes_polygon_areas(tmp_path: Path) -> None:
+    """A commander's enforcement area drawn as a Polygon (with a hole) or MultiPolygon is an
+    area: inside means inside its outline and outside its holes; points sampled in it stay
+    in it."""
+    outline = [[-72.70, 41.75], [-72.68, 41.75], [-72.68, 41.77], [-72.70, 41.77], [-72.70, 41.75]]
+    hole = [[-72.695, 41.755], [-72.685, 41.755], [-72.685, 41.765], [-72.695, 41.765],
+            [-72.695, 41.755]]
     path = tmp_path / "hot.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "Blob"},
-         "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 1], [0, 0]]]}}]}))
-    with pytest.raises(ValueError, match="'Blob' must be a LineString or Point"):
+        {"type": "Feature", "properties": {"name": "Ring", "district": "Central"},
+         "geometry": {"type": "Polygon", "coordinates": [outline, hole]}},
+        {"type": "Feature", "properties": {"name": "Two blocks"},
+         "geometry": {"type": "MultiPolygon", "coordinates": [[outline]]}}]}))
+    ring, blocks = load_geography(SHARED_DATA, hotspots_file=path).hotspots
+    assert (ring.shape, ring.district, blocks.shape) == ("area", "Central", "area")
+    assert ring.contains(41.752, -72.69) and not ring.contains(41.76, -72.69)
+    assert blocks.contains(41.76, -72.69) and not blocks.contains(41.78, -72.69)
+    rng = random.Random(3)
+    assert all(ring.contains(*ring.random_point(rng)) for _ in range(100))
+
+
+@pytest.mark.parametrize(("feature", "reason"), [
+    ({"properties": {"name": "Blob"},
+      "geometry": {"type": "MultiLineString", "coordinates": [[[0, 0], [1, 1]]]}},
+     "'Blob' must be a Polygon, MultiPolygon, LineString or Point"),
+    ({"properties": {"name": "Flat"},
+      "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [0, 0]]]}},
+     "'Flat': a polygon needs a closed ring"),
+    ({"properties": {"name": "Thin", "width_m": 0},
+      "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}},
+     "'Thin' needs coordinates and a width"),
+    ({"properties": {"name": "Nowhere"}}, "feature 1: 'geometry'"),
+])
+def test_bad_hotspot_features_raise(tmp_path: Path, feature: dict[str, object],
+                                    reason: str) -> None:
+    """Hot spots the wall cannot draw or count are refused with the feature and a reason."""
+    path = tmp_path / "hot.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection",
+                                "features": [{"type": "Feature", **feature}]}))
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        load_geography(SHARED_DATA, hotspots_file=path)
+
+
+def test_hotspot_names_are_unique(tmp_path: Path) -> None:
+    """Counts are shown per name: two areas of one name are refused."""
+    spot = {"type": "Feature", "properties": {"name": "Park St"},
+            "geometry": {"type": "Point", "coordinates": [-72.69, 41.76]}}
+    path = tmp_path / "hot.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [spot, spot]}))
+    with pytest.raises(ValueError, match="repeated: Park St"):
         load_geography(SHARED_DATA, hotspots_file=path)
 
 

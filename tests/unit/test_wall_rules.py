@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from dashboard import wallview
+from streams.core import geography
 
 CASES: dict[str, Any] = json.loads(
     (Path(__file__).parents[1] / "cases" / "wall_rules.json").read_text(encoding="utf-8"))
@@ -82,3 +83,33 @@ def test_source_heartbeats_keep_the_newest_and_longest() -> None:
     assert alive["shotspotter"] == {"heard": 995.0, "until": 1020.0}
     assert alive["cad"] == {"heard": 995.0, "until": 1005.0}
     assert set(alive) == {"cad", "avl", "shotspotter", "mutualink"}
+
+
+HOTSPOTS = [geography.hotspot_from_feature(feature, n)
+            for n, feature in enumerate(CASES["hotspot_contains"]["areas"], 1)]
+
+
+@pytest.mark.parametrize(("lat", "lon", "inside"), CASES["hotspot_contains"]["points"])
+def test_hotspot_contains(lat: float, lon: float, inside: list[bool]) -> None:
+    """A corridor's round ends and bends, a circle's edge, a polygon's hole, a
+    MultiPolygon's parts."""
+    assert [spot.contains(lat, lon) for spot in HOTSPOTS] == inside
+
+
+@pytest.mark.parametrize("case", CASES["hotspot_counts"])
+def test_hotspot_counts(case: dict[str, Any]) -> None:
+    """Open calls and the last hour's alerts per area; unknown is None, never 0."""
+    spots = [geography.hotspot_from_feature(f, n) for n, f in enumerate(case["areas"], 1)]
+    assert wallview.hotspot_counts(spots, case["calls"], case["alerts"], case["now"],
+                                   case["active_s"], case["known"]) == case["expect"]
+
+
+@pytest.mark.parametrize(("states", "connected", "known"), CASES["counts_known"])
+def test_counts_known(states: dict[str, str], connected: bool, known: dict[str, bool]) -> None:
+    assert wallview.counts_known(states, connected) == known
+
+
+def test_default_hotspots_are_labelled_examples() -> None:
+    """The shipped hot spots say they are examples a department replaces (its setting)."""
+    text = geography.DEFAULT_HOTSPOTS_FILE.read_text(encoding="utf-8")
+    assert "EXAMPLES, not Hartford PD data" in text and "DISPATCH_HOTSPOTS_FILE" in text
