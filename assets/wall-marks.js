@@ -219,6 +219,7 @@
     this.resize();
     this.sprites.clear();  // --wm follows the viewport height
     this.styles.clear();
+    this.textWidths = new Map();
     this.prepare(this.expected);
     ORDER.forEach(function (kind) {
       this.items[kind].forEach(function (mark) { this.place(mark); }, this);
@@ -267,17 +268,21 @@
   /* Show ``kind``/``id`` at lat/lon with ``look`` ({shape: "call", priority, pending, tag} |
    * {shape: "unit", status, letter} | {shape: "shot", rounds} | {shape: "share"}) and
    * ``alpha`` (alerts fade with age). */
-  Marks.prototype.set = function (kind, id, lat, lon, look, alpha) {
+  Marks.prototype.set = function (kind, id, lat, lon, look, alpha, label) {
     var items = this.items[kind], mark = items.get(id), key = lookKey(look);
-    var a = alpha == null ? 1 : alpha;
+    var a = alpha == null ? 1 : alpha, text = label ? label.text + "|" + label.rank : "";
     if (!mark) {
       mark = {id: id};
       this.fresh.push({kind: kind, mark: mark});
-    } else if (mark.lat === lat && mark.lon === lon && mark.key === key && mark.alpha === a) {
+      if (label) { this.full = true; }  // labels are placed together, on a full redraw
+    } else if (mark.lat === lat && mark.lon === lon && mark.key === key && mark.alpha === a &&
+               mark.labelKey === text) {
       return;
     } else {
       this.full = true;
     }
+    mark.label = label || null;
+    mark.labelKey = text;
     mark.lat = lat;
     mark.lon = lon;
     mark.key = key;
@@ -343,8 +348,11 @@
     if (this.full) {
       this.full = false;
       ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+      this.placeLabels();
       ORDER.forEach(function (kind) {
         this.items[kind].forEach(function (mark) { this.paint(ctx, mark); }, this);
+        // Callsigns over the units, under the calls and alerts (which stay in sight).
+        if (kind === "units") { this.paintLabels(ctx); }
       }, this);
     } else if (fresh.length) {
       fresh.forEach(function (entry) { this.paint(ctx, entry.mark); }, this);
@@ -353,6 +361,101 @@
     }
     ctx.globalAlpha = 1;
     return true;
+  };
+
+  // --- callsign labels ------------------------------------------------------------------
+  /* A unit mark may carry {text, rank}: its callsign and how much it matters (lower first).
+   * At 200 units a label on each would bury the map, so labels go to the units that matter
+   * most first (wall.js ranks them: the units the gunshot banner suggests, then those on
+   * P1/P2 calls, then busy ones, then free ones), each right (else left) of its mark,
+   * never over another label or unit nor off the map, and at most one per
+   * LABEL_AREA_LINES^2 label heights of map area: about 18 at any screen size at the
+   * city's zoom, where a label is as tall as the wall's smallest text. */
+  var LABEL_AREA_LINES = 7.75;
+  Marks.prototype.labelStyle = function () {
+    var probe = ['<div class="wm-label">x</div>', boxStyle];
+    if (!this.styles.has(probe[0])) {
+      this.styles.set(probe[0], measureAll(this.probe, [probe])[0]);
+      this.textWidths = new Map();
+    }
+    return this.styles.get(probe[0]);
+  };
+  Marks.prototype.textWidth = function (style, text) {
+    var widths = this.textWidths || (this.textWidths = new Map()), width = widths.get(text);
+    if (width === undefined) {
+      var ctx = this.canvas.getContext("2d");
+      ctx.font = style.font;
+      width = ctx.measureText(text).width;
+      widths.set(text, width);
+    }
+    return width;
+  };
+  /* Boxes (container px) no label may cover, e.g. a panel over the map. */
+  Marks.prototype.avoid = function (boxes) {
+    this.obstacles = boxes;
+    this.full = true;
+  };
+  Marks.prototype.placeLabels = function () {
+    var wanted = [];
+    this.items.units.forEach(function (mark) { if (mark.label) { wanted.push(mark); } });
+    this.labels = [];
+    if (!wanted.length) { return; }
+    var style = this.labelStyle(), size = this.map.getSize();
+    var h = Math.ceil(style.fontSize * 1.2 + 2 * style.padY + 2 * style.border);
+    var cap = Math.max(1, Math.floor(size.x * size.y / Math.pow(h * LABEL_AREA_LINES, 2)));
+    wanted.sort(function (a, b) {
+      return (a.label.rank - b.label.rank) || (a.id < b.id ? -1 : (a.id > b.id ? 1 : 0));
+    });
+    var units = [];
+    this.items.units.forEach(function (mark) { units.push(this.box(mark)); }, this);
+    var taken = (this.obstacles || []).slice();
+    for (var i = 0; i < wanted.length && this.labels.length < cap; i++) {
+      var mark = wanted[i], own = this.box(mark), text = mark.label.text;
+      var w = Math.ceil(this.textWidth(style, text) + 2 * style.padX + 2 * style.border);
+      var y = own.y + own.h / 2 - h / 2, gap = 2, right = own.x + own.w + gap;
+      var left = own.x - gap - w;
+      // Beside the mark; in a cluster, up to two lines above or below (with a leader).
+      var spots = [];
+      [0, -1, 1, -2, 2].forEach(function (lines) {
+        spots.push([right, y + lines * h], [left, y + lines * h]);
+      });
+      for (var j = 0; j < spots.length; j++) {
+        var box = {x: spots[j][0], y: spots[j][1], w: w, h: h};
+        if (box.x < 0 || box.y < 0 || box.x + w > size.x || box.y + h > size.y) { continue; }
+        if (taken.some(function (t) { return hits(box, t); }) ||
+            units.some(function (u) { return u !== own && hits(box, u); })) { continue; }
+        taken.push(box);
+        this.labels.push({id: mark.id, text: text, x: box.x, y: box.y, w: w, h: h,
+                          alpha: mark.alpha, leader: j > 1 ? [mark.x, mark.y] : null});
+        break;
+      }
+    }
+  };
+  function hits(a, b) {
+    return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+  }
+  Marks.prototype.paintLabels = function (ctx) {
+    if (!this.labels || !this.labels.length) { return; }
+    var style = this.labelStyle(), ratio = this.ratio;
+    ctx.save();
+    ctx.scale(ratio, ratio);
+    this.labels.forEach(function (label) {
+      ctx.globalAlpha = label.alpha;
+      if (label.leader) {
+        var toRight = label.leader[0] >= label.x + label.w / 2;
+        ctx.beginPath();
+        ctx.moveTo(toRight ? label.x + label.w : label.x, label.y + label.h / 2);
+        ctx.lineTo(label.leader[0], label.leader[1]);
+        ctx.strokeStyle = style.color;
+        ctx.lineWidth = Math.max(1, style.fontSize / 13);
+        ctx.stroke();
+      }
+      paintBox(ctx, Object.assign({}, style, {w: label.w, h: label.h}), label.x, label.y);
+      paintText(ctx, style, label.text, label.x + label.w / 2, label.y + label.h / 2 +
+                style.fontSize * 0.05);
+    });
+    ctx.restore();
+    ctx.globalAlpha = 1;
   };
 
   Marks.prototype.destroy = function () {

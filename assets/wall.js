@@ -357,7 +357,19 @@
     if (!x || !hasPosition(x)) { removeMarker(kind, id); return; }
     var look = lookOf(kind, x), alpha = kind === "alerts" ?
       alertOpacity(nowS() - x.detected_time, S.config.alert_active_s) : (look.stale ? 0.6 : 1);
-    S.marks.set(kind, id, x.lat, x.lon, look, alpha);
+    S.marks.set(kind, id, x.lat, x.lon, look, alpha,
+                kind === "units" ? {text: String(x.callsign || x.unit_id),
+                                    rank: labelRank(x, look.stale)} : null);
+  }
+  /* Which units' callsigns the map shows first (wall-marks.js places as many as fit): the
+   * ones the gunshot banner suggests, then units on a P1/P2 call, then busy, then free,
+   * then out of service; a stale unit after every current one. */
+  var STATUS_RANK = {dispatched: 2, en_route: 2, on_scene: 2, available: 3, out_of_service: 4};
+  function labelRank(unit, stale) {
+    var id = String(unit.unit_id);
+    var rank = S.bannerUnits && S.bannerUnits.has(id) ? 0 :
+      (S.urgentUnits && S.urgentUnits.has(id) ? 1 : (STATUS_RANK[unit.status] || 4));
+    return stale ? rank + 10 : rank;
   }
   function removeMarker(kind, id) { if (S.marks) { S.marks.remove(kind, id); } }
   function updateMap(kind, diff) {
@@ -417,7 +429,25 @@
     var text = LEVEL_MARK[level] + formatAge(now - call.received_time);
     if (row._age !== text) { row.lastChild.textContent = text; row._age = text; }
   }
+  /* Units on an open P1 or P2 call: their callsigns come next after the banner's. */
+  function markUrgentUnits() {
+    var ids = [];
+    S.items.calls.forEach(function (c) {
+      if ((c.priority || 5) <= 2) { (c.units || []).forEach(function (u) { ids.push(String(u)); }); }
+    });
+    ids.sort();
+    var key = ids.join("\n");
+    if (S.urgentKey === key) { return; }
+    var before = S.urgentUnits || new Set();
+    S.urgentKey = key;
+    S.urgentUnits = new Set(ids);
+    if (!S.marks) { return; }
+    new Set(Array.from(before).concat(ids)).forEach(function (id) {
+      if (S.items.units.has(id)) { drawMarker("units", id); }
+    });
+  }
   function updateQueue() {
+    markUrgentUnits();
     var list = el("wall-queue-list");
     if (!list) { return; }
     var view = queueRows(Array.from(S.items.calls.values()), S.rowsFit);
@@ -538,11 +568,13 @@
     var alert = newestAlert(now);
     if (!alert) {
       if (!banner.hidden) { banner.hidden = true; banner.innerHTML = ""; S.bannerAlert = null; }
+      markBannerUnits([]);
       return;
     }
     var units = nearestUnits(alert.lat, alert.lon, Array.from(S.items.units.values()), 3,
                              S.config.speed_kmh, S.config.suggest.gunshot ||
                              S.config.suggest["*"]);
+    markBannerUnits(units);
     var calls = linkedCalls(alert, Array.from(S.items.calls.values()),
                             S.config.link_radius_m, S.config.link_window_s);
     var where = [alert.address, alert.neighborhood || alert.district].filter(Boolean).join(", ");
@@ -573,6 +605,19 @@
     banner.hidden = false;
     S.bannerAlert = alert;
     tickBanner(now);
+  }
+  /* The banner's suggested units get their callsigns on the map first. */
+  function markBannerUnits(units) {
+    var ids = units.map(function (u) { return String(u.unit_id); }), key = JSON.stringify(ids);
+    if (S.bannerUnitsKey === key) { return; }
+    var before = S.bannerUnits || new Set();
+    S.bannerUnitsKey = key;
+    S.bannerUnits = new Set(ids);
+    if (!S.marks) { return; }
+    new Set(Array.from(before).concat(Array.from(S.bannerUnits))).forEach(function (id) {
+      if (S.items.units.has(id)) { drawMarker("units", id); }
+    });
+    S.marks.draw();
   }
   function tickBanner(now) {
     var banner = el("wall-banner");
@@ -917,6 +962,12 @@
       var free = Math.floor(map.getSize().x - city - 24 - nameRoom());
       panel.style.maxWidth = Math.max(0, free) + "px";
       right = panel.offsetWidth && panel.offsetWidth <= free ? panel.offsetWidth : 0;
+      if (S.marks) {
+        // No callsign under the panel.
+        var frame = map.getContainer().getBoundingClientRect(), box = panel.getBoundingClientRect();
+        S.marks.avoid(box.width ? [{x: box.left - frame.left, y: box.top - frame.top,
+                                    w: box.width, h: box.height}] : []);
+      }
     }
     map.fitBounds(S.cityBounds, {paddingTopLeft: [nameRoom(), 12],
                                  paddingBottomRight: [right + 12, 12], animate: false});
@@ -970,7 +1021,7 @@
       var label = window.L.tooltip({permanent: true, pane: "wallLabels", interactive: false,
                                     direction: area.shape === "area" ? "center" : "top",
                                     className: "wall-hotspot-label"})
-        .setLatLng(area.label).setContent(esc(area.tag || area.name));
+        .setLatLng(area.label).setContent(esc(area.short || area.name));
       label.addTo(map);
       S.hotspots.push({area: area, layer: layer, label: label});
     });
@@ -1037,11 +1088,13 @@
   function countCell(n, floor) {
     return '<span class="whs-n">' + (n == null ? "?" : (floor ? "≥" : "") + esc(n)) + "</span>";
   }
-  function hotspotRow(row) {
+  function hotspotRow(row, i) {
+    var area = S.hotspots[i].area;
     return '<div class="whs-row' + (row.alerts ? " whs-shots" : "") + '" data-hotspot="' +
       esc(row.name) + '" data-calls="' + (row.calls == null ? "?" : esc(row.calls)) +
       '" data-alerts="' + (row.alerts == null ? "?" : esc(row.alerts)) + '">' +
-      '<span class="whs-name">' + esc(row.name) + "</span>" +
+      '<span class="whs-name" title="' + esc(row.name) + '">' + esc(area.short || row.name) +
+      "</span>" +
       countCell(row.calls, row.calls_floor) + countCell(row.alerts, row.alerts_floor) + "</div>";
   }
   /* Counts of open calls and the last hour's gunshot alerts inside each hot spot; unknown

@@ -362,7 +362,7 @@ def hotspot_config(spot: HotSpot) -> dict[str, Any]:
     """What wall.js draws and tests containment on (its mirror of HotSpot.contains): the
     shape, [lat, lon] points, width, polygon rings ([lon, lat], GeoJSON order) and where
     its name goes."""
-    return {"name": spot.name, "tag": spot.street, "shape": spot.shape,
+    return {"name": spot.name, "short": spot.short or spot.name, "shape": spot.shape,
             "district": spot.district,
             "points": [list(p) for p in spot.points], "width_m": spot.width_m,
             "parts": [[[list(v) for v in ring] for ring in part.rings] for part in spot.parts],

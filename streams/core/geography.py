@@ -211,6 +211,8 @@ class HotSpot:
     weight: float
     parts: tuple[Part, ...] = ()
     district: str | None = None
+    short: str = ""
+    """A short name for the map and the wall's panel ("" : ``name``)."""
 
     @property
     def shape(self) -> str:
@@ -422,7 +424,8 @@ def load_hotspots(path: Path) -> tuple[HotSpot, ...]:
 def hotspot_from_feature(feature: Mapping[str, Any], number: int = 1) -> HotSpot:
     """One GeoJSON feature: a Polygon or MultiPolygon area, a LineString corridor
     (``width_m`` either side, default 60) or a Point circle (``radius_m``, default 150);
-    properties ``name``, ``street``, ``district`` and ``weight`` (simulated calls' share)."""
+    properties ``name``, ``short`` (for the map), ``street``, ``district`` and ``weight``
+    (simulated calls' share)."""
     props: Mapping[str, Any] = feature.get("properties") or {}
     geometry = feature["geometry"]
     name = str(props.get("name") or f"Hot spot {number}")
@@ -450,7 +453,7 @@ def hotspot_from_feature(feature: Mapping[str, Any], number: int = 1) -> HotSpot
     district = props.get("district")
     return HotSpot(name, str(props.get("street", name)), points, width,
                    float(props.get("weight", 1)), parts,
-                   str(district) if district else None)
+                   str(district) if district else None, str(props.get("short") or name))
 
 
 def _beats(districts: Mapping[str, str]) -> dict[str, str]:

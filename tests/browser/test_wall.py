@@ -602,7 +602,7 @@ def test_hotspots_show_names_and_live_counts(stack: Stack,
     assert list(page.evaluate(HOTSPOT_ROWS_JS)) == names
     # Each area's short name is on the map too; the panel hides no part of the city.
     tags = page.eval_on_selector_all(".wall-hotspot-label", "ns => ns.map(n => n.textContent)")
-    assert tags == [spot.street for spot in geography.load_hotspots(
+    assert tags == [spot.short for spot in geography.load_hotspots(
         geography.DEFAULT_HOTSPOTS_FILE)]
     # A name shown on the map touches no neighborhood name (else it is left to the panel).
     placed = page.evaluate("""() => { const boxes = s => [...document.querySelectorAll(s)]
@@ -673,3 +673,64 @@ def test_hotspots_show_names_and_live_counts(stack: Stack,
         if not stack.running("push"):
             stack.start("push")
         clear_board(stack, ids)
+
+
+LABELS_JS = """() => { const m = window.dash_clientside.wall._state.marks;
+  const f = m.canvas.getBoundingClientRect(), p = document.getElementById('wall-hotspots')
+    .getBoundingClientRect();
+  return {labels: m.labels.map(l => [l.id, l.text, l.x, l.y, l.w, l.h]),
+          panel: [p.left - f.left, p.top - f.top, p.width, p.height],
+          width: m.canvas.clientWidth, height: m.canvas.clientHeight,
+          font: parseFloat(m.labelStyle().fontSize)}; }"""
+
+
+@pytest.mark.parametrize("viewport", [FULL_HD, UHD], ids=["1920x1080", "3840x2160"])
+def test_callsigns_label_the_units_that_matter(stack: Stack, page_for: Callable[..., Any],
+                                               viewport: tuple[int, int]) -> None:
+    """With 200 units on the map, callsigns are drawn for the units that matter first (the
+    banner's suggested units, then a unit on a P1 call), at the wall's smallest legible
+    size, never overlapping each other and never more than about 18: no clutter."""
+    page = open_wall(page_for, viewport)
+    tag = uuid.uuid4().hex[:6]
+    grid = [unit(f"L{tag}-{n:03d}", ("available", "en_route", "on_scene", "out_of_service")[n % 4],
+                 41.735 + 0.0045 * (n // 14), -72.712 + 0.0032 * (n % 14))
+            for n in range(200)]
+    lat, lon = 41.7480, -72.6650
+    near = [unit(f"L{tag}-near{n}", "available", *north_of(lat, lon, 150 + 100 * n))
+            for n in range(3)]
+    p1 = new_call(f"L{tag}-p1", priority=1, age_s=30)
+    publish_events(stack, [*grid, *near, p1, dispatch(p1.call_id, grid[5].unit_id)])
+    reader = reader_of(stack)
+    wait_until(lambda: (reader.call(p1.call_id) or {}).get("status") == "dispatched",
+               "the consumer to apply the units and the P1 call")
+    alert = shot(f"L{tag}", lat, lon, rounds=2)
+    publish_events(stack, [alert])
+    try:
+        page.wait_for_selector(f"#wall-banner[data-alert-id='{alert.alert_id}']",
+                               state="visible")
+        page.wait_for_function("n => window.dash_clientside.wall._state.markers.units.size >= n",
+                               arg=203)
+        suggested = page.eval_on_selector_all("#wall-banner ol li b",
+                                              "bs => bs.map(b => b.textContent)")
+        assert suggested == [u.unit_id for u in near]
+        page.wait_for_function(
+            "ids => ids.every(id => window.dash_clientside.wall._state.marks.labels"
+            ".some(l => l.id === id))", arg=[*suggested, grid[5].unit_id])
+        drawn = page.evaluate(LABELS_JS)
+        labels = drawn["labels"]
+        assert 4 <= len(labels) <= 20, len(labels)
+        assert labels[0][0] in suggested and {lab[1] for lab in labels[:3]} == set(suggested)
+        assert drawn["font"] >= 26 * viewport[1] / 1080 - 0.5  # the wall's smallest text
+        px, py, pw, ph = drawn["panel"]
+        for i, (_, _, x, y, w, h) in enumerate(labels):
+            assert 0 <= x and x + w <= drawn["width"] and 0 <= y and y + h <= drawn["height"]
+            assert x + w <= px or px + pw <= x or y + h <= py or py + ph <= y, "under the panel"
+            for _, _, x2, y2, w2, h2 in labels[i + 1:]:
+                assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, "overlap"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"wall-callsigns-{viewport[0]}x{viewport[1]}.png"))
+    finally:
+        clear_board(stack, [p1.call_id])
+        # Off the board for later tests' banners: out of service, far from their shots.
+        publish_events(stack, [unit(u.unit_id, "out_of_service", u.lat or 0, u.lon or 0)
+                               for u in [*grid, *near]])
