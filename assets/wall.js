@@ -627,13 +627,14 @@
   }
 
   // --- shares, feeds, clock ---------------------------------------------------------------
-  function updateShares() {
-    var box = el("wall-shares");
-    if (!box) { return; }
-    var shares = Array.from(S.items.shares.values()).sort(function (a, b) {
+  function sortedShares() {
+    return Array.from(S.items.shares.values()).sort(function (a, b) {
       return (b.start_time || 0) - (a.start_time || 0);
     });
-    var html = shares.length ? shares.map(function (s) {
+  }
+  function sharesHtml() {
+    var shares = sortedShares();
+    return shares.length ? shares.map(function (s) {
       var link = s.stream_url && /^(https?|rtsp|wss?):\/\//.test(s.stream_url) ?
         '<a class="ws-link" href="' + esc(s.stream_url) +
         '" target="_blank" rel="noopener noreferrer">Open stream ↗</a>' :
@@ -643,8 +644,14 @@
         '<span class="ws-main"><b>' + esc(s.partner) + "</b>" +
         '<span class="ws-cam">' + esc(s.resource_name) + "</span></span>" + link + "</div>";
     }).join("") : '<div class="wall-muted">No active shares</div>';
+  }
+  function updateShares() {
+    var box = el("wall-shares");
+    if (!box) { return; }
+    var html = sharesHtml();
     if (box._html !== html) { box.innerHTML = html; box._html = html; }
-    setText("wall-shares-count", String(shares.length));
+    setText("wall-shares-count", String(S.items.shares.size));
+    if (currentView().kind === "shares") { paintViewPanel(); }
   }
   function updateFeeds(now) {
     var box = el("wall-feeds");
@@ -716,9 +723,65 @@
     updateFeeds(now);
     tickAlerts(now);
     if (S.rendered > 0) { updateHotspots(now); }
+    if (currentView().kind === "response") { paintViewPanel(); }
     if (S.bannerAlert && now - S.bannerAlert.detected_time > S.config.banner_s) {
       updateBanner(now);
     } else { tickBanner(now); }
+  }
+
+  // --- kiosk rotation --------------------------------------------------------------------
+  /* ?rotate=city,north,response,shares&every=30 (or DISPATCH_WALL_ROTATE): the map shows the
+   * city or one district, or a panel over it shows today's response times or the active
+   * video shares; every ``every_s`` the next view, on a timer, never a reload. Live data
+   * keeps flowing into everything (the queue, tiles and counts stay on screen), and the
+   * connection-lost banner stays above it all. */
+  function rotationViews() { return (S.config.rotation && S.config.rotation.views) || []; }
+  function currentView() {
+    var views = rotationViews();
+    return views.length ? views[(S.viewIndex || 0) % views.length] : {id: "city", kind: "city"};
+  }
+  function viewBounds() {
+    var view = currentView();
+    return view.kind === "district" ? (S.districtBounds || {})[view.district] || S.cityBounds :
+      S.cityBounds;
+  }
+  function startRotation() {
+    var views = rotationViews();
+    if (!views.length) { return; }
+    S.viewIndex = 0;
+    setInterval(function () {
+      S.viewIndex = (S.viewIndex + 1) % views.length;
+      applyView();
+    }, S.config.rotation.every_s * 1000);
+  }
+  function applyView() {
+    var views = rotationViews(), view = currentView(), chip = el("wall-view");
+    if (!views.length || !S.root) { return; }
+    S.root.setAttribute("data-view", view.id);
+    if (chip) {
+      chip.hidden = false;
+      setText("wall-view", view.label + " · " + ((S.viewIndex || 0) + 1) + "/" + views.length);
+      chip.title = S.config.rotation.unknown.length ?
+        "Not a view: " + S.config.rotation.unknown.join(", ") : "";
+    }
+    paintViewPanel();
+    if (S.map && S.cityBounds) { fitView(S.map); }
+  }
+  /* The response or video view's panel over the map, repainted as its data changes. */
+  function paintViewPanel() {
+    var panel = el("wall-view-panel"), view = currentView();
+    if (!panel) { return; }
+    var html = "";
+    if (view.kind === "response") {
+      var tile = el("wall-kpi-response");
+      html = "<h2>Response today · call → scene</h2>" +
+        '<div class="wv-response">' + (tile ? tile.innerHTML : "") + "</div>";
+    } else if (view.kind === "shares") {
+      html = "<h2>Video shares · " + S.items.shares.size + " active</h2>" +
+        '<div class="wv-shares">' + sharesHtml() + "</div>";
+    }
+    if (panel._html !== html) { panel.innerHTML = html; panel._html = html; }
+    panel.hidden = !html;
   }
 
   // --- sound ------------------------------------------------------------------------------
@@ -774,6 +837,7 @@
     });
     document.addEventListener("live:status", function () { if (S.root) { tick(); } });
     setInterval(tick, 1000);
+    startRotation();
     S.ready = true;
   }
 
@@ -785,6 +849,7 @@
       S.rows = new Map();
       S.rendered = 0;
       watchQueueSize();
+      applyView();
     }
     return root;
   }
@@ -926,11 +991,13 @@
       prepareMarks();
       drawWholeMap();
       S.cityBounds = null;
+      S.districtBounds = {};
       keepCityInView(S.map);
     }
     if (S.map && layer.getBounds) {
-      S.cityBounds = S.cityBounds ? S.cityBounds.extend(layer.getBounds()) :
-        window.L.latLngBounds(layer.getBounds().getSouthWest(), layer.getBounds().getNorthEast());
+      S.cityBounds = grow(S.cityBounds, layer.getBounds());
+      var district = (S.config.district_of || {})[(feature.properties || {}).name];
+      if (district) { S.districtBounds[district] = grow(S.districtBounds[district], layer.getBounds()); }
     }
     var props = feature.properties || {}, name = props.name;
     if (!S.map || !name) { return; }
@@ -944,22 +1011,28 @@
     S.labels.set(name, label);
     label.addTo(S.map);
   }
+  function grow(bounds, more) {
+    return bounds ? bounds.extend(more) :
+      window.L.latLngBounds(more.getSouthWest(), more.getNorthEast());
+  }
   /* Room left of the city for the names of its western neighborhoods (they reach past the
    * outline): two letters of the wall's text. */
   function nameRoom() {
     return 2 * (parseFloat(getComputedStyle(el("wall-root") || document.body).fontSize) || 13);
   }
-  /* The hot-spot panel (top right of the map) gets the width the city leaves free at the
-   * scale it would have without the panel (a city taller than wide leaves room beside it on
-   * a 16:9 screen; long names wrap), and the city is fitted left of it, so the panel costs
-   * the map no scale. Where no room is free the panel lies over the map's corner. */
-  function fitCity(map) {
+  /* The hot-spot panel (top right of the map) gets the width the city (or the district of a
+   * rotating wall's view) leaves free at the scale it would have without the panel (a city
+   * taller than wide leaves room beside it on a 16:9 screen), and the map is fitted left of
+   * it, so the panel costs the map no scale. Where no room is free it lies over the corner. */
+  function fitView(map) {
+    var bounds = viewBounds();
+    if (!bounds) { return; }
     var panel = el("wall-hotspots"), right = 0;
     if (panel) {
-      var zoom = map.getBoundsZoom(S.cityBounds, false, window.L.point(24, 24));
-      var city = map.project(S.cityBounds.getNorthEast(), zoom).x -
-        map.project(S.cityBounds.getSouthWest(), zoom).x;
-      var free = Math.floor(map.getSize().x - city - 24 - nameRoom());
+      var zoom = map.getBoundsZoom(bounds, false, window.L.point(24, 24));
+      var wide = map.project(bounds.getNorthEast(), zoom).x -
+        map.project(bounds.getSouthWest(), zoom).x;
+      var free = Math.floor(map.getSize().x - wide - 24 - nameRoom());
       panel.style.maxWidth = Math.max(0, free) + "px";
       right = panel.offsetWidth && panel.offsetWidth <= free ? panel.offsetWidth : 0;
       if (S.marks) {
@@ -969,8 +1042,8 @@
                                     w: box.width, h: box.height}] : []);
       }
     }
-    map.fitBounds(S.cityBounds, {paddingTopLeft: [nameRoom(), 12],
-                                 paddingBottomRight: [right + 12, 12], animate: false});
+    map.fitBounds(bounds, {paddingTopLeft: [nameRoom(), 12],
+                           paddingBottomRight: [right + 12, 12], animate: false});
   }
   /* The whole service area stays in view: Leaflet keeps its centre and zoom when its box
    * changes (the header wrapping, the banner, a resize), which cut off the south of the
@@ -982,7 +1055,7 @@
       if (size === last || S.map !== map || !S.cityBounds) { last = size; return; }
       last = size;
       map.invalidateSize({animate: false});
-      fitCity(map);
+      fitView(map);
     });
     observer.observe(box);
     if (panel) { observer.observe(panel); }

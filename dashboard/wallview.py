@@ -389,6 +389,42 @@ def hotspot_label_point(spot: HotSpot) -> tuple[float, float]:
     return spot.points[-1]
 
 
+# --- kiosk rotation -----------------------------------------------------------------------
+
+MIN_ROTATE_SECONDS = 2
+VIEW_LABELS = {"city": "Whole city", "response": "Response times today",
+               "shares": "Video shares"}
+"""The views a rotating wall can show besides one per district."""
+
+
+def rotation_views(names: Iterable[str], districts: Sequence[str],
+                   ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The views a ``?rotate=`` list (or DISPATCH_WALL_ROTATE) names, in order, and the
+    names it could not use: 'city', 'response', 'shares' or a district's name (any case)."""
+    by_name = {district.lower(): district for district in districts}
+    views: list[dict[str, Any]] = []
+    unknown: list[str] = []
+    for raw in names:
+        name = raw.strip().lower()
+        if name in VIEW_LABELS:
+            views.append({"id": name, "kind": name, "label": VIEW_LABELS[name]})
+        elif name in by_name:
+            views.append({"id": name, "kind": "district", "district": by_name[name],
+                          "label": f"{by_name[name]} district"})
+        elif name:
+            unknown.append(raw.strip())
+    return views, unknown
+
+
+def rotation_seconds(text: str | None, default: int) -> int:
+    """Seconds per view from ``?every=`` (else ``default``), at least MIN_ROTATE_SECONDS."""
+    try:
+        seconds = int(float(text)) if text not in (None, "") else int(default)
+    except ValueError:
+        seconds = int(default)
+    return max(MIN_ROTATE_SECONDS, seconds)
+
+
 # --- feed health --------------------------------------------------------------------------
 
 FEED_STATES = ("live", "quiet", "stale", "none")

@@ -178,6 +178,7 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "districts": districts(settings),
         "outcomes": dict(OUTCOMES),
         "hotspots": hotspot_areas(settings),
+        "district_of": {hood.name: hood.district for hood in city(settings).neighborhoods},
     }
 
 
@@ -262,6 +263,7 @@ def _header() -> Component:
     return html.Header([
         html.Div("HARTFORD PD", className="wall-title"),
         html.Div(id="wall-clock", className="wall-clock"),
+        html.Div(id="wall-view", className="wall-view", hidden=True),
         html.Div(id="wall-feeds", className="wall-feeds"),
         html.Button("Sound off", id="wall-sound", className="wall-sound", n_clicks=0,
                     title="Beep on a new gunshot alert or P1 call (this screen only)"),
@@ -271,12 +273,25 @@ def _header() -> Component:
 PALETTES = ("day", "night")
 
 
-def layout(mode: str | None = None, palette: str | None = None, **_query: Any) -> Component:
+def rotation(settings: Settings, rotate: str | None, every: str | None) -> dict[str, Any]:
+    """The kiosk rotation: ``?rotate=city,north,response&every=30`` or the settings."""
+    names = rotate.split(",") if rotate is not None else settings.wall_rotate
+    views, unknown = wallview.rotation_views(names, districts(settings))
+    if unknown:
+        log.warning("/wall rotation: no view named %s", ", ".join(unknown))
+    return {"views": views, "unknown": unknown,
+            "every_s": wallview.rotation_seconds(every, settings.wall_rotate_seconds)}
+
+
+def layout(mode: str | None = None, palette: str | None = None, rotate: str | None = None,
+           every: str | None = None, **_query: Any) -> Component:
     """The wall page; ``?mode=poll`` polls the read API every second instead of push;
-    ``?palette=night`` (or ``day``) fixes the palette, else DISPATCH_WALL_NIGHT_HOURS."""
+    ``?palette=night`` (or ``day``) fixes the palette, else DISPATCH_WALL_NIGHT_HOURS;
+    ``?rotate=...&every=...`` rotates views (else DISPATCH_WALL_ROTATE)."""
     settings = runtime.settings()
     config = {**client_config(settings),
-              "palette": palette if palette in PALETTES else None}
+              "palette": palette if palette in PALETTES else None,
+              "rotation": rotation(settings, rotate, every)}
     polling = mode == "poll"
     if polling:
         feed: list[Component] = [dcc.Store(id="wall-poll-store"),
@@ -297,7 +312,10 @@ def layout(mode: str | None = None, palette: str | None = None, **_query: Any) -
         html.Main([
             html.Div([_map(settings),
                       # Names and live counts of the hot spots (drawn by wall.js).
-                      html.Div(id="wall-hotspots", className="wall-hotspots")],
+                      html.Div(id="wall-hotspots", className="wall-hotspots"),
+                      # A rotating wall's response and video views (wall.js).
+                      html.Div(id="wall-view-panel", className="wall-view-panel",
+                               hidden=True)],
                      className="wall-map-area"),
             html.Aside([
                 # Above the queue, not over the map: the alert's star stays visible.

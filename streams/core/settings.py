@@ -200,6 +200,16 @@ class Settings:
         "City hours 'from,to' when /wall uses its night palette (empty: never; "
         "?palette=night or ?palette=day overrides).", _parse_int_list,
     )
+    wall_rotate: tuple[str, ...] = _setting(
+        "DISPATCH_WALL_ROTATE", (),
+        "Views /wall rotates through, e.g. 'city,north,central,south,response,shares' "
+        "(city, a district's name, response, shares; empty: no rotation; ?rotate= overrides).",
+        lambda text: tuple(part.lower() for part in _parse_str_list(text)),
+    )
+    wall_rotate_seconds: int = _setting(
+        "DISPATCH_WALL_ROTATE_SECONDS", 30,
+        "Seconds each rotating /wall view stays up (at least 2; ?every= overrides).", int,
+    )
     suggest_units: SuggestionTable = _setting(
         "DISPATCH_SUGGEST_UNITS", SuggestionTable.parse(DEFAULT_SUGGESTIONS),
         "Unit kinds the wall may suggest per call class ('gunshot=patrol,k9; "

@@ -287,3 +287,20 @@ def test_feed_health_live_stale_none() -> None:
         ("cad", "live", "live"), ("avl", "stale", "STALE 7 min"),
         ("shotspotter", "none", "no data"), ("mutualink", "none", "no data"),
     ]
+
+
+def test_rotation_views_names_and_districts() -> None:
+    """?rotate= names the views in order; districts in any case; unknown names reported."""
+    views, unknown = wv.rotation_views(["city", "NORTH", " central", "response", "shares",
+                                        "moon", ""], ["North", "Central", "South"])
+    assert [(v["id"], v["kind"], v.get("district")) for v in views] == [
+        ("city", "city", None), ("north", "district", "North"),
+        ("central", "district", "Central"), ("response", "response", None),
+        ("shares", "shares", None)]
+    assert views[1]["label"] == "North district" and unknown == ["moon"]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    (None, 30), ("", 30), ("45", 45), ("0", 2), ("-5", 2), ("soon", 30), ("7.9", 7)])
+def test_rotation_seconds(text: str | None, seconds: int) -> None:
+    assert wv.rotation_seconds(text, 30) == seconds
