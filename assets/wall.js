@@ -735,15 +735,21 @@
    * video shares; every ``every_s`` the next view, on a timer, never a reload. Live data
    * keeps flowing into everything (the queue, tiles and counts stay on screen), and the
    * connection-lost banner stays above it all. */
-  function rotationViews() { return (S.config.rotation && S.config.rotation.views) || []; }
+  function rotationViews() {
+    return (S.config && S.config.rotation && S.config.rotation.views) || [];
+  }
   function currentView() {
     var views = rotationViews();
     return views.length ? views[(S.viewIndex || 0) % views.length] : {id: "city", kind: "city"};
   }
   function viewBounds() {
     var view = currentView();
-    return view.kind === "district" ? (S.districtBounds || {})[view.district] || S.cityBounds :
-      S.cityBounds;
+    if (view.kind !== "district") { return S.cityBounds; }
+    var bounds = null, districtOf = S.config.district_of || {};
+    Object.keys(S.hoodBounds || {}).forEach(function (name) {
+      if (districtOf[name] === view.district) { bounds = grow(bounds, S.hoodBounds[name]); }
+    });
+    return bounds || S.cityBounds;
   }
   function startRotation() {
     var views = rotationViews();
@@ -839,6 +845,8 @@
     setInterval(tick, 1000);
     startRotation();
     S.ready = true;
+    // The map may have been made before the page's settings arrived.
+    if (S.map && !(S.hotspots && S.hotspots.length)) { drawHotspots(S.map); }
   }
 
   function adoptRoot() {
@@ -991,13 +999,12 @@
       prepareMarks();
       drawWholeMap();
       S.cityBounds = null;
-      S.districtBounds = {};
+      S.hoodBounds = {};
       keepCityInView(S.map);
     }
     if (S.map && layer.getBounds) {
       S.cityBounds = grow(S.cityBounds, layer.getBounds());
-      var district = (S.config.district_of || {})[(feature.properties || {}).name];
-      if (district) { S.districtBounds[district] = grow(S.districtBounds[district], layer.getBounds()); }
+      S.hoodBounds[(feature.properties || {}).name] = layer.getBounds();
     }
     var props = feature.properties || {}, name = props.name;
     if (!S.map || !name) { return; }

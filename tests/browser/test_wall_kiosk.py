@@ -38,10 +38,10 @@ def wait_view(page: Any, view: str, seconds: float = 10) -> dict[str, Any]:
 def test_kiosk_rotates_views_without_reload(stack: Stack,
                                             page_for: Callable[..., Any]) -> None:
     """The wall shows the city, a district fitted to the map, today's response times and
-    the video shares in turn, every 2 s here, with no reload; live data keeps arriving and
+    the video shares in turn, every 3 s here, with no reload; live data keeps arriving and
     the connection-lost banner shows over any view."""
     page = open_wall(page_for)
-    page.goto(f"{stack.base_url}/wall?rotate=city,central,response,shares,nowhere&every=2")
+    page.goto(f"{stack.base_url}/wall?rotate=city,central,response,shares,nowhere&every=3")
     page.wait_for_function("() => window.wallFirstRenderAt !== undefined && "
                            "document.querySelectorAll('.wall-hood-label').length === 16")
     page_for.allow_errors(page, r"WebSocket|ERR_CONNECTION_REFUSED|net::")
