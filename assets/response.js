@@ -17,6 +17,12 @@
     return (hours ? hours + ":" + mm : mm) + ":" + (secs < 10 ? "0" : "") + secs;
   };
 
+  // '+2:04' past target, '−45 s' within it (the sign says which side).
+  functions.signedDurationText = function (seconds) {
+    if (seconds === null || seconds === undefined || !isFinite(seconds)) return "—";
+    return (seconds < 0 ? "−" : "+") + functions.durationText(Math.abs(seconds));
+  };
+
   // 'H261125-00037-jytp30uu': the CAD-style number in full, the simulator's run tag
   // (seed + start, unique across restarts) dimmed after it. Other ids show as they are.
   var RUN_TAG = /^(H\d{6}-\d{5})(-[0-9a-z]+)$/;

@@ -26,6 +26,7 @@ from dashboard.auth import Auth, errors, headers, routes
 from dashboard.auth import per_request as current
 from dashboard.live import push_url
 from streams.core.access import User
+from streams.core.history import folder_of
 from streams.core.keys import Keys
 from streams.core.settings import PROJECT_ROOT, Settings
 
@@ -51,14 +52,20 @@ INDEX = """<!DOCTYPE html>
 </head><body>{%app_entry%}<footer>{%config%}{%scripts%}{%renderer%}</footer></body></html>"""
 
 
-def create_app(settings: Settings, reader: Any = None) -> dash.Dash:
-    """Build the dashboard for ``settings``; ``reader`` defaults to a LiveReader on Redis."""
-    from dashboard.readapi import LiveReader  # noqa: PLC0415 - written alongside this
+def create_app(settings: Settings, reader: Any = None, history: Any = None) -> dash.Dash:
+    """Build the dashboard for ``settings``; ``reader`` defaults to a LiveReader on Redis,
+    ``history`` to a HistoryStore on the history writer's folder."""
+    from dashboard.history import HistoryStore  # noqa: PLC0415 - written alongside this
+    from dashboard.readapi import LiveReader  # noqa: PLC0415
 
     client = redis.Redis.from_url(settings.redis_address)
     services = Auth.open(settings, client)
     keys = Keys(settings.key_prefix)
-    runtime.init(settings, reader if reader is not None else LiveReader(client, keys))
+    if history is None:
+        history = HistoryStore(
+            client, keys, folder_of(settings.resolved_history_dir, settings.key_prefix),
+            settings.timezone, settings.history_tail_limit, settings.history_memory_mb)
+    runtime.init(settings, reader if reader is not None else LiveReader(client, keys), history)
     app = dash.Dash(__name__, assets_folder=str(PROJECT_ROOT / "assets"), use_pages=True,
                     pages_folder="", suppress_callback_exceptions=True, index_string=INDEX,
                     title="Hartford dispatch", update_title=None, serve_locally=True)

@@ -1,20 +1,18 @@
 """Response-time figures as plain functions: filters in, numbers and tables out.
 
-The /response page's callbacks pass the closed calls (a DataFrame from the read API) and
-the chosen filters to these functions; nothing here imports dash or redis, so every number
-the page shows is computed here and tested without a server. Percentiles are numpy's
-default (linear interpolation), the same as pandas' ``quantile``.
-
-Speed: a filter change over 1,000,000 closed calls is numpy masks over columns the read
-API already holds in memory, one ``groupby`` for the series and a pre-binned histogram, so
-the browser never receives one value per call.
+The /response page's callbacks pass a history selection (``dashboard.history``: DuckDB
+over the history writer's files, or over any table in tests) and the chosen filters to
+``compute``; nothing here imports dash or redis. Every statistic is one SQL aggregate
+(``quantile_cont``: linear interpolation, numpy's and pandas' default); this module turns
+the small results into what the page shows, so the browser never receives one value per
+call and no worker holds the whole history.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -23,15 +21,18 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from dashboard.history import Query, Selection, local_stamps
 from streams.core import response
 from streams.core.events import CATEGORY_LABELS
+from streams.core.history import TIME_FIELDS
 
-METRICS = {
-    "dispatch": ("dispatch_s", "Received → dispatched"),
-    "travel": ("travel_s", "Dispatched → on scene"),
-    "response": ("response_s", "Received → on scene"),
-}
-"""Metric key -> (closed-record column in seconds, label)."""
+METRICS = {key: (spec.column, spec.label) for key, spec in response.INTERVALS.items()}
+"""Interval key -> (closed-record column in seconds, label), in the page's order."""
+DEFINITIONS = {key: spec.definition for key, spec in response.INTERVALS.items()}
+CANCELLED = {"exclude": "Left out", "include": "Included"}
+LEFT_FEED = {"exclude": "Left out", "include": "Included"}
+"""Treatment of cancelled calls, and of calls closed only because they left an active
+feed (the feed never said they closed): both left out of statistics by default."""
 
 SPLITS = {"none": "All calls", "district": "District", "priority": "Priority",
           "category": "Category"}
@@ -53,14 +54,15 @@ MAX_BUCKETS = 800
 SLOWEST_LIMIT = 100
 HISTOGRAM_BIN_S = 30.0
 HISTOGRAM_MAX_BINS = 120
+TABLE_SECONDS = {key: f"{key}_seconds" for key in METRICS}
+"""Interval key -> the table field holding it."""
 TABLE_COLUMNS = (
     "call_id", "received", "district", "neighborhood", "category", "priority", "call_type",
-    "dispatch_seconds", "travel_seconds", "response_seconds",
+    *TABLE_SECONDS.values(), "target_seconds", "past_target_seconds", "source",
 )
-"""The slowest-calls table's fields = its CSV header (interval columns say their unit)."""
-TABLE_SECONDS = {"dispatch": "dispatch_seconds", "travel": "travel_seconds",
-                 "response": "response_seconds"}
-"""Metric key -> the table field holding it."""
+"""The slowest-calls table's fields = its CSV header (interval columns say their unit);
+``past_target_seconds`` is how far the chosen interval went past the call's own priority's
+target (negative: within it)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class ResponseQuery:
     priorities: tuple[int, ...] = ()
     categories: tuple[str, ...] = ()
     qol_only: bool = False
+    cancelled: str = "exclude"
+    left_feed: str = "exclude"
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -101,6 +105,8 @@ class ResponseQuery:
             raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {self.split!r}")
         if self.bucket not in BUCKETS:
             raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {self.bucket!r}")
+        if self.cancelled not in CANCELLED or self.left_feed not in LEFT_FEED:
+            raise ValueError("cancelled and left_feed must be 'exclude' or 'include'")
 
     @property
     def column(self) -> str:
@@ -116,11 +122,50 @@ class Stat:
     p90: float | None
 
 
+@dataclass(frozen=True)
+class Compliance:
+    """One priority's calls against its target for the chosen interval."""
+
+    priority: int
+    n: int
+    within: int
+    median: float | None
+    p90: float | None
+    target: float
+    passed: bool | None
+
+    @property
+    def share(self) -> float | None:
+        return self.within / self.n if self.n else None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the period's calls of one feed hold: calls, calls with each time, and those
+    left out (cancelled, left the feed) or counted."""
+
+    source: str
+    calls: int
+    times: dict[str, int]
+    cancelled: int
+    left_feed: int
+    counted: int
+
+    def lacks(self, interval: str) -> bool:
+        """True when no call of this feed has both times the interval needs."""
+        spec = response.INTERVALS[interval]
+        return self.calls > 0 and (self.times[spec.start] == 0 or self.times[spec.end] == 0)
+
+
 @dataclass
 class Shown:
     """Everything one filter change puts on screen (and exactly what CSV export writes)."""
 
     kpis: dict[str, dict[str, Stat]] = field(default_factory=dict)
+    compliance: list[Compliance] = field(default_factory=list)
+    coverage: list[Coverage] = field(default_factory=list)
+    complete: bool = True
+    """False when the history writer is behind and the newest calls are left out."""
     series: pd.DataFrame = field(default_factory=pd.DataFrame)
     previous_series: pd.DataFrame = field(default_factory=pd.DataFrame)
     histogram: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
@@ -215,31 +260,85 @@ def preset_dates(preset: str, now: float, timezone: str) -> tuple[str, str] | No
 
 # --- selection and statistics -------------------------------------------------------------
 
-def select(frame: pd.DataFrame, start: float, end: float, query: ResponseQuery) -> pd.DataFrame:
-    """Closed, not cancelled calls received in [start, end) that pass the filters
-    (``streams.core.response.filter_calls``; the read API's dtypes: bool flags)."""
-    if frame.empty:
-        return frame
-    return response.filter_calls(frame, start, end, districts=query.districts or None,
-                                 priorities=query.priorities or None,
-                                 categories=query.categories or None,
-                                 qol=True if query.qol_only else None)
+SPLIT_COLUMNS = {"district": "district", "priority": "priority", "category": "category"}
 
 
-def stat(frame: pd.DataFrame, column: str) -> Stat:
-    """Count, median and 90th percentile of one interval column (blanks = never happened)."""
-    if frame.empty:
-        return Stat(0, None, None)
-    found = response.summary(frame, column)
-    median, p90 = found["median"], found["p90"]
-    return Stat(int(found["count"] or 0), None if median is None else float(median),
-                None if p90 is None else float(p90))
+def selection_of(period: Period, query: ResponseQuery) -> Selection:
+    """The history selection a filter change asks about (both periods, every filter)."""
+    return Selection(period.start, period.end, period.previous_start, period.previous_end,
+                     districts=query.districts, priorities=query.priorities,
+                     categories=query.categories, qol_only=query.qol_only,
+                     include_cancelled=query.cancelled == "include",
+                     include_left_feed=query.left_feed == "include")
 
 
-def kpis(current: pd.DataFrame, previous: pd.DataFrame) -> dict[str, dict[str, Stat]]:
-    """Per metric: this period's and the previous period's Stat."""
-    return {key: {"current": stat(current, column), "previous": stat(previous, column)}
-            for key, (column, _label) in METRICS.items()}
+def _quantiles(value: Any) -> tuple[float | None, float | None]:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None, None
+    median, p90 = list(value)
+    return (None if median is None else float(median)), (None if p90 is None else float(p90))
+
+
+def kpis(stats: pd.DataFrame) -> dict[str, dict[str, Stat]]:
+    """Per interval: this period's and the previous period's Stat (all priorities)."""
+    everything = stats.loc[stats["total"] == 1]
+    out: dict[str, dict[str, Stat]] = {}
+    for key in METRICS:
+        out[key] = {"current": Stat(0, None, None), "previous": Stat(0, None, None)}
+        for _, row in everything.iterrows():
+            median, p90 = _quantiles(row[f"{key}_q"])
+            out[key]["current" if row["cur"] else "previous"] = Stat(
+                int(row[f"{key}_n"]), median, p90)
+    return out
+
+
+def compliance(stats: pd.DataFrame, metric: str, targets_s: Sequence[float] | None,
+               goal_percent: float) -> list[Compliance]:
+    """Per priority with calls this period: share within its own target, median, p90,
+    pass/fail against the compliance goal. Empty for an interval without targets."""
+    if targets_s is None:
+        return []
+    rows = stats.loc[stats["cur"].astype(bool) & (stats["total"] == 0)
+                     & stats["priority"].notna()]
+    found = []
+    for _, row in rows.iterrows():
+        priority = int(row["priority"])
+        if not 1 <= priority <= len(targets_s) or not int(row[f"{metric}_judged"]):
+            continue
+        n, within = int(row[f"{metric}_judged"]), int(row[f"{metric}_within"])
+        median, p90 = _quantiles(row[f"{metric}_q"])
+        found.append(Compliance(priority, n, within, median, p90, float(targets_s[priority - 1]),
+                                response.passes(within / n, goal_percent)))
+    return sorted(found, key=lambda item: item.priority)
+
+
+def response_by_priority(select: Callable[[Selection], AbstractContextManager[Query]],
+                         start: float, end: float, response_targets: Sequence[int]
+                         ) -> list[dict[str, Any]]:
+    """Received -> on scene per priority with calls in [start, end), then 'All': label,
+    count, median_s, p90_s, target_s, median_ok, p90_ok. The wall's tile shows this: the
+    same SQL, selection rules and quantile as /response, so the two never disagree."""
+    with select(Selection(start, end)) as found:
+        stats = found.interval_stats({})
+    rows = []
+    ordered = sorted(stats.itertuples(index=False),
+                     key=lambda r: (r.total, -1 if pd.isna(r.priority) else r.priority))
+    for row in ordered:
+        if row.total == 0 and pd.isna(row.priority):
+            continue
+        n = int(row.response_n)
+        if not n:
+            continue
+        median, p90 = _quantiles(row.response_q)
+        priority = None if row.total == 1 else int(row.priority)
+        if priority is not None and not 1 <= priority <= len(response_targets):
+            continue
+        target = None if priority is None else float(response_targets[priority - 1])
+        rows.append({"label": "All" if priority is None else f"P{priority}", "count": n,
+                     "median_s": median, "p90_s": p90, "target_s": target,
+                     "median_ok": None if target is None or median is None else median <= target,
+                     "p90_ok": None if target is None or p90 is None else p90 <= target})
+    return rows
 
 
 def delta(current: float | None, previous: float | None) -> float | None:
@@ -257,29 +356,30 @@ def group_label(value: Any, split: str) -> str:
         return f"P{int(float(value))}" if _finite(value) else "P?"
     if split == "category":
         return CATEGORY_LABELS.get(str(value), str(value))
-    return str(value)
+    if split == "none":
+        return "All calls"
+    return str(value) if _text(value) else "(none)"
 
 
-def series(frame: pd.DataFrame, query: ResponseQuery, timezone: str) -> pd.DataFrame:
-    """Median and p90 of the query's metric per (bucket, group): columns bucket, group, n,
-    median, p90, sorted by group then bucket; buckets with no value are absent.
-    The maths is ``streams.core.response.percentile_series``; this names the groups."""
+def series_frames(found: pd.DataFrame, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(current, previous) series from the history's per-bucket rows: columns bucket
+    (naive local time), group, n, median, p90, sorted by group then bucket."""
     columns = ["bucket", "group", "n", "median", "p90"]
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    by = None if query.split == "none" else query.split
-    found = response.percentile_series(frame, query.column, query.bucket,  # type: ignore[arg-type]
-                                       timezone, by=by)
-    if found.empty:
-        return pd.DataFrame(columns=columns)
-    labels = {value: group_label(value, query.split) for value in found[by].unique()} \
-        if by else {}
-    table = pd.DataFrame({
-        "bucket": found["period"].to_numpy(),
-        "group": found[by].map(labels).to_numpy(dtype=object) if by else "All calls",
-        "n": found["count"].to_numpy(), "median": found["median"].to_numpy(dtype=float),
-        "p90": found["p90"].to_numpy(dtype=float)})
-    return table.sort_values(["group", "bucket"], kind="stable").reset_index(drop=True)
+    parts = []
+    for current in (True, False):
+        rows = found.loc[found["cur"].astype(bool) == current]
+        if rows.empty:
+            parts.append(pd.DataFrame(columns=columns))
+            continue
+        labels = {value: group_label(value, split) for value in rows["grp"].unique()}
+        table = pd.DataFrame({
+            "bucket": local_stamps(rows["bucket"].to_numpy(dtype=float)),
+            "group": rows["grp"].map(labels).to_numpy(dtype=object),
+            "n": rows["n"].to_numpy(dtype=int), "median": rows["median"].to_numpy(dtype=float),
+            "p90": rows["p90"].to_numpy(dtype=float)})
+        parts.append(table.sort_values(["group", "bucket"], kind="stable")
+                     .reset_index(drop=True))
+    return parts[0], parts[1]
 
 
 def shift_series(frame: pd.DataFrame, shift: pd.Timedelta) -> pd.DataFrame:
@@ -293,36 +393,26 @@ def shift_series(frame: pd.DataFrame, shift: pd.Timedelta) -> pd.DataFrame:
 
 # --- histogram and slowest calls --------------------------------------------------------
 
-def histogram(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+def histogram(query: Query, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(counts, bin edges in seconds): 30 s bins, widened so there are at most 120; the
     last bin also holds everything above the 99th percentile so outliers stay visible."""
-    values = frame[column].dropna().to_numpy(dtype=float) if not frame.empty else np.zeros(0)
-    if values.size == 0:
+    p99 = query.quantile(column, 0.99)
+    if p99 is None:
         return np.zeros(0, dtype=int), np.zeros(0)
-    top = max(float(np.percentile(values, 99)), HISTOGRAM_BIN_S)
+    top = max(p99, HISTOGRAM_BIN_S)
     width = HISTOGRAM_BIN_S * max(1, math.ceil(top / HISTOGRAM_BIN_S / HISTOGRAM_MAX_BINS))
-    bins = response.histogram(frame, column, bin_s=width, max_s=math.ceil(top / width) * width
-                              - width / 2)
-    edges = np.append(bins["bin_start"].to_numpy(dtype=float),
-                      bins["bin_end"].to_numpy(dtype=float)[-1:])
-    return bins["count"].to_numpy(dtype=int), edges
+    bins = max(1, math.ceil(top / width))
+    found = query.histogram(column, width, (bins - 1) * width)
+    counts = np.zeros(bins, dtype=int)
+    index = np.round(found["bin"].to_numpy(dtype=float) / width).astype(int)
+    np.add.at(counts, np.clip(index, 0, bins - 1), found["n"].to_numpy(dtype=int))
+    return counts, np.arange(bins + 1) * width
 
 
-def slowest(frame: pd.DataFrame, query: ResponseQuery, timezone: str,
-            limit: int = SLOWEST_LIMIT) -> list[dict[str, Any]]:
-    """The ``limit`` calls with the longest metric, slowest first, as table rows."""
-    if frame.empty:
-        return []
-    values = frame[query.column].to_numpy(dtype=float)
-    finite = np.isfinite(values)
-    if finite.sum() > limit:
-        # Sorting 300,000 rows by (value, call id) costs 0.3 s; only rows at or above the
-        # limit-th largest value can be in the answer, so the exact sort runs on those.
-        threshold = np.partition(values[finite], finite.sum() - limit)[finite.sum() - limit]
-        frame = frame.loc[finite & (values >= threshold)]
-    rows = response.slowest_calls(frame, query.column, limit)
+def slowest_rows(found: pd.DataFrame, timezone: str) -> list[dict[str, Any]]:
+    """The history's slowest calls as table rows (TABLE_COLUMNS)."""
     zone = ZoneInfo(timezone)
-    return [_table_row(row, zone) for row in rows.to_dict("records")]
+    return [_table_row(row, zone) for row in found.to_dict("records")]
 
 
 def _table_row(record: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
@@ -340,7 +430,24 @@ def _table_row(record: dict[str, Any], zone: ZoneInfo) -> dict[str, Any]:
         "call_type": _text(record.get("call_type")),
         **{field: _seconds(record.get(METRICS[metric][0]))
            for metric, field in TABLE_SECONDS.items()},
+        "target_seconds": _seconds(record.get("target_s")),
+        "past_target_seconds": _seconds(record.get("past_s")),
+        "source": _text(record.get("source")),
     }
+
+
+def coverage(found: pd.DataFrame) -> list[Coverage]:
+    """Per feed: what its calls in the period hold (see Coverage)."""
+    return [Coverage(str(row["source"]), int(row["calls"]),
+                     {name: int(row[name]) for name in TIME_FIELDS}, int(row["cancelled"]),
+                     int(row["left_feed"]), int(row["counted"]))
+            for row in found.to_dict("records")]
+
+
+def missing_intervals(feeds: Sequence[Coverage]) -> dict[str, list[str]]:
+    """Interval -> the feeds (with calls this period) whose data cannot give it."""
+    return {key: [feed.source or "(unnamed feed)" for feed in feeds if feed.lacks(key)]
+            for key in METRICS}
 
 
 def _finite(value: Any) -> bool:
@@ -405,25 +512,34 @@ def effective_bucket(bucket: str, span_s: float) -> str:
     return order[index]
 
 
-def compute(current_calls: pd.DataFrame, previous_calls: pd.DataFrame, period: Period,
-            query: ResponseQuery, timezone: str) -> Shown:
-    """Everything the page shows for one filter change, from the closed calls received in
-    the period and in the previous period (wider frames are fine: selection re-checks)."""
+def compute(select: Callable[[Selection], AbstractContextManager[Query]], period: Period,
+            query: ResponseQuery, timezone: str, pending_targets: Sequence[int],
+            response_targets: Sequence[int], goal_percent: float = 90.0) -> Shown:
+    """Everything the page shows for one filter change, from the history (``select`` is
+    ``HistoryStore.select`` or ``history.select_frame(table)``)."""
     bucket = effective_bucket(query.bucket, period.end - period.start)
     note = "" if bucket == query.bucket else (
         f"{BUCKETS[query.bucket]}ly points over this period would be too many to read; "
         f"shown per {bucket}.")
-    drawn = dataclasses.replace(query, bucket=bucket)
-    current = select(current_calls, period.start, period.end, query)
-    previous = select(previous_calls, period.previous_start, period.previous_end, query)
-    return Shown(
-        kpis=kpis(current, previous),
-        series=series(current, drawn, timezone),
-        previous_series=shift_series(series(previous, drawn, timezone), period.shift(timezone)),
-        histogram=histogram(current, query.column),
-        slowest=slowest(current, query, timezone),
-        bucket=bucket, note=note,
-    )
+    targeted = {key: t for key in response.TARGETED if (t := response.interval_targets(
+        key, pending_targets, response_targets)) is not None}
+    split = SPLIT_COLUMNS.get(query.split)
+    with select(selection_of(period, query)) as found:
+        stats = found.interval_stats(targeted)
+        current, previous = series_frames(found.series(query.column, bucket, split),
+                                          query.split)
+        shown = Shown(
+            kpis=kpis(stats),
+            compliance=compliance(stats, query.metric, targeted.get(query.metric),
+                                  goal_percent),
+            coverage=coverage(found.coverage()),
+            complete=found.state.tail.complete,
+            series=current, previous_series=shift_series(previous, period.shift(timezone)),
+            histogram=histogram(found, query.column),
+            slowest=slowest_rows(found.slowest(query.column, targeted.get(query.metric),
+                                               SLOWEST_LIMIT), timezone),
+            bucket=bucket, note=note)
+    return shown
 
 
 # --- what goes on screen: the series table, CSV, figures -----------------------------------
@@ -453,12 +569,108 @@ def series_table(shown: Shown) -> dict[str, list[Any]]:
     }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is read as a formula by spreadsheets (CSV injection)."""
+
+
+def safe_cell(value: Any) -> Any:
+    """``value`` as a spreadsheet will read it literally: text (or a negative number)
+    that would start a formula gets a leading apostrophe, as OWASP advises."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else value
+
+
 def csv_text(columns: dict[str, list[Any]] | Sequence[dict[str, Any]],
-             names: Sequence[str]) -> str:
-    """A column dict or a list of row dicts as CSV with ``names`` as header, in order."""
+             names: Sequence[str], meta: dict[str, str] | None = None) -> str:
+    """A column dict or a list of row dicts as CSV with ``names`` as header, in order,
+    after ``# name: value`` lines saying what it holds (period, filters, interval, time
+    zone, when it was made). No cell starts a formula."""
     frame = pd.DataFrame(columns if isinstance(columns, dict) else list(columns),
                          columns=list(names))
-    return frame.to_csv(index=False, lineterminator="\n")
+    frame = frame.astype(object).map(safe_cell)
+    head = "".join(f"# {name}: {safe_cell(value)}\n" for name, value in (meta or {}).items())
+    return head + frame.to_csv(index=False, lineterminator="\n")
+
+
+def export_meta(period: Period, query: ResponseQuery, timezone: str, made: float
+                ) -> dict[str, str]:
+    """What an export or a printed report holds, in words (also the CSV's first lines)."""
+    zone = ZoneInfo(timezone)
+    filters = [f"districts {', '.join(query.districts)}" if query.districts else "all districts",
+               "priorities " + ", ".join(f"P{p}" for p in query.priorities)
+               if query.priorities else "all priorities",
+               "categories " + ", ".join(CATEGORY_LABELS.get(c, c) for c in query.categories)
+               if query.categories else "all categories",
+               f"cancelled calls {CANCELLED[query.cancelled].lower()}",
+               f"calls that left the feed {LEFT_FEED[query.left_feed].lower()}"]
+    if query.qol_only:
+        filters.append("quality-of-life calls only")
+    return {
+        "Report": "Hartford dispatch response times",
+        "Interval": f"{METRICS[query.metric][1]} ({DEFINITIONS[query.metric]})",
+        "Period": period_text(period, timezone),
+        "Filters": "; ".join(filters),
+        "Split": f"{SPLITS[query.split]}, per {query.bucket}",
+        "Time zone": f"{timezone} (times are city wall-clock time)",
+        "Made": datetime.fromtimestamp(made, zone).strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def preset_meaning(label: str) -> str:
+    """What a rolling preset spans, said in the header next to its label."""
+    if label.startswith("Last "):
+        return " (whole calendar days including today, up to now)"
+    return " (since midnight, up to now)" if label == "Today" else ""
+
+
+def span_text(start: float, end: float, zone: ZoneInfo) -> str:
+    """'2014-07-01 – 2014-07-31' for whole local days, else times to the minute."""
+    first, after = datetime.fromtimestamp(start, zone), datetime.fromtimestamp(end, zone)
+    if first.time() == after.time() == datetime.min.time():
+        last = datetime.fromtimestamp(end - 1, zone)
+        return f"{first:%Y-%m-%d} – {last:%Y-%m-%d}"
+    return f"{first:%Y-%m-%d %H:%M} – {after:%Y-%m-%d %H:%M}"
+
+
+def period_text(period: Period, timezone: str) -> str:
+    """'Last 7 days (…): 2014-07-01 – 2014-07-07; compared with … (EDT, city time)'."""
+    zone = ZoneInfo(timezone)
+    return (f"{period.label}{preset_meaning(period.label)}: "
+            f"{span_text(period.start, period.end, zone)}; compared "
+            f"with {span_text(period.previous_start, period.previous_end, zone)}"
+            f" ({datetime.fromtimestamp(period.end, zone):%Z}, city time)")
+
+
+def missing_time_text(metric: str) -> str:
+    """'on-scene time' / 'dispatch or on-scene time': what an interval needs, in words."""
+    spec = response.INTERVALS[metric]
+    return " or ".join(TIME_WORDS[name] for name in (spec.start, spec.end))
+
+
+TIME_WORDS = {"received_time": "received time", "dispatched_time": "dispatch time",
+              "on_scene_time": "on-scene time", "closed_time": "cleared time"}
+
+
+def left_out_text(feeds: Sequence[Coverage]) -> str:
+    """'Left out of these figures: 12 cancelled calls, 3 that left the feed …'."""
+    cancelled = sum(feed.cancelled for feed in feeds)
+    left = sum(feed.left_feed for feed in feeds)
+    counted = sum(feed.counted for feed in feeds)
+    calls = sum(feed.calls for feed in feeds)
+    return (f"{calls:,} closed calls in the period, {counted:,} counted. "
+            f"Cancelled: {cancelled:,}; closed because they left an active-calls feed "
+            f"(the feed never said they closed): {left:,}. Change the two filters above to "
+            f"count them.")
+
+
+def empty_reason(shown: Shown, metric: str) -> str:
+    """Why a chart is blank: the feed lacks the times, or no call matches."""
+    lacking = missing_intervals(shown.coverage)[metric]
+    if lacking and len(lacking) == len(shown.coverage):
+        return f"{METRICS[metric][1]}: not in this feed (no {missing_time_text(metric)})."
+    return "No closed calls match these filters."
 
 
 def shown_targets(query: ResponseQuery, groups: Sequence[str], pending_targets: Sequence[int],
@@ -515,20 +727,18 @@ def _with_gaps(x: list[str], columns: list[list[Any]], bucket: str
     so a line never implies values for days that had none."""
     if len(x) < 2:
         return list(x), columns
-    stamps = pd.DatetimeIndex(x)
-    step = pd.Timedelta(seconds=BUCKET_SECONDS[bucket])
+    stamps = pd.DatetimeIndex(x).as_unit("s").asi8
+    step = int(BUCKET_SECONDS[bucket])
     # An hour bucket may skip the missing spring-forward hour: allow one extra hour there.
     slack = step * (2 if bucket == "hour" else 1)
-    out_x: list[str | None] = [x[0]]
-    out_cols: list[list[Any]] = [[c[0]] for c in columns]
-    for index in range(1, len(x)):
-        if stamps[index] - stamps[index - 1] > slack:
-            out_x.append((stamps[index - 1] + step).strftime("%Y-%m-%dT%H:%M"))
-            for column in out_cols:
-                column.append(None)
-        out_x.append(x[index])
-        for column, source in zip(out_cols, columns, strict=True):
-            column.append(source[index])
+    gaps = np.flatnonzero(np.diff(stamps) > slack)
+    out_x: list[str | None] = list(x)
+    out_cols = [list(column) for column in columns]
+    for index in gaps[::-1]:  # from the end, so earlier positions stay valid
+        filler = pd.Timestamp(int(stamps[index] + step), unit="s").strftime("%Y-%m-%dT%H:%M")
+        out_x.insert(index + 1, filler)
+        for column in out_cols:
+            column.insert(index + 1, None)
     return out_x, out_cols
 
 
@@ -545,10 +755,11 @@ def series_figure(table: dict[str, list[Any]], target_seconds: dict[int, float],
     groups += [g for g in dict.fromkeys(frame["group"]) if g not in groups]
     colours = {group: PALETTE[index % len(PALETTE)] for index, group in enumerate(groups)}
     hover_format = AXIS_FORMATS[bucket]["hoverformat"]
+    parts = {key: part for key, part in frame.groupby(["group", "period"], sort=False)}
     for group in groups:
         for period, dash, opacity in (("current", "solid", 1.0), ("previous", "dash", 0.6)):
-            mine = frame[(frame["group"] == group) & (frame["period"] == period)]
-            if mine.empty:
+            mine = parts.get((group, period))
+            if mine is None or mine.empty:
                 continue
             name = group if period == "current" else f"{group} (previous period)"
             marker = {"size": 7 if len(mine) <= 60 else 4, "color": colours[group]}

@@ -19,18 +19,20 @@ from streams.core.settings import Settings
 if TYPE_CHECKING:
     from dashboard.auth import Auth
     from dashboard.auth.sessions import Session
+    from dashboard.history import HistoryStore
     from dashboard.readapi import LiveReader
 
-__all__ = ["User", "auth", "current_session", "current_user", "init", "may_open", "reader",
-           "require_page", "settings"]
+__all__ = ["User", "auth", "current_session", "current_user", "history", "init", "may_open",
+           "reader", "require_page", "settings"]
 
 _objects: dict[str, Any] = {}
 
 
-def init(settings: Settings, reader: LiveReader) -> None:
-    """Install this process's settings and read API."""
+def init(settings: Settings, reader: LiveReader, history: HistoryStore | None = None) -> None:
+    """Install this process's settings, read API and response-time history."""
     _objects["settings"] = settings
     _objects["reader"] = reader
+    _objects["history"] = history
 
 
 def settings() -> Settings:
@@ -49,6 +51,14 @@ def auth() -> Auth:
 def current_session() -> Session | None:
     """The signed-in session of this request (None when nobody is signed in)."""
     return per_request.current_session()
+
+
+def history() -> HistoryStore:
+    """The closed-call history (DuckDB over the history writer's files)."""
+    found = _objects.get("history")
+    if found is None:
+        raise RuntimeError("no history store: create_app installs one")
+    return found  # type: ignore[no-any-return]
 
 
 def current_user() -> User | None:

@@ -36,9 +36,8 @@ GRACEFUL_TIMEOUT_SECONDS = 30
 """How long SIGTERM waits for requests in flight (a cold response-times query can take
 tens of seconds on a busy machine) before workers are killed."""
 REQUEST_TIMEOUT_SECONDS = 120
-"""Headroom over the slowest request: a /response or wall query that arrives while this
-worker is still reading a million closed calls waits on that load (tens of seconds on a
-busy machine) rather than being killed; the page itself polls instead of waiting."""
+"""Headroom over the slowest request on a very busy machine (history queries read the
+history writer's files, never a whole history into the worker)."""
 HANDOVER_TIMEOUT_SECONDS = 90
 """Longest a server asked to stop keeps serving while the launcher starts its replacement."""
 LISTEN_BACKLOG = 2048
@@ -142,11 +141,6 @@ class DashboardServer(BaseApplication):  # type: ignore[misc]
         # before gunicorn's threads can race through the setup together (seen as
         # "dictionary changed size during iteration" and a 500 on the first page load).
         app.server.test_client().get("/healthz")
-        # Read the closed-calls history now, in the background, so the first response-
-        # times request finds it warm (or shows progress) instead of paying for it.
-        from dashboard import runtime  # noqa: PLC0415 - initialised by create_app
-
-        runtime.reader().prefetch_closed_calls()
         notify(self.handover, "ready")
         return app.server
 

@@ -1,8 +1,8 @@
 """Response times (/response): how long calls waited and units took, against targets.
 
-For supervisors and admins. One server callback answers every filter change: it checks the
-role, asks the read API for the closed calls of the period and of the previous period
-(a cached DataFrame, so this is a numpy mask, not a Redis read) and hands them to
+For commanders, supervisors and admins. One server callback answers every filter change:
+it checks the role and hands the history store (``dashboard.history``: DuckDB over the
+history writer's files, never the whole history in this worker) and the filters to
 ``dashboard.responseview``, which computes every number shown. What was drawn is kept in
 ``response-shown`` so the CSV export writes exactly that, not a recomputation.
 
@@ -28,7 +28,7 @@ from dash.exceptions import MissingCallbackContextException, PreventUpdate
 from dashboard import responseview as rv
 from dashboard import runtime
 from layouts import response_outcomes
-from streams.core import access
+from streams.core import access, response
 from streams.core.events import CATEGORIES, CATEGORY_LABELS
 from streams.core.geography import DISTRICTS
 
@@ -38,11 +38,8 @@ PATH = "/response"
 FILTER_INPUTS = ("preset", "range.start_date", "range.end_date", "metric", "split", "bucket",
                  "districts", "priorities", "categories")
 DURATION_FORMAT = {"function": "durationText(params.value)"}
+SIGNED_FORMAT = {"function": "signedDurationText(params.value)"}
 """ag-grid formatter (assets/response.js) mirroring responseview.duration_text."""
-LOADING_WAIT_S = 2.0
-"""How long a filter change waits for the closed-calls history before answering with a
-progress note instead (a million calls take a while to read once per worker)."""
-LOADING_POLL_MS = 1000
 
 
 GRID_THEME = {"function": (
@@ -111,9 +108,25 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
             _dropdown("response-categories", "Categories",
                       [{"label": CATEGORY_LABELS[c], "value": c} for c in CATEGORIES], [], True,
                       "All categories"),
+            _dropdown("response-cancelled", "Cancelled calls", [
+                {"label": label, "value": key} for key, label in rv.CANCELLED.items()],
+                "exclude"),
+            _dropdown("response-left-feed", "Calls that left the feed", [
+                {"label": label, "value": key} for key, label in rv.LEFT_FEED.items()],
+                "exclude"),
         ], className="g-2 response-filters"),
+        html.Div([
+            dbc.Button("Print report", id="response-print", color="secondary",
+                       className="me-2"),
+            html.Span("Prints what is shown: period, filters, cards, charts and table.",
+                      className="response-muted"),
+        ], className="response-actions"),
+        html.Div(id="response-print-header", className="response-print-only"),
+        html.Div(id="response-print-dummy", hidden=True),
         html.Div(id="response-error"),
+        html.Div(id="response-notes", className="response-notes"),
         dbc.Row(id="response-kpis", className="g-2 response-kpis"),
+        html.Div(id="response-compliance", className="response-compliance"),
         dcc.Loading(dcc.Graph(id="response-series", config={"displaylogo": False}),
                     type="dot", delay_show=400),
         dcc.Graph(id="response-histogram", config={"displaylogo": False}),
@@ -140,9 +153,9 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
                     style={"height": "460px"}),
             ], xs=12),
         ], className="g-3"),
+        definitions(),
         response_outcomes.panel(),
         dcc.Store(id="response-shown"),
-        dcc.Interval(id="response-loading-poll", interval=LOADING_POLL_MS, disabled=True),
         dcc.Download(id="response-download"),
         dbc.Modal([
             dbc.ModalHeader(dbc.ModalTitle(id="response-detail-title")),
@@ -180,10 +193,33 @@ def _column_defs() -> list[dict[str, Any]]:
         text("neighborhood", "Neighborhood", 150),
         text("category", "Category", 150),
         {"field": "priority", "headerName": "Priority", "minWidth": 112, "maxWidth": 125},
-        text("call_type", "Type", 190),
+        {"field": "target_seconds", "headerName": "Target", "type": "rightAligned",
+         "headerTooltip": "The call's own priority's target for the chosen interval",
+         "valueFormatter": DURATION_FORMAT, "minWidth": 105},
+        {"field": "past_target_seconds", "headerName": "Past target", "type": "rightAligned",
+         "headerTooltip": "How far the chosen interval went past the call's own target "
+                          "(the table is ranked by this; negative: within target)",
+         "valueFormatter": SIGNED_FORMAT, "filter": "agNumberColumnFilter", "minWidth": 120,
+         "sort": "desc"},
+        text("call_type", "Type", 150),
         seconds("dispatch", "Dispatch"), seconds("travel", "Travel"),
-        seconds("response", "Response"),
+        seconds("response", "Response"), seconds("on_scene", "On scene"),
     ]
+
+
+def definitions() -> Component:
+    """What each interval measures, and what the figures leave out, on the page."""
+    items = []
+    for key, (_column, label) in rv.METRICS.items():
+        items += [html.Dt(label), html.Dd(rv.DEFINITIONS[key])]
+    items += [html.Dt("Left out by default"), html.Dd(
+        "Cancelled calls, and calls closed only because they dropped out of an active-calls "
+        "feed (the feed never said they closed). The two filters above include them; the "
+        "counts are always shown. An interval a call lacks a time for is left out for that "
+        "call, never counted as zero.")]
+    return html.Div([html.H2("What the intervals mean", className="response-subtitle"),
+                     html.Dl(items, id="response-definitions")],
+                    className="response-definitions")
 
 
 # --- the filter-change callback -------------------------------------------------------------
@@ -192,16 +228,19 @@ def _column_defs() -> list[dict[str, Any]]:
     Output("response-kpis", "children"), Output("response-series", "figure"),
     Output("response-histogram", "figure"), Output("response-slowest", "rowData"),
     Output("response-shown", "data"), Output("response-period-label", "children"),
-    Output("response-error", "children"), Output("response-loading-poll", "disabled"),
+    Output("response-error", "children"), Output("response-compliance", "children"),
+    Output("response-notes", "children"), Output("response-print-header", "children"),
     Input("response-preset", "value"), Input("response-range", "start_date"),
     Input("response-range", "end_date"), Input("response-metric", "value"),
     Input("response-split", "value"), Input("response-bucket", "value"),
     Input("response-districts", "value"), Input("response-priorities", "value"),
-    Input("response-categories", "value"), Input("response-loading-poll", "n_intervals"),
+    Input("response-categories", "value"), Input("response-cancelled", "value"),
+    Input("response-left-feed", "value"),
 )
 def update(preset: str, start_date: str | None, end_date: str | None, metric: str,
            split: str, bucket: str, districts: list[str] | None, priorities: list[int] | None,
-           categories: list[str] | None, _poll: int | None = None) -> tuple[Any, ...]:
+           categories: list[str] | None, cancelled: str | None = "exclude",
+           left_feed: str | None = "exclude") -> tuple[Any, ...]:
     runtime.require_page(PATH)
     settings = runtime.settings()
     if _dates_follow_preset(preset):
@@ -212,14 +251,14 @@ def update(preset: str, start_date: str | None, end_date: str | None, metric: st
         query = rv.ResponseQuery(metric=metric, split=split, bucket=bucket,
                                  districts=tuple(districts or ()),
                                  priorities=tuple(int(p) for p in priorities or ()),
-                                 categories=tuple(categories or ()))
+                                 categories=tuple(categories or ()),
+                                 cancelled=cancelled or "exclude",
+                                 left_feed=left_feed or "exclude")
     except ValueError as error:
         alert = dbc.Alert(str(error), color="warning", className="py-2")
-        return (*[dash.no_update] * 6, alert, dash.no_update)
-    if not history_ready():
-        return (*loading_view(), None, False)
+        return (*[dash.no_update] * 6, alert, *[dash.no_update] * 3)
     view = view_of(period, query, settings.timezone)
-    return (*view, None, True)
+    return (*view[:6], None, *view[6:])
 
 
 def _dates_follow_preset(preset: str) -> bool:
@@ -252,94 +291,69 @@ def sync_range(preset: str, start_date: str | None, end_date: str | None) -> tup
     return dash.no_update, *dates
 
 
-def history_ready() -> bool:
-    """True when the closed-calls cache is warm; otherwise make sure it is loading and
-    wait a little (a small history is read well within that)."""
-    reader = runtime.reader()
-    if reader.closed_calls_ready():
-        return True
-    reader.prefetch_closed_calls()
-    return reader.closed_calls_ready(wait_s=LOADING_WAIT_S)
-
-
-def loading_view() -> tuple[Any, ...]:
-    """The page while this worker is still reading the history: progress, empty charts;
-    the poll interval re-runs the callback until the history is in."""
-    done, total = runtime.reader().closed_calls_progress()
-    note = f"Loading history ({done:,} of {total:,} calls)…"
-    card = dbc.Col(dbc.Alert([dbc.Spinner(size="sm", spinner_class_name="me-2"), note],
-                             color="info", className="py-2 mb-0"),
-                   id="response-loading", xs=12)
-    waiting = rv.empty_figure("Loading history…")
-    return ([card], waiting, waiting, [], dash.no_update, note)
-
-
 def view_of(period: rv.Period, query: rv.ResponseQuery, timezone: str) -> tuple[Any, ...]:
-    """(KPI cards, series figure, histogram, table rows, shown data, period label)."""
+    """(KPI cards, series figure, histogram, table rows, shown data, period label,
+    compliance cards, notes, print header)."""
     settings = runtime.settings()
-    reader = runtime.reader()
-    shown = rv.compute(reader.closed_calls(period.start, period.end),
-                       reader.closed_calls(period.previous_start, period.previous_end),
-                       period, query, timezone)
+    shown = rv.compute(runtime.history().select, period, query, timezone,
+                       settings.pending_targets, settings.response_targets,
+                       settings.target_compliance)
     label = METRIC_LABELS[query.metric]
     table = rv.series_table(shown)
     targets = rv.shown_targets(query, table["group"], settings.pending_targets,
                                settings.response_targets)
-    note = "" if targets else rv.targets_note(query.metric, settings.pending_targets,
-                                              settings.response_targets)
+    note = "" if targets or query.metric not in response.TARGETED else rv.targets_note(
+        query.metric, settings.pending_targets, settings.response_targets)
     current = shown.kpis[query.metric]["current"]
     if current.n:
         series = rv.series_figure(table, targets, label, shown.bucket, note)
         histogram = rv.histogram_figure(*shown.histogram, current, targets, label)
     else:
-        series = histogram = rv.empty_figure("No closed calls match these filters.")
-    zone = ZoneInfo(timezone)
-    period_text = (f"{period.label}{preset_meaning(period.label)}: "
-                   f"{span_text(period.start, period.end, zone)}; compared "
-                   f"with {span_text(period.previous_start, period.previous_end, zone)}"
-                   f" ({datetime.fromtimestamp(period.end, zone):%Z}, city time)")
+        series = histogram = rv.empty_figure(rv.empty_reason(shown, query.metric))
+    period_text = rv.period_text(period, timezone)
     if shown.note:
         period_text += f". {shown.note}"
+    made = time.time()
+    meta = rv.export_meta(period, query, timezone, made)
     return (kpi_cards(shown, query.metric), series, histogram, shown.slowest,
-            {"series": table, "table": shown.slowest}, period_text)
+            {"series": table, "table": shown.slowest, "meta": meta}, period_text,
+            compliance_cards(shown, query.metric, settings.target_compliance),
+            notes(shown), print_header(meta))
 
 
 METRIC_LABELS = {key: label for key, (_column, label) in rv.METRICS.items()}
 
 
-def preset_meaning(label: str) -> str:
-    """What a rolling preset spans, said in the header next to its label."""
-    if label.startswith("Last "):
-        return " (whole calendar days including today, up to now)"
-    return " (since midnight, up to now)" if label == "Today" else ""
-
-
-def span_text(start: float, end: float, zone: ZoneInfo) -> str:
-    """'2014-07-01 – 2014-07-31' for whole local days, else times to the minute."""
-    first, after = datetime.fromtimestamp(start, zone), datetime.fromtimestamp(end, zone)
-    if first.time() == after.time() == datetime.min.time():
-        last = datetime.fromtimestamp(end - 1, zone)
-        return f"{first:%Y-%m-%d} – {last:%Y-%m-%d}"
-    return f"{first:%Y-%m-%d %H:%M} – {after:%Y-%m-%d %H:%M}"
-
 
 def kpi_cards(shown: rv.Shown, chosen: str) -> list[Component]:
-    """One card per interval: median and p90 now, their change on the previous period."""
+    """One card per interval: median, p90 and n now, their change on the previous period;
+    an interval the period's feeds cannot give says so instead of showing a number."""
+    missing = rv.missing_intervals(shown.coverage)
     cards = []
     for metric, stats in shown.kpis.items():
         now, before = stats["current"], stats["previous"]
-        cards.append(dbc.Col(html.Div([
-            html.Div(METRIC_LABELS[metric], className="response-kpi-title"),
-            html.Div([
+        lacking = missing[metric]
+        if now.n == 0 and lacking:
+            body: list[Component] = [html.Div(
+                "not in this feed", className="response-kpi-absent",
+                id=f"response-kpi-{metric}-absent"), html.Div(
+                f"{', '.join(lacking)} gives no {rv.missing_time_text(metric)}",
+                className="response-kpi-note")]
+        else:
+            body = [html.Div([
                 _kpi_value(f"response-kpi-{metric}-median", "Median", now.median,
                            rv.delta(now.median, before.median)),
                 _kpi_value(f"response-kpi-{metric}-p90", "90th pct", now.p90,
                            rv.delta(now.p90, before.p90)),
-            ], className="response-kpi-values"),
-            html.Div(f"{now.n:,} calls (previous period {before.n:,})",
-                     id=f"response-kpi-{metric}-n", className="response-kpi-note",
-                     **{"data-n": str(now.n)}),
-        ], className=f"response-kpi{' chosen' if metric == chosen else ''}"), xs=12, md=4))
+            ], className="response-kpi-values")]
+            partly = f"; not in {', '.join(lacking)}" if lacking else ""
+            body.append(html.Div(f"n = {now.n:,} calls (previous period {before.n:,}){partly}",
+                                 id=f"response-kpi-{metric}-n", className="response-kpi-note",
+                                 **{"data-n": str(now.n)}))
+        cards.append(dbc.Col(html.Div(
+            [html.Div(METRIC_LABELS[metric], className="response-kpi-title"), *body],
+            className=f"response-kpi{' chosen' if metric == chosen else ''}",
+            id=f"response-kpi-{metric}"), xs=12, sm=6, xl=3))
     return cards
 
 
@@ -354,6 +368,52 @@ def _kpi_value(id_: str, name: str, seconds: float | None, change: float | None)
                  else "no previous data", className=f"response-kpi-delta {trend}",
                  id=f"{id_}-delta"),
     ], className="response-kpi-block")
+
+
+def compliance_cards(shown: rv.Shown, metric: str, goal: float) -> Component:
+    """Per priority: share of calls within its own target (pass/fail), median, p90, n."""
+    if metric not in response.TARGETED:
+        return html.P(f"{METRIC_LABELS[metric]} has no targets.", className="response-muted")
+    if not shown.compliance:
+        return html.P("No calls with this interval to judge against targets.",
+                      className="response-muted")
+    cards = []
+    for item in shown.compliance:
+        verdict = "pass" if item.passed else "fail"
+        share = item.share or 0.0
+        cards.append(html.Div([
+            html.Div([html.Span(f"P{item.priority}", className="response-comp-priority"),
+                      html.Span(("✓ PASS" if item.passed else "✗ FAIL"),
+                                className=f"response-comp-verdict {verdict}")],
+                     className="response-comp-head"),
+            html.Div(f"{share * 100:.1f}%", className="response-comp-share"),
+            html.Div(f"within target {rv.duration_text(item.target)}"
+                     f" ({item.within:,} of {item.n:,})", className="response-comp-note"),
+            html.Div(f"median {rv.duration_text(item.median)} · 90th "
+                     f"{rv.duration_text(item.p90)}", className="response-comp-note"),
+        ], className=f"response-comp {verdict}", id=f"response-comp-p{item.priority}",
+            **{"data-verdict": verdict, "data-share": f"{share:.6f}"}))
+    return html.Div([
+        html.Div(f"Within target, per priority ({METRIC_LABELS[metric]}; pass = at least "
+                 f"{goal:g}% of calls within their priority's target)",
+                 className="response-comp-title"),
+        html.Div(cards, className="response-comp-row")])
+
+
+def notes(shown: rv.Shown) -> list[Component]:
+    """What the figures leave out (counts), and whether the history is behind."""
+    lines = [html.Span(rv.left_out_text(shown.coverage), id="response-left-out")]
+    if not shown.complete:
+        lines.append(dbc.Alert(
+            "The history writer is behind: the newest closed calls are not in these "
+            "figures yet.", color="warning", className="py-2 mt-2", id="response-behind"))
+    return lines
+
+
+def print_header(meta: dict[str, str]) -> Component:
+    """The report's heading on paper: what, when, which filters, which time zone."""
+    return html.Div([html.H2("Response times report", className="h4")] + [
+        html.Div(f"{name}: {value}") for name, value in meta.items()])
 
 
 # --- drill-down and export ------------------------------------------------------------------
@@ -409,9 +469,16 @@ def export(_table: int | None, _series: int | None, table_rows: list[dict[str, A
            shown: dict[str, Any] | None) -> Any:
     runtime.require_page(PATH)
     shown = shown or {}
+    meta = shown.get("meta") or {}
     if dash.ctx.triggered_id == "response-export-series":
-        return dcc.send_string(rv.csv_text(shown.get("series") or {}, rv.SERIES_COLUMNS),
+        return dcc.send_string(rv.csv_text(shown.get("series") or {}, rv.SERIES_COLUMNS, meta),
                                "response-series.csv")
     # The grid's rows as displayed (after any sort or filter there), else the stored ones.
     rows = table_rows if table_rows is not None else shown.get("table", [])
-    return dcc.send_string(rv.csv_text(rows, rv.TABLE_COLUMNS), "response-slowest.csv")
+    return dcc.send_string(rv.csv_text(rows, rv.TABLE_COLUMNS, meta), "response-slowest.csv")
+
+
+dash.clientside_callback(
+    "function (clicks) { if (clicks) { window.print(); } return ''; }",
+    Output("response-print-dummy", "children"), Input("response-print", "n_clicks"),
+    prevent_initial_call=True)

@@ -21,7 +21,7 @@ import dash_leaflet as dl
 from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, html
 from dash.development.base_component import Component
 
-from dashboard import runtime, wallview
+from dashboard import responseview, runtime, wallview
 from dashboard.live import live_components
 from streams.core import geography
 from streams.core.actions import OUTCOMES
@@ -381,12 +381,9 @@ def response_tile(_n: int | None) -> list[Component]:
     runtime.require_page(PATH)
     settings = runtime.settings()
     start, end = wallview.city_day_bounds(time.time(), settings.timezone)
-    closed = runtime.reader().closed_calls(start, end)
-    rows: list[tuple[int, float]] = []
-    if len(closed):
-        rows = list(zip(closed["priority"].astype(int), closed["response_s"].astype(float),
-                        strict=True))
-    return response_rows(wallview.response_summary(rows, settings.response_targets))
+    # The same history query as /response (selection rules, quantile), not a second copy.
+    return response_rows(responseview.response_by_priority(
+        runtime.history().select, start, end, settings.response_targets))
 
 
 def response_rows(summary: list[dict[str, Any]]) -> list[Component]:

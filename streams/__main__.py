@@ -5,6 +5,8 @@ consume   apply raw events to live state (consumer group)
 simulate  simulated CAD, AVL, ShotSpotter and Mutualink feeds for Hartford
 replay    replay a real data file into the raw streams through a mapping file
 backfill  load a history export straight into closed calls and rollups
+history   the history writer: closed calls to Parquet files for response-time queries
+seed-history  seed simulated history on an empty Redis (what `make run` does first)
 poll      poll a live Socrata or ArcGIS feed described by a mapping file
 mapping   check a mapping against its data or feed (a dry run: writes nothing)
 push      websocket push service for the dashboard
@@ -71,6 +73,20 @@ async def _poll(settings: Settings, args: argparse.Namespace, stop: asyncio.Even
     return await run_poll(settings, args.mapping, stop, once=args.once)
 
 
+async def _history(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> int:
+    from streams.history import run_history_writer
+
+    return await run_history_writer(settings, stop)
+
+
+async def _seed_history(settings: Settings, args: argparse.Namespace,
+                        stop: asyncio.Event) -> int:
+    from streams.seed import seed_history
+
+    await asyncio.to_thread(seed_history, settings)
+    return 0
+
+
 async def _webhook(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> int:
     from streams.webhook import run_webhook
 
@@ -93,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("--name", default=f"consumer-{os.getpid()}",
                          help="consumer name in the group (unique per process)")
     consume.set_defaults(run=_consume)
+    commands.add_parser("history", help="history writer (closed calls to Parquet)"
+                        ).set_defaults(run=_history)
+    commands.add_parser("seed-history", help="seed simulated history on an empty Redis"
+                        ).set_defaults(run=_seed_history)
     simulate = commands.add_parser("simulate", help="simulated Hartford feeds")
     simulate.add_argument("--seed", type=int, help="random seed (default DISPATCH_SIM_SEED)")
     simulate.add_argument("--speed", type=float,

@@ -264,6 +264,32 @@ class _Writer:
             pipe.sadd(keys.backfill_done(source), *done)
 
 
+@dataclass(frozen=True)
+class ClosedCallsTarget:
+    """What ``_Writer`` needs of a mapping, for callers that write closed calls they made
+    themselves (the first-start history seed)."""
+
+    source: str
+    kind: str = "calls"
+
+
+def write_closed_records(client: redis.Redis, keys: Keys, source: str,
+                         records: Iterable[dict[str, str]], summary: Summary) -> None:
+    """Write closed-call records (``closed_record`` format) exactly as a backfill does:
+    chunks of CHUNK_ITEMS, idempotent against ``closed_ids`` and this source's done set."""
+    writer = _Writer(client, keys, ClosedCallsTarget(source), summary)  # type: ignore[arg-type]
+    chunk = _Chunk()
+    for record in records:
+        summary.calls += 1
+        summary.see_time(float(record["received_time"]))
+        chunk.items[record["call_id"]] = record
+        if len(chunk) >= CHUNK_ITEMS:
+            writer._write(chunk)
+            chunk = _Chunk()
+    if len(chunk):
+        writer._write(chunk)
+
+
 # --- the run --------------------------------------------------------------------------------
 
 def _counted(rows: Iterator[dict[str, str]], summary: Summary) -> Iterator[dict[str, str]]:

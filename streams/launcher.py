@@ -1,7 +1,8 @@
 """`python -m streams up`: the whole system in one command, for `make run`.
 
-Starts the embedded Redis (unless REDIS_URL names one), then the consumer, simulators,
-push service, web server and (when configured) the gunshot webhook as child processes.
+Starts the embedded Redis (unless REDIS_URL names one), seeds simulated history on an
+empty Redis (streams/seed.py), then the consumer, simulators, push service, history
+writer, web server and (when configured) the gunshot webhook as child processes.
 A child that dies is restarted with backoff; so is the embedded Redis, which reloads its
 AOF, so a Redis restart loses nothing. The web server is replaced without a gap (its socket
 stays open; see ``streams.web_supervisor``): when it dies, when it is sent SIGTERM, and on
@@ -16,9 +17,12 @@ import os
 import secrets
 import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+
+import redis
 
 from streams.core.settings import Settings
 from streams.redis_server import EmbeddedRedis
@@ -62,6 +66,7 @@ def child_commands(settings: Settings) -> list[Child]:
     children = [
         Child("consumer", [python, "-m", "streams", "consume", "--name", "consumer-1"]),
         Child("push", [python, "-m", "streams", "push"]),
+        Child("history", [python, "-m", "streams", "history"]),
         Child("web", [python, "-m", "dashboard", "serve"]),
     ]
     if settings.simulate:
@@ -199,6 +204,11 @@ async def run_up(settings: Settings, stop: asyncio.Event) -> int:
         _ensure_demo_users(settings)
         from streams.web_supervisor import WebSupervisor  # noqa: PLC0415 - only `up` needs it
 
+        if await asyncio.to_thread(_should_seed, settings):
+            # Beside the live feeds, so the dashboard is up at once; asked first, so the
+            # live simulator's first closed calls do not look like existing history.
+            threading.Thread(target=_seed_history, args=(settings,), name="seed-history",
+                             daemon=True).start()
         env = child_environment(settings, redis_url, secret)
         children = child_commands(settings)
         web = next(child for child in children if child.name == "web")
@@ -220,6 +230,26 @@ async def run_up(settings: Settings, stop: asyncio.Event) -> int:
             await asyncio.to_thread(redis.stop)
             log.info("embedded redis stopped")
     return 0
+
+
+def _should_seed(settings: Settings) -> bool:
+    from streams.seed import should_seed  # noqa: PLC0415 - only under make run
+
+    try:
+        return should_seed(settings)
+    except redis.RedisError as error:
+        log.error("cannot tell whether to seed history: %s", error)
+        return False
+
+
+def _seed_history(settings: Settings) -> None:
+    """Weeks of simulated history on an empty Redis (streams/seed.py says when)."""
+    from streams.seed import seed_history  # noqa: PLC0415 - only under make run
+
+    try:
+        seed_history(settings, checked=True)
+    except (OSError, RuntimeError, ValueError, redis.RedisError) as error:
+        log.error("seeding history failed (the dashboard starts without it): %s", error)
 
 
 def _ensure_demo_users(settings: Settings) -> None:

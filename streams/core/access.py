@@ -39,7 +39,7 @@ PAGE_ROLES: Final[Mapping[str, frozenset[str]]] = {
     "/": frozenset(ROLES),
     "/wall": frozenset({"commander", "supervisor", "admin"}),
     "/queues": frozenset({"cso", "sro", "commander", "supervisor", "admin"}),
-    "/response": frozenset({"supervisor", "admin"}),
+    "/response": frozenset({"commander", "supervisor", "admin"}),
     "/admin": ADMIN_ROLES,
 }
 """Which roles may open each page (and call its callbacks); other paths: nobody."""

@@ -248,6 +248,12 @@ class Keys:
         """Sorted set of recently accepted webhook signatures (replay protection)."""
         return f"{self.prefix}:webhook:nonces"
 
+    @property
+    def history_seeded(self) -> str:
+        """JSON {start, end, calls} of the simulated history `make run` seeded on first
+        start (present: never seed again)."""
+        return f"{self.prefix}:history:seeded"
+
     def backfill_done(self, source: str) -> str:
         """Set of call ids a backfill of this source has loaded (makes re-runs a no-op)."""
         return f"{self.prefix}:backfill:{source}:done"

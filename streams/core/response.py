@@ -8,17 +8,70 @@ linear interpolation, like ``numpy.percentile``'s default.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
-METRICS: Final = ("dispatch_s", "travel_s", "response_s")
-METRIC_LABELS: Final = {
-    "dispatch_s": "Received to dispatched", "travel_s": "Dispatched to on scene",
-    "response_s": "Received to on scene", "on_scene_s": "Time on scene",
+
+@dataclass(frozen=True)
+class Interval:
+    """One measured interval: the closed-record column holding it (seconds), the two
+    times it runs between, its label and the definition the page shows."""
+
+    column: str
+    start: str
+    end: str
+    label: str
+    definition: str
+
+
+INTERVALS: Final = {
+    "dispatch": Interval(
+        "dispatch_s", "received_time", "dispatched_time", "Received → dispatched",
+        "From the call being received (entered in CAD) to the first unit being dispatched: "
+        "time the call waited for a unit."),
+    "travel": Interval(
+        "travel_s", "dispatched_time", "on_scene_time", "Dispatched → on scene",
+        "From the first unit being dispatched to the first unit arriving on scene: the "
+        "drive."),
+    "response": Interval(
+        "response_s", "received_time", "on_scene_time", "Received → on scene",
+        "From the call being received to the first unit arriving on scene: the response "
+        "time the public sees."),
+    "on_scene": Interval(
+        "on_scene_s", "on_scene_time", "closed_time", "Time on scene",
+        "From the first unit arriving on scene to the call being cleared (closed)."),
 }
+"""Every interval the closed record supports, in the order the page shows them. One that
+lacks either time is absent for that call (never zero)."""
+TARGETED: Final = ("dispatch", "travel", "response")
+"""Intervals with per-priority targets (time on scene has none)."""
+
+METRICS: Final = ("dispatch_s", "travel_s", "response_s")
+METRIC_LABELS: Final = {spec.column: spec.label for spec in INTERVALS.values()}
+
+
+def interval_targets(interval: str, pending_targets: Sequence[int],
+                     response_targets: Sequence[int]) -> tuple[float, ...] | None:
+    """P1..P5 target seconds of an interval: pending targets for received -> dispatched,
+    response targets for received -> on scene, their difference for the drive; None for
+    an interval without targets."""
+    if interval not in INTERVALS:
+        raise ValueError(f"unknown interval {interval!r}; use one of {', '.join(INTERVALS)}")
+    if interval not in TARGETED:
+        return None
+    pairs = zip(pending_targets, response_targets, strict=True)
+    return tuple(float({"dispatch": pending, "response": response,
+                        "travel": max(response - pending, 0)}[interval])
+                 for pending, response in pairs)
+
+
+def passes(share: float | None, compliance_percent: float) -> bool | None:
+    """Whether a share of calls within target meets the compliance goal (None: no calls)."""
+    return None if share is None else share * 100 >= compliance_percent - 1e-9
 Period = Literal["hour", "day", "week"]
 PERIODS: Final = ("hour", "day", "week")
 SPLIT_COLUMNS: Final = ("district", "priority", "category", "qol", "neighborhood")

@@ -251,6 +251,35 @@ class Settings:
         "DISPATCH_SERVICE_AREA_MARGIN_KM", 10.0,
         "Kilometres around the service area still accepted (mutual aid, hospitals).", float,
     )
+    history_dir: Path | None = _setting(
+        "DISPATCH_HISTORY_DIR", None,
+        "Folder of the response-time history (Parquet files the history writer appends); "
+        "unset means <data dir>/history.", lambda text: _path(text) if text else None,
+    )
+    history_flush_seconds: float = _setting(
+        "DISPATCH_HISTORY_FLUSH_SECONDS", 2.0,
+        "The history writer writes newly closed calls to its files at most this often.", float,
+    )
+    history_tail_limit: int = _setting(
+        "DISPATCH_HISTORY_TAIL_LIMIT", 50_000,
+        "Closed calls a web worker reads from Redis beyond the history files (more: the "
+        "writer is behind and /response says so).", int,
+    )
+    history_memory_mb: int = _setting(
+        "DISPATCH_HISTORY_MEMORY_MB", 256,
+        "Memory limit of each web worker's DuckDB history engine, in MB (it spills beyond).",
+        int,
+    )
+    seed_history_weeks: float = _setting(
+        "DISPATCH_SEED_HISTORY_WEEKS", 8.0,
+        "Weeks of simulated history `make run` seeds on an empty Redis (simulated feeds only;"
+        " 0 seeds nothing).", float,
+    )
+    target_compliance: float = _setting(
+        "DISPATCH_TARGET_COMPLIANCE", 90.0,
+        "Percent of a priority's calls that must be within target for /response to show a pass.",
+        float,
+    )
     sim_seed: int = _setting("DISPATCH_SIM_SEED", 2014, "Seed of the simulators.", int)
     sim_speed: float = _setting(
         "DISPATCH_SIM_SPEED", 1.0, "Simulated seconds per real second.", float
@@ -307,6 +336,11 @@ class Settings:
 
     def check(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
+        if not 0 < self.target_compliance <= 100:
+            raise ValueError("DISPATCH_TARGET_COMPLIANCE must be a percentage above 0, at most 100")
+        if self.seed_history_weeks < 0 or self.history_tail_limit < 1:
+            raise ValueError("DISPATCH_SEED_HISTORY_WEEKS must be at least 0 and "
+                             "DISPATCH_HISTORY_TAIL_LIMIT at least 1")
         if len(self.pending_targets) != 5 or len(self.response_targets) != 5:
             raise ValueError("DISPATCH_PENDING_TARGETS and DISPATCH_RESPONSE_TARGETS need 5 values")
         if self.sim_speed <= 0:
@@ -337,6 +371,10 @@ class Settings:
     def redis_address(self) -> str:
         """The Redis to use: REDIS_URL, else the embedded server's port on this host."""
         return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def resolved_history_dir(self) -> Path:
+        return self.history_dir or self.data_dir / "history"
 
     @property
     def resolved_users_file(self) -> Path:

@@ -323,7 +323,8 @@ class Simulation:
     """Hartford's four feeds as one deterministic, time-ordered event generator."""
 
     def __init__(self, seed: int, start: datetime, geography: Geography,
-                 timezone: str = "America/New_York", calls_per_day: float = 500.0) -> None:
+                 timezone: str = "America/New_York", calls_per_day: float = 500.0,
+                 positions: bool = True) -> None:
         if start.tzinfo is None:
             raise ValueError("the simulation start must be timezone-aware (use UTC)")
         self.rng = random.Random(seed)
@@ -332,6 +333,9 @@ class Simulation:
         self.start = start.astimezone(UTC).timestamp()
         self.now = self.start
         self.calls_per_day = calls_per_day
+        self.positions = positions
+        """False: no periodic position fixes (seeding weeks of call history needs none, and
+        they are nine in ten of all events)."""
         # Ids carry the seed and start second, so a restarted run never reuses old ids.
         self.tag = _base36(abs(seed) % 1296) + _base36(int(self.start))
         self._heap: list[tuple[float, int, Action]] = []
@@ -378,7 +382,7 @@ class Simulation:
         return f"sim-{self.tag}-{self._event_seq}"
 
     def _start_processes(self) -> None:
-        for unit in self.units:
+        for unit in self.units if self.positions else ():
             self._at(self.start + self.rng.uniform(0, 60), self._fix_action(unit, 0))
         self._at(self._next_arrival(self.start), self._call_arrival)
         self._at(self._next_shot(self.start), self._shot_incident)
@@ -686,6 +690,8 @@ class Simulation:
 
     def _restart_fixes(self, now: float, unit: SimUnit) -> None:
         unit.fix_token += 1
+        if not self.positions:
+            return
         interval = MOVING_FIX_S if unit.moving(now) else IDLE_FIX_S
         self._at(now + self.rng.uniform(*interval), self._fix_action(unit, unit.fix_token))
 

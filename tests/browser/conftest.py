@@ -2,9 +2,10 @@
 
 Fixtures:
 - ``stack`` (session): consumer (`python -m streams consume`), push service
-  (`python -m streams push`) and web server (`python -m dashboard serve`, gunicorn) on the
-  session's Redis under a unique key prefix, free ports, a temp data dir, a known secret
-  and one test user per role. See ``Stack`` for what tests can use.
+  (`python -m streams push`), history writer (`python -m streams history`) and web
+  server (`python -m dashboard serve`, gunicorn) on the session's Redis under a unique
+  key prefix, free ports, a temp data dir, a known secret and one test user per role.
+  See ``Stack`` for what tests can use.
 - ``browser`` (session): Playwright's Chromium from /usr/bin/chromium.
 - ``page_for`` (per test): ``page_for(role, viewport=(w, h), path="/")`` signs in through
   the real form and opens ``path``; requests to other hosts (map tiles) are answered with
@@ -152,6 +153,7 @@ class Stack:
             "consumer": ("streams.consumer", [python, "-m", "streams", "consume",
                                               "--name", "browser-consumer"]),
             "push": ("streams.push", [python, "-m", "streams", "push"]),
+            "history": ("streams.history", [python, "-m", "streams", "history"]),
             "web": ("dashboard.app", [python, "-m", "dashboard", "serve"]),
         }
         return {name: argv for name, (module, argv) in wanted.items()
@@ -224,7 +226,7 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         redis_url=redis_url, key_prefix=f"browser-{uuid.uuid4().hex[:10]}", data_dir=data_dir,
         shared_data_dir=SHARED_DATA, secret_key=SECRET_KEY, web_port=free_port(),
         push_port=free_port(), web_workers=2, consumer_block_ms=100, claim_idle_ms=500,
-        simulate=False, log_level="INFO")
+        simulate=False, log_level="INFO", history_flush_seconds=0.5)
     users = auth.open_users(settings)
     for user in ROLE_USERS.values():
         users.add(user.name, user.role, password_of(user.name), user.district)

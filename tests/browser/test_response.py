@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.readapi import LiveReader
 from streams.core.events import CallEvent, Event
+from streams.core.livestate import closed_record
 from tests.browser.conftest import Stack
 from tests.browser.test_queues import wait_until
 from tests.conftest import ARTIFACTS
@@ -96,11 +96,19 @@ def closed(stack: Stack) -> list[Lifecycle]:
     calls = lifecycles(uuid.uuid4().hex[:6])
     # July 2014 is history: published as a replay of old data would be (history window).
     stack.publish([event for call in calls for event in events_of(call)], history=True)
-    reader = LiveReader(stack.redis, stack.keys)
     ids = {call.call_id for call in calls}
-    wait_until(lambda: ids <= set(reader.closed_calls(0, 2e9)["call_id"]),
-               "the consumer to close every test call")
+    wait_until(lambda: ids <= closed_ids(stack), "the consumer to close every test call")
     return calls
+
+
+def closed_ids(stack: Stack) -> set[str]:
+    """Call ids on the closed-calls stream (what the history is built from)."""
+    return {fields[b"call_id"].decode() for _, fields in stack.redis.xrange(stack.keys.closed)}
+
+
+PENDING = (60, 180, 600, 1200, 1800)
+RESPONSE = (420, 720, 1200, 1800, 3600)
+"""The default targets the stack runs with (P1..P5 seconds)."""
 
 
 def in_range(calls: list[Lifecycle], first: str, last: str) -> list[Lifecycle]:
@@ -144,7 +152,16 @@ def download(page: Any, button: str) -> list[dict[str, str]]:
     with page.expect_download() as info:
         page.click(button)
     text = Path(info.value.path()).read_text(encoding="utf-8")
-    return list(csv.DictReader(io.StringIO(text)))
+    return list(csv.DictReader(io.StringIO(
+        "\n".join(line for line in text.splitlines() if not line.startswith("#")))))
+
+
+def download_head(page: Any, button: str) -> dict[str, str]:
+    """The '# name: value' lines an export starts with."""
+    with page.expect_download() as info:
+        page.click(button)
+    text = Path(info.value.path()).read_text(encoding="utf-8")
+    return dict(line[2:].split(": ", 1) for line in text.splitlines() if line.startswith("# "))
 
 
 def test_medians_and_p90s_equal_numpy_over_the_same_calls(
@@ -168,6 +185,9 @@ def test_medians_and_p90s_equal_numpy_over_the_same_calls(
         assert f"{sign}{m_ss(abs(median - before))} vs previous" in delta
     page.wait_for_selector("#response-series .main-svg")
     page.screenshot(path=str(ARTIFACTS / "response-supervisor-1440x1000.png"), full_page=True)
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "response-supervisor-1920x1080.png"), full_page=True)
 
 
 def test_series_export_equals_pandas_groupby(stack: Stack, closed: list[Lifecycle],
@@ -200,7 +220,8 @@ def test_series_export_equals_pandas_groupby(stack: Stack, closed: list[Lifecycl
 
 def test_table_export_is_the_table_shown_and_rows_drill_down(
         stack: Stack, closed: list[Lifecycle], page_for: Callable[..., Any]) -> None:
-    """The slowest-calls table is slowest first; its CSV equals its rows; a click drills down."""
+    """The slowest-calls table ranks calls by how far they went past their own priority's
+    target; its CSV equals its rows; a click drills down."""
     page = open_july(page_for, "&metric=dispatch")
     page.wait_for_selector("#response-slowest .ag-row")
     shown = page.evaluate(
@@ -209,7 +230,10 @@ def test_table_export_is_the_table_shown_and_rows_drill_down(
              return rows; }""")
     july = in_range(closed, *JULY)
     slowest = sorted((c for c in july if c.dispatch_s is not None),
-                     key=lambda c: (-c.dispatch_s, c.call_id))
+                     key=lambda c: (-(c.dispatch_s - PENDING[c.priority - 1]), -c.dispatch_s,
+                                    c.call_id))
+    assert [row["past_target_seconds"] for row in shown] == [
+        c.dispatch_s - PENDING[c.priority - 1] for c in slowest]
     assert [row["call_id"] for row in shown] == [c.call_id for c in slowest]
     first = page.locator(f"#response-slowest .ag-row[row-id='{slowest[0].call_id}'] "
                          "[col-id='dispatch_seconds']")
@@ -228,11 +252,139 @@ def test_table_export_is_the_table_shown_and_rows_drill_down(
     page.screenshot(path=str(ARTIFACTS / "response-drilldown.png"))
 
 
-def test_tablet_roles_are_refused(stack: Stack, page_for: Callable[..., Any]) -> None:
-    """A cso opening /response gets the refusal, not the figures."""
+def test_tablet_roles_are_refused_and_commanders_may_view(
+        stack: Stack, closed: list[Lifecycle], page_for: Callable[..., Any]) -> None:
+    """A cso opening /response gets the refusal; a commander gets the figures."""
     page = page_for("cso", viewport=(800, 1280), path="/response")
     page.wait_for_selector("#page-refused")
     assert page.locator("#response-kpis").count() == 0
+    commander = page_for("commander", viewport=(1440, 1000), path="/response")
+    commander.goto(f"{stack_url(commander)}/response?start={JULY[0]}&end={JULY[1]}")
+    commander.wait_for_selector("#response-kpi-response-median[data-seconds]")
+    assert commander.locator("#page-refused").count() == 0
+
+
+def test_cards_give_share_within_target_per_priority(
+        stack: Stack, closed: list[Lifecycle], page_for: Callable[..., Any]) -> None:
+    """One card per priority: the share within its own target (numpy over the same calls),
+    PASS at 90 % or more, FAIL below, in words and colour; the intervals are defined."""
+    page = open_july(page_for)
+    page.wait_for_selector("#response-compliance .response-comp")
+    july = in_range(closed, *JULY)
+    for priority in range(1, 6):
+        mine = [c for c in july if c.priority == priority]
+        values = metric_values(mine, "response")
+        card = page.locator(f"#response-comp-p{priority}")
+        if not values.size:
+            assert card.count() == 0
+            continue
+        share = float(np.mean(values <= RESPONSE[priority - 1]))
+        assert float(card.get_attribute("data-share")) == pytest.approx(share, abs=1e-6)
+        verdict = "pass" if share >= 0.9 else "fail"
+        assert card.get_attribute("data-verdict") == verdict
+        assert ("PASS" if verdict == "pass" else "FAIL") in card.inner_text()
+    definitions = page.inner_text("#response-definitions")
+    for words in ("Received → dispatched", "Dispatched → on scene", "Received → on scene",
+                  "Time on scene", "Cancelled calls"):
+        assert words in definitions
+    page.screenshot(path=str(ARTIFACTS / "response-compliance-1440x1000.png"), full_page=True)
+
+
+def test_cancelled_calls_are_a_visible_filter(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """Cancelled calls are left out by default (counted in the notes) and can be included:
+    the filter changes n and the figures, and the report says which was chosen."""
+    base = datetime(2011, 5, 10, 9, tzinfo=CITY).timestamp()
+    tag = uuid.uuid4().hex[:6]
+    add_closed(stack, [closed_record({
+        "call_id": f"K{tag}-{n}", "category": "noise", "priority": 3,
+        "received_time": base + 600 * n, "dispatched_time": base + 600 * n + 60 + n,
+        "closed_time": base + 600 * n + 900, "source": "cad",
+        "status": "cancelled" if n < 2 else "closed"}) for n in range(6)])
+    page = page_for("supervisor", viewport=(1440, 1000), path="/response")
+    page.goto(f"{stack_url(page)}/response?start=2011-05-10&end=2011-05-10&metric=dispatch")
+    page.wait_for_selector("#response-kpi-dispatch-median[data-seconds]")
+    assert page.get_attribute("#response-kpi-dispatch-n", "data-n") == "4"
+    notes = page.inner_text("#response-left-out")
+    assert "6 closed calls in the period, 4 counted" in notes and "Cancelled: 2" in notes
+    page.click("#response-cancelled")
+    page.get_by_role("option", name="Included").click()
+    page.wait_for_function(
+        "() => document.getElementById('response-kpi-dispatch-n').dataset.n === '6'")
+    assert float(page.get_attribute("#response-kpi-dispatch-median", "data-seconds")) == \
+        pytest.approx(np.median([60.0 + n for n in range(6)]), abs=1e-3)
+    assert "cancelled calls included" in page.inner_text("#response-print-header")
+
+
+def lifecycles_in_july(calls: list[Lifecycle]) -> list[Lifecycle]:
+    start = datetime.fromisoformat(JULY[0]).replace(tzinfo=CITY).timestamp()
+    end = (pd.Timestamp(JULY[1], tz=CITY) + pd.Timedelta(days=1)).timestamp()
+    return [c for c in calls if start <= c.received < end]
+
+
+def add_closed(stack: Stack, records: list[dict[str, str]]) -> None:
+    for record in records:
+        stack.redis.xadd(stack.keys.closed, record)
+
+
+def test_a_feed_without_received_times_and_left_feed_closures(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """A history export with on-scene and cleared times only: time on scene is measured,
+    the intervals it cannot give say 'not in this feed' (n absent, never 0 s); calls that
+    left an active feed are counted and kept out."""
+    base = datetime(2012, 3, 14, 12, tzinfo=CITY).timestamp()
+    tag = uuid.uuid4().hex[:6]
+    export = [closed_record({"call_id": f"X{tag}-{n}", "category": "noise", "priority": 3,
+                             "on_scene_time": base + 3600 * n,
+                             "closed_time": base + 3600 * n + 600 + 60 * n,
+                             "status": "closed", "source": "export"}) for n in range(5)]
+    left = [{**closed_record({"call_id": f"L{tag}-{n}", "category": "noise", "priority": 2,
+                              "received_time": base + 100 * n,
+                              "dispatched_time": base + 100 * n + 50,
+                              "on_scene_time": base + 100 * n + 400,
+                              "closed_time": base + 100 * n + 999, "status": "closed",
+                              "source": "activefeed"}), "left_feed": "1"} for n in range(3)]
+    add_closed(stack, export + left)
+    page = page_for("supervisor", viewport=(1440, 1000), path="/response")
+    page.goto(f"{stack_url(page)}/response?start=2012-03-14&end=2012-03-14&metric=on_scene")
+    page.wait_for_selector("#response-kpi-on_scene-median[data-seconds]")
+    values = np.array([600 + 60 * n for n in range(5)], dtype=float)
+    assert float(page.get_attribute("#response-kpi-on_scene-median", "data-seconds")) == \
+        pytest.approx(np.median(values), abs=1e-3)
+    assert page.get_attribute("#response-kpi-on_scene-n", "data-n") == "5"
+    absent = page.inner_text("#response-kpi-response")
+    assert "not in this feed" in absent and "export" in absent and "0 s" not in absent
+    notes = page.inner_text("#response-left-out")
+    assert "(the feed never said they closed): 3" in notes
+    page.screenshot(path=str(ARTIFACTS / "response-not-in-feed.png"), full_page=True)
+
+
+def test_csv_exports_state_what_they_hold_and_the_page_prints(
+        stack: Stack, closed: list[Lifecycle], page_for: Callable[..., Any]) -> None:
+    """Both CSVs start with period, filters, interval, time zone and when they were made;
+    the print stylesheet puts the report on white paper without the controls."""
+    page = open_july(page_for, "&metric=travel&split=district")
+    page.wait_for_selector("#response-series .main-svg")
+    for button in ("#response-export-series", "#response-export-table"):
+        head = download_head(page, button)
+        assert head["Interval"].startswith("Dispatched → on scene")
+        assert head["Period"].startswith("Custom range: 2014-07-01 – 2014-07-31")
+        assert "all districts" in head["Filters"] and "cancelled calls left out" in \
+            head["Filters"]
+        assert head["Time zone"].startswith("America/New_York")
+        made = datetime.strptime(head["Made"][:19], "%Y-%m-%d %H:%M:%S")
+        assert abs((datetime.now(CITY).replace(tzinfo=None) - made).total_seconds()) < 600
+    page.emulate_media(media="print")
+    page.set_viewport_size({"width": 1123, "height": 794})  # A4 landscape at 96 dpi
+    assert page.locator("#response-print-header").is_visible()
+    assert not page.locator("#response-filters, .response-filters").first.is_visible()
+    assert not page.locator(".app-navbar").is_visible()
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)")
+    page.screenshot(path=str(ARTIFACTS / "response-print-a4.png"), full_page=True)
+    pdf = page.pdf(format="A4", landscape=True, print_background=True)
+    assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+    (ARTIFACTS / "response-report.pdf").write_bytes(pdf)
 
 
 def test_presets_fill_the_date_picker_and_priority_split_draws_targets(

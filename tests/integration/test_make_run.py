@@ -3,6 +3,7 @@ restart, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -61,6 +62,7 @@ def system(tmp_path: Path) -> Iterator[dict[str, object]]:
         "DISPATCH_EMBEDDED_REDIS_PORT": str(ports["redis"]),
         "DISPATCH_WEB_PORT": str(ports["web"]), "DISPATCH_PUSH_PORT": str(ports["push"]),
         "DISPATCH_WEB_WORKERS": "1", "DISPATCH_SIM_SPEED": "60",
+        "DISPATCH_SEED_HISTORY_WEEKS": "1",
     })
     with (tmp_path / "up.log").open("wb") as log:
         launcher = subprocess.Popen([sys.executable, "-m", "streams", "up"], env=env,
@@ -112,6 +114,13 @@ def test_up_serves_applies_events_survives_redis_restart_and_stops_cleanly(
     _wait_for(lambda: applied() > 0, 60, "CAD events applied")
     calls_before = client.hlen("dispatch:calls")
     assert calls_before > 0
+    # First start on an empty Redis: a week of simulated history is seeded, and the
+    # history writer turns the closed calls into files for the web workers.
+    _wait_for(lambda: client.exists("dispatch:history:seeded"), 120, "the history seed")
+    assert json.loads(client.get("dispatch:history:seeded"))["calls"] > 2000
+    manifest = Path(str(system["data_dir"])) / "history" / "dispatch" / "manifest.json"
+    _wait_for(lambda: manifest.exists() and json.loads(manifest.read_text())["rows"] > 2000,
+              60, "the history writer's files")
 
     redis_title = f"127.0.0.1:{ports['redis']}"  # redis-server rewrites its process title
     redis_pids = _processes_mentioning(redis_title, environment=False)

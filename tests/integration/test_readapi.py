@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 
 import pytest
@@ -153,31 +152,6 @@ def test_snapshot_of_empty_state(r: redis.Redis, keys: Keys) -> None:
     assert snap["last_id"] == "0-0" and snap["calls"] == [] and snap["units"] == []
 
 
-def test_closed_calls_frame(reader: LiveReader) -> None:
-    """Closed calls come as a frame: floats, NaN for blanks, bool flags."""
-    frame = reader.closed_calls(E0 - 1, E0 + 3600)
-    assert sorted(frame["call_id"]) == ["E", "F"]
-    done = frame.set_index("call_id")
-    assert done.loc["E", "dispatch_s"] == 60.0 and done.loc["E", "travel_s"] == 300.0
-    assert done.loc["E", "response_s"] == 360.0 and done.loc["E", "on_scene_s"] == 600.0
-    assert done.loc["E", "priority"] == 4.0 and bool(done.loc["E", "qol"]) is True
-    assert math.isnan(done.loc["F", "response_s"]) and bool(done.loc["F", "cancelled"])
-    assert reader.closed_calls(E0 + 45, E0 + 3600)["call_id"].tolist() == ["F"]
-    assert reader.closed_calls(E0 + 3600, E0 + 7200).empty
-
-
-def test_closed_calls_cache_is_incremental(reader: LiveReader, settings: Settings,
-                                           r: redis.Redis) -> None:
-    """Calls closed after a first read appear on the next read, read from the last id."""
-    assert len(reader.closed_calls(0, 2e9)) == 2
-    first_id = reader._closed.last_id
-    apply_sequence(settings, r, [created("G", 70, 2, "noise", "North"),
-                                 step("G", "cancelled", 80)])
-    frame = reader.closed_calls(0, 2e9)
-    assert sorted(frame["call_id"]) == ["E", "F", "G"]
-    assert reader._closed.last_id > first_id and len(reader._closed.frame) == 3
-
-
 def test_deadletters(reader: LiveReader, settings: Settings, r: redis.Redis) -> None:
     """Dead letters come newest first with source, reason and payload text."""
     apply_sequence(settings, r, [step("ZZ", "on_scene", 10)])
@@ -185,35 +159,3 @@ def test_deadletters(reader: LiveReader, settings: Settings, r: redis.Redis) -> 
     assert len(letters) == 1 and letters[0]["source"] == "cad"
     assert "no created event yet" in letters[0]["reason"]
     assert '"call_id":"ZZ"' in letters[0]["payload"] and letters[0]["id"]
-
-
-def test_prefetch_fills_the_cache(reader: LiveReader) -> None:
-    """Prefetching loads the closed calls before the first query."""
-    reader.prefetch_closed_calls().join(timeout=30)
-    assert len(reader._closed.frame) == 2
-
-
-def test_closed_calls_odd_values_keep_their_text(r: redis.Redis, keys: Keys) -> None:
-    """Ids that look numeric, 'NA' text, missing fields and separator bytes survive parsing."""
-    r.xadd(keys.closed, {"call_id": "007", "category": "NA", "qol": "1", "priority": "2",
-                         "received_time": "100.5", "response_s": "", "source": "null"})
-    reader = LiveReader(r, keys)
-    assert reader.closed_calls(0, 1000)["category"].tolist() == ["NA"]  # read on its own
-    r.xadd(keys.closed, {"call_id": "X\x1fY", "neighborhood": "a\x1eb", "cancelled": "1",
-                         "received_time": "200"})
-    frame = reader.closed_calls(0, 1000)
-    assert frame["call_id"].tolist() == ["007", "X\x1fY"]
-    assert frame["category"].tolist() == ["NA", ""] and frame["source"].tolist() == ["null", ""]
-    assert frame["neighborhood"].tolist() == ["", "a\x1eb"]
-    assert frame["received_time"].tolist() == [100.5, 200.0]
-    assert frame["priority"].iloc[0] == 2.0 and math.isnan(frame["priority"].iloc[1])
-    assert math.isnan(frame["response_s"].iloc[0])
-    assert frame["qol"].tolist() == [True, False] and frame["cancelled"].tolist() == [False, True]
-
-
-def test_closed_calls_readiness_and_progress(reader: LiveReader) -> None:
-    """Before the first load the cache is not ready; after it, progress is rows of rows."""
-    assert reader.closed_calls_ready() is False and reader.closed_calls_progress() == (0, 0)
-    reader.prefetch_closed_calls().join(timeout=30)
-    assert reader.closed_calls_ready(wait_s=1) is True
-    assert reader.closed_calls_progress() == (2, 2)

@@ -12,7 +12,7 @@ CALL = {"call_id": "C1", "district": "North", "caller_name": "Pat", "caller_phon
 
 # role -> (sees caller data, pages it may open, may act on calls, view kind)
 TABLE = {
-    "commander": (True, {"/", "/wall", "/queues"}, False, "full"),
+    "commander": (True, {"/", "/wall", "/queues", "/response"}, False, "full"),
     "cso": (False, {"/", "/queues"}, True, "tablet"),
     "sro": (False, {"/", "/queues"}, True, "tablet"),
     "supervisor": (True, {"/", "/wall", "/queues", "/response"}, True, "full"),

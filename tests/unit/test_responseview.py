@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -10,6 +13,8 @@ import pandas as pd
 import pytest
 
 from dashboard import responseview as rv
+from dashboard.history import select_frame
+from streams.core import history
 
 TZ = "America/New_York"
 ZONE = ZoneInfo(TZ)
@@ -21,13 +26,29 @@ def epoch(text: str) -> float:
 
 
 def frame(rows: list[dict[str, object]]) -> pd.DataFrame:
-    defaults = {"category": "noise", "qol": True, "priority": 3.0, "district": "North",
-                "neighborhood": "Blue Hills", "call_type": "Noise", "cancelled": False,
-                "dispatch_s": np.nan, "travel_s": np.nan, "response_s": np.nan}
-    return pd.DataFrame([{**defaults, **row} for row in rows])
+    """History rows (streams.core.history columns) from the fields each test sets."""
+    defaults: dict[str, object] = {
+        "category": "noise", "qol": True, "priority": 3.0, "district": "North",
+        "neighborhood": "Blue Hills", "call_type": "Noise", "cancelled": False,
+        "left_feed": False, "source": "test", **{name: np.nan for name in history.NUMBER_FIELDS}}
+    table = pd.DataFrame([{**defaults, **row} for row in rows])
+    return history.with_anchor(table, TZ)
 
 
 NOW = epoch("2014-07-15T14:30:00")
+PENDING, RESPONSE = (60, 180, 600, 1200, 1800), (420, 720, 1200, 1800, 3600)
+
+
+def shown_of(data: pd.DataFrame, period: rv.Period,
+             query: rv.ResponseQuery | None = None) -> rv.Shown:
+    """What the page would show over ``data`` (the same SQL the history store runs)."""
+    return rv.compute(lambda selection: select_frame(data, selection), period,
+                      query or rv.ResponseQuery(), TZ, PENDING, RESPONSE)
+
+
+def recent(seconds: float = 100) -> rv.Period:
+    """The last ``seconds`` before NOW, compared with the same span before it."""
+    return rv.Period(NOW - seconds, NOW, NOW - 2 * seconds, NOW - seconds, "recent")
 
 
 def test_today_compares_with_yesterday_to_the_same_time() -> None:
@@ -113,7 +134,7 @@ def test_bad_query_is_refused() -> None:
         rv.ResponseQuery(bucket="month")
 
 
-def test_select_filters_period_district_priority_category_and_cancelled() -> None:
+def test_selection_filters_period_district_priority_category_and_cancelled() -> None:
     """Selection keeps calls received in the period that match every filter, not cancelled."""
     data = frame([
         {"call_id": "A", "received_time": NOW - 10, "district": "North", "priority": 1.0},
@@ -124,21 +145,46 @@ def test_select_filters_period_district_priority_category_and_cancelled() -> Non
          "cancelled": True},
         {"call_id": "F", "received_time": NOW - 10, "district": "North", "priority": 1.0,
          "category": "atv"},
+        {"call_id": "G", "received_time": NOW - 10, "district": "North", "priority": 1.0,
+         "left_feed": True},
     ])
+    data["response_s"] = 60.0
     query = rv.ResponseQuery(districts=("North",), priorities=(1,), categories=("noise",))
-    assert list(rv.select(data, NOW - 100, NOW, query)["call_id"]) == ["A"]
+    assert [row["call_id"] for row in shown_of(data, recent(), query).slowest] == ["A"]
+    both = dataclasses.replace(query, cancelled="include", left_feed="include")
+    assert [row["call_id"] for row in shown_of(data, recent(), both).slowest] == ["A", "E", "G"]
+
+
+def test_left_out_calls_are_counted_per_feed() -> None:
+    """Cancelled and left-the-feed calls are left out of the statistics and counted."""
+    data = frame([
+        {"call_id": "A", "received_time": NOW - 10, "response_s": 100.0},
+        {"call_id": "B", "received_time": NOW - 10, "response_s": 900.0, "cancelled": True},
+        {"call_id": "C", "received_time": NOW - 10, "response_s": 700.0, "left_feed": True},
+    ])
+    shown = shown_of(data, recent())
+    assert shown.kpis["response"]["current"] == rv.Stat(1, 100.0, 100.0)
+    [feed] = shown.coverage
+    assert (feed.calls, feed.cancelled, feed.left_feed, feed.counted) == (3, 1, 1, 1)
+    assert "Cancelled: 1" in rv.left_out_text(shown.coverage)
+    assert "left an active-calls feed (the feed never said they closed): 1" in \
+        rv.left_out_text(shown.coverage)
 
 
 def test_stat_matches_numpy_and_ignores_missing() -> None:
-    """Median and p90 equal numpy's, over finite values only."""
+    """Median and p90 equal numpy's, over known values only; none gives None, not 0."""
     values = [10.0, 20.0, 30.0, 40.0, np.nan, 1000.0]
-    data = frame([{"call_id": str(i), "received_time": NOW, "response_s": v}
+    data = frame([{"call_id": str(i), "received_time": NOW - 5, "response_s": v}
                   for i, v in enumerate(values)])
     finite = np.array([v for v in values if np.isfinite(v)])
-    assert rv.stat(data, "response_s") == rv.Stat(5, float(np.median(finite)),
-                                                   float(np.percentile(finite, 90)))
-    assert rv.stat(data.iloc[4:5], "response_s") == rv.Stat(0, None, None)
-    assert rv.stat(data.iloc[0:0], "response_s") == rv.Stat(0, None, None)
+    found = shown_of(data, recent()).kpis["response"]["current"]
+    assert found.n == 5
+    assert found.median == pytest.approx(float(np.median(finite)), abs=1e-9)
+    assert found.p90 == pytest.approx(float(np.percentile(finite, 90)), abs=1e-9)
+    assert shown_of(data.iloc[4:5], recent()).kpis["response"]["current"] == \
+        rv.Stat(0, None, None)
+    assert shown_of(data.iloc[0:0], recent()).kpis["response"]["current"] == \
+        rv.Stat(0, None, None)
 
 
 def test_series_by_day_and_district_in_city_time() -> None:
@@ -150,7 +196,8 @@ def test_series_by_day_and_district_in_city_time() -> None:
         {"call_id": "D", "received_time": epoch("2014-07-15T01:00:00"), "response_s": 70.0,
          "district": "South"},
     ])
-    result = rv.series(data, rv.ResponseQuery(split="district", bucket="day"), TZ)
+    result = shown_of(data, recent(3 * 86400),
+                      rv.ResponseQuery(split="district", bucket="day")).series
     assert result.to_dict("records") == [
         {"bucket": pd.Timestamp("2014-07-14"), "group": "North", "n": 2, "median": 200.0,
          "p90": 280.0},
@@ -169,8 +216,9 @@ def test_series_by_week_starts_monday_and_by_priority() -> None:
         {"call_id": "B", "received_time": epoch("2014-07-20T12:00:00"), "dispatch_s": 30.0,
          "priority": 1.0},
     ])
-    result = rv.series(data, rv.ResponseQuery(metric="dispatch", split="priority",
-                                              bucket="week"), TZ)
+    period = rv.Period(epoch("2014-07-01T00:00:00"), epoch("2014-08-01T00:00:00"), 0, 1, "x")
+    result = shown_of(data, period, rv.ResponseQuery(metric="dispatch", split="priority",
+                                                     bucket="week")).series
     assert result.to_dict("records") == [
         {"bucket": pd.Timestamp("2014-07-14"), "group": "P1", "n": 2, "median": 20.0,
          "p90": 28.0}]
@@ -180,42 +228,99 @@ def test_series_by_hour_and_category_label() -> None:
     """Hourly buckets use city wall time; the category split uses readable labels."""
     data = frame([{"call_id": "A", "received_time": epoch("2014-07-15T13:59:59"),
                    "travel_s": 5.0, "category": "atv"}])
-    result = rv.series(data, rv.ResponseQuery(metric="travel", split="category",
-                                              bucket="hour"), TZ)
+    result = shown_of(data, recent(86400), rv.ResponseQuery(
+        metric="travel", split="category", bucket="hour")).series
     assert result[["bucket", "group"]].to_dict("records") == [
         {"bucket": pd.Timestamp("2014-07-15T13:00"), "group": "ATVs / dirt bikes"}]
 
 
 def test_series_of_nothing_is_empty() -> None:
-    """No finite values gives an empty series with the right columns."""
-    data = frame([{"call_id": "A", "received_time": NOW}])
-    result = rv.series(data, rv.ResponseQuery(), TZ)
+    """No known values gives an empty series with the right columns."""
+    data = frame([{"call_id": "A", "received_time": NOW - 5}])
+    result = shown_of(data, recent()).series
     assert result.empty and list(result.columns) == ["bucket", "group", "n", "median", "p90"]
 
 
 def test_histogram_counts_every_value_and_clips_outliers() -> None:
-    """Every finite value lands in a bin; 30 s bins; outliers go to the last bin."""
+    """Every known value lands in a bin; 30 s bins; outliers go to the last bin."""
     values = np.concatenate([np.arange(0, 600, 1.0), [100_000.0, np.nan]])
-    data = frame([{"call_id": str(i), "received_time": NOW, "response_s": v}
+    data = frame([{"call_id": str(i), "received_time": NOW - 5, "response_s": v}
                   for i, v in enumerate(values)])
-    counts, edges = rv.histogram(data, "response_s")
+    counts, edges = shown_of(data, recent()).histogram
     assert counts.sum() == 601 and len(edges) == len(counts) + 1
     assert edges[1] - edges[0] == 30.0 and edges[0] == 0.0
     assert len(counts) == 20 and counts[-1] == 31  # 570..599 s and the 100,000 s outlier
-    assert rv.histogram(data.iloc[0:0], "response_s")[0].size == 0
+    assert shown_of(data.iloc[0:0], recent()).histogram[0].size == 0
 
 
-def test_slowest_are_sorted_and_formatted() -> None:
-    """The slowest calls come longest first, with city-time received and no caller data."""
+def test_slowest_rank_by_miss_against_their_own_priority_target() -> None:
+    """A P1 12 minutes late outranks a P4 theft that took longer in raw seconds: the list
+    is ordered by how far each call went past its own priority's target."""
     data = frame([
-        {"call_id": f"C{i}", "received_time": epoch("2014-07-15T09:00:00"),
-         "response_s": float(i)} for i in range(10)
-    ] + [{"call_id": "N", "received_time": NOW, "response_s": np.nan}])
-    rows = rv.slowest(data, rv.ResponseQuery(), TZ, limit=3)
-    assert [row["call_id"] for row in rows] == ["C9", "C8", "C7"]
+        {"call_id": "P4-slow", "received_time": epoch("2014-07-15T09:00:00"),
+         "priority": 4.0, "response_s": 2400.0},  # target 1800: 600 s past
+        {"call_id": "P1-late", "received_time": epoch("2014-07-15T09:00:00"),
+         "priority": 1.0, "response_s": 1140.0},  # target 420: 720 s past
+        {"call_id": "P2-ok", "received_time": epoch("2014-07-15T09:00:00"),
+         "priority": 2.0, "response_s": 600.0},  # target 720: within
+        {"call_id": "N", "received_time": NOW - 5, "response_s": np.nan},
+    ])
+    rows = shown_of(data, recent(86400)).slowest
+    assert [row["call_id"] for row in rows] == ["P1-late", "P4-slow", "P2-ok"]
     assert rows[0]["received"] == "2014-07-15 09:00:00"
-    assert rows[0]["priority"] == "P3" and rows[0]["response_seconds"] == 9.0
+    assert rows[0]["priority"] == "P1" and rows[0]["response_seconds"] == 1140.0
+    assert rows[0]["target_seconds"] == 420.0 and rows[0]["past_target_seconds"] == 720.0
+    assert rows[2]["past_target_seconds"] == -120.0
     assert set(rows[0]) == set(rv.TABLE_COLUMNS)
+
+
+def test_compliance_per_priority_passes_and_fails() -> None:
+    """Share within target per priority, with pass at the compliance goal (90 %)."""
+    rows = [{"call_id": f"A{i}", "received_time": NOW - 5, "priority": 1.0,
+             "response_s": 300.0 if i < 9 else 900.0} for i in range(10)]
+    rows += [{"call_id": f"B{i}", "received_time": NOW - 5, "priority": 2.0,
+              "response_s": 600.0 if i < 8 else 900.0} for i in range(10)]
+    shown = shown_of(frame(rows), recent())
+    assert [(c.priority, c.n, c.within, c.passed) for c in shown.compliance] == [
+        (1, 10, 9, True), (2, 10, 8, False)]
+    assert shown.compliance[0].target == 420.0 and shown.compliance[1].share == 0.8
+    on_scene = shown_of(frame(rows), recent(), rv.ResponseQuery(metric="on_scene"))
+    assert on_scene.compliance == []
+
+
+def test_interval_a_feed_lacks_is_absent_and_named() -> None:
+    """A feed with on-scene and cleared times only: time on scene is measured, the
+    other intervals have n = 0 and are reported as not in this feed (never zero)."""
+    data = frame([{"call_id": f"X{i}", "on_scene_time": NOW - 50 - i,
+                   "closed_time": NOW - 10, "on_scene_s": 40.0 + i, "source": "export"}
+                  for i in range(3)])
+    shown = shown_of(data, recent())
+    assert shown.kpis["on_scene"]["current"].n == 3
+    assert shown.kpis["response"]["current"] == rv.Stat(0, None, None)
+    assert rv.missing_intervals(shown.coverage) == {
+        "dispatch": ["export"], "travel": ["export"], "response": ["export"], "on_scene": []}
+    assert "not in this feed" in rv.empty_reason(shown, "response")
+
+
+def test_csv_states_what_it_holds_and_never_starts_a_formula() -> None:
+    """An export begins with its period, filters, interval, time zone and time made; a
+    cell that would start a formula (= + - @) is prefixed with an apostrophe."""
+    period = rv.period_bounds("7d", NOW, TZ)
+    meta = rv.export_meta(period, rv.ResponseQuery(districts=("North",)), TZ, NOW)
+    rows = [{"call_id": "=HYPERLINK(\"http://x\")", "call_type": "+1", "district": "@x",
+             "neighborhood": "-2", "past_target_seconds": -12.5}]
+    text = rv.csv_text(rows, rv.TABLE_COLUMNS, meta)
+    head = [line for line in text.splitlines() if line.startswith("#")]
+    assert [line.split(":")[0] for line in head] == [
+        "# Report", "# Interval", "# Period", "# Filters", "# Split", "# Time zone", "# Made"]
+    assert "districts North" in text and "America/New_York" in text
+    assert "2014-07-15 14:30:00 EDT" in text
+    body = list(csv.DictReader(io.StringIO("\n".join(
+        line for line in text.splitlines() if not line.startswith("#")))))
+    for cell in body[0].values():
+        assert not cell.startswith(("=", "+", "-", "@")), cell
+    assert body[0]["call_id"] == "'=HYPERLINK(\"http://x\")"
+    assert body[0]["past_target_seconds"] == "'-12.5"
 
 
 def test_targets_per_metric() -> None:
@@ -249,23 +354,11 @@ def test_compute_overlays_previous_period() -> None:
         {"call_id": "A", "received_time": epoch("2014-07-15T09:00:00"), "response_s": 100.0},
         {"call_id": "B", "received_time": epoch("2014-07-14T09:00:00"), "response_s": 300.0},
     ])
-    shown = rv.compute(data, data, rv.period_bounds("today", NOW, TZ), rv.ResponseQuery(), TZ)
+    shown = shown_of(data, rv.period_bounds("today", NOW, TZ))
     assert shown.kpis["response"]["current"] == rv.Stat(1, 100.0, 100.0)
     assert shown.kpis["response"]["previous"] == rv.Stat(1, 300.0, 300.0)
     assert list(shown.previous_series["bucket"]) == [pd.Timestamp("2014-07-15")]
     assert [row["call_id"] for row in shown.slowest] == ["A"]
-
-
-def test_select_reads_bool_flags_as_the_reader_gives_them() -> None:
-    """Bool qol/cancelled columns (the read API's dtypes) filter like the stream's "1"/"0"."""
-    data = frame([
-        {"call_id": "A", "received_time": NOW - 10, "qol": True, "cancelled": False},
-        {"call_id": "B", "received_time": NOW - 10, "qol": False, "cancelled": False},
-        {"call_id": "C", "received_time": NOW - 10, "qol": True, "cancelled": True},
-    ])
-    data["category"] = data["category"].astype("category")
-    query = rv.ResponseQuery(qol_only=True, categories=("noise",))
-    assert list(rv.select(data, NOW - 100, NOW, query)["call_id"]) == ["A"]
 
 
 def test_effective_bucket_coarsens_only_when_too_many_points() -> None:
@@ -280,10 +373,9 @@ def test_compute_says_when_it_draws_a_coarser_bucket() -> None:
     """Asking for hours over 30 days draws days and says so."""
     data = frame([{"call_id": "A", "received_time": NOW - 3600, "response_s": 60.0}])
     period = rv.period_bounds("30d", NOW, TZ)
-    shown = rv.compute(data, data, period, rv.ResponseQuery(bucket="hour"), TZ)
+    shown = shown_of(data, period, rv.ResponseQuery(bucket="hour"))
     assert shown.bucket == "hour" and shown.note == ""
-    shown = rv.compute(data, data, rv.period_bounds("summer", NOW, TZ),
-                       rv.ResponseQuery(bucket="hour"), TZ)
+    shown = shown_of(data, rv.period_bounds("summer", NOW, TZ), rv.ResponseQuery(bucket="hour"))
     assert shown.bucket == "day" and "shown per day" in shown.note
 
 
@@ -294,7 +386,7 @@ def test_series_table_csv_and_figure_hold_the_same_numbers() -> None:
         {"call_id": "B", "received_time": epoch("2014-07-15T10:00:00"), "response_s": 240.0},
         {"call_id": "C", "received_time": epoch("2014-07-14T09:00:00"), "response_s": 600.0},
     ])
-    shown = rv.compute(data, data, rv.period_bounds("today", NOW, TZ), rv.ResponseQuery(), TZ)
+    shown = shown_of(data, rv.period_bounds("today", NOW, TZ))
     table = rv.series_table(shown)
     assert table == {"period": ["current", "previous"],
                      "bucket": ["2014-07-15T00:00", "2014-07-15T00:00"],
@@ -315,9 +407,9 @@ def test_series_table_csv_and_figure_hold_the_same_numbers() -> None:
 
 def test_histogram_figure_marks_median_and_p90() -> None:
     """The histogram draws every bin and marks the median and p90 as lines."""
-    data = frame([{"call_id": str(i), "received_time": NOW, "response_s": v}
+    data = frame([{"call_id": str(i), "received_time": NOW - 5, "response_s": v}
                   for i, v in enumerate([30.0, 60.0, 90.0, 400.0])])
-    counts, edges = rv.histogram(data, "response_s")
+    counts, edges = shown_of(data, recent()).histogram
     figure = rv.histogram_figure(counts, edges, rv.Stat(4, 75.0, 300.0), {2: 180.0}, "x")
     assert sum(figure["data"][0]["y"]) == 4
     assert [shape["x0"] for shape in figure["layout"]["shapes"]] == [1.25, 5.0, 3.0]
@@ -326,10 +418,10 @@ def test_histogram_figure_marks_median_and_p90() -> None:
 
 def test_slowest_breaks_ties_by_call_id_at_the_cut() -> None:
     """Calls tied at the cut-off value are ordered by call id, exactly as a full sort."""
-    data = frame([{"call_id": cid, "received_time": NOW, "response_s": value}
+    data = frame([{"call_id": cid, "received_time": NOW - 5, "response_s": value}
                   for cid, value in (("C", 5.0), ("A", 5.0), ("B", 5.0), ("D", 4.0))])
-    rows = rv.slowest(data, rv.ResponseQuery(), TZ, limit=2)
-    assert [row["call_id"] for row in rows] == ["A", "B"]
+    rows = shown_of(data, recent()).slowest
+    assert [row["call_id"] for row in rows] == ["A", "B", "C", "D"]
 
 
 def test_targets_are_drawn_only_for_priorities_on_the_chart() -> None:

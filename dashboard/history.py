@@ -1,0 +1,368 @@
+"""Response-time history for web workers: DuckDB over the history writer's Parquet files.
+
+A worker never holds the whole history. Each query reads the files listed in the folder's
+manifest (``streams/history.py`` appends them) plus the *tail*: the closed-stream entries
+after the manifest's last id, read from Redis (normally the last second or two; at most
+``history_tail_limit`` of them, so memory stays bounded even when the writer is down, and
+the page then says the figures are behind). Both go through ``streams.core.history``'s
+one table shape, so the files and the tail agree on every column.
+
+Every statistic is computed by DuckDB in SQL (``quantile_cont`` is linear interpolation,
+numpy's and pandas' default), on one selection per filter change: the rows of the period
+and of the previous period that pass the filters, kept in a per-request temporary table.
+Each request has its own DuckDB cursor (connections are not shared between threads);
+the database is in memory with ``history_memory_mb`` as its limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from streams.core import history
+from streams.core.keys import Keys
+from streams.core.response import INTERVALS
+
+if TYPE_CHECKING:
+    import redis
+
+log = logging.getLogger(__name__)
+
+SQL_TYPES = {**{name: "VARCHAR" for name in history.TEXT_FIELDS},
+             **{name: "DOUBLE" for name in history.NUMBER_FIELDS + history.DERIVED_FIELDS},
+             **{name: "BOOLEAN" for name in history.FLAG_FIELDS}}
+_CAST = ", ".join(f"CAST({name} AS {SQL_TYPES[name]}) AS {name}"
+                  for name in history.HISTORY_COLUMNS)
+_FILE_COLUMNS = ", ".join(
+    f"CAST(COALESCE({name}, FALSE) AS BOOLEAN) AS {name}" if name in history.FLAG_FIELDS
+    else f"CAST({name} AS {SQL_TYPES[name]}) AS {name}" for name in history.HISTORY_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which closed calls a question is about: two periods (epoch s, half-open, by
+    anchor time) and the filters. Cancelled calls and calls that left an active feed
+    without the feed closing them are left out unless asked for."""
+
+    start: float
+    end: float
+    previous_start: float | None = None
+    previous_end: float | None = None
+    districts: tuple[str, ...] = ()
+    priorities: tuple[int, ...] = ()
+    categories: tuple[str, ...] = ()
+    qol_only: bool = False
+    include_cancelled: bool = False
+    include_left_feed: bool = False
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        """SQL condition over the history columns and its parameters (no value is ever
+        pasted into the SQL text)."""
+        periods = ["(anchor_time >= $start AND anchor_time < $end)"]
+        params: dict[str, Any] = {"start": self.start, "end": self.end}
+        if self.previous_start is not None and self.previous_end is not None:
+            periods.append("(anchor_time >= $pstart AND anchor_time < $pend)")
+            params.update(pstart=self.previous_start, pend=self.previous_end)
+        parts = ["(" + " OR ".join(periods) + ")"]
+        for column, values in (("district", self.districts), ("category", self.categories)):
+            if values:
+                parts.append(f"list_contains(${column}s, {column})")
+                params[f"{column}s"] = list(values)
+        if self.priorities:
+            parts.append("list_contains($priorities, priority)")
+            params["priorities"] = [float(p) for p in self.priorities]
+        if self.qol_only:
+            parts.append("qol")
+        return " AND ".join(parts), params
+
+
+@dataclass
+class Tail:
+    """Closed-stream entries after the manifest's last id, as one table."""
+
+    after: str = "0-0"
+    """The manifest id these follow."""
+    last_id: str = "0-0"
+    table: pd.DataFrame = field(default_factory=history.empty_table)
+    ids: list[tuple[int, int]] = field(default_factory=list)
+    complete: bool = True
+    """False when more than the tail limit is waiting: figures leave out the newest."""
+
+
+@dataclass(frozen=True)
+class State:
+    """What one query reads: the listed files and the tail."""
+
+    files: tuple[str, ...]
+    file_rows: int
+    tail: Tail
+    manifest_written: float | None
+
+
+class HistoryStore:
+    """Closed-call history questions, answered by DuckDB without loading it whole."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, folder: Path, timezone: str,
+                 tail_limit: int = 50_000, memory_mb: int = 256) -> None:
+        self.client = client
+        self.keys = keys
+        self.folder = folder
+        self.timezone = timezone
+        self.tail_limit = tail_limit
+        self.db = duckdb.connect(config={"memory_limit": f"{memory_mb}MB", "threads": 2})
+        self._lock = threading.Lock()
+        self._manifest_stamp: tuple[int, int] | None = None
+        self._manifest = history.new_manifest(timezone)
+        self._tail = Tail()
+
+    # --- what a query reads ---------------------------------------------------------------
+    def state(self) -> State:
+        """The manifest's files and a fresh tail (one short XRANGE when nothing changed)."""
+        with self._lock:
+            manifest = self._read_manifest()
+            self._refresh_tail(str(manifest["last_id"]))
+            files = tuple(str(self.folder / entry["name"]) for entry in manifest["files"])
+            return State(files, int(manifest["rows"]), self._tail, manifest.get("written"))
+
+    def _read_manifest(self) -> dict[str, Any]:
+        path = self.folder / history.MANIFEST_NAME
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            self._manifest_stamp, self._manifest = None, history.new_manifest(self.timezone)
+            return self._manifest
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._manifest_stamp:
+            try:
+                self._manifest = history.parse_manifest(path.read_bytes(), self.timezone)
+                self._manifest_stamp = stamp
+            except FileNotFoundError:  # replaced between stat and read: keep the last one
+                pass
+        return self._manifest
+
+    def _refresh_tail(self, after: str) -> None:
+        if self._tail.after != after:
+            self._tail = _tail_after(self._tail, after)
+        tail = self._tail
+        start = f"({tail.last_id}"
+        room = self.tail_limit - len(tail.table)
+        if room <= 0:
+            tail.complete = not self.client.xrange(self.keys.closed, start, "+", count=1)
+            return
+        entries = self.client.xrange(self.keys.closed, start, "+", count=room + 1)
+        tail.complete = len(entries) <= room
+        entries = entries[:room]
+        if entries:
+            new = history.table_of_entries(entries, self.timezone)
+            tail.table = pd.concat([tail.table, new], ignore_index=True) \
+                if len(tail.table) else new
+            tail.ids += [history.stream_id_key(entry_id) for entry_id, _ in entries]
+            tail.last_id = history._text(entries[-1][0])
+
+    # --- queries ----------------------------------------------------------------------------
+    @contextmanager
+    def cursor(self, state: State | None = None) -> Iterator[Query]:
+        """A DuckDB cursor with the view ``calls`` over this moment's files and tail."""
+        state = state or self.state()
+        cursor = self.db.cursor()
+        try:
+            cursor.register("tail_rows", state.tail.table)
+            parts = [f"SELECT {_CAST} FROM tail_rows"]
+            if state.files:
+                listed = ", ".join("'" + name.replace("'", "''") + "'" for name in state.files)
+                parts.insert(0, f"SELECT {_FILE_COLUMNS} FROM read_parquet([{listed}], "
+                                "union_by_name = true)")
+            cursor.execute("CREATE TEMP VIEW calls AS " + " UNION ALL ".join(parts))
+            yield Query(cursor, state)
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def select(self, selection: Selection) -> Iterator[Query]:
+        """``cursor()`` with the temporary table ``sel``: the selection's rows, each with
+        ``cur`` (in the current period) and ``inc`` (counted in statistics)."""
+        with self.cursor() as query:
+            _create_selection(query.cursor, selection)
+            query.selection = selection
+            yield query
+
+    def closed_calls(self, start: float, end: float) -> pd.DataFrame:
+        """Closed calls anchored in [start, end), one row each (HISTORY_COLUMNS), for
+        callers that need rows rather than statistics (tests, small periods)."""
+        with self.cursor() as query:
+            return query.cursor.execute(
+                "SELECT * FROM calls WHERE anchor_time >= $s AND anchor_time < $e "
+                "ORDER BY anchor_time, call_id", {"s": start, "e": end}).df()
+
+    def status(self) -> dict[str, Any]:
+        """Rows in files, rows waiting in the tail, whether the tail is complete."""
+        state = self.state()
+        return {"file_rows": state.file_rows, "files": len(state.files),
+                "tail_rows": len(state.tail.table), "complete": state.tail.complete,
+                "manifest_written": state.manifest_written}
+
+
+SELECTED = ("priority", "district", "category", "source", "cancelled", "left_feed",
+            "anchor_time", "anchor_local", *history.TIME_FIELDS,
+            *(spec.column for spec in INTERVALS.values()))
+"""Columns kept in ``sel``: what the statistics group and measure by. The slowest-calls
+rows (call ids, types, neighbourhoods: long text) are read from ``calls`` for those
+hundred calls only."""
+
+
+def _create_selection(cursor: duckdb.DuckDBPyConnection, selection: Selection) -> None:
+    where, params = selection.where()
+    params.update(start_=selection.start, end_=selection.end,
+                  cancelled=selection.include_cancelled, left=selection.include_left_feed)
+    cursor.execute(
+        f"CREATE TEMP TABLE sel AS SELECT {', '.join(SELECTED)}, "
+        "(anchor_time >= $start_ AND anchor_time < $end_) AS cur, "
+        "((NOT cancelled OR $cancelled) AND (NOT left_feed OR $left)) AS inc "
+        f"FROM calls WHERE {where}", params)
+
+
+
+@contextmanager
+def select_frame(table: pd.DataFrame, selection: Selection) -> Iterator[Query]:
+    """A selection over an in-memory history table (``streams.core.history`` columns):
+    the same SQL as the store's, for tests and for callers holding a few rows."""
+    cursor = duckdb.connect()
+    try:
+        cursor.register("given_rows", table)
+        cursor.execute(f"CREATE TEMP VIEW calls AS SELECT {_CAST} FROM given_rows")
+        _create_selection(cursor, selection)
+        yield Query(cursor, State((), 0, Tail(table=table), None), selection)
+    finally:
+        cursor.close()
+
+
+def _tail_after(tail: Tail, after: str) -> Tail:
+    """The tail without the entries the files now hold (ids up to ``after``)."""
+    boundary = history.stream_id_key(after)
+    keep = [index for index, key in enumerate(tail.ids) if key > boundary]
+    if not keep or history.stream_id_key(tail.last_id) <= boundary:
+        return Tail(after=after, last_id=after)
+    first = keep[0]
+    return Tail(after=after, last_id=tail.last_id,
+                table=tail.table.iloc[first:].reset_index(drop=True),
+                ids=tail.ids[first:], complete=tail.complete)
+
+
+@dataclass
+class Query:
+    """Statistics over one selection (``sel``); every method is one SQL statement."""
+
+    cursor: duckdb.DuckDBPyConnection
+    state: State
+    selection: Selection | None = None
+
+    def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return self.cursor.execute(sql, params or {}).df()
+
+    def interval_stats(self, targets: dict[str, Sequence[float]]) -> pd.DataFrame:
+        """Per period (cur true/false) and priority (``total`` = 1: all priorities): for
+        every interval, n, median, p90 and (where it has targets) n within target.
+
+        ``targets`` maps interval -> P1..P5 target seconds."""
+        columns = []
+        for name, spec in INTERVALS.items():
+            column = spec.column
+            columns.append(f"count({column}) AS {name}_n")
+            columns.append(f"quantile_cont({column}, [0.5, 0.9]) AS {name}_q")
+            if name in targets:
+                cases = " ".join(f"WHEN {p} THEN {float(t)!r}"
+                                 for p, t in enumerate(targets[name], start=1))
+                columns.append(f"count_if({column} <= CASE CAST(priority AS INTEGER) {cases} "
+                               f"END) AS {name}_within")
+                columns.append(f"count_if({column} IS NOT NULL AND priority BETWEEN 1 AND "
+                               f"{len(targets[name])}) AS {name}_judged")
+        return self.frame(
+            "SELECT cur, CAST(priority AS INTEGER) AS priority, "
+            f"CAST(grouping(priority) AS INTEGER) AS total, {', '.join(columns)} "
+            "FROM sel WHERE inc GROUP BY GROUPING SETS ((cur), (cur, priority)) "
+            "ORDER BY cur, priority NULLS FIRST")
+
+    def series(self, column: str, bucket: str, split: str | None) -> pd.DataFrame:
+        """Per period, local bucket start (naive local seconds) and split value: n,
+        median, p90 of ``column``."""
+        group = f", {split} AS grp" if split else ", NULL AS grp"
+        by = ", grp" if split else ""
+        return self.frame(
+            f"SELECT cur, {BUCKET_SQL[bucket]} AS bucket{group}, count({column}) AS n, "
+            f"quantile_cont({column}, 0.5) AS median, quantile_cont({column}, 0.9) AS p90 "
+            f"FROM sel WHERE inc AND {column} IS NOT NULL GROUP BY cur, bucket{by} "
+            f"ORDER BY cur, grp, bucket")
+
+    def quantile(self, column: str, q: float) -> float | None:
+        value = self.cursor.execute(
+            f"SELECT quantile_cont({column}, $q) FROM sel WHERE inc AND cur", {"q": q}
+        ).fetchone()
+        return None if value is None or value[0] is None else float(value[0])
+
+    def histogram(self, column: str, width: float, last_start: float) -> pd.DataFrame:
+        """Counts per ``width``-second bin from 0; values past ``last_start`` count in the
+        bin starting there."""
+        return self.frame(
+            f"SELECT LEAST(floor({column} / $w) * $w, $last) AS bin, count(*) AS n FROM sel "
+            f"WHERE inc AND cur AND {column} IS NOT NULL GROUP BY bin ORDER BY bin",
+            {"w": width, "last": last_start})
+
+    def slowest(self, column: str, targets: Sequence[float] | None, limit: int
+                ) -> pd.DataFrame:
+        """The ``limit`` calls of the current period furthest past their own priority's
+        target (``past_s`` = interval - target), or with the longest interval where it has
+        no target. Read from ``calls`` (every column) with the selection's conditions."""
+        if targets:
+            cases = " ".join(f"WHEN {p} THEN {float(t)!r}" for p, t in enumerate(targets, 1))
+            target = f"CASE CAST(priority AS INTEGER) {cases} END"
+        else:
+            target = "CAST(NULL AS DOUBLE)"
+        assert self.selection is not None, "slowest() needs a selection"
+        current = replace(self.selection, previous_start=None, previous_end=None)
+        where, params = current.where()
+        params.update(cancelled=current.include_cancelled, left=current.include_left_feed)
+        return self.frame(
+            f"SELECT *, {target} AS target_s, {column} - {target} AS past_s FROM calls "
+            f"WHERE {where} AND (NOT cancelled OR $cancelled) AND (NOT left_feed OR $left) "
+            f"AND {column} IS NOT NULL "
+            f"ORDER BY past_s DESC NULLS LAST, {column} DESC, call_id LIMIT {int(limit)}",
+            params)
+
+    def coverage(self) -> pd.DataFrame:
+        """Per source, over the current period: calls, calls with each time, cancelled and
+        left-feed calls (whether counted or not), so the page can say what a feed lacks."""
+        times = ", ".join(f"count({name}) AS {name}" for name in history.TIME_FIELDS)
+        return self.frame(
+            f"SELECT source, count(*) AS calls, {times}, count_if(cancelled) AS cancelled, "
+            "count_if(left_feed) AS left_feed, count_if(inc) AS counted "
+            "FROM sel WHERE cur GROUP BY source ORDER BY source")
+
+
+DAY_S = 86400
+BUCKET_SQL = {
+    "hour": "floor(anchor_local / 3600) * 3600",
+    "day": f"floor(anchor_local / {DAY_S}) * {DAY_S}",
+    # 1970-01-01 was a Thursday: day number + 3 is 0 on Mondays.
+    "week": f"(floor(anchor_local / {DAY_S}) - ((floor(anchor_local / {DAY_S}) + 3) % 7 + 7)"
+            f" % 7) * {DAY_S}",
+}
+"""Start of the local hour/day/week (Monday), as naive local epoch seconds."""
+
+
+def local_stamps(seconds: np.ndarray) -> pd.DatetimeIndex:
+    """Naive local epoch seconds -> naive local timestamps."""
+    return pd.DatetimeIndex(pd.to_datetime(np.asarray(seconds, dtype=float), unit="s"))
+
+
+def now() -> float:
+    return time.time()

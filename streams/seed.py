@@ -1,0 +1,152 @@
+"""Seed simulated history on first start (`python -m streams seed-history`, run by `make run`).
+
+On an empty Redis (no closed calls, never seeded) with only the simulated feeds
+configured, the simulator's model of Hartford is run over the span before the live
+simulator's warm-up begins (``DISPATCH_SEED_HISTORY_WEEKS``, default 8 weeks), its call
+events are applied with the consumer's own transitions (``livestate.apply_call``), and
+every call that closed becomes a closed record written by the backfill's idempotent
+writer. So presets and previous-period comparisons on /response mean something on day
+one. Unit positions are not simulated (nothing reads them from history), which keeps
+8 weeks to a few seconds of work.
+
+Nothing is seeded when a real feed is configured (``DISPATCH_POLL_MAPPINGS``, or the
+simulator switched off), when closed calls exist, or when a seed was written before.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import redis
+
+from streams.backfill import Summary, write_closed_records
+from streams.core.events import CallEvent
+from streams.core.geography import geography_from_settings
+from streams.core.keys import Keys
+from streams.core.livestate import apply_call
+from streams.core.settings import Settings
+from streams.core.simulation import Simulation
+
+log = logging.getLogger(__name__)
+
+LIVE_WARMUP_HOURS = 6.0
+"""The live simulator's warm-up under `make run`; the seed ends where it begins."""
+SEED_SOURCE = "seed"
+SEED_OFFSET = 7919
+"""Added to the simulator seed so the seeded weeks are not the live run's calls."""
+SPAN_DAYS = 7.0
+
+
+def seed_reason_to_skip(settings: Settings, client: redis.Redis, keys: Keys) -> str | None:
+    """Why no history is seeded now, or None when it should be."""
+    if settings.seed_history_weeks <= 0:
+        return "DISPATCH_SEED_HISTORY_WEEKS is 0"
+    if settings.poll_mappings or not settings.simulate:
+        return "a real feed is configured (DISPATCH_POLL_MAPPINGS or DISPATCH_SIMULATE=false)"
+    if client.exists(keys.history_seeded):
+        return "history was seeded before"
+    if client.xlen(keys.closed):
+        return "closed calls exist already"
+    return None
+
+
+def closed_records(settings: Settings, start: datetime, end: datetime) -> Iterator[dict[str, str]]:
+    """Closed records of the simulated calls received in [start, end) that closed by end."""
+    sim = Simulation(settings.sim_seed + SEED_OFFSET, start, geography_from_settings(settings),
+                     settings.timezone, positions=False)
+    states: dict[str, dict[str, object]] = {}
+    for event in sim.events_until(end):
+        if not isinstance(event, CallEvent):
+            continue
+        outcome = apply_call(states.get(event.call_id), event)
+        if outcome.verdict != "applied" or outcome.state is None:
+            continue
+        if outcome.closed is not None:
+            states.pop(event.call_id, None)
+            yield {**outcome.closed, "source": SEED_SOURCE}
+        else:
+            states[event.call_id] = outcome.state
+
+
+def week_records(settings: Settings, start: float, end: float) -> list[dict[str, str]]:
+    """One span's closed records (a worker process's share of the seed)."""
+    return list(closed_records(settings, datetime.fromtimestamp(start, UTC),
+                               datetime.fromtimestamp(end, UTC)))
+
+
+def spans(start: datetime, end: datetime, days: float = SPAN_DAYS) -> list[tuple[float, float]]:
+    """[start, end) cut into spans of ``days``: each is simulated on its own (in parallel);
+    a call still open at the end of its span is not seeded."""
+    cuts, edge = [], start.timestamp()
+    while edge < end.timestamp():
+        cuts.append((edge, min(edge + days * 86400, end.timestamp())))
+        edge += days * 86400
+    return cuts
+
+
+def seeded_records(settings: Settings, start: datetime, end: datetime
+                   ) -> Iterator[dict[str, str]]:
+    """Every span's records, simulated in worker processes (one per core, at most 4)."""
+    parts = spans(start, end)
+    workers = max(1, min(4, os.cpu_count() or 1, len(parts)))
+    if workers == 1:
+        for first, last in parts:
+            yield from week_records(settings, first, last)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(week_records, replace(settings, sim_seed=settings.sim_seed + n),
+                               first, last) for n, (first, last) in enumerate(parts)]
+        for future in futures:
+            yield from future.result()
+
+
+def seed_history(settings: Settings, now: float | None = None,
+                 checked: bool = False) -> Summary | None:
+    """Seed the history if it should be (see the module doc); the summary, or None.
+    ``checked``: the caller has already asked ``seed_reason_to_skip`` (the launcher asks
+    before the live feeds start, then seeds beside them)."""
+    keys = Keys(settings.key_prefix)
+    client = redis.Redis.from_url(settings.redis_address)
+    try:
+        reason = None if checked else seed_reason_to_skip(settings, client, keys)
+        if reason is not None:
+            log.info("no history seeded: %s", reason)
+            return None
+        end = datetime.fromtimestamp(now if now is not None else time.time(), UTC) \
+            - timedelta(hours=LIVE_WARMUP_HOURS)
+        start = end - timedelta(weeks=settings.seed_history_weeks)
+        started = time.monotonic()
+        summary = Summary()
+        write_closed_records(client, keys, SEED_SOURCE, seeded_records(settings, start, end),
+                             summary)
+        client.set(keys.history_seeded, json.dumps({
+            "start": start.isoformat(), "end": end.isoformat(), "calls": summary.loaded,
+            "seconds": round(time.monotonic() - started, 1)}))
+        log.info("seeded %d simulated closed calls from %s to %s in %.1f s", summary.loaded,
+                 start.isoformat(timespec="minutes"), end.isoformat(timespec="minutes"),
+                 time.monotonic() - started)
+        return summary
+    finally:
+        client.close()
+
+
+def should_seed(settings: Settings) -> bool:
+    """True when seed_history would seed now (asked once, before the live feeds start)."""
+    keys = Keys(settings.key_prefix)
+    client = redis.Redis.from_url(settings.redis_address)
+    try:
+        reason = seed_reason_to_skip(settings, client, keys)
+    finally:
+        client.close()
+    if reason is not None:
+        log.info("no history seeded: %s", reason)
+    return reason is None
