@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.history import Query, Selection, local_stamps
-from streams.core import response
+from streams.core import csvsafe, response
 from streams.core.events import CATEGORY_LABELS
 from streams.core.history import TIME_FIELDS
 
@@ -569,17 +569,12 @@ def series_table(shown: Shown) -> dict[str, list[Any]]:
     }
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-"""A cell starting with one of these is read as a formula by spreadsheets (CSV injection)."""
-
-
 def safe_cell(value: Any) -> Any:
-    """``value`` as a spreadsheet will read it literally: text (or a negative number)
-    that would start a formula gets a leading apostrophe, as OWASP advises."""
+    """``value`` as a spreadsheet will read it literally (``streams.core.csvsafe``: the one
+    formula-safe CSV rule); missing values are empty cells."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else value
+    return csvsafe.cell(value)
 
 
 def csv_text(columns: dict[str, list[Any]] | Sequence[dict[str, Any]],

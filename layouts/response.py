@@ -25,8 +25,8 @@ from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
 from dash.exceptions import MissingCallbackContextException, PreventUpdate
 
+from dashboard import audit, runtime
 from dashboard import responseview as rv
-from dashboard import runtime
 from layouts import response_outcomes
 from streams.core import access, response
 from streams.core.events import CATEGORIES, CATEGORY_LABELS
@@ -471,11 +471,20 @@ def export(_table: int | None, _series: int | None, table_rows: list[dict[str, A
     shown = shown or {}
     meta = shown.get("meta") or {}
     if dash.ctx.triggered_id == "response-export-series":
-        return dcc.send_string(rv.csv_text(shown.get("series") or {}, rv.SERIES_COLUMNS, meta),
+        series = shown.get("series") or {}
+        _audit_export("response-series.csv", len(series.get("period") or []), meta)
+        return dcc.send_string(rv.csv_text(series, rv.SERIES_COLUMNS, meta),
                                "response-series.csv")
     # The grid's rows as displayed (after any sort or filter there), else the stored ones.
     rows = table_rows if table_rows is not None else shown.get("table", [])
+    _audit_export("response-slowest.csv", len(rows), meta)
     return dcc.send_string(rv.csv_text(rows, rv.TABLE_COLUMNS, meta), "response-slowest.csv")
+
+
+def _audit_export(name: str, rows: int, meta: dict[str, str]) -> None:
+    """Every CSV export is in the audit trail: which file, how many rows, of what."""
+    audit.record("csv_export", file=name, rows=rows, period=meta.get("Period", ""),
+                 interval=meta.get("Interval", ""), filters=meta.get("Filters", ""))
 
 
 dash.clientside_callback(

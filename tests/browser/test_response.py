@@ -361,8 +361,8 @@ def test_a_feed_without_received_times_and_left_feed_closures(
 
 def test_csv_exports_state_what_they_hold_and_the_page_prints(
         stack: Stack, closed: list[Lifecycle], page_for: Callable[..., Any]) -> None:
-    """Both CSVs start with period, filters, interval, time zone and when they were made;
-    the print stylesheet puts the report on white paper without the controls."""
+    """Both CSVs start with period, filters, interval, time zone and when they were made,
+    and each export is in the audit trail; the print stylesheet puts the report on white paper without the controls."""
     page = open_july(page_for, "&metric=travel&split=district")
     page.wait_for_selector("#response-series .main-svg")
     for button in ("#response-export-series", "#response-export-table"):
@@ -374,6 +374,10 @@ def test_csv_exports_state_what_they_hold_and_the_page_prints(
         assert head["Time zone"].startswith("America/New_York")
         made = datetime.strptime(head["Made"][:19], "%Y-%m-%d %H:%M:%S")
         assert abs((datetime.now(CITY).replace(tzinfo=None) - made).total_seconds()) < 600
+    exports = [fields for _, fields in stack.redis.xrevrange(stack.keys.audit, count=50)
+               if fields.get(b"action") == b"csv_export"
+               and b"Dispatched" in fields.get(b"detail", b"")]
+    assert len(exports) >= 2 and {f[b"user"] for f in exports} == {b"supervisor"}
     page.emulate_media(media="print")
     page.set_viewport_size({"width": 1123, "height": 794})  # A4 landscape at 96 dpi
     assert page.locator("#response-print-header").is_visible()
