@@ -362,7 +362,8 @@ def test_a_feed_without_received_times_and_left_feed_closures(
 def test_csv_exports_state_what_they_hold_and_the_page_prints(
         stack: Stack, closed: list[Lifecycle], page_for: Callable[..., Any]) -> None:
     """Both CSVs start with period, filters, interval, time zone and when they were made,
-    and each export is in the audit trail; the print stylesheet puts the report on white paper without the controls."""
+    and each export is in the audit trail; the print stylesheet puts the report on white
+    paper without the controls."""
     page = open_july(page_for, "&metric=travel&split=district")
     page.wait_for_selector("#response-series .main-svg")
     for button in ("#response-export-series", "#response-export-table"):
