@@ -9,7 +9,8 @@ one table shape, so the files and the tail agree on every column.
 
 Every statistic is computed by DuckDB in SQL (``quantile_cont`` is linear interpolation,
 numpy's and pandas' default), on one selection per filter change: the rows of the period
-and of the previous period that pass the filters, kept in a per-request temporary table.
+and of the previous period that pass the filters and count, only the columns statistics
+need, kept in a per-request temporary table.
 Each request has its own DuckDB cursor (connections are not shared between threads);
 the database is in memory with ``history_memory_mb`` as its limit.
 """
@@ -17,8 +18,10 @@ the database is in memory with ``history_memory_mb`` as its limit.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -47,6 +50,9 @@ _FILE_COLUMNS = ", ".join(
     f"CAST(COALESCE({name}, FALSE) AS BOOLEAN) AS {name}" if name in history.FLAG_FIELDS
     else f"CAST({name} AS {SQL_TYPES[name]}) AS {name}" for name in history.HISTORY_COLUMNS)
 
+GROUP_COLUMNS = ("district", "priority", "category")
+"""Columns a selection may be split by (its ``grp``)."""
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -64,6 +70,17 @@ class Selection:
     qol_only: bool = False
     include_cancelled: bool = False
     include_left_feed: bool = False
+    group: str | None = None
+    """The column the series are split by (GROUP_COLUMNS), kept in ``sel`` as ``grp``."""
+
+    def __post_init__(self) -> None:
+        if self.group is not None and self.group not in GROUP_COLUMNS:
+            raise ValueError(f"group must be one of {', '.join(GROUP_COLUMNS)}")
+
+    def counted(self) -> str:
+        """SQL condition: the call counts in the statistics (literal TRUE/FALSE only)."""
+        return (f"(NOT cancelled OR {str(self.include_cancelled).upper()}) "
+                f"AND (NOT left_feed OR {str(self.include_left_feed).upper()})")
 
     def where(self) -> tuple[str, dict[str, Any]]:
         """SQL condition over the history columns and its parameters (no value is ever
@@ -108,6 +125,11 @@ class State:
     tail: Tail
     manifest_written: float | None
 
+    @property
+    def stamp(self) -> tuple[Any, ...]:
+        """What identifies the rows this state reads: the files and the tail's extent."""
+        return (self.files, self.tail.after, self.tail.last_id, len(self.tail.table))
+
 
 class HistoryStore:
     """Closed-call history questions, answered by DuckDB without loading it whole."""
@@ -124,6 +146,7 @@ class HistoryStore:
         self._manifest_stamp: tuple[int, int] | None = None
         self._manifest = history.new_manifest(timezone)
         self._tail = Tail()
+        self.results = ResultCache()
 
     # --- what a query reads ---------------------------------------------------------------
     def state(self) -> State:
@@ -183,16 +206,15 @@ class HistoryStore:
                 parts.insert(0, f"SELECT {_FILE_COLUMNS} FROM read_parquet([{listed}], "
                                 "union_by_name = true)")
             cursor.execute("CREATE TEMP VIEW calls AS " + " UNION ALL ".join(parts))
-            yield Query(cursor, state)
+            yield Query(cursor, state, cache=self.results)
         finally:
             cursor.close()
 
     @contextmanager
     def select(self, selection: Selection) -> Iterator[Query]:
-        """``cursor()`` with the temporary table ``sel``: the selection's rows, each with
-        ``cur`` (in the current period) and ``inc`` (counted in statistics)."""
+        """``cursor()`` with ``sel``: the selection's counted calls (narrow: SELECTED,
+        ``grp`` and ``cur``, true in the current period); see ``Query.frame``."""
         with self.cursor() as query:
-            _create_selection(query.cursor, selection)
             query.selection = selection
             yield query
 
@@ -212,24 +234,20 @@ class HistoryStore:
                 "manifest_written": state.manifest_written}
 
 
-SELECTED = ("priority", "district", "category", "source", "cancelled", "left_feed",
-            "anchor_time", "anchor_local", *history.TIME_FIELDS,
+SELECTED = ("TRY_CAST(priority AS INTEGER) AS priority", "anchor_local",
             *(spec.column for spec in INTERVALS.values()))
-"""Columns kept in ``sel``: what the statistics group and measure by. The slowest-calls
-rows (call ids, types, neighbourhoods: long text) are read from ``calls`` for those
-hundred calls only."""
-
-
-def _create_selection(cursor: duckdb.DuckDBPyConnection, selection: Selection) -> None:
+"""Columns kept in ``sel``: only what the statistics group and measure by, as narrow as
+they go (a year against the year before is 600,000 rows: every extra column, text above
+all, costs more than the statistics). Counts of what was left out (coverage) and the
+slowest calls' rows are read from ``calls`` directly."""
+def selection_sql(selection: Selection) -> tuple[str, dict[str, Any]]:
+    """The query defining ``sel`` for ``selection`` (over the view ``calls``)."""
     where, params = selection.where()
-    params.update(start_=selection.start, end_=selection.end,
-                  cancelled=selection.include_cancelled, left=selection.include_left_feed)
-    cursor.execute(
-        f"CREATE TEMP TABLE sel AS SELECT {', '.join(SELECTED)}, "
-        "(anchor_time >= $start_ AND anchor_time < $end_) AS cur, "
-        "((NOT cancelled OR $cancelled) AND (NOT left_feed OR $left)) AS inc "
-        f"FROM calls WHERE {where}", params)
-
+    params.update(start_=selection.start, end_=selection.end)
+    group = "NULL" if selection.group is None else selection.group
+    return (f"SELECT {', '.join(SELECTED)}, {group} AS grp, "
+            "(anchor_time >= $start_ AND anchor_time < $end_) AS cur "
+            f"FROM calls WHERE {where} AND {selection.counted()}", params)
 
 
 @contextmanager
@@ -240,7 +258,6 @@ def select_frame(table: pd.DataFrame, selection: Selection) -> Iterator[Query]:
     try:
         cursor.register("given_rows", table)
         cursor.execute(f"CREATE TEMP VIEW calls AS SELECT {_CAST} FROM given_rows")
-        _create_selection(cursor, selection)
         yield Query(cursor, State((), 0, Tail(table=table), None), selection)
     finally:
         cursor.close()
@@ -260,61 +277,106 @@ def _tail_after(tail: Tail, after: str) -> Tail:
 
 @dataclass
 class Query:
-    """Statistics over one selection (``sel``); every method is one SQL statement."""
+    """Statistics over one selection (``sel``); every method is one SQL statement.
+
+    A filter change asks about six small results. Each is looked up in the store's
+    result cache first (same rows, same selection, same SQL: the same answer), so a
+    change of split, bucket or interval recomputes only what it changes. ``sel`` is
+    made only for what the cache does not hold: as a temporary table when the first
+    statement (``period_stats``, the same for every split, bucket and interval) misses
+    too, else inline (a subquery) for the first statement that misses and as a table
+    once a second one does. So the selection is read from the files once, or twice
+    when one statement changed and then another."""
 
     cursor: duckdb.DuckDBPyConnection
     state: State
     selection: Selection | None = None
+    cache: ResultCache | None = None
+    _materialised: bool = False
+    _misses: int = 0
+    _hits: int = 0
 
     def frame(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return self.cursor.execute(sql, params or {}).df()
+        """The result of ``sql`` (which may read ``sel`` and ``calls``) as a frame."""
+        params = dict(params or {})
+        uses_sel = _SEL.search(sql) is not None
+        key = None
+        if self.cache is not None:
+            selection = self.selection
+            if selection is not None and "grp" not in sql:
+                selection = replace(selection, group=None)
+            key = (self.state.stamp, selection, sql, repr(sorted(params.items())))
+            found = self.cache.get(key)
+            if found is not None:
+                self._hits += 1
+                return found
+        if uses_sel:
+            sql, params = self._with_sel(sql, params)
+        result = self.cursor.execute(sql, params).df()
+        if key is not None and self.cache is not None:
+            self.cache.put(key, result)
+        return result
 
-    def interval_stats(self, targets: dict[str, Sequence[float]]) -> pd.DataFrame:
-        """Per period (cur true/false) and priority (``total`` = 1: all priorities): for
-        every interval, n, median, p90 and (where it has targets) n within target.
+    def _with_sel(self, sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        assert self.selection is not None, "sel needs a selection"
+        self._misses += 1
+        definition, sel_params = selection_sql(self.selection)
+        # Nothing found yet: a new selection, every statement will need sel.
+        if self._materialised or self._misses >= 2 or not self._hits:
+            if not self._materialised:
+                self.cursor.execute(f"CREATE TEMP TABLE sel AS {definition}", sel_params)
+                self._materialised = True
+            return sql, params
+        return _SEL.sub(f"FROM ({definition}) AS sel", sql), {**sel_params, **params}
 
-        ``targets`` maps interval -> P1..P5 target seconds."""
+    def period_stats(self) -> pd.DataFrame:
+        """Per period (``cur`` true/false), all priorities: for every interval n and
+        [median, p90] (``<name>_n``, ``<name>_q``)."""
         columns = []
         for name, spec in INTERVALS.items():
-            column = spec.column
-            columns.append(f"count({column}) AS {name}_n")
-            columns.append(f"quantile_cont({column}, [0.5, 0.9]) AS {name}_q")
-            if name in targets:
-                cases = " ".join(f"WHEN {p} THEN {float(t)!r}"
-                                 for p, t in enumerate(targets[name], start=1))
-                columns.append(f"count_if({column} <= CASE CAST(priority AS INTEGER) {cases} "
-                               f"END) AS {name}_within")
-                columns.append(f"count_if({column} IS NOT NULL AND priority BETWEEN 1 AND "
-                               f"{len(targets[name])}) AS {name}_judged")
-        return self.frame(
-            "SELECT cur, CAST(priority AS INTEGER) AS priority, "
-            f"CAST(grouping(priority) AS INTEGER) AS total, {', '.join(columns)} "
-            "FROM sel WHERE inc GROUP BY GROUPING SETS ((cur), (cur, priority)) "
-            "ORDER BY cur, priority NULLS FIRST")
+            columns.append(f"count({spec.column}) AS {name}_n")
+            columns.append(f"quantile_cont({spec.column}, [0.5, 0.9]) AS {name}_q")
+        return self.frame(f"SELECT cur, {', '.join(columns)} FROM sel GROUP BY cur "
+                          "ORDER BY cur")
 
-    def series(self, column: str, bucket: str, split: str | None) -> pd.DataFrame:
-        """Per period, local bucket start (naive local seconds) and split value: n,
-        median, p90 of ``column``."""
-        group = f", {split} AS grp" if split else ", NULL AS grp"
-        by = ", grp" if split else ""
+    def priority_stats(self, column: str, targets: Sequence[float] | None) -> pd.DataFrame:
+        """Per priority over the current period, for one interval: n, [median, p90] (q)
+        and, with P1..Pn ``targets`` (seconds), n within its own priority's target
+        (``within``) and n that has a target (``judged``)."""
+        extra = ""
+        if targets:
+            cases = " ".join(f"WHEN {p} THEN {float(t)!r}" for p, t in enumerate(targets, 1))
+            extra = (f", count_if({column} <= CASE priority {cases} END) AS within, "
+                     f"count_if({column} IS NOT NULL AND priority BETWEEN 1 AND "
+                     f"{len(targets)}) AS judged")
+        return self.frame(
+            f"SELECT CAST(priority AS INTEGER) AS priority, count({column}) AS n, "
+            f"quantile_cont({column}, [0.5, 0.9]) AS q{extra} FROM sel "
+            "WHERE cur AND priority IS NOT NULL GROUP BY priority ORDER BY priority")
+
+    def series(self, column: str, bucket: str) -> pd.DataFrame:
+        """Per period, local bucket start (naive local seconds) and value of the
+        selection's ``group`` (``grp``): n, median, p90 of ``column``."""
+        split = self.selection is not None and self.selection.group is not None
+        group, by = (", grp", ", grp") if split else (", NULL AS grp", "")
         return self.frame(
             f"SELECT cur, {BUCKET_SQL[bucket]} AS bucket{group}, count({column}) AS n, "
             f"quantile_cont({column}, 0.5) AS median, quantile_cont({column}, 0.9) AS p90 "
-            f"FROM sel WHERE inc AND {column} IS NOT NULL GROUP BY cur, bucket{by} "
+            f"FROM sel WHERE {column} IS NOT NULL GROUP BY cur, bucket{by} "
             f"ORDER BY cur, grp, bucket")
 
     def quantile(self, column: str, q: float) -> float | None:
-        value = self.cursor.execute(
-            f"SELECT quantile_cont({column}, $q) FROM sel WHERE inc AND cur", {"q": q}
-        ).fetchone()
-        return None if value is None or value[0] is None else float(value[0])
+        found = self.frame(f"SELECT quantile_cont({column}, $q) AS value FROM sel WHERE cur",
+                           {"q": q})
+        value = found["value"].iloc[0] if len(found) else None
+        return None if value is None or pd.isna(value) else float(value)
 
     def histogram(self, column: str, width: float, last_start: float) -> pd.DataFrame:
         """Counts per ``width``-second bin from 0; values past ``last_start`` count in the
         bin starting there."""
         return self.frame(
             f"SELECT LEAST(floor({column} / $w) * $w, $last) AS bin, count(*) AS n FROM sel "
-            f"WHERE inc AND cur AND {column} IS NOT NULL GROUP BY bin ORDER BY bin",
+            f"WHERE cur AND {column} IS NOT NULL GROUP BY bin ORDER BY bin",
             {"w": width, "last": last_start})
 
     def slowest(self, column: str, targets: Sequence[float] | None, limit: int
@@ -330,22 +392,60 @@ class Query:
         assert self.selection is not None, "slowest() needs a selection"
         current = replace(self.selection, previous_start=None, previous_end=None)
         where, params = current.where()
-        params.update(cancelled=current.include_cancelled, left=current.include_left_feed)
         return self.frame(
-            f"SELECT *, {target} AS target_s, {column} - {target} AS past_s FROM calls "
-            f"WHERE {where} AND (NOT cancelled OR $cancelled) AND (NOT left_feed OR $left) "
-            f"AND {column} IS NOT NULL "
+            f"SELECT {', '.join(SLOWEST_COLUMNS)}, {target} AS target_s, "
+            f"{column} - {target} AS past_s FROM calls "
+            f"WHERE {where} AND {current.counted()} AND {column} IS NOT NULL "
             f"ORDER BY past_s DESC NULLS LAST, {column} DESC, call_id LIMIT {int(limit)}",
             params)
 
     def coverage(self) -> pd.DataFrame:
-        """Per source, over the current period: calls, calls with each time, cancelled and
-        left-feed calls (whether counted or not), so the page can say what a feed lacks."""
+        """Per source, over the current period with the selection's filters: calls, calls
+        with each time, cancelled and left-feed calls (whether counted or not), so the
+        page can say what a feed lacks and what was left out. Counts only: read from
+        ``calls`` (``sel`` holds only counted calls)."""
+        assert self.selection is not None, "coverage() needs a selection"
+        current = replace(self.selection, previous_start=None, previous_end=None)
+        where, params = current.where()
         times = ", ".join(f"count({name}) AS {name}" for name in history.TIME_FIELDS)
         return self.frame(
             f"SELECT source, count(*) AS calls, {times}, count_if(cancelled) AS cancelled, "
-            "count_if(left_feed) AS left_feed, count_if(inc) AS counted "
-            "FROM sel WHERE cur GROUP BY source ORDER BY source")
+            f"count_if(left_feed) AS left_feed, count_if({current.counted()}) AS counted "
+            f"FROM calls WHERE {where} GROUP BY source ORDER BY source", params)
+
+
+_SEL = re.compile(r"\bFROM sel\b")
+
+
+class ResultCache:
+    """The last few statement results of this worker (small frames: statistics, not
+    rows), least recently used out first. Keys hold the state's stamp, so new files or
+    new closed calls never return an old answer. Results are shared: read-only."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[Any, pd.DataFrame] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> pd.DataFrame | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: Any, value: pd.DataFrame) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+SLOWEST_COLUMNS = ("call_id", "received_time", "district", "neighborhood", "category",
+                   "priority", "call_type", "source",
+                   *(spec.column for spec in INTERVALS.values()))
+"""What the slowest-calls table shows of each call."""
 
 
 DAY_S = 86400

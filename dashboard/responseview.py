@@ -269,7 +269,8 @@ def selection_of(period: Period, query: ResponseQuery) -> Selection:
                      districts=query.districts, priorities=query.priorities,
                      categories=query.categories, qol_only=query.qol_only,
                      include_cancelled=query.cancelled == "include",
-                     include_left_feed=query.left_feed == "include")
+                     include_left_feed=query.left_feed == "include",
+                     group=SPLIT_COLUMNS.get(query.split))
 
 
 def _quantiles(value: Any) -> tuple[float | None, float | None]:
@@ -280,33 +281,32 @@ def _quantiles(value: Any) -> tuple[float | None, float | None]:
 
 
 def kpis(stats: pd.DataFrame) -> dict[str, dict[str, Stat]]:
-    """Per interval: this period's and the previous period's Stat (all priorities)."""
-    everything = stats.loc[stats["total"] == 1]
+    """Per interval: this period's and the previous period's Stat (all priorities), from
+    ``Query.period_stats``."""
     out: dict[str, dict[str, Stat]] = {}
     for key in METRICS:
         out[key] = {"current": Stat(0, None, None), "previous": Stat(0, None, None)}
-        for _, row in everything.iterrows():
+        for row in stats.to_dict("records"):
             median, p90 = _quantiles(row[f"{key}_q"])
             out[key]["current" if row["cur"] else "previous"] = Stat(
                 int(row[f"{key}_n"]), median, p90)
     return out
 
 
-def compliance(stats: pd.DataFrame, metric: str, targets_s: Sequence[float] | None,
+def compliance(stats: pd.DataFrame, targets_s: Sequence[float] | None,
                goal_percent: float) -> list[Compliance]:
-    """Per priority with calls this period: share within its own target, median, p90,
-    pass/fail against the compliance goal. Empty for an interval without targets."""
+    """Per priority with calls this period (``Query.priority_stats`` with targets): share
+    within its own target, median, p90, pass/fail against the compliance goal. Empty
+    for an interval without targets."""
     if targets_s is None:
         return []
-    rows = stats.loc[stats["cur"].astype(bool) & (stats["total"] == 0)
-                     & stats["priority"].notna()]
     found = []
-    for _, row in rows.iterrows():
+    for row in stats.to_dict("records"):
         priority = int(row["priority"])
-        if not 1 <= priority <= len(targets_s) or not int(row[f"{metric}_judged"]):
+        if not 1 <= priority <= len(targets_s) or not int(row["judged"]):
             continue
-        n, within = int(row[f"{metric}_judged"]), int(row[f"{metric}_within"])
-        median, p90 = _quantiles(row[f"{metric}_q"])
+        n, within = int(row["judged"]), int(row["within"])
+        median, p90 = _quantiles(row["q"])
         found.append(Compliance(priority, n, within, median, p90, float(targets_s[priority - 1]),
                                 response.passes(within / n, goal_percent)))
     return sorted(found, key=lambda item: item.priority)
@@ -318,27 +318,28 @@ def response_by_priority(select: Callable[[Selection], AbstractContextManager[Qu
     """Received -> on scene per priority with calls in [start, end), then 'All': label,
     count, median_s, p90_s, target_s, median_ok, p90_ok. The wall's tile shows this: the
     same SQL, selection rules and quantile as /response, so the two never disagree."""
+    column = response.INTERVALS["response"].column
     with select(Selection(start, end)) as found:
-        stats = found.interval_stats({})
+        by_priority = found.priority_stats(column, None)
+        overall = kpis(found.period_stats())["response"]["current"]
     rows = []
-    ordered = sorted(stats.itertuples(index=False),
-                     key=lambda r: (r.total, -1 if pd.isna(r.priority) else r.priority))
-    for row in ordered:
-        if row.total == 0 and pd.isna(row.priority):
+    for row in by_priority.to_dict("records"):
+        priority, n = int(row["priority"]), int(row["n"])
+        if not n or not 1 <= priority <= len(response_targets):
             continue
-        n = int(row.response_n)
-        if not n:
-            continue
-        median, p90 = _quantiles(row.response_q)
-        priority = None if row.total == 1 else int(row.priority)
-        if priority is not None and not 1 <= priority <= len(response_targets):
-            continue
-        target = None if priority is None else float(response_targets[priority - 1])
-        rows.append({"label": "All" if priority is None else f"P{priority}", "count": n,
-                     "median_s": median, "p90_s": p90, "target_s": target,
-                     "median_ok": None if target is None or median is None else median <= target,
-                     "p90_ok": None if target is None or p90 is None else p90 <= target})
+        median, p90 = _quantiles(row["q"])
+        rows.append(_tile_row(f"P{priority}", n, median, p90,
+                              float(response_targets[priority - 1])))
+    if overall.n:
+        rows.append(_tile_row("All", overall.n, overall.median, overall.p90, None))
     return rows
+
+
+def _tile_row(label: str, n: int, median: float | None, p90: float | None,
+              target: float | None) -> dict[str, Any]:
+    return {"label": label, "count": n, "median_s": median, "p90_s": p90, "target_s": target,
+            "median_ok": None if target is None or median is None else median <= target,
+            "p90_ok": None if target is None or p90 is None else p90 <= target}
 
 
 def delta(current: float | None, previous: float | None) -> float | None:
@@ -523,21 +524,20 @@ def compute(select: Callable[[Selection], AbstractContextManager[Query]], period
         f"shown per {bucket}.")
     targeted = {key: t for key in response.TARGETED if (t := response.interval_targets(
         key, pending_targets, response_targets)) is not None}
-    split = SPLIT_COLUMNS.get(query.split)
     with select(selection_of(period, query)) as found:
-        stats = found.interval_stats(targeted)
-        current, previous = series_frames(found.series(query.column, bucket, split),
-                                          query.split)
+        metric_targets = targeted.get(query.metric)
+        overall = kpis(found.period_stats())  # first: the same for every split and bucket
+        current, previous = series_frames(found.series(query.column, bucket), query.split)
         shown = Shown(
-            kpis=kpis(stats),
-            compliance=compliance(stats, query.metric, targeted.get(query.metric),
-                                  goal_percent),
+            kpis=overall,
+            compliance=compliance(found.priority_stats(query.column, metric_targets),
+                                  metric_targets, goal_percent),
             coverage=coverage(found.coverage()),
             complete=found.state.tail.complete,
             series=current, previous_series=shift_series(previous, period.shift(timezone)),
             histogram=histogram(found, query.column),
-            slowest=slowest_rows(found.slowest(query.column, targeted.get(query.metric),
-                                               SLOWEST_LIMIT), timezone),
+            slowest=slowest_rows(found.slowest(query.column, metric_targets, SLOWEST_LIMIT),
+                                 timezone),
             bucket=bucket, note=note)
     return shown
 

@@ -43,8 +43,10 @@ import pandas as pd  # noqa: E402
 import plotly.io  # noqa: E402
 
 from dashboard import runtime  # noqa: E402
+from dashboard.auth.sessions import Session  # noqa: E402
 from dashboard.history import HistoryStore  # noqa: E402
 from dashboard.readapi import LiveReader  # noqa: E402
+from streams.core.access import User  # noqa: E402
 from streams.core.events import CATEGORIES, is_qol  # noqa: E402
 from streams.core.history import folder_of  # noqa: E402
 from streams.core.keys import CLOSED_MAXLEN, Keys  # noqa: E402
@@ -119,7 +121,7 @@ def call_update(server: flask.Flask, state: dict[str, Any]) -> tuple[float, Any]
     from layouts import response  # noqa: PLC0415 - after runtime.init
 
     with server.test_request_context("/_dash-update-component", method="POST"):
-        flask.session["user"] = {"name": "bench", "role": "supervisor"}
+        flask.g.session = BENCH_SESSION
         started = time.perf_counter()
         cpu = time.process_time()
         outputs = response.update(
@@ -130,6 +132,12 @@ def call_update(server: flask.Flask, state: dict[str, Any]) -> tuple[float, Any]
         CPU_SECONDS.append(time.process_time() - cpu)
         return time.perf_counter() - started, outputs
 
+
+BENCH_SESSION = Session(sid="bench", user=User("bench", "supervisor"), via="password",
+                        created=time.time(), last_active=time.time(), idle_s=3600.0,
+                        ends_at=time.time() + 3600.0, address="127.0.0.1", agent="bench",
+                        csrf="bench", must_change=False)
+"""A signed-in supervisor's session, as the sign-in layer puts it on ``flask.g``."""
 
 CPU_SECONDS: list[float] = []
 """CPU seconds of each call_update (all threads): the work itself, which a busy shared
@@ -174,9 +182,11 @@ def worker(url: str, prefix: str, data_dir: Path, repeat: int) -> dict[str, Any]
                       if isinstance(value, str) else value for key, value in change.items()})
         CPU_SECONDS.clear()
         times = [call_update(server, state)[0] for _ in range(repeat)]
-        results.append({"change": name, "p50_s": round(statistics.median(times), 4),
-                        "max_s": round(max(times), 4),
-                        "cpu_p50_s": round(statistics.median(CPU_SECONDS), 4)})
+        # The first run is the change as a user makes it; repeats find their statements
+        # in the worker's result cache and show what a repeated question costs.
+        results.append({"change": name, "first_s": round(times[0], 4),
+                        "first_cpu_s": round(CPU_SECONDS[0], 4),
+                        "repeat_p50_s": round(statistics.median(times[1:] or times), 4)})
     return {"setup_s": round(setup_s, 3), "first_request_s": round(first_s, 3),
             "rss_before_mb": round(memory_before, 1), "rss_peak_mb": round(rss_mb(), 1),
             "kpi_30d": kpi, "changes": results, "file_rows": store.status()["file_rows"]}
@@ -298,12 +308,14 @@ def run(url: str, calls: int, repeat: int, data_dir: Path) -> int:
           f"{first:.2f} s (target {FIRST_REQUEST_TARGET_S:.0f} s): "
           f"{'OK' if first <= FIRST_REQUEST_TARGET_S else 'TOO SLOW'}")
     for row in found["changes"]:
-        print(f"{row['change']:40s} p50 {row['p50_s'] * 1000:7.1f} ms"
-              f"   max {row['max_s'] * 1000:7.1f} ms   cpu {row['cpu_p50_s'] * 1000:7.1f} ms")
-    worst = max(row["max_s"] for row in found["changes"])
+        print(f"{row['change']:40s} {row['first_s'] * 1000:7.1f} ms (cpu "
+              f"{row['first_cpu_s'] * 1000:6.1f} ms)   asked again: "
+              f"{row['repeat_p50_s'] * 1000:7.1f} ms")
+    worst = max(row["first_s"] for row in found["changes"])
+    worst_cpu = max(row["first_cpu_s"] for row in found["changes"])
     print(f"worst filter change {worst * 1000:.0f} ms (target {TARGET_S * 1000:.0f} ms): "
           f"{'OK' if worst <= TARGET_S else 'TOO SLOW'}; worst CPU time "
-          f"{max(row['cpu_p50_s'] for row in found['changes']) * 1000:.0f} ms")
+          f"{worst_cpu * 1000:.0f} ms (all threads; what a busy machine inflates less)")
     print(f"worker memory: {found['rss_before_mb']:.0f} MB before the first request, "
           f"peak {found['rss_peak_mb']:.0f} MB (DuckDB limit "
           f"{Settings().history_memory_mb} MB; no history held between requests)")
@@ -320,9 +332,9 @@ def run(url: str, calls: int, repeat: int, data_dir: Path) -> int:
     print(json.dumps({"bench": "response", "calls": calls, "writer_s": round(writer_s, 2),
                       "first_request_s": first, "setup_s": found["setup_s"],
                       "changes": found["changes"],
-                      "p50_s": round(statistics.median(r["p50_s"] for r in found["changes"]), 4),
-                      "max_s": round(worst, 4), "target_s": TARGET_S,
-                      "cpu_max_s": max(row["cpu_p50_s"] for row in found["changes"]),
+                      "p50_s": round(statistics.median(r["first_s"] for r in found["changes"]),
+                                     4),
+                      "max_s": round(worst, 4), "target_s": TARGET_S, "cpu_max_s": worst_cpu,
                       "rss_peak_mb": found["rss_peak_mb"], "mismatches": len(mismatches),
                       "load_start": round(load_before[0], 1), "load_end": round(load_after[0], 1),
                       "ok": ok}))

@@ -106,7 +106,7 @@ def store(fast: Settings, r: redis.Redis, keys: Keys) -> Iterator[HistoryStore]:
 
 def responses(store: HistoryStore, **selection: Any) -> list[float]:
     with store.select(Selection(0, 2e9, **selection)) as query:
-        found = query.frame("SELECT response_s FROM sel WHERE inc ORDER BY response_s")
+        found = query.frame("SELECT response_s FROM sel ORDER BY response_s")
     return found["response_s"].tolist()
 
 
@@ -123,8 +123,7 @@ def test_writer_files_and_tail_give_every_call_once(fast: Settings, r: redis.Red
     expected = sorted(100.0 + n for n in range(340))
     assert sorted(responses(store)) == expected
     with store.select(Selection(0, 2e9)) as query:
-        stats = query.interval_stats({})
-    total = stats.loc[stats["total"] == 1].iloc[0]
+        total = query.period_stats().iloc[0]
     assert total["response_n"] == 340
     assert list(total["response_q"]) == pytest.approx(
         [np.percentile(expected, 50), np.percentile(expected, 90)], abs=1e-6)
@@ -213,3 +212,25 @@ def test_seeding_fills_an_empty_redis_once_and_never_with_a_real_feed(
     assert table["received_time"].between(T0 - 6 * 3600 - 7 * 86400, T0).all()
     assert table["response_s"].notna().any() and (table["response_s"].dropna() > 0).all()
     assert seed_history(week, now=T0) is None
+
+
+def test_cached_statistics_follow_new_closed_calls(fast: Settings, r: redis.Redis,
+                                                    keys: Keys, store: HistoryStore) -> None:
+    """The worker's result cache answers a repeated question from memory, and a closed
+    call arriving in between (tail) or a new file changes the answer at once."""
+    add(r, keys, records(100))
+
+    def kpi() -> tuple[int, float]:
+        with store.select(Selection(0, 2e9)) as query:
+            row = query.period_stats().iloc[0]
+        return int(row["response_n"]), float(row["response_q"][0])
+
+    assert kpi() == (100, float(np.percentile([100.0 + n for n in range(100)], 50)))
+    assert kpi() == (100, float(np.percentile([100.0 + n for n in range(100)], 50)))
+    assert len(store.results._items) >= 1
+    add(r, keys, records(20, first=100))  # into the tail: a new stamp
+    assert kpi() == (120, float(np.percentile([100.0 + n for n in range(120)], 50)))
+    with Writer(fast):
+        wait_for(lambda: manifest(fast)["rows"] == 120, "the writer to write 120 rows")
+    add(r, keys, records(5, first=120))
+    assert kpi() == (125, float(np.percentile([100.0 + n for n in range(125)], 50)))

@@ -127,8 +127,8 @@ def test_series_equal_an_independent_pandas_computation(bucket: str, by: str | N
     floating-point interpolation order), across a DST-free summer and the filters."""
     data = random_history(6000)
     start, end = epoch("2014-07-10T00:00:00"), epoch("2014-09-20T00:00:00")
-    with select_frame(data, Selection(start, end)) as query:
-        found = query.series("response_s", bucket, by)
+    with select_frame(data, Selection(start, end, group=by)) as query:
+        found = query.series("response_s", bucket)
     found = found.sort_values(["bucket", "grp"]).reset_index(drop=True)
     expected = pandas_reference(data, start, end, "response_s", bucket, by)
     assert len(found) == len(expected)
