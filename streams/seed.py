@@ -15,6 +15,7 @@ simulator switched off), when closed calls exist, or when a seed was written bef
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import multiprocessing
@@ -24,12 +25,13 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import redis
 
 from streams.backfill import Summary, write_closed_records
 from streams.core.events import CallEvent
-from streams.core.geography import geography_from_settings
+from streams.core.geography import Geography, load_geography
 from streams.core.keys import Keys
 from streams.core.livestate import apply_call
 from streams.core.settings import Settings
@@ -58,9 +60,22 @@ def seed_reason_to_skip(settings: Settings, client: redis.Redis, keys: Keys) -> 
     return None
 
 
+def _geography(settings: Settings) -> Geography:
+    """The city's geography, parsed once per process (1-2 s of GeoJSON: each worker
+    process simulates several spans)."""
+    return _parsed_geography(settings.shared_data_dir, settings.districts_file,
+                             settings.hotspots_file)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_geography(shared_data_dir: Path, districts_file: Path | None,
+                      hotspots_file: Path | None) -> Geography:
+    return load_geography(shared_data_dir, districts_file, hotspots_file)
+
+
 def closed_records(settings: Settings, start: datetime, end: datetime) -> Iterator[dict[str, str]]:
     """Closed records of the simulated calls received in [start, end) that closed by end."""
-    sim = Simulation(settings.sim_seed + SEED_OFFSET, start, geography_from_settings(settings),
+    sim = Simulation(settings.sim_seed + SEED_OFFSET, start, _geography(settings),
                      settings.timezone, positions=False)
     states: dict[str, dict[str, object]] = {}
     for event in sim.events_until(end):

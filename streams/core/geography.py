@@ -26,8 +26,11 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 EARTH_RADIUS_M = 6_371_008.8
 METERS_PER_DEGREE_LAT = 111_320.0
@@ -129,15 +132,27 @@ def offset_point(lat: float, lon: float, north_m: float, east_m: float) -> Point
     return lat + north_m / METERS_PER_DEGREE_LAT, lon + east_m / meters_per_degree_lon
 
 
-def _ring_contains(ring: Ring, lon: float, lat: float) -> bool:
-    # Even-odd ray casting towards +lon.
-    inside = False
-    x1, y1 = ring[-1]
-    for x2, y2 in ring:
-        if (y2 > lat) != (y1 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
-            inside = not inside
-        x1, y1 = x2, y2
-    return inside
+def _ring_contains(edges: RingEdges, lon: float, lat: float) -> bool:
+    # Even-odd ray casting towards +lon over every edge at once (numpy): the same
+    # arithmetic, edge for edge, as the plain loop, several times faster on rings of
+    # hundreds of points (the simulator places every call with it).
+    x1, y1, dx, dy, y2 = edges
+    crosses = (y2 > lat) != (y1 > lat)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossing_lon = x1 + (lat - y1) * dx / dy
+    return bool(np.count_nonzero(crosses & (lon < crossing_lon)) % 2)
+
+
+RingEdges = tuple[Any, Any, Any, Any, Any]
+"""(x1, y1, x2 - x1, y2 - y1, y2) of each edge (x1, y1) -> (x2, y2) of a ring, as numpy
+arrays (worked out once per ring)."""
+
+
+def _edges(ring: Ring) -> RingEdges:
+    points = np.asarray(ring, dtype=np.float64).reshape(-1, 2)
+    x2, y2 = points[:, 0], points[:, 1]
+    x1, y1 = np.roll(x2, 1), np.roll(y2, 1)
+    return x1, y1, x2 - x1, y2 - y1, y2
 
 
 @dataclass(frozen=True)
@@ -147,12 +162,16 @@ class Part:
     rings: tuple[Ring, ...]
     bbox: tuple[float, float, float, float]  # min lon, min lat, max lon, max lat
 
+    @cached_property
+    def _ring_edges(self) -> tuple[RingEdges, ...]:
+        return tuple(_edges(ring) for ring in self.rings)
+
     def contains(self, lat: float, lon: float) -> bool:
         min_lon, min_lat, max_lon, max_lat = self.bbox
         if not (min_lon <= lon <= max_lon and min_lat <= lat <= max_lat):
             return False
         # A point inside an odd number of rings is inside the polygon (holes subtract).
-        return sum(_ring_contains(ring, lon, lat) for ring in self.rings) % 2 == 1
+        return sum(_ring_contains(edges, lon, lat) for edges in self._ring_edges) % 2 == 1
 
 
 @dataclass(frozen=True)

@@ -247,3 +247,31 @@ def test_haversine_distances(a: tuple[float, float], b: tuple[float, float],
                              metres: float) -> None:
     """haversine_m matches known great-circle distances to within 0.5 %."""
     assert haversine_m(*a, *b) == pytest.approx(metres, rel=0.005, abs=0.01)
+
+
+def _plain_ray_cast(ring: tuple[tuple[float, float], ...], lon: float, lat: float) -> bool:
+    """Even-odd ray casting edge by edge: the reference for the vectorised test."""
+    inside = False
+    x1, y1 = ring[-1]
+    for x2, y2 in ring:
+        if (y2 > lat) != (y1 > lat) and lon < x1 + (lat - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+        x1, y1 = x2, y2
+    return inside
+
+
+def test_point_in_polygon_equals_plain_ray_casting_everywhere(geo: Geography) -> None:
+    """Every neighborhood answers 'contains' exactly as plain even-odd ray casting does,
+    for random points across its bounding box and for each of its own vertices."""
+    rng = random.Random(5)
+    for hood in geo.neighborhoods:
+        min_lon, min_lat, max_lon, max_lat = hood.bbox
+        points = [(rng.uniform(min_lat, max_lat), rng.uniform(min_lon, max_lon))
+                  for _ in range(200)]
+        points += [(lat, lon) for part in hood.parts for lon, lat in part.rings[0][::25]]
+        for lat, lon in points:
+            expected = any(
+                part.bbox[0] <= lon <= part.bbox[2] and part.bbox[1] <= lat <= part.bbox[3]
+                and sum(_plain_ray_cast(ring, lon, lat) for ring in part.rings) % 2 == 1
+                for part in hood.parts)
+            assert hood.contains(lat, lon) == expected, (hood.name, lat, lon)
