@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -30,7 +31,8 @@ from pathlib import Path
 import redis
 
 from streams.backfill import Summary, write_closed_records
-from streams.core.events import CallEvent
+from streams.core.admission import Admission, city_area
+from streams.core.events import CallEvent, InvalidEvent
 from streams.core.geography import Geography, load_geography
 from streams.core.keys import Keys
 from streams.core.livestate import apply_call
@@ -73,15 +75,32 @@ def _parsed_geography(shared_data_dir: Path, districts_file: Path | None,
     return load_geography(shared_data_dir, districts_file, hotspots_file)
 
 
-def closed_records(settings: Settings, start: datetime, end: datetime) -> Iterator[dict[str, str]]:
-    """Closed records of the simulated calls received in [start, end) that closed by end."""
-    sim = Simulation(settings.sim_seed + SEED_OFFSET, start, _geography(settings),
-                     settings.timezone, positions=False)
+def closed_records(settings: Settings, start: datetime, end: datetime,
+                   now: float | None = None) -> Iterator[dict[str, str]]:
+    """Closed records of the simulated calls received in [start, end) that closed by end.
+
+    Every event is judged as history is (``admission.check(event, now, history=True)``:
+    the ``DISPATCH_HISTORY_MAX_AGE_DAYS`` window, not the live ``DISPATCH_MAX_EVENT_AGE``,
+    so weeks-old calls pass while a time ahead of ``now`` or a place outside the service
+    area does not); a refused event, and what then arrives out of order, is left out, as
+    the consumer would leave it out."""
+    geography = _geography(settings)
+    city = None if settings.service_area.strip() else city_area(geography)
+    admission = Admission.from_settings(settings, city)
+    judged_at = time.time() if now is None else now
+    sim = Simulation(settings.sim_seed + SEED_OFFSET, start, geography, settings.timezone,
+                     positions=False)
     states: dict[str, dict[str, object]] = {}
+    refused: Counter[str] = Counter()
     for event in sim.events_until(end):
         if not isinstance(event, CallEvent):
             continue
-        outcome = apply_call(states.get(event.call_id), event)
+        try:
+            admission.check(event, judged_at, history=True)
+            outcome = apply_call(states.get(event.call_id), event)
+        except InvalidEvent as error:  # as the consumer would, leave it out
+            refused[error.code] += 1
+            continue
         if outcome.verdict != "applied" or outcome.state is None:
             continue
         if outcome.closed is not None:
@@ -89,12 +108,17 @@ def closed_records(settings: Settings, start: datetime, end: datetime) -> Iterat
             yield {**outcome.closed, "source": SEED_SOURCE}
         else:
             states[event.call_id] = outcome.state
+    if refused:
+        log.warning("seed: %s simulated events refused (%s)",
+                    sum(refused.values()), ", ".join(f"{code} {n}" for code, n in
+                                                     refused.most_common()))
 
 
-def week_records(settings: Settings, start: float, end: float) -> list[dict[str, str]]:
+def week_records(settings: Settings, start: float, end: float, now: float
+                 ) -> list[dict[str, str]]:
     """One span's closed records (a worker process's share of the seed)."""
     return list(closed_records(settings, datetime.fromtimestamp(start, UTC),
-                               datetime.fromtimestamp(end, UTC)))
+                               datetime.fromtimestamp(end, UTC), now))
 
 
 def spans(start: datetime, end: datetime, days: float = SPAN_DAYS) -> list[tuple[float, float]]:
@@ -107,21 +131,35 @@ def spans(start: datetime, end: datetime, days: float = SPAN_DAYS) -> list[tuple
     return cuts
 
 
-def seeded_records(settings: Settings, start: datetime, end: datetime
+def seeded_records(settings: Settings, start: datetime, end: datetime, now: float
                    ) -> Iterator[dict[str, str]]:
     """Every span's records, simulated in worker processes (one per core, at most 4)."""
     parts = spans(start, end)
     workers = max(1, min(4, os.cpu_count() or 1, len(parts)))
     if workers == 1:
         for first, last in parts:
-            yield from week_records(settings, first, last)
+            yield from week_records(settings, first, last, now)
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         futures = [pool.submit(week_records, replace(settings, sim_seed=settings.sim_seed + n),
-                               first, last) for n, (first, last) in enumerate(parts)]
+                               first, last, now) for n, (first, last) in enumerate(parts)]
         for future in futures:
             yield from future.result()
+
+
+def seed_start(settings: Settings, end: datetime, now: float) -> datetime:
+    """``DISPATCH_SEED_HISTORY_WEEKS`` before ``end``, but never before the history window
+    (``DISPATCH_HISTORY_MAX_AGE_DAYS``) admits: seeded calls are judged as history."""
+    wanted = end - timedelta(weeks=settings.seed_history_weeks)
+    earliest = datetime.fromtimestamp(now - settings.history_max_age_days * 86400, UTC)
+    if wanted < earliest:
+        log.warning("seed: DISPATCH_HISTORY_MAX_AGE_DAYS (%g) admits less than "
+                    "DISPATCH_SEED_HISTORY_WEEKS (%g); seeding from %s",
+                    settings.history_max_age_days, settings.seed_history_weeks,
+                    earliest.isoformat(timespec="minutes"))
+        return earliest
+    return wanted
 
 
 def seed_history(settings: Settings, now: float | None = None,
@@ -136,13 +174,13 @@ def seed_history(settings: Settings, now: float | None = None,
         if reason is not None:
             log.info("no history seeded: %s", reason)
             return None
-        end = datetime.fromtimestamp(now if now is not None else time.time(), UTC) \
-            - timedelta(hours=LIVE_WARMUP_HOURS)
-        start = end - timedelta(weeks=settings.seed_history_weeks)
+        judged_at = now if now is not None else time.time()
+        end = datetime.fromtimestamp(judged_at, UTC) - timedelta(hours=LIVE_WARMUP_HOURS)
+        start = seed_start(settings, end, judged_at)
         started = time.monotonic()
         summary = Summary()
-        write_closed_records(client, keys, SEED_SOURCE, seeded_records(settings, start, end),
-                             summary)
+        write_closed_records(client, keys, SEED_SOURCE,
+                             seeded_records(settings, start, end, judged_at), summary)
         client.set(keys.history_seeded, json.dumps({
             "start": start.isoformat(), "end": end.isoformat(), "calls": summary.loaded,
             "seconds": round(time.monotonic() - started, 1)}))

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from streams.core import history
 from streams.core.keys import CLOSED_MAXLEN, Keys
 from streams.core.livestate import closed_record
 from streams.core.settings import Settings
-from streams.seed import seed_history, seed_reason_to_skip
+from streams.seed import closed_records, seed_history, seed_reason_to_skip, seed_start
 from tests.conftest import TIMEOUT_SCALE
 
 T0 = 1_404_000_000.0  # 2014-06-29
@@ -199,7 +200,8 @@ def test_seeding_fills_an_empty_redis_once_and_never_with_a_real_feed(
     real = replace(settings, poll_mappings=(Path("feed.toml"),))
     assert "real feed" in (seed_reason_to_skip(real, r, keys) or "")
     assert seed_history(real) is None and r.xlen(keys.closed) == 0
-    week = replace(settings, seed_history_weeks=1.0)
+    # Judged as history: a live window of an hour would refuse every seeded call.
+    week = replace(settings, seed_history_weeks=1.0, max_event_age_seconds=3600.0)
     started = time.monotonic()
     summary = seed_history(week, now=T0)
     took = time.monotonic() - started
@@ -212,6 +214,21 @@ def test_seeding_fills_an_empty_redis_once_and_never_with_a_real_feed(
     assert table["received_time"].between(T0 - 6 * 3600 - 7 * 86400, T0).all()
     assert table["response_s"].notna().any() and (table["response_s"].dropna() > 0).all()
     assert seed_history(week, now=T0) is None
+
+
+def test_seeding_is_judged_by_the_history_window_and_the_service_area(
+        settings: Settings) -> None:
+    """The seed never starts before DISPATCH_HISTORY_MAX_AGE_DAYS admits, and its events
+    pass admission as history would (a service area elsewhere refuses all of them)."""
+    end = datetime.fromtimestamp(T0, UTC)
+    eight = replace(settings, seed_history_weeks=8.0)
+    assert seed_start(eight, end, T0) == end - timedelta(weeks=8)
+    narrow = replace(eight, history_max_age_days=3.0)
+    assert seed_start(narrow, end, T0) == datetime.fromtimestamp(T0 - 3 * 86400, UTC)
+    day = end - timedelta(days=1)
+    assert len(list(closed_records(settings, day, end, T0))) > 100
+    elsewhere = replace(settings, service_area="37.70,-122.52,37.82,-122.35")  # SF
+    assert list(closed_records(elsewhere, day, end, T0)) == []
 
 
 def test_cached_statistics_follow_new_closed_calls(fast: Settings, r: redis.Redis,
