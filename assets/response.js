@@ -1,26 +1,27 @@
-/* Response times (/response), browser side: the grid's duration formatter and call-id cell.
- * Same wording as dashboard/responseview.py duration_text: '45 s', '2:04', '1:02:03'. */
+/* Response times (/response), browser side: the grid's duration formatters, priority
+ * badge and call-id cell. Durations come from the shared formatter (display.js). */
 (function () {
   "use strict";
   var functions = window.dashAgGridFunctions = window.dashAgGridFunctions || {};
   var components = window.dashAgGridComponentFunctions =
     window.dashAgGridComponentFunctions || {};
 
+  // The shared formatters (assets/display.js, twin of streams/core/display.py).
   functions.durationText = function (seconds) {
-    if (seconds === null || seconds === undefined || !isFinite(seconds)) return "—";
-    var total = Math.round(seconds);
-    if (total < 60) return total + " s";
-    var hours = Math.floor(total / 3600);
-    var minutes = Math.floor((total % 3600) / 60);
-    var secs = total % 60;
-    var mm = hours && minutes < 10 ? "0" + minutes : String(minutes);
-    return (hours ? hours + ":" + mm : mm) + ":" + (secs < 10 ? "0" : "") + secs;
+    return window.dispatchDisplay.duration(seconds);
   };
 
-  // '+2:04' past target, '−45 s' within it (the sign says which side).
+  // '+2:04' past target, '−0:45' within it (the sign says which side).
   functions.signedDurationText = function (seconds) {
-    if (seconds === null || seconds === undefined || !isFinite(seconds)) return "—";
-    return (seconds < 0 ? "−" : "+") + functions.durationText(Math.abs(seconds));
+    return window.dispatchDisplay.signedDuration(seconds);
+  };
+
+  // 'P2' as the priority badge every page draws (assets/display.css palette).
+  components.Priority = function (props) {
+    var text = props.value === null || props.value === undefined ? "" : String(props.value);
+    var digit = /^P([1-5])$/.exec(text);
+    if (!digit) return text;
+    return React.createElement("span", {className: "prio-badge p" + digit[1]}, text);
   };
 
   // 'H261125-00037-jytp30uu': the CAD-style number in full, the simulator's run tag

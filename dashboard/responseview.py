@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.history import Query, Selection, local_stamps
-from streams.core import csvsafe, response
+from streams.core import csvsafe, display, response
 from streams.core.events import CATEGORY_LABELS
 from streams.core.history import TIME_FIELDS
 
@@ -483,26 +483,6 @@ def targets(metric: str, priorities: Sequence[int], pending_targets: Sequence[in
     return out
 
 
-def duration_text(seconds: float | None) -> str:
-    """'—', '45 s', '2:04' (m:ss) or '1:02:03' (h:mm:ss), rounded to the nearest second."""
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    total = int(round(seconds))
-    if total < 60:
-        return f"{total} s"
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def delta_text(seconds: float | None) -> str:
-    """'+0:12', '−45 s', or '' when there is nothing to compare."""
-    if seconds is None or not math.isfinite(seconds):
-        return ""
-    sign = "+" if seconds >= 0 else "−"
-    return sign + duration_text(abs(seconds))
-
-
 def effective_bucket(bucket: str, span_s: float) -> str:
     """The bucket actually drawn: the chosen one, or a coarser one when the chosen one
     would put more than MAX_BUCKETS points on each line (hourly over a year is noise)."""
@@ -546,7 +526,23 @@ def compute(select: Callable[[Selection], AbstractContextManager[Query]], period
 
 PALETTE = ("#56b4e9", "#e69f00", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7",
            "#bbbbbb", "#ffffff")
-"""Okabe-Ito colours (colour-blind safe), one per series group."""
+"""Okabe-Ito colours (colour-blind safe), one per series group that is not a priority."""
+
+
+def series_colours(groups: Sequence[str]) -> dict[str, str]:
+    """Each series group's colour: a priority ('P1'..'P5') in the one priority palette
+    every page uses (``streams.core.display``, from assets/display.css), so P1 here is
+    the wall's P1; other groups (districts, categories) in Okabe-Ito order."""
+    colours: dict[str, str] = {}
+    others = 0
+    for group in groups:
+        priority = group[1:] if group[:1] == "P" else ""
+        if priority.isdigit() and int(priority) in display.PRIORITIES:
+            colours[group] = display.priority_colour(int(priority))
+        else:
+            colours[group] = PALETTE[others % len(PALETTE)]
+            others += 1
+    return colours
 SERIES_COLUMNS = ("period", "bucket", "group", "n", "median_seconds", "p90_seconds")
 
 
@@ -687,7 +683,7 @@ def targets_note(metric: str, pending_targets: Sequence[int],
     """'Targets (per priority, not drawn for mixed priorities): P1 7:00 · P2 12:00 · …'."""
     every = targets(metric, [], pending_targets, response_targets)
     return ("Targets apply per priority (split or filter by priority to draw them): "
-            + " · ".join(f"P{p} {duration_text(s)}" for p, s in sorted(every.items())))
+            + " · ".join(f"P{p} {display.duration(s)}" for p, s in sorted(every.items())))
 
 
 AXIS_FORMATS = {
@@ -748,7 +744,7 @@ def series_figure(table: dict[str, list[Any]], target_seconds: dict[int, float],
     traces: list[dict[str, Any]] = []
     groups = list(dict.fromkeys(frame.loc[frame["period"] == "current", "group"]))
     groups += [g for g in dict.fromkeys(frame["group"]) if g not in groups]
-    colours = {group: PALETTE[index % len(PALETTE)] for index, group in enumerate(groups)}
+    colours = series_colours(groups)
     hover_format = AXIS_FORMATS[bucket]["hoverformat"]
     parts = {key: part for key, part in frame.groupby(["group", "period"], sort=False)}
     for group in groups:
@@ -812,11 +808,11 @@ def _target_lines(target_seconds: dict[int, float], top: float, colours: dict[st
                            "y0": seconds / 60, "y1": seconds / 60,
                            "line": {"color": colour, "dash": "dot", "width": 1.5}})
             notes.append({"xref": "paper", "x": 0.005, "yref": axis, "y": seconds / 60,
-                          "text": f"P{priority} target {duration_text(seconds)}",
+                          "text": f"P{priority} target {display.duration(seconds)}",
                           "showarrow": False, "xanchor": "left", "yanchor": "bottom",
                           "bgcolor": "rgba(33,37,41,0.75)",
                           "font": {"size": 12, "color": colour}})
-    above = [f"P{p} {duration_text(s)}" for p, s in sorted(target_seconds.items()) if s > top]
+    above = [f"P{p} {display.duration(s)}" for p, s in sorted(target_seconds.items()) if s > top]
     if above:
         notes.append({"xref": "paper", "yref": "paper", "x": 1, "y": 1.045, "showarrow": False,
                       "xanchor": "right", "yanchor": "bottom",
@@ -835,7 +831,7 @@ def histogram_figure(counts: np.ndarray, edges: np.ndarray, current: Stat,
     """Calls per interval length (minutes), with the median and p90 marked."""
     data: list[dict[str, Any]] = []
     if len(counts):
-        labels = [f"{duration_text(a)}–{duration_text(b)}"
+        labels = [f"{display.duration(a)}–{display.duration(b)}"
                   for a, b in zip(edges[:-1], edges[1:], strict=True)]
         labels[-1] += " and longer"
         data.append({"type": "bar", "x": ((edges[:-1] + edges[1:]) / 120).round(4).tolist(),
@@ -854,7 +850,7 @@ def histogram_figure(counts: np.ndarray, edges: np.ndarray, current: Stat,
                        "x0": value / 60, "x1": value / 60,
                        "line": {"color": colour, "dash": dash, "width": 2}})
         notes.append({"xref": "x", "x": value / 60, "yref": "paper", "y": 1.0,
-                      "text": f"{name} {duration_text(value)}", "showarrow": False,
+                      "text": f"{name} {display.duration(value)}", "showarrow": False,
                       "xanchor": "left", "yanchor": "bottom", "font": {"color": colour}})
     layout = {**_dark_layout(), "height": 320, "bargap": 0.05, "showlegend": False,
               "title": {"text": f"Distribution — {metric_label}", "font": {"size": 15}},

@@ -28,7 +28,7 @@ from dash.exceptions import MissingCallbackContextException, PreventUpdate
 from dashboard import audit, runtime
 from dashboard import responseview as rv
 from layouts import response_outcomes
-from streams.core import access, response
+from streams.core import access, display, response
 from streams.core.events import CATEGORIES, CATEGORY_LABELS
 from streams.core.geography import DISTRICTS
 
@@ -39,7 +39,8 @@ FILTER_INPUTS = ("preset", "range.start_date", "range.end_date", "metric", "spli
                  "districts", "priorities", "categories")
 DURATION_FORMAT = {"function": "durationText(params.value)"}
 SIGNED_FORMAT = {"function": "signedDurationText(params.value)"}
-"""ag-grid formatter (assets/response.js) mirroring responseview.duration_text."""
+"""ag-grid formatters (assets/response.js): the shared ones of assets/display.js, the
+twin of streams.core.display, so the grid reads as the cards and the wall do."""
 
 
 GRID_THEME = {"function": (
@@ -192,7 +193,8 @@ def _column_defs() -> list[dict[str, Any]]:
         {"field": "district", "headerName": "District", "minWidth": 100},
         text("neighborhood", "Neighborhood", 150),
         text("category", "Category", 150),
-        {"field": "priority", "headerName": "Priority", "minWidth": 112, "maxWidth": 125},
+        {"field": "priority", "headerName": "Priority", "minWidth": 112, "maxWidth": 125,
+         "cellRenderer": "Priority"},
         {"field": "target_seconds", "headerName": "Target", "type": "rightAligned",
          "headerTooltip": "The call's own priority's target for the chosen interval",
          "valueFormatter": DURATION_FORMAT, "minWidth": 105},
@@ -347,7 +349,8 @@ def kpi_cards(shown: rv.Shown, chosen: str) -> list[Component]:
                            rv.delta(now.p90, before.p90)),
             ], className="response-kpi-values")]
             partly = f"; not in {', '.join(lacking)}" if lacking else ""
-            body.append(html.Div(f"n = {now.n:,} calls (previous period {before.n:,}){partly}",
+            body.append(html.Div(f"n = {display.count(now.n)} calls (previous period "
+                                 f"{display.count(before.n)}){partly}",
                                  id=f"response-kpi-{metric}-n", className="response-kpi-note",
                                  **{"data-n": str(now.n)}))
         cards.append(dbc.Col(html.Div(
@@ -362,9 +365,9 @@ def _kpi_value(id_: str, name: str, seconds: float | None, change: float | None)
     trend = "" if change is None else ("worse" if change > 0 else "better")
     return html.Div([
         html.Div(name, className="response-kpi-name"),
-        html.Div(rv.duration_text(seconds), id=id_, className="response-kpi-value",
+        html.Div(display.duration(seconds), id=id_, className="response-kpi-value",
                  **{"data-seconds": "" if seconds is None else f"{seconds:.3f}"}),
-        html.Div(f"{arrow}{rv.delta_text(change)} vs previous" if change is not None
+        html.Div(f"{arrow}{display.signed_duration(change)} vs previous" if change is not None
                  else "no previous data", className=f"response-kpi-delta {trend}",
                  id=f"{id_}-delta"),
     ], className="response-kpi-block")
@@ -382,15 +385,17 @@ def compliance_cards(shown: rv.Shown, metric: str, goal: float) -> Component:
         verdict = "pass" if item.passed else "fail"
         share = item.share or 0.0
         cards.append(html.Div([
-            html.Div([html.Span(f"P{item.priority}", className="response-comp-priority"),
+            html.Div([html.Span(f"P{item.priority}", className="response-comp-priority "
+                                f"prio-badge p{item.priority}"),
                       html.Span(("✓ PASS" if item.passed else "✗ FAIL"),
                                 className=f"response-comp-verdict {verdict}")],
                      className="response-comp-head"),
             html.Div(f"{share * 100:.1f}%", className="response-comp-share"),
-            html.Div(f"within target {rv.duration_text(item.target)}"
-                     f" ({item.within:,} of {item.n:,})", className="response-comp-note"),
-            html.Div(f"median {rv.duration_text(item.median)} · 90th "
-                     f"{rv.duration_text(item.p90)}", className="response-comp-note"),
+            html.Div(f"within target {display.duration(item.target)}"
+                     f" ({display.count(item.within)} of {display.count(item.n)})",
+                     className="response-comp-note"),
+            html.Div(f"median {display.duration(item.median)} · 90th "
+                     f"{display.duration(item.p90)}", className="response-comp-note"),
         ], className=f"response-comp {verdict}", id=f"response-comp-p{item.priority}",
             **{"data-verdict": verdict, "data-share": f"{share:.6f}"}))
     return html.Div([
@@ -445,7 +450,7 @@ def detail_body(row: dict[str, Any] | None, call: dict[str, Any] | None) -> Comp
     items: list[tuple[str, str]] = []
     if row:
         items += [(label, str(row.get(key) or "—")) for key, label in DETAIL_LABELS]
-        items += [(METRIC_LABELS[m], rv.duration_text(row.get(rv.TABLE_SECONDS[m])))
+        items += [(METRIC_LABELS[m], display.duration(row.get(rv.TABLE_SECONDS[m])))
                   for m in rv.METRICS]
     if call:
         items += [("Address", str(call.get("address") or "—")),

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from streams.core import display
 from streams.core.events import CallEvent, Event
 from streams.core.livestate import closed_record
 from tests.browser.conftest import Stack
@@ -129,8 +130,8 @@ def metric_values(calls: list[Lifecycle], metric: str) -> np.ndarray:
 
 
 def m_ss(seconds: float) -> str:
-    total = int(round(seconds))
-    return f"{total} s" if total < 60 else f"{total // 60}:{total % 60:02d}"
+    """What the page shows for a duration: the shared formatter's text."""
+    return display.duration(seconds)
 
 
 def open_july(page_for: Callable[..., Any], extra: str = "") -> Any:

@@ -14,7 +14,7 @@ import pytest
 
 from dashboard import responseview as rv
 from dashboard.history import select_frame
-from streams.core import history
+from streams.core import display, history
 
 TZ = "America/New_York"
 ZONE = ZoneInfo(TZ)
@@ -333,19 +333,21 @@ def test_targets_per_metric() -> None:
         rv.targets("response", [7], pending, response)
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (None, "—"), (float("nan"), "—"), (44.4, "44 s"), (59.6, "1:00"), (124.0, "2:04"),
-    (3723.0, "1:02:03"),
-])
-def test_duration_text(seconds: float | None, text: str) -> None:
-    """Durations read as seconds, m:ss or h:mm:ss, rounded to the nearest second."""
-    assert rv.duration_text(seconds) == text
-
-
-def test_delta_text() -> None:
-    """Deltas carry a sign; nothing to compare gives an empty string."""
-    assert rv.delta_text(12.0) == "+12 s" and rv.delta_text(-75.0) == "−1:15"
-    assert rv.delta_text(None) == ""
+def test_priority_series_use_the_shared_palette_and_other_groups_okabe_ito() -> None:
+    """Split by priority, P1..P5 are drawn in the one priority palette (assets/display.css
+    via streams.core.display: P1 and P5 no longer both blue); districts take the series
+    colours in order, and the two never mix."""
+    assert rv.series_colours(["P1", "P5", "P3"]) == {
+        f"P{p}": display.priority_colour(p) for p in (1, 5, 3)}
+    assert len(set(rv.series_colours([f"P{p}" for p in range(1, 6)]).values())) == 5
+    assert rv.series_colours(["North", "P?", "South"]) == {
+        "North": rv.PALETTE[0], "P?": rv.PALETTE[1], "South": rv.PALETTE[2]}
+    figure = rv.series_figure({"period": ["current"] * 2, "bucket": ["2014-07-01T00:00"] * 2,
+                               "group": ["P1", "P5"], "n": [3, 4],
+                               "median_seconds": [60.0, 90.0], "p90_seconds": [80.0, 100.0]},
+                              {}, "Received → on scene")
+    colours = {trace["name"]: trace["line"]["color"] for trace in figure["data"]}
+    assert colours == {"P1": display.priority_colour(1), "P5": display.priority_colour(5)}
 
 
 def test_compute_overlays_previous_period() -> None:
