@@ -418,28 +418,36 @@ _SEL = re.compile(r"\bFROM sel\b")
 
 
 class ResultCache:
-    """The last few statement results of this worker (small frames: statistics, not
-    rows), least recently used out first. Keys hold the state's stamp, so new files or
-    new closed calls never return an old answer. Results are shared: read-only."""
+    """The last statement results of this worker (small frames: statistics, not rows),
+    least recently used out first, at most ``max_bytes`` of them. Keys hold the state's
+    stamp, so new files or new closed calls never return an old answer. Results are
+    shared: read-only."""
 
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self._items: OrderedDict[Any, pd.DataFrame] = OrderedDict()
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._items: OrderedDict[Any, tuple[pd.DataFrame, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: Any) -> pd.DataFrame | None:
         with self._lock:
             found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
+            if found is None:
+                return None
+            self._items.move_to_end(key)
+            return found[0]
 
     def put(self, key: Any, value: pd.DataFrame) -> None:
+        size = int(value.memory_usage(index=True, deep=True).sum())
+        if size > self.max_bytes // 4:
+            return  # not worth holding
         with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            old = self._items.pop(key, None)
+            self.size += size - (old[1] if old else 0)
+            self._items[key] = (value, size)
+            while self.size > self.max_bytes:
+                _, (_, gone) = self._items.popitem(last=False)
+                self.size -= gone
 
 
 SLOWEST_COLUMNS = ("call_id", "received_time", "district", "neighborhood", "category",

@@ -182,8 +182,7 @@ def test_medians_and_p90s_equal_numpy_over_the_same_calls(
         assert page.get_attribute(f"#response-kpi-{metric}-n", "data-n") == str(values.size)
         before = np.median(metric_values(june, metric))
         delta = page.inner_text(f"#response-kpi-{metric}-median-delta")
-        sign = "+" if median - before >= 0 else "−"
-        assert f"{sign}{m_ss(abs(median - before))} vs previous" in delta
+        assert f"{display.signed_duration(median - before)} vs previous" in delta
     page.wait_for_selector("#response-series .main-svg")
     page.screenshot(path=str(ARTIFACTS / "response-supervisor-1440x1000.png"), full_page=True)
     page.set_viewport_size({"width": 1920, "height": 1080})

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dashboard import responseview as rv
-from dashboard.history import Selection, select_frame
+from dashboard.history import ResultCache, Selection, select_frame
 from streams.core import history
 from streams.core.livestate import closed_record
 
@@ -161,3 +161,20 @@ def test_cards_equal_numpy_per_interval_and_priority() -> None:
         assert item.n == len(values)
         assert item.within == int((values <= targets[1][item.priority - 1]).sum())
         assert item.p90 == pytest.approx(np.percentile(values, 90), abs=1e-6)
+
+
+def test_result_cache_is_bounded_by_bytes_least_recently_used_out() -> None:
+    """The worker's statement-result cache never holds more than its byte limit and
+    drops the least recently used result first."""
+    frame = pd.DataFrame({"x": np.arange(1000, dtype=float)})  # 8 kB and an index
+    size = int(frame.memory_usage(index=True, deep=True).sum())
+    cache = ResultCache(max_bytes=size * 5)
+    for key in range(4):
+        cache.put(key, frame)
+    assert cache.get(0) is frame  # 0 is now the most recently used
+    cache.put(4, frame)
+    cache.put(5, frame)
+    assert cache.size <= size * 5
+    assert cache.get(1) is None and cache.get(0) is frame and cache.get(5) is frame
+    cache.put("big", pd.DataFrame({"x": np.arange(10_000, dtype=float)}))
+    assert cache.get("big") is None  # over a quarter of the limit: not kept
