@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from dashboard.actionstore import ActionStore  # noqa: E402
 from streams.core.actions import Action, Actor  # noqa: E402
 from streams.core.keys import Keys  # noqa: E402
-from streams.redis_server import EmbeddedRedis, free_port  # noqa: E402
+from tests.benchmarks.common import redis_under_test  # noqa: E402
 
 CSO = Actor("cso-north", "cso", "North")
 
@@ -118,17 +118,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--claimers", type=int, default=50)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = None
-        url = args.redis_url
-        if url is None:
-            server = EmbeddedRedis(Path(tmp), free_port(), appendonly=False).start()
-            url = server.url
-        try:
-            result = run(url, args.calls, args.claimers)
-        finally:
-            if server is not None:
-                server.stop()
+    with tempfile.TemporaryDirectory() as tmp, redis_under_test(args.redis_url, Path(tmp)) as url:
+        result = run(url, args.calls, args.claimers)
     print(json.dumps(result))
     return 0 if result["race_winners"] == 1 else 1
 

@@ -52,7 +52,7 @@ from streams.core.history import folder_of  # noqa: E402
 from streams.core.keys import CLOSED_MAXLEN, Keys  # noqa: E402
 from streams.core.livestate import closed_record  # noqa: E402
 from streams.core.settings import Settings  # noqa: E402
-from streams.redis_server import EmbeddedRedis, free_port  # noqa: E402
+from tests.benchmarks.common import redis_under_test  # noqa: E402
 
 TARGET_S = 0.3
 FIRST_REQUEST_TARGET_S = 2.0
@@ -245,17 +245,8 @@ def main(argv: list[str] | None = None) -> int:
                                 args.repeat)))
         return 0
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = None
-        url = args.redis_url
-        if url is None:
-            server = EmbeddedRedis(Path(tmp), free_port(), appendonly=False).start()
-            url = server.url
-        try:
-            return run(url, args.calls, args.repeat, Path(tmp))
-        finally:
-            if server is not None:
-                server.stop()
+    with tempfile.TemporaryDirectory() as tmp, redis_under_test(args.redis_url, Path(tmp)) as url:
+        return run(url, args.calls, args.repeat, Path(tmp))
 
 
 def run_writer(url: str, prefix: str, data_dir: Path, calls: int) -> float:

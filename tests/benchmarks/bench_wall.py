@@ -35,8 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +52,7 @@ from streams.core.keys import Keys  # noqa: E402
 from streams.core.settings import Settings  # noqa: E402
 from streams.publish import publish  # noqa: E402
 from streams.redis_server import EmbeddedRedis, free_port  # noqa: E402
+from tests.benchmarks.common import percentile, run_async  # noqa: E402
 from tests.browser.conftest import (  # noqa: E402
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -138,21 +138,6 @@ def unit_event(unit_id: str, number: int, step: int) -> UnitEvent:
         lat=base_lat + 0.008 * math.sin(angle), lon=base_lon + 0.008 * math.cos(angle),
         callsign=unit_id, district="Central", speed_kmh=30.0)
 
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on its own loop in a worker thread (Playwright owns this thread's)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 def start_stack(workdir: Path) -> tuple[EmbeddedRedis, Stack]:

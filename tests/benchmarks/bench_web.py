@@ -46,8 +46,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +65,7 @@ from streams.core.keys import CLOSED_MAXLEN, Keys  # noqa: E402
 from streams.core.livestate import closed_record  # noqa: E402
 from streams.core.settings import Settings  # noqa: E402
 from streams.redis_server import EmbeddedRedis, free_port  # noqa: E402
+from tests.benchmarks.common import percentile, run_async  # noqa: E402
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, SECRET_KEY, Stack, settings_env  # noqa: E402
 
 T = TypeVar("T")
@@ -84,21 +84,6 @@ POLL_INTERVAL_S = 1.0
 REQUEST_TIMEOUT_S = 120.0
 DAY = 86400.0
 
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on its own loop in a worker thread (Playwright owns this thread's)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 # --- the live state ----------------------------------------------------------------------
