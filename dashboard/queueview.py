@@ -13,7 +13,6 @@ rule lives in one place.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from urllib.parse import quote
 from streams.core import display
 from streams.core.actions import OUTCOMES
 from streams.core.events import CATEGORY_LABELS, QOL_CATEGORIES
-from streams.core.geography import haversine_m
+from streams.core.geography import bearing_deg, haversine_m, polygon
 
 OPEN_STATUSES = frozenset({"pending", "assigned", "dispatched", "en_route", "on_scene"})
 CARD_FIELDS = (
@@ -221,11 +220,11 @@ def card(call: Mapping[str, Any], now: float, targets: Targets | None = None,
     fields["status_label"] = STATUS_LABELS.get(str(call.get("status")), str(call.get("status")))
     received = call.get("received_time")
     fields["age_s"] = max(0.0, now - float(received)) if received is not None else None
-    fields["age_text"] = age_text(fields["age_s"])
+    fields["age_text"] = display.short_duration(fields["age_s"])
     fields["clock_label"], fields["since"] = clock(call)
     since = fields["since"]
-    fields["clock_text"] = (f"{fields['clock_label']} "
-                            f"{age_text(None if since is None else max(0.0, now - since))}")
+    running_s = None if since is None else max(0.0, now - since)
+    fields["clock_text"] = f"{fields['clock_label']} {display.short_duration(running_s)}"
     fields["warn_at"], fields["late_at"] = overdue_at(call, targets or Targets())
     fields["level"] = level(fields["warn_at"], fields["late_at"], now)
     fields["work"] = work_view(work)
@@ -305,11 +304,7 @@ COMPASS = ("N", "NE", "E", "SE", "S", "SW", "W", "NW")
 
 def bearing(lat1: float, lon1: float, lat2: float, lon2: float) -> str:
     """Compass point (8-wind) from the first point to the second."""
-    y = math.sin(math.radians(lon2 - lon1)) * math.cos(math.radians(lat2))
-    x = (math.cos(math.radians(lat1)) * math.sin(math.radians(lat2)) - math.sin(
-        math.radians(lat1)) * math.cos(math.radians(lat2)) * math.cos(math.radians(lon2 - lon1)))
-    degrees = (math.degrees(math.atan2(y, x)) + 360) % 360
-    return COMPASS[int((degrees + 22.5) // 45) % 8]
+    return COMPASS[int((bearing_deg(lat1, lon1, lat2, lon2) + 22.5) // 45) % 8]
 
 
 def nearest_place(lat: float, lon: float, places: Iterable[tuple[str, float, float]],
@@ -354,26 +349,9 @@ def unit_lines(shown: Mapping[str, Any], clock: Callable[[float], str]) -> list[
     return lines
 
 
-def age_text(age_s: float | None) -> str:
-    """'45 s', '12 min', '3 h 05 min', '2 d 4 h' (the shared formatter, contract 8)."""
-    return display.short_duration(age_s)
-
-
 # --- park areas -----------------------------------------------------------------------
 
 distance_m = haversine_m
-
-
-def in_ring(lat: float, lon: float, ring: Sequence[Sequence[float]]) -> bool:
-    """Even-odd point-in-polygon test; ``ring`` is GeoJSON [lon, lat] pairs."""
-    inside = False
-    count = len(ring)
-    for index in range(count):
-        x1, y1 = ring[index][0], ring[index][1]
-        x2, y2 = ring[index - 1][0], ring[index - 1][1]
-        if (y1 > lat) != (y2 > lat) and lon < (x2 - x1) * (lat - y1) / (y2 - y1) + x1:
-            inside = not inside
-    return inside
 
 
 def circle_test(center_lat: float, center_lon: float, radius_m: float) -> AreaTest:
@@ -385,8 +363,4 @@ def circle_test(center_lat: float, center_lon: float, radius_m: float) -> AreaTe
 
 def polygon_test(rings: Sequence[Sequence[Sequence[float]]]) -> AreaTest:
     """An area test for a GeoJSON polygon (outer ring first, then holes)."""
-    if not rings or len(rings[0]) < 3:
-        raise ValueError("a park polygon needs an outer ring of at least 3 points")
-    outer, holes = rings[0], rings[1:]
-    return lambda lat, lon: in_ring(lat, lon, outer) and not any(
-        in_ring(lat, lon, hole) for hole in holes)
+    return polygon(rings).contains

@@ -378,6 +378,14 @@ def _part(rings: tuple[Ring, ...]) -> Part:
     return Part(rings, (min(xs), min(ys), max(xs), max(ys)))
 
 
+def polygon(coordinates: Sequence[Sequence[Sequence[float]]]) -> Part:
+    """A GeoJSON polygon's coordinates (outer ring first, then holes) as a Part: the one
+    point-in-polygon rule for neighborhoods, park areas and any other named area."""
+    if not coordinates or len(coordinates[0]) < 3:
+        raise ValueError("a polygon needs an outer ring of at least 3 points")
+    return _part(_rings_of(coordinates))
+
+
 def load_polygons(path: Path) -> dict[str, tuple[Part, ...]]:
     """Neighborhood name -> polygon parts from a GeoJSON FeatureCollection."""
     collection = json.loads(path.read_text(encoding="utf-8"))

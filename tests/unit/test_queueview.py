@@ -86,15 +86,6 @@ def test_detail_never_carries_caller_fields() -> None:
     assert made["unit_times"] == {"U1": {"dispatched": NOW}}
 
 
-@pytest.mark.parametrize(("age", "text"), [
-    (None, "—"), (5.9, "6 s"), (60, "1 min"), (3599, "59 min"), (3600 + 5 * 60, "1 h 05 min"),
-    (2 * 86400 + 4 * 3600, "2 d 4 h"),
-])
-def test_age_text(age: float | None, text: str) -> None:
-    """Ages read short: seconds, minutes, hours and minutes, days and hours."""
-    assert qv.age_text(age) == text
-
-
 def test_group_by_category_follows_initiative_order() -> None:
     """Cards group into one queue per category in QOL_CATEGORIES order."""
     cards = [qv.card(c, NOW) for c in qv.filter_calls(CALLS, qv.QueueFilter())]
