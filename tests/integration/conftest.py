@@ -29,6 +29,7 @@ from streams.core.settings import PROJECT_ROOT, Settings
 from streams.redis_server import free_port
 from tests.browser.conftest import settings_env
 from tests.conftest import TIMEOUT_SCALE
+from tests.feedserver import feed_server  # noqa: F401 (a fixture of the pollers' tests)
 
 SECRET = "integration-web-secret-0123456789"
 PASSWORD = "test-password-1"

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -32,56 +28,12 @@ from streams.core.keys import Keys
 from streams.core.settings import Settings
 from streams.mapping_files import admission_for, load_mapping
 from streams.poll import Poller, http_client, load_feed
+from tests.feedserver import FeedServer
 from tests.integration.test_consumer import consume_until_drained
 
 EASTERN = ZoneInfo("America/New_York")
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 """The first poll's clock: an hour ago, so every later poll is still in the past."""
-
-
-class Feed:
-    """What the local server answers: ArcGIS features and Socrata rows, set per poll."""
-
-    def __init__(self) -> None:
-        self.features: list[dict[str, Any]] = []
-        self.soda: list[dict[str, Any]] = []
-
-
-@pytest.fixture
-def feed() -> Iterator[tuple[Feed, str]]:
-    state = Feed()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            parts = urlsplit(self.path)
-            params = {key: values[0] for key, values in parse_qs(parts.query).items()}
-            if parts.path == "/arcgis/0/query":
-                offset = int(params["resultOffset"])
-                count = int(params["resultRecordCount"])
-                page = state.features[offset:offset + count]
-                payload: Any = {"features": page,
-                                "exceededTransferLimit": offset + count < len(state.features)}
-            else:
-                offset, limit = int(params["$offset"]), int(params["$limit"])
-                payload = state.soda[offset:offset + limit]
-            body = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 def at(minutes: float) -> datetime:
@@ -228,13 +180,13 @@ JUNK = {"attributes": {"OBJECTID": 99, "INCIDENT_NO": "24-JUNK", "CALL_TYPE": No
 
 
 def test_active_status_feed_opens_progresses_and_closes_calls(
-        feed: tuple[Feed, str], settings: Settings, r: redis.Redis, keys: Keys,
+        feed_server: tuple[FeedServer, str], settings: Settings, r: redis.Redis, keys: Keys,
         tmp_path: Path) -> None:
     """Calls open, move through the steps the feed's status says, at the feed's update
     times, close when it says CLOSED, and a call that left the feed closes (left_feed) at
     the last poll that showed it after two polls missing; junk rows are dead-lettered once
     and unmapped status values are counted by mapping check."""
-    server, base = feed
+    server, base = feed_server
     path = tmp_path / "active.toml"
     path.write_text(ARCGIS_MAPPING.replace("URL", base))
     clock = Clock()
@@ -381,20 +333,20 @@ def unit_row(call: str, unit: str, status: str, received: datetime,
 
 
 def test_unit_status_feed_attaches_units_and_a_fixed_mapping_corrects(
-        feed: tuple[Feed, str], settings: Settings, r: redis.Redis, keys: Keys,
+        feed_server: tuple[FeedServer, str], settings: Settings, r: redis.Redis, keys: Keys,
         tmp_path: Path) -> None:
     """Units with only an id and a status attach to their call with that status at the
     poll's clock (the feed has no unit times, and the records say so), on the map where
     the row gives the unit's position; a mapping fixed
     between polls (wrong time zone) corrects the received time of calls still in the feed;
     the call closes when its last unit is available."""
-    server, base = feed
+    server, base = feed_server
     path = tmp_path / "units.toml"
     wrong = SODA_MAPPING.replace("URL", base).replace("ZONE", "UTC")  # Eastern wall time
     path.write_text(wrong)
     clock = Clock()
     received = at(-12)
-    server.soda = [unit_row("X1", "E7", "Dispatched", received),
+    server.soda_rows = [unit_row("X1", "E7", "Dispatched", received),
                    unit_row("X1", "S2", "En Route", received, kind="SGT")]
     health = asyncio.run(poll_and_consume(settings, r, path, clock))
     units = {key.decode(): json.loads(value) for key, value in r.hgetall(keys.units).items()}
@@ -414,7 +366,7 @@ def test_unit_status_feed_attaches_units_and_a_fixed_mapping_corrects(
     # the zone is fixed between polls: the next poll corrects the call still in the feed
     path.write_text(wrong.replace('timezone = "UTC"', 'timezone = "America/New_York"'))
     clock.now = at(3)
-    server.soda = [unit_row("X1", "E7", "At Scene", received),
+    server.soda_rows = [unit_row("X1", "E7", "At Scene", received),
                    unit_row("X1", "S2", "At Scene", received, kind="SGT")]
     health = asyncio.run(poll_and_consume(settings, r, path, clock))
     call = calls(r, keys)["X1"]
@@ -425,7 +377,7 @@ def test_unit_status_feed_attaches_units_and_a_fixed_mapping_corrects(
 
     # both units available: the call closes, every step time the poll's clock
     clock.now = at(20)
-    server.soda = [unit_row("X1", "E7", "Available", received),
+    server.soda_rows = [unit_row("X1", "E7", "Available", received),
                    unit_row("X1", "S2", "Cleared", received, kind="SGT")]
     asyncio.run(poll_and_consume(settings, r, path, clock))
     record = closed(r, keys)["X1"]
