@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from streams.core.admission import Admission, Area, service_area
@@ -171,6 +171,7 @@ def edge_feed_times(draw: st.DrawFn) -> tuple[str, str]:
 @given(case=edge_feed_times(), zone=st.sampled_from(["America/New_York", "Pacific/Kiritimati",
                                                      "Pacific/Pago_Pago", "UTC"]),
        local_as_utc=st.booleans())
+@example(case=("epoch", "1e+17"), zone="UTC", local_as_utc=False)  # OSError from the C library
 def test_every_mapping_time_format_is_total_at_the_edges(case: tuple[str, str], zone: str,
                                                          local_as_utc: bool) -> None:
     """Each format a mapping accepts turns edge times into a UTC datetime or ValueError

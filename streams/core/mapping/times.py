@@ -139,7 +139,7 @@ class TimeParser:
         for fmt, pattern, build in self._compiled:
             try:
                 value = self._try(text, fmt, pattern, build)
-            except (ValueError, OverflowError):
+            except (ValueError, OverflowError, OSError):  # OSError: an epoch past the C library
                 continue
             if value is not None:
                 return value
