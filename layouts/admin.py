@@ -25,15 +25,13 @@ from dashboard import runtime
 from dashboard.auth.users import UnknownUser
 from streams.core import audit as rules
 from streams.core.access import ROLES, TABLET_ROLES
-from streams.core.geography import DISTRICTS
+from streams.core.geography import city_of
 
 log = logging.getLogger(__name__)
 
 PATH = view.PATH
 install_routes = view.install_routes
 """The page's own Flask route (the CSV export); ``create_app`` installs it."""
-DISTRICT_OPTIONS = [{"label": d, "value": d} for d in DISTRICTS]
-"""Only tablet roles (cso, sro) have a district; it is ignored for the others."""
 ROLE_OPTIONS = [{"label": role, "value": role} for role in ROLES]
 ACTION_OPTIONS = [{"label": "any action", "value": view.ANY_ACTION}] + [
     {"label": f"{label} ({name})", "value": name} for name, label in rules.ACTIONS.items()]
@@ -56,13 +54,21 @@ def _field(label: str, control: Any, width: int = 3) -> dbc.Col:
     return dbc.Col([dbc.Label(label, html_for=control.id), control], xs=12, md=width)
 
 
+def district_options() -> list[dict[str, str]]:
+    """The city's districts (DISPATCH_DISTRICTS_FILE): only tablet roles (cso, sro) have
+    one; it is ignored for the others."""
+    return [{"label": d, "value": d} for d in city_of(runtime.settings()).districts]
+
+
 def users_card() -> dbc.Card:
+    districts = district_options()
+    first = districts[0]["value"]
     add = dbc.Row([
         _field("New user name", dbc.Input(id="admin-new-name", maxLength=64,
                                           autoComplete="off")),
         _field("Role", dbc.Select(id="admin-new-role", options=ROLE_OPTIONS, value="cso"), 2),
         _field("District (cso, sro)", dbc.Select(id="admin-new-district",
-                                                 options=DISTRICT_OPTIONS, value="North"), 2),
+                                                 options=districts, value=first), 2),
         dbc.Col(dbc.Button("Add user", id="admin-add", color="primary", className="w-100"),
                 xs=12, md=2, className="d-flex align-items-end"),
     ], className="g-2 mb-3")
@@ -72,7 +78,7 @@ def users_card() -> dbc.Card:
         _field("New role", dbc.Select(id="admin-edit-role", options=ROLE_OPTIONS,
                                       value="cso"), 2),
         _field("New district (cso, sro)", dbc.Select(id="admin-edit-district",
-                                                     options=DISTRICT_OPTIONS, value="North"),
+                                                     options=districts, value=first),
                2),
         dbc.Col(dbc.Button("Change role / district", id="admin-change", color="secondary",
                            className="w-100"), xs=12, md=2,

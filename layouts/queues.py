@@ -56,16 +56,9 @@ CAD_NOTE = ("Claims, notes and outcomes are this dashboard's own records: they a
             "sent to CAD. Tell dispatch by radio as usual.")
 
 
-@lru_cache(maxsize=2)
-def _city(shared_data_dir: Path, districts_file: Path | None,
-          hotspots_file: Path | None) -> geography.Geography:
-    return geography.load_geography(shared_data_dir, districts_file, hotspots_file)
-
-
 def city() -> geography.Geography:
     """Neighborhoods, districts, parks and schools of the city, loaded once per process."""
-    settings = runtime.settings()
-    return _city(settings.shared_data_dir, settings.districts_file, settings.hotspots_file)
+    return geography.city_of(runtime.settings())
 
 
 @lru_cache(maxsize=2)

@@ -30,7 +30,7 @@ from dashboard import responseview as rv
 from layouts import response_outcomes
 from streams.core import access, display, response
 from streams.core.events import CATEGORIES, CATEGORY_LABELS
-from streams.core.geography import DISTRICTS
+from streams.core.geography import city_of
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,9 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
             _dropdown("response-bucket", "Per", [
                 {"label": label, "value": key} for key, label in rv.BUCKETS.items()],
                 _choice(rv.BUCKETS, bucket, "day"), width=1),
-            _dropdown("response-districts", "Districts",
-                      [{"label": d, "value": d} for d in DISTRICTS], [], True, "All districts"),
+            _dropdown("response-districts", "Districts", [
+                {"label": d, "value": d} for d in city_of(runtime.settings()).districts],
+                [], True, "All districts"),
             _dropdown("response-priorities", "Priorities",
                       [{"label": f"P{p}", "value": p} for p in range(1, 6)], [], True,
                       "All priorities"),

@@ -15,7 +15,6 @@ simulator switched off), when closed calls exist, or when a seed was written bef
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import multiprocessing
@@ -26,14 +25,13 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import redis
 
 from streams.backfill import Summary, write_closed_records
 from streams.core.admission import Admission, city_area
 from streams.core.events import CallEvent, InvalidEvent
-from streams.core.geography import Geography, load_geography
+from streams.core.geography import Geography, city_of
 from streams.core.keys import Keys
 from streams.core.livestate import apply_call
 from streams.core.settings import Settings
@@ -65,14 +63,7 @@ def seed_reason_to_skip(settings: Settings, client: redis.Redis, keys: Keys) -> 
 def _geography(settings: Settings) -> Geography:
     """The city's geography, parsed once per process (1-2 s of GeoJSON: each worker
     process simulates several spans)."""
-    return _parsed_geography(settings.shared_data_dir, settings.districts_file,
-                             settings.hotspots_file)
-
-
-@functools.lru_cache(maxsize=4)
-def _parsed_geography(shared_data_dir: Path, districts_file: Path | None,
-                      hotspots_file: Path | None) -> Geography:
-    return load_geography(shared_data_dir, districts_file, hotspots_file)
+    return city_of(settings)
 
 
 def closed_records(settings: Settings, start: datetime, end: datetime,

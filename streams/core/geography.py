@@ -26,7 +26,7 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -359,7 +359,11 @@ class Geography:
 
     @property
     def districts(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(hood.district for hood in self.neighborhoods))
+        """The city's districts: Hartford's north to south first, any others by name (a
+        DISPATCH_DISTRICTS_FILE may name its own)."""
+        names = set(hood.district for hood in self.neighborhoods)
+        return tuple(sorted(names, key=lambda name: (
+            DISTRICTS.index(name) if name in DISTRICTS else len(DISTRICTS), name)))
 
     def partner(self, name: str) -> Partner:
         for partner in self.partners:
@@ -531,3 +535,14 @@ def geography_from_settings(settings: Any) -> Geography:
     """``load_geography`` with the paths a ``Settings`` names."""
     return load_geography(settings.shared_data_dir, settings.districts_file,
                           settings.hotspots_file)
+
+
+def city_of(settings: Any) -> Geography:
+    """The city a ``Settings`` names, read once per process (pages and seeding ask often)."""
+    return _read_once(settings.shared_data_dir, settings.districts_file, settings.hotspots_file)
+
+
+@lru_cache(maxsize=4)
+def _read_once(shared_data_dir: Path, districts_file: Path | None,
+               hotspots_file: Path | None) -> Geography:
+    return load_geography(shared_data_dir, districts_file, hotspots_file)
