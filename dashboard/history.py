@@ -103,7 +103,7 @@ class Selection:
         return " AND ".join(parts), params
 
 
-@dataclass
+@dataclass(frozen=True)
 class Tail:
     """Closed-stream entries after the manifest's last id, as one table."""
 
@@ -174,23 +174,25 @@ class HistoryStore:
         return self._manifest
 
     def _refresh_tail(self, after: str) -> None:
-        if self._tail.after != after:
-            self._tail = _tail_after(self._tail, after)
-        tail = self._tail
+        # A new Tail every time, never changed in place: a query in another thread keeps
+        # the rows (and the stamp its cached results are filed under) it started with.
+        tail = self._tail if self._tail.after == after else _tail_after(self._tail, after)
         start = f"({tail.last_id}"
         room = self.tail_limit - len(tail.table)
         if room <= 0:
-            tail.complete = not self.client.xrange(self.keys.closed, start, "+", count=1)
+            complete = not self.client.xrange(self.keys.closed, start, "+", count=1)
+            self._tail = replace(tail, complete=complete)
             return
         entries = self.client.xrange(self.keys.closed, start, "+", count=room + 1)
-        tail.complete = len(entries) <= room
-        entries = entries[:room]
-        if entries:
-            new = history.table_of_entries(entries, self.timezone)
-            tail.table = pd.concat([tail.table, new], ignore_index=True) \
-                if len(tail.table) else new
-            tail.ids += [history.stream_id_key(entry_id) for entry_id, _ in entries]
-            tail.last_id = history._text(entries[-1][0])
+        complete, entries = len(entries) <= room, entries[:room]
+        if not entries:
+            self._tail = replace(tail, complete=complete)
+            return
+        new = history.table_of_entries(entries, self.timezone)
+        self._tail = replace(
+            tail, complete=complete, last_id=history.text(entries[-1][0]),
+            table=pd.concat([tail.table, new], ignore_index=True) if len(tail.table) else new,
+            ids=tail.ids + [history.stream_id_key(entry_id) for entry_id, _ in entries])
 
     # --- queries ----------------------------------------------------------------------------
     @contextmanager

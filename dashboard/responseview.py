@@ -23,7 +23,7 @@ import pandas as pd
 
 from dashboard.history import Query, Selection, local_stamps
 from streams.core import csvsafe, display, response
-from streams.core.events import CATEGORY_LABELS
+from streams.core.events import CATEGORIES, CATEGORY_LABELS
 from streams.core.history import TIME_FIELDS
 
 METRICS = {key: (spec.column, spec.label) for key, spec in response.INTERVALS.items()}
@@ -107,6 +107,9 @@ class ResponseQuery:
             raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}, got {self.bucket!r}")
         if self.cancelled not in CANCELLED or self.left_feed not in LEFT_FEED:
             raise ValueError("cancelled and left_feed must be 'exclude' or 'include'")
+        unknown = sorted(set(self.categories) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"no such call category: {', '.join(unknown)}")
 
     @property
     def column(self) -> str:
@@ -237,7 +240,10 @@ def period_bounds(preset: str, now: float, timezone: str, custom_start: str | No
             raise ValueError("the custom range ends before it starts; swap the dates")
         start = _local_midnight(first, zone)
         end = _local_midnight(last + timedelta(days=1), zone)
-        return Period(start, end, start - (end - start), start, "Custom range")
+        # As many whole local days before (not as many seconds: a DST change in between
+        # would put the previous period an hour off midnight).
+        before = _local_midnight(first - timedelta(days=(last - first).days + 1), zone)
+        return Period(start, end, before, start, "Custom range")
     raise ValueError(f"period must be one of {', '.join(PRESETS)}, got {preset!r}")
 
 
@@ -543,6 +549,8 @@ def series_colours(groups: Sequence[str]) -> dict[str, str]:
             colours[group] = PALETTE[others % len(PALETTE)]
             others += 1
     return colours
+
+
 SERIES_COLUMNS = ("period", "bucket", "group", "n", "median_seconds", "p90_seconds")
 
 
@@ -576,12 +584,13 @@ def safe_cell(value: Any) -> Any:
 def csv_text(columns: dict[str, list[Any]] | Sequence[dict[str, Any]],
              names: Sequence[str], meta: dict[str, str] | None = None) -> str:
     """A column dict or a list of row dicts as CSV with ``names`` as header, in order,
-    after ``# name: value`` lines saying what it holds (period, filters, interval, time
-    zone, when it was made). No cell starts a formula."""
+    after ``# name,value`` lines saying what it holds (period, filters, interval, time
+    zone, when it was made; a comment to CSV readers that skip ``#``, two cells to a
+    spreadsheet). No cell starts a formula; numbers stay numbers."""
     frame = pd.DataFrame(columns if isinstance(columns, dict) else list(columns),
                          columns=list(names))
     frame = frame.astype(object).map(safe_cell)
-    head = "".join(f"# {name}: {safe_cell(value)}\n" for name, value in (meta or {}).items())
+    head = "".join(csvsafe.line([f"# {name}", value]) for name, value in (meta or {}).items())
     return head + frame.to_csv(index=False, lineterminator="\n")
 
 

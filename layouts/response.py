@@ -12,7 +12,11 @@ Query parameters preset the controls (``/response?preset=custom&start=2014-07-01
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import math
+import numbers
 import time
 from datetime import date, datetime
 from typing import Any
@@ -21,6 +25,7 @@ from zoneinfo import ZoneInfo
 import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
+import itsdangerous
 from dash import Input, Output, State, callback, dcc, html
 from dash.development.base_component import Component
 from dash.exceptions import MissingCallbackContextException, PreventUpdate
@@ -250,6 +255,9 @@ def update(preset: str, start_date: str | None, end_date: str | None, metric: st
         # The picker was moved to show the preset's dates (sync_range): nothing new to draw.
         raise PreventUpdate
     try:
+        unknown = sorted(set(districts or ()) - set(city_of(settings).districts))
+        if unknown:
+            raise ValueError(f"no such district: {', '.join(map(str, unknown))}")
         period = rv.period_bounds(preset, time.time(), settings.timezone, start_date, end_date)
         query = rv.ResponseQuery(metric=metric, split=split, bucket=bucket,
                                  districts=tuple(districts or ()),
@@ -319,7 +327,7 @@ def view_of(period: rv.Period, query: rv.ResponseQuery, timezone: str) -> tuple[
     made = time.time()
     meta = rv.export_meta(period, query, timezone, made)
     return (kpi_cards(shown, query.metric), series, histogram, shown.slowest,
-            {"series": table, "table": shown.slowest, "meta": meta}, period_text,
+            sealed({"series": table, "table": shown.slowest, "meta": meta}), period_text,
             compliance_cards(shown, query.metric, settings.target_compliance),
             notes(shown), print_header(meta))
 
@@ -436,6 +444,7 @@ def drill_down(clicked: dict[str, Any] | None, shown: dict[str, Any] | None
     call_id = str(clicked["rowId"])
     row = next((r for r in (shown or {}).get("table", []) if r["call_id"] == call_id), None)
     live = runtime.reader().call(call_id)
+    audit.record("call_detail", call_id=call_id, page=PATH, kept=live is not None)
     call = access.public_view(live, user.role) if live else None
     return True, f"Call {call_id}", detail_body(row, call)
 
@@ -474,17 +483,60 @@ def detail_body(row: dict[str, Any] | None, call: dict[str, Any] | None) -> Comp
 def export(_table: int | None, _series: int | None, table_rows: list[dict[str, Any]] | None,
            shown: dict[str, Any] | None) -> Any:
     runtime.require_page(PATH)
-    shown = shown or {}
+    shown = unsealed(shown)  # what this server computed, not what a browser says it did
     meta = shown.get("meta") or {}
     if dash.ctx.triggered_id == "response-export-series":
         series = shown.get("series") or {}
         _audit_export("response-series.csv", len(series.get("period") or []), meta)
         return dcc.send_string(rv.csv_text(series, rv.SERIES_COLUMNS, meta),
                                "response-series.csv")
-    # The grid's rows as displayed (after any sort or filter there), else the stored ones.
-    rows = table_rows if table_rows is not None else shown.get("table", [])
+    # The grid's rows in the order shown (after any sort or filter there), each one as
+    # computed here; else the stored ones.
+    computed = {row["call_id"]: row for row in shown.get("table", [])}
+    rows = shown.get("table", []) if table_rows is None else [
+        computed[row["call_id"]] for row in table_rows if row.get("call_id") in computed]
     _audit_export("response-slowest.csv", len(rows), meta)
     return dcc.send_string(rv.csv_text(rows, rv.TABLE_COLUMNS, meta), "response-slowest.csv")
+
+
+def _signer() -> itsdangerous.Signer:
+    return itsdangerous.Signer(runtime.settings().secret_key or "", salt="response-shown")
+
+
+def _digest(value: Any) -> bytes:
+    """A hash of what was shown that survives the trip through the browser's JSON (5.0
+    comes back as 5, NaN as null)."""
+    def canonical(item: Any) -> Any:
+        if item is None or isinstance(item, bool | str):
+            return item
+        if isinstance(item, numbers.Number):
+            number = float(item)  # type: ignore[arg-type]
+            return repr(number) if math.isfinite(number) else None
+        if isinstance(item, dict):
+            return {str(key): canonical(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return [canonical(inner) for inner in item]
+        return str(item)
+    text = json.dumps(canonical(value), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest().encode()
+
+
+def sealed(shown: dict[str, Any]) -> dict[str, Any]:
+    """The page's figures with the server's signature over them (exports check it)."""
+    return {**shown, "seal": _signer().sign(_digest(shown)).decode()}
+
+
+def unsealed(shown: dict[str, Any] | None) -> dict[str, Any]:
+    """The figures a browser sent back, if this server made them; PermissionError (403,
+    audited) if they were changed."""
+    figures = {key: value for key, value in (shown or {}).items() if key != "seal"}
+    seal = str((shown or {}).get("seal", ""))
+    try:
+        if _signer().unsign(seal.encode()) == _digest(figures):
+            return figures
+    except itsdangerous.BadSignature:
+        pass
+    raise PermissionError("the export's figures were not made by this server")
 
 
 def _audit_export(name: str, rows: int, meta: dict[str, str]) -> None:

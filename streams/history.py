@@ -204,7 +204,7 @@ class HistoryWriter:
             info = {"last-generated-id": b"0-0"}
         newest = info.get("last-generated-id") or b"0-0"
         if history.stream_id_key(newest) < history.stream_id_key(self.folder.last_id):
-            self.folder.reset(f"the closed stream ends at {history._text(newest)}, before "
+            self.folder.reset(f"the closed stream ends at {history.text(newest)}, before "
                               f"the files' {self.folder.last_id}")
             self.buffer_last_id = self.folder.last_id
 
@@ -240,7 +240,7 @@ class HistoryWriter:
             self.buffer_since = time.monotonic()
         self.buffer.append(table)
         self.buffered_rows += len(table)
-        self.buffer_last_id = history._text(entries[-1][0])
+        self.buffer_last_id = history.text(entries[-1][0])
 
     def due(self, caught_up: bool) -> bool:
         if not self.buffered_rows:

@@ -17,7 +17,10 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def cell(value: object) -> str:
-    """``value`` as CSV cell text that no spreadsheet reads as a formula."""
+    """``value`` as CSV cell text that no spreadsheet reads as a formula. A number stays a
+    number (-42.0 is not a formula; only text can carry one)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 

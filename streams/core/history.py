@@ -50,13 +50,13 @@ one is detected by counting, and that chunk takes the slower, dict-by-dict path.
 _EXPECTED_KEYS: Final = [name.encode() for name in RECORD_FIELDS]
 
 
-def _text(value: bytes | str) -> str:
+def text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def stream_id_key(entry_id: bytes | str) -> tuple[int, int]:
     """A stream id as (milliseconds, sequence), comparable in order."""
-    millis, _, sequence = _text(entry_id).partition("-")
+    millis, _, sequence = text(entry_id).partition("-")
     return int(millis), int(sequence or 0)
 
 
@@ -170,7 +170,7 @@ def _fast_table(rows: list[list[Any]]) -> pd.DataFrame | None:
 def _slow_table(rows: list[list[Any]]) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     for position, name in enumerate(RECORD_FIELDS):
-        values = [_text(row[position]) for row in rows]
+        values = [text(row[position]) for row in rows]
         if name in NUMBER_FIELDS:
             columns[name] = np.array([_float(value) for value in values], dtype=np.float64)
         elif name in FLAG_FIELDS:

@@ -158,11 +158,12 @@ def download(page: Any, button: str) -> list[dict[str, str]]:
 
 
 def download_head(page: Any, button: str) -> dict[str, str]:
-    """The '# name: value' lines an export starts with."""
+    """The '# name,value' lines an export starts with, by name."""
     with page.expect_download() as info:
         page.click(button)
     text = Path(info.value.path()).read_text(encoding="utf-8")
-    return dict(line[2:].split(": ", 1) for line in text.splitlines() if line.startswith("# "))
+    head = csv.reader(line for line in text.splitlines() if line.startswith("# "))
+    return {name[2:]: value for name, value in head}
 
 
 def test_medians_and_p90s_equal_numpy_over_the_same_calls(

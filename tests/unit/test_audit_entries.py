@@ -133,6 +133,10 @@ def test_formula_cells_get_an_apostrophe(text: str) -> None:
     assert csvsafe.cell(text) == "'" + text
     assert csvsafe.cell("North = " + text) == "North = " + text
     assert csvsafe.cell(None) == ""
+    # Numbers are not text: -42.5 stays a number a spreadsheet can sum (a number cannot
+    # carry a formula); the same characters typed as text are escaped.
+    assert csvsafe.cell(-42.5) == "-42.5" and csvsafe.cell(-3) == "-3"
+    assert csvsafe.cell("-42.5") == "'-42.5" and csvsafe.cell(True) == "True"
 
 
 def test_audit_csv_escapes_every_column() -> None:

@@ -310,17 +310,28 @@ def test_csv_states_what_it_holds_and_never_starts_a_formula() -> None:
     rows = [{"call_id": "=HYPERLINK(\"http://x\")", "call_type": "+1", "district": "@x",
              "neighborhood": "-2", "past_target_seconds": -12.5}]
     text = rv.csv_text(rows, rv.TABLE_COLUMNS, meta)
-    head = [line for line in text.splitlines() if line.startswith("#")]
-    assert [line.split(":")[0] for line in head] == [
+    head = list(csv.reader(line for line in text.splitlines() if line.startswith("#")))
+    assert [name for name, _ in head] == [
         "# Report", "# Interval", "# Period", "# Filters", "# Split", "# Time zone", "# Made"]
     assert "districts North" in text and "America/New_York" in text
     assert "2014-07-15 14:30:00 EDT" in text
     body = list(csv.DictReader(io.StringIO("\n".join(
         line for line in text.splitlines() if not line.startswith("#")))))
-    for cell in body[0].values():
-        assert not cell.startswith(("=", "+", "-", "@")), cell
+    for name, cell in body[0].items():
+        assert name == "past_target_seconds" or not cell.startswith(("=", "+", "-", "@")), cell
     assert body[0]["call_id"] == "'=HYPERLINK(\"http://x\")"
-    assert body[0]["past_target_seconds"] == "'-12.5"
+    assert body[0]["neighborhood"] == "'-2"
+    assert body[0]["past_target_seconds"] == "-12.5"  # a number stays a number
+
+
+def test_csv_head_lines_are_two_cells_and_never_a_formula() -> None:
+    """A head value with commas stays one cell; a district sent as a formula is text."""
+    period = rv.period_bounds("7d", NOW, TZ)
+    meta = rv.export_meta(period, rv.ResponseQuery(districts=("x,=HYPERLINK(1)",)), TZ, NOW)
+    text = rv.csv_text([], rv.TABLE_COLUMNS, meta)
+    head = dict(csv.reader(line for line in text.splitlines() if line.startswith("#")))
+    assert head["# Period"] == meta["Period"] and "," in meta["Period"]
+    assert all(not value.startswith(("=", "+", "-", "@")) for value in head.values())
 
 
 def test_targets_per_metric() -> None:
@@ -459,3 +470,21 @@ def test_daily_chart_has_date_ticks_markers_and_breaks_at_missing_days() -> None
     assert median["y"] == [1.0, 2.0, None, 3.0]
     weekly = rv.series_figure(table, {}, "x", "week")["layout"]["xaxis2"]
     assert weekly["tickformat"].startswith("wk of")
+
+
+def test_a_query_names_only_known_categories() -> None:
+    """A category the page never offered (sent by hand) is refused with its name."""
+    with pytest.raises(ValueError, match="no such call category: =HYPERLINK"):
+        rv.ResponseQuery(categories=("noise", "=HYPERLINK"))
+
+
+def test_a_custom_range_across_a_time_change_compares_with_whole_days() -> None:
+    """2024-11-03 (clocks back) .. 11-09 compares with 10-27 .. 11-02, midnight to midnight,
+    and the overlay shifts the previous days by exactly seven days of wall time."""
+    zone = ZoneInfo(TZ)
+    period = rv.period_bounds("custom", NOW, TZ, "2024-11-03", "2024-11-09")
+    assert datetime.fromtimestamp(period.previous_start, zone) == datetime(
+        2024, 10, 27, tzinfo=zone)
+    assert datetime.fromtimestamp(period.previous_end, zone) == datetime(
+        2024, 11, 3, tzinfo=zone)
+    assert period.shift(TZ) == pd.Timedelta(days=7)
