@@ -2,7 +2,9 @@
  * Live updates for every Dash page (see streams/state-contract.md, "Push protocol").
  *
  * A page that wants live data renders dcc.Store(id="live-store") and a hidden
- * html.Div(id="live-config", data-url=ws://..., data-token=...). This script opens one
+ * html.Div(id="live-config", data-url=ws://..., data-token=..., data-kinds=...). The kinds
+ * of entity (each one's list name and id field) come from Python's change feed
+ * (streams/core/changefeed.py, kinds_table): this script keeps no list of its own. It opens one
  * reconnecting WebSocket to the push service, merges snapshot/delta messages into
  * window.dispatchLive, and hands what changed on:
  * - to subscribers (window.dispatchLive.subscribe(fn)) once per animation frame: the hot
@@ -29,13 +31,11 @@
   // socket still open.
   var SILENCE_MS = window.dispatchLiveSilenceMs || 4000;
   var WATCH_MS = 250;
-  var ENTITIES = {call: "calls", unit: "units", alert: "alerts", share: "shares"};
+  var KINDS = {};  // entity -> {plural, id}: from data-kinds of live-config
   var STORE_INTERVAL_MS = 100;
-  // work: the dashboard's own records of actions on a call (claim, notes, outcome), by call.
-  ENTITIES.work = "work";
 
   var live = window.dispatchLive = {
-    lastId: null, calls: {}, units: {}, alerts: {}, shares: {}, work: {}, freshness: {},
+    lastId: null, freshness: {},
     connected: false, version: 0, status: "connecting", batchTimes: [],
     messages: 0, subscribers: [],
     // Connection truth: lost is true from the first silence or close until the resync;
@@ -53,8 +53,23 @@
   var changed = emptyChanges(), frameChanged = emptyChanges();
 
   function emptyChanges() {
-    return {calls: {}, units: {}, alerts: {}, shares: {}, work: {}, freshness: {},
-            snapshot: false};
+    var changes = {freshness: {}, snapshot: false};
+    eachKind(function (kind) { changes[kind.plural] = {}; });
+    return changes;
+  }
+
+  function eachKind(fn) {
+    Object.keys(KINDS).forEach(function (entity) { fn(KINDS[entity]); });
+  }
+
+  // Once, from the first live-config seen (subscribers may come before the socket does).
+  function learnKinds() {
+    var config = document.getElementById("live-config");
+    if (Object.keys(KINDS).length || !config) { return; }
+    KINDS = JSON.parse(config.getAttribute("data-kinds") || "{}");
+    eachKind(function (kind) { if (!live[kind.plural]) { live[kind.plural] = {}; } });
+    changed = emptyChanges();
+    frameChanged = emptyChanges();
   }
 
   // "1700000000000-3" ids compare as (milliseconds, sequence) numbers, not as text.
@@ -64,12 +79,12 @@
   }
 
   function applySnapshot(message) {
-    ["calls", "units", "alerts", "shares", "work"].forEach(function (name) {
-      var idField = name === "work" ? "call_id" : name.slice(0, -1) + "_id", next = {};
+    eachKind(function (kind) {
+      var name = kind.plural, next = {};
       Object.keys(live[name]).forEach(function (id) { mark(name, id); });
       (message[name] || []).forEach(function (item) {
-        next[item[idField]] = item;
-        mark(name, item[idField]);
+        next[item[kind.id]] = item;
+        mark(name, item[kind.id]);
       });
       live[name] = next;
     });
@@ -89,13 +104,16 @@
       mark("freshness", source);
       return;
     }
-    var name = ENTITIES[change.entity];
-    if (!name) { return; }
+    var kind = KINDS[change.entity];
+    if (!kind) { return; }
+    var name = kind.plural;
     if (change.op === "remove") { delete live[name][change.id]; }
     else { live[name][change.id] = change.data; }
     mark(name, change.id);
-    // A call's work record is part of how pages show the call: its row redraws too.
-    if (name === "work" && live.calls[change.id]) { mark("calls", change.id); }
+    // A record that follows another kind's member (a call's work record) is part of how
+    // pages show that member: its row redraws too.
+    var followed = kind.follows && KINDS[kind.follows];
+    if (followed && live[followed.plural][change.id]) { mark(followed.plural, change.id); }
   }
 
   function mark(name, id) {
@@ -147,16 +165,14 @@
     if (!document.getElementById("live-config") || !window.dash_clientside) { return; }
     var started = performance.now();
     live.version += 1;
-    window.dash_clientside.set_props("live-store", {data: {
-      version: live.version, connected: live.connected, lastId: live.lastId,
-      calls: Object.values(live.calls), units: Object.values(live.units),
-      alerts: Object.values(live.alerts), shares: Object.values(live.shares),
-      work: Object.values(live.work), freshness: live.freshness,
-      changed: {calls: idsOf(changed.calls), units: idsOf(changed.units),
-                alerts: idsOf(changed.alerts), shares: idsOf(changed.shares),
-                work: idsOf(changed.work),
-                freshness: idsOf(changed.freshness), snapshot: changed.snapshot}
-    }});
+    var data = {version: live.version, connected: live.connected, lastId: live.lastId,
+                freshness: live.freshness,
+                changed: {freshness: idsOf(changed.freshness), snapshot: changed.snapshot}};
+    eachKind(function (kind) {
+      data[kind.plural] = Object.values(live[kind.plural]);
+      data.changed[kind.plural] = idsOf(changed[kind.plural]);
+    });
+    window.dash_clientside.set_props("live-store", {data: data});
     changed = emptyChanges();
     live.batchTimes.push(pendingMs + performance.now() - started);
     if (live.batchTimes.length > 500) { live.batchTimes.splice(0, live.batchTimes.length - 500); }
@@ -182,6 +198,7 @@
    * Returns a function that unsubscribes (and restores the defaults). */
   function subscribe(fn, options) {
     options = options || {};
+    learnKinds();
     live.subscribers.push(fn);
     if (options.frameIntervalMs) { live.frameIntervalMs = options.frameIntervalMs; }
     if (options.store === false) { live.storeIntervalMs = Infinity; }
@@ -252,7 +269,6 @@
   function onMessage(event) {
     var started = performance.now();
     lastMessageAt = Date.now();
-    live.heardAt = lastMessageAt;  // the state is current as of this (pages show its age)
     live.messages += 1;
     var message = JSON.parse(event.data);
     var applied = applyMessage(message);
@@ -332,6 +348,7 @@
       token = config.getAttribute("data-token");
       timezone = config.getAttribute("data-timezone");
       firstAskedAt = Date.now();
+      learnKinds();
       connect();
       setInterval(watchSilence, WATCH_MS);
     } else {

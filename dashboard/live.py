@@ -9,6 +9,7 @@ the wall, is subscribed).
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 
 import flask
@@ -16,6 +17,7 @@ from dash import dcc, html
 from dash.development.base_component import Component
 
 from dashboard import auth, runtime
+from streams.core import changefeed
 from streams.core.settings import Settings
 
 
@@ -33,7 +35,9 @@ def push_url(settings: Settings, host_url: str) -> str:
 
 
 def live_components() -> list[Component]:
-    """``[dcc.Store(id="live-store"), html.Div(id="live-config", data-url, data-token)]``."""
+    """``[dcc.Store(id="live-store"), html.Div(id="live-config", data-url, data-token,
+    data-timezone, data-kinds)]``: data-kinds is the change feed's table of entity kinds (list
+    name, id field), so live.js applies every kind Python knows, new ones included."""
     settings = runtime.settings()
     session = runtime.current_session()
     token = auth.make_ws_token(settings, session.user, session.sid) if session else ""
@@ -41,5 +45,6 @@ def live_components() -> list[Component]:
         "data-url": push_url(settings, flask.request.host_url), "data-token": token,
         "data-token-seconds": str(settings.ws_token_seconds),
         # The "Live updates lost at HH:MM:SS" banner tells the time as the city's clocks do.
-        "data-timezone": settings.timezone})
+        "data-timezone": settings.timezone,
+        "data-kinds": json.dumps(changefeed.kinds_table())})
     return [dcc.Store(id="live-store"), config]

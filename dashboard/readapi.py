@@ -17,6 +17,7 @@ import msgspec
 import redis
 
 from streams.core.access import without_internals
+from streams.core import changefeed
 from streams.core.events import CATEGORIES
 from streams.core.keys import SOURCES, Keys
 from streams.core.livestate import CLOSED_FIELDS
@@ -173,16 +174,18 @@ class LiveReader:
         return beats
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything a live page needs, plus the changes-stream id it is consistent with."""
-        # The id is taken first: replaying changes after it is safe because upserts are
-        # idempotent, whereas taking it last could skip a change made while reading.
-        newest = self.client.xrevrange(self.keys.changes, "+", "-", count=1)
-        last_id = _text(newest[0][0]) if newest else "0-0"
-        return {
-            "last_id": last_id, "calls": self.open_calls(), "units": self.units(),
-            "alerts": self.active_alerts(), "shares": self.active_shares(),
-            "freshness": self.freshness(),
-        }
+        """Everything a live page needs, plus the changes-stream id it is consistent with:
+        the push service's snapshot message (``streams.core.changefeed``) for a full view,
+        so a polling page and a pushed page see the same thing."""
+        with self.client.pipeline(transaction=True) as pipe:
+            for command in changefeed.snapshot_reads(self.keys, time.time()):
+                pipe.execute_command(*command)
+            read = changefeed.read_step_one(self.keys, pipe.execute())
+        with self.client.pipeline(transaction=False) as pipe:
+            for command in read.body_reads():
+                pipe.execute_command(*command)
+            bodies = read.bodies(pipe.execute())
+        return changefeed.assemble_snapshot(read, bodies, "full")
 
     def deadletters(self, count: int = 100) -> list[dict[str, Any]]:
         """The newest dead-lettered events: id, source, entry_id, reason, payload (text)."""

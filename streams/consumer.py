@@ -42,11 +42,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError, WatchError
 
 from streams.connections import RETRYABLE, backoff_seconds, connect
+from streams.core import changefeed
 from streams.core.admission import Admission, admission_from_settings
 from streams.core.deadletter import DeadLetterLog, deadletter_entry
 from streams.core.events import Event, InvalidEvent, decode_event
 from streams.core.keys import (
     ALERT_ACTIVE_SECONDS,
+    CHANGES_FIELD,
     CHANGES_MAXLEN,
     CLOSED_CALL_BODY_TTL_SECONDS,
     CLOSED_MAXLEN,
@@ -390,7 +392,7 @@ class Consumer:
             queue_deadletter(pipe, keys, deadletter_entry(
                 entry.source, refusal.code, refusal.reason, entry.payload or b"",
                 entry_id=entry.entry_id))
-        changes = batch.changes()
+        changes = changefeed.batch_changes(batch)
         if batch.freshness:
             fresh: dict[str, float] = {}
             for source, event_time in batch.freshness.items():
@@ -398,13 +400,11 @@ class Consumer:
                 # the admission window) must not make a feed look newer than it is.
                 fresh[source] = max(min(event_time, seen), plan.previous_freshness(source))
                 fresh[f"{source}:seen"] = seen
-                changes.append({"entity": "freshness", "op": "upsert", "id": source,
-                                "data": {"source": source, "event_time": fresh[source],
-                                         "seen": seen}})
+                changes.append(changefeed.feed_clock(source, fresh[source], seen))
             pipe.hset(keys.freshness, mapping=fresh)
         if changes:
-            pipe.xadd(keys.changes, {"batch": _encode(changes)}, maxlen=CHANGES_MAXLEN,
-                      approximate=True)
+            pipe.xadd(keys.changes, {CHANGES_FIELD: changefeed.encode_batch(changes)},
+                      maxlen=CHANGES_MAXLEN, approximate=True)
         for name, amount in plan.verdicts.items():
             pipe.hincrby(keys.counts, name, amount)
         by_stream: dict[str, list[bytes]] = {}
@@ -516,10 +516,10 @@ async def prune(client: aioredis.Redis, keys: Keys, now: float | None = None) ->
                                                         shot - ALERT_ACTIVE_SECONDS)
             if removed_alerts:
                 pipe.zrem(keys.alerts_active, *removed_alerts)
-                changes = [{"entity": "alert", "op": "remove", "id": _text(alert_id),
-                            "data": {}} for alert_id in removed_alerts]
-                pipe.xadd(keys.changes, {"batch": _encode(changes)}, maxlen=CHANGES_MAXLEN,
-                          approximate=True)
+                changes = [changefeed.remove("alert", _text(alert_id))
+                           for alert_id in removed_alerts]
+                pipe.xadd(keys.changes, {CHANGES_FIELD: changefeed.encode_batch(changes)},
+                          maxlen=CHANGES_MAXLEN, approximate=True)
         await pipe.execute()
 
 

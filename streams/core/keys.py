@@ -21,6 +21,10 @@ HISTORY_FIELD = "history"
 """Optional raw stream entry field, "1" on events a replay of old data publishes: the
 consumer judges their times by the history window, not the live one (admission.py)."""
 
+CHANGES_FIELD = "batch"
+"""Changes-stream entry field holding one applied batch's change records
+(``streams.core.changefeed.encode_batch``)."""
+
 # Approximate caps (XADD MAXLEN ~). Raw streams are a replay buffer, not the record:
 # live state and the closed-calls stream are.
 RAW_STREAM_MAXLEN = {"cad": 500_000, "avl": 300_000, "shotspotter": 50_000, "mutualink": 50_000}

@@ -459,13 +459,6 @@ class BatchPlan:
     removed: dict[tuple[str, str], bool] = field(default_factory=dict)
     freshness: dict[str, float] = field(default_factory=dict)
 
-    def changes(self) -> list[dict[str, Any]]:
-        """One change object per entity the batch changed, with its final public state
-        (built once per entity, not per event: a batch moves a unit many times)."""
-        return [{"entity": entity, "op": "remove" if removed else "upsert", "id": entity_id,
-                 "data": without_internals(self.states[entity][entity_id])}
-                for (entity, entity_id), removed in self.removed.items()]
-
     def apply(self, event: Event) -> Verdict:
         """Apply one event (raises InvalidEvent, leaving the plan untouched)."""
         entity = ENTITY_OF_TYPE[type(event)]

@@ -1,224 +1,122 @@
-"""What the push service sends, per role: snapshot assembly, delta filtering, stream ids.
+"""Who gets which changes from the push service: view groups, district scoping, stream
+ids, resync and the lanes' turns.
 
-Pure: takes what was read from Redis (raw hash values, id lists) and returns the JSON-ready
-messages of the push protocol (streams/state-contract.md, "Push protocol"). The read API's
-``snapshot()`` can share ``assemble_snapshot`` so a page polling and a page pushed see the
-same thing.
+Pure: works on the change records of ``streams.core.changefeed`` (the one home of the
+record and of the snapshot); the protocol is streams/state-contract.md, "Push protocol".
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+
+import msgspec
 
 from streams.core import access
-from streams.core.keys import SOURCES
+from streams.core.changefeed import FRESHNESS, KINDS, Change, EntityKind, View, visible
 
 StreamId = tuple[int, int]
 
 
-ViewGroup = tuple[str, str | None]
+ViewGroup = tuple[View, str | None]
 """(view kind, district scope or None): clients of one group get byte-identical messages."""
 
 
-def view_kind(role: str) -> str:
+def view_kind(role: str) -> View:
     """'tablet' or 'full': what a role may see of a call (``access.view_kind``)."""
-    return access.view_kind(role)
+    return "full" if access.view_kind(role) == "full" else "tablet"
 
 
 def view_group(role: str, district: str | None) -> ViewGroup:
     """The group a client belongs to: its view kind and district scope (``access``)."""
-    return (access.view_kind(role), access.district_scope(role, district))
-
-
-def role_of_group(group: ViewGroup) -> str:
-    """A role that stands for the group's view kind (views depend only on the kind)."""
-    return "cso" if group[0] == "tablet" else "commander"
-
-
-def public_call(call: Mapping[str, Any], role: str) -> dict[str, Any]:
-    """A call as ``role`` may see it (``access.public_view``)."""
-    return access.public_view(call, role)
-
-
-def filter_change(change: Mapping[str, Any], role: str) -> dict[str, Any]:
-    """One change object of the changes stream, with its call data filtered for ``role``."""
-    if change.get("entity") != "call" or not isinstance(change.get("data"), Mapping):
-        return dict(change)
-    return {**change, "data": public_call(change["data"], role)}
-
-
-def filter_changes(changes: Iterable[Mapping[str, Any]], role: str) -> list[dict[str, Any]]:
-    return [filter_change(change, role) for change in changes]
+    return (view_kind(role), access.district_scope(role, district))
 
 
 NOWHERE = "\x00nowhere"
-"""Previous district of a call that was not open before a change (a brand-new call)."""
+"""Previous district of a member that was not live before a change (a brand-new one)."""
 
 
-class CallDistricts:
-    """Where each open call is, kept by the push reader from every change it reads.
+class Districts:
+    """Where each live member of a district-scoped kind (calls) is, kept by the push
+    reader from every change it reads.
 
     A call moving from North to South arrives as a plain upsert with district "South";
     only by remembering it was in North can North's tablets be told to drop it. Seeded
-    from the open calls when the reader starts, so a call it does not know is a new one.
+    from the live members when the reader starts, so a member it does not know is new.
     """
 
-    def __init__(self, districts: Mapping[str, str | None] | None = None) -> None:
-        self._districts: dict[str, str] = {
-            call_id: district or "" for call_id, district in (districts or {}).items()}
+    def __init__(self, districts: Mapping[tuple[str, str], str | None] | None = None) -> None:
+        self._districts: dict[tuple[str, str], str] = {
+            member: district or "" for member, district in (districts or {}).items()}
 
     def __len__(self) -> int:
         return len(self._districts)
 
-    def advance(self, changes: Sequence[Mapping[str, Any]]) -> list[str]:
-        """The district each call change's call was in just before it (NOWHERE if it was
-        not open; "" for other entities), updating what is known as it goes. A work change
-        (an action on a call) gets the district its call is in now: where it belongs."""
+    def advance(self, changes: Sequence[Change]) -> list[str]:
+        """The district each change's member was in just before it (NOWHERE if it was not
+        live; "" for kinds that are not district-scoped), learning as it goes. A record
+        of a following kind (a call's work) gets the district its member is in now, where
+        it belongs, or for a member not live the district the record names."""
         previous: list[str] = []
         for change in changes:
-            if change.get("entity") == "work":
-                previous.append(self.district_of(change))
+            kind = KINDS.get(change.entity)
+            if kind is not None and kind.follows is not None:
+                previous.append(self._districts.get(
+                    (kind.follows, change.id), str(change.data.get("district") or "")))
                 continue
-            if change.get("entity") != "call":
+            if kind is None or not kind.district_scoped:
                 previous.append("")
                 continue
-            call_id = str(change.get("id"))
-            previous.append(self._districts.get(call_id, NOWHERE))
-            data = change.get("data")
-            if change.get("op") == "remove":
-                self._districts.pop(call_id, None)
-            elif isinstance(data, Mapping):
-                self._districts[call_id] = str(data.get("district") or "")
+            member = (change.entity, change.id)
+            previous.append(self._districts.get(member, NOWHERE))
+            if change.op == "remove":
+                self._districts.pop(member, None)
+            else:
+                self._districts[member] = str(change.data.get("district") or "")
         return previous
 
 
-    def district_of(self, work_change: Mapping[str, Any]) -> str:
-        """The district of the call a work change is about: where that call is now, or, for
-        a call not open, the district its work record names."""
-        data = work_change.get("data")
-        named = str(data.get("district") or "") if isinstance(data, Mapping) else ""
-        return self._districts.get(str(work_change.get("id")), named)
-
-
-def scope_changes(changes: Sequence[Mapping[str, Any]], previous: Sequence[str],
-                  group: ViewGroup) -> list[dict[str, Any]]:
+def scope_changes(changes: Sequence[Change], previous: Sequence[str] | None,
+                  group: ViewGroup) -> list[Change]:
     """The changes as the clients of ``group`` receive them.
 
-    For a district-scoped group a call outside the district never appears: its changes
-    are dropped, except that a call leaving the district (moved, or closed after moving)
-    becomes a bare removal with no data, so the page drops it. ``previous`` is
-    ``CallDistricts.advance`` of the same changes.
+    Kinds this module does not know are never passed on (nobody said who may see them).
+    Each kind's data is filtered for the group's view. For a district-scoped group a
+    member of a district-scoped kind outside the district never appears: its changes are
+    dropped, except that one leaving the district (moved, or closed after moving) becomes
+    a bare removal with no data, so the page drops it; a record of a following kind goes
+    only where its member is (``previous`` holds that district for it). ``previous`` is
+    ``Districts.advance`` of the same changes (None will do for groups without a district).
     """
-    role, district = role_of_group(group), group[1]
-    if district is None:
-        return filter_changes(changes, role)
-    scoped: list[dict[str, Any]] = []
+    view, district = group
+    if previous is None:
+        if district is not None:
+            raise ValueError("a district-scoped group needs each change's previous district")
+        previous = [""] * len(changes)
+    scoped: list[Change] = []
     for change, before in zip(changes, previous, strict=True):
-        data = change.get("data")
-        if change.get("entity") == "work":
-            if before == district:
-                scoped.append(dict(change))
-        elif change.get("entity") != "call":
-            scoped.append(dict(change))
-        elif isinstance(data, Mapping) and data.get("district") == district:
-            scoped.append(filter_change(change, role))
+        if change.entity == FRESHNESS:
+            scoped.append(change)
+            continue
+        kind = KINDS.get(change.entity)
+        if kind is None:
+            continue
+        if kind.follows is not None:
+            if district is None or before == district:
+                scoped.append(_viewed(kind, change, view))
+            continue
+        if district is None or not kind.district_scoped \
+                or change.data.get("district") == district:
+            scoped.append(_viewed(kind, change, view))
         elif before == district:
-            scoped.append({"entity": "call", "op": "remove", "id": change.get("id"),
-                           "data": {}})
+            scoped.append(Change(change.entity, "remove", change.id))
     return scoped
 
 
-def decode_batch(raw: bytes | str) -> list[dict[str, Any]]:
-    """The change objects of one changes-stream entry's "batch" field.
-
-    Raises ValueError when the field is not a JSON list of objects (the entry is skipped).
-    """
-    try:
-        batch = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"changes batch is not JSON: {error}") from None
-    if not isinstance(batch, list) or not all(isinstance(item, dict) for item in batch):
-        raise ValueError("changes batch must be a JSON list of change objects")
-    return batch
-
-
-def delta_message(last_id: str, changes: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"type": "delta", "last_id": last_id, "changes": changes}
-
-
-def ping_message(now: float) -> dict[str, Any]:
-    """The heartbeat a quiet page gets: the server's clock (epoch s), nothing to apply."""
-    return {"type": "ping", "time": round(now, 3)}
-
-
-def decode_json_values(values: Iterable[bytes | str | None]) -> list[dict[str, Any]]:
-    """Parsed JSON objects of hash values, skipping missing (None) and unreadable ones."""
-    parsed: list[dict[str, Any]] = []
-    for value in values:
-        if value is None:
-            continue
-        try:
-            item = json.loads(value)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(item, dict):
-            parsed.append(item)
-    return parsed
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _number(value: bytes | str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-def assemble_freshness(freshness: Mapping[bytes | str, bytes | str],
-                       counts: Mapping[bytes | str, bytes | str],
-                       ) -> dict[str, dict[str, float | int | None]]:
-    """Per source: newest event time, when it was applied, applied and rejected counts."""
-    fresh = {_text(name): value for name, value in freshness.items()}
-    counted = {_text(name): value for name, value in counts.items()}
-    view: dict[str, dict[str, float | int | None]] = {}
-    for source in SOURCES:
-        view[source] = {
-            "event_time": _number(fresh.get(source)),
-            "seen": _number(fresh.get(f"{source}:seen")),
-            "count": int(_number(counted.get(source)) or 0),
-            "rejected": int(_number(counted.get(f"{source}:rejected")) or 0),
-        }
-    return view
-
-
-def assemble_snapshot(last_id: str, calls: Iterable[Mapping[str, Any]],
-                      units: Iterable[Mapping[str, Any]], alerts: Iterable[Mapping[str, Any]],
-                      shares: Iterable[Mapping[str, Any]],
-                      freshness: dict[str, dict[str, float | int | None]], role: str,
-                      district: str | None = None,
-                      work: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """The snapshot message for ``role`` (calls in queue order, as read); with a
-    ``district``, only that district's calls and their work records (units, alerts,
-    shares: all of them). ``work``: the work records of the open calls (actions)."""
-    shown = [public_call(call, role) for call in calls if access.in_scope(call, district)]
-    shown_ids = {str(call.get("call_id")) for call in shown}
-    return {
-        "type": "snapshot", "last_id": last_id,
-        "calls": shown,
-        "work": [dict(record) for record in work if str(record.get("call_id")) in shown_ids],
-        "units": sorted((dict(unit) for unit in units), key=lambda unit: str(unit.get("unit_id"))),
-        "alerts": [dict(alert) for alert in alerts],
-        "shares": [dict(share) for share in shares],
-        "freshness": freshness,
-    }
+def _viewed(kind: EntityKind, change: Change, view: View) -> Change:
+    data = visible(kind, change.data, view)
+    return change if len(data) == len(change.data) else msgspec.structs.replace(change,
+                                                                               data=data)
 
 
 # --- stream ids ---------------------------------------------------------------------------
@@ -252,8 +150,7 @@ def can_resync(since: str | None, first_id: str | None, last_id: str | None) -> 
     return parse_stream_id(first_id) <= seen <= parse_stream_id(last_id)
 
 
-def entries_changes(entries: Sequence[tuple[str, list[dict[str, Any]]]],
-                    ) -> list[dict[str, Any]]:
+def entries_changes(entries: Sequence[tuple[str, list[Change]]]) -> list[Change]:
     """All change objects of several entries, in stream order."""
     return [change for _, batch in entries for change in batch]
 

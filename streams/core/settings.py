@@ -99,6 +99,21 @@ class Settings:
         "Longest a live page goes without a message from push (a delta or a ping), in s.",
         float,
     )
+    push_redis_connections: int = _setting(
+        "DISPATCH_PUSH_REDIS_CONNECTIONS", 16,
+        "Redis connections a push process shares for pages' first messages; more "
+        "requests wait for a free one.", int,
+    )
+    push_send_buffer_bytes: int = _setting(
+        "DISPATCH_PUSH_SEND_BUFFER_BYTES", 1_048_576,
+        "Unsent bytes push holds for one page before dropping it (it reconnects and "
+        "resyncs).", int,
+    )
+    push_connections_per_user: int = _setting(
+        "DISPATCH_PUSH_CONNECTIONS_PER_USER", 20,
+        "Open websockets one user may hold on one push process; more are refused (429).",
+        int,
+    )
     push_public_url: str | None = _setting(
         "DISPATCH_PUSH_URL", None,
         "Websocket URL browsers use; unset means ws://<page host>:<push port>.", _optional_str,
@@ -349,6 +364,12 @@ class Settings:
                 0 <= hour <= 23 for hour in self.wall_night_hours)):
             raise ValueError("DISPATCH_WALL_NIGHT_HOURS needs two hours 0..23 ('20,6') or "
                              "nothing")
+        for name in ("push_redis_connections", "push_send_buffer_bytes",
+                     "push_connections_per_user"):
+            if getattr(self, name) < 1:
+                env = next(spec.metadata["env"] for spec in dataclasses.fields(self)
+                           if spec.name == name)
+                raise ValueError(f"{env} must be at least 1")
         if not 0 < self.push_heartbeat_seconds <= 2:
             raise ValueError("DISPATCH_PUSH_HEARTBEAT_SECONDS must be above 0 and at most 2 "
                              "(pages call a link silent for a few seconds lost)")

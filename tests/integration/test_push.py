@@ -100,8 +100,9 @@ def start_push(push_settings: Settings) -> Iterator[Callable[..., PushThread]]:
         service.stop()
 
 
-def token(role: str = "commander", district: str | None = None) -> str:
-    return make_ws_token(SECRET, f"{role}-user", role, district)
+def token(role: str = "commander", district: str | None = None,
+          user: str | None = None) -> str:
+    return make_ws_token(SECRET, user or f"{role}-user", role, district)
 
 
 def open_client(port: int, role: str = "commander", since: str | None = None,
@@ -364,24 +365,35 @@ def test_two_push_processes_deliver_the_same_changes(
     assert [change["id"] for change in got_first] == [f"C{i}" for i in range(50)]
 
 
-def test_slow_client_is_dropped_and_others_keep_up(
+def test_page_that_stops_reading_is_dropped_and_resyncs_without_a_gap(
         start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
-    """A client that stops reading is disconnected; a reading client still gets everything."""
-    push = start_push(slow_client_bytes=64 * 1024)
-    padding = "x" * 20_000
+    """With the default send buffer limit, a page that stops reading is dropped once push
+    holds more than that for it (a reading page still gets everything); reconnecting with
+    the last id it applied, it gets every change since, in order, none twice."""
+    write_changes(r, keys, [call_change(-1)])  # pages then start at a real stream id
+    push = start_push()
+    assert push.service is not None
+    padding = "x" * 10_000
+    written: list[str] = []
     with open_client(push.port) as fast, open_client(push.port, max_queue=1) as slow:
-        receive(fast), receive(slow)
-        for round_ in range(40):  # ~16 MB: more than any socket buffer holds
-            write_changes(r, keys, [call_change(round_ * 20 + i, note=padding)
-                                    for i in range(20)], per_entry=20)
+        receive(fast)
+        applied = receive(slow)["last_id"]
+        for round_ in range(100):  # up to ~20 MB: past the limit and any socket buffer
+            batch = [call_change(round_ * 20 + i, note=padding) for i in range(20)]
+            write_changes(r, keys, batch, per_entry=20)
+            written += [change["id"] for change in batch]
             changes, _ = collect_changes(fast, 20)
             assert len(changes) == 20
-            if push.service is not None and push.service.counters["dropped"]:
+            if push.service.counters["dropped"]:
                 break
-        assert push.service is not None and push.service.counters["dropped"] == 1
+        assert push.service.counters["dropped"] == 1
+        assert push.service.settings.push_send_buffer_bytes == 1_048_576
         with pytest.raises(ConnectionClosed):
             while True:
                 slow.recv(timeout=WAIT)
+    with open_client(push.port, since=applied) as again:
+        replayed, _ = collect_changes(again, len(written))
+    assert [change["id"] for change in replayed] == written
 
 
 def test_reader_survives_a_redis_restart(push_settings: Settings, tmp_path: Path,
@@ -638,3 +650,102 @@ def test_district_tablet_reconnecting_with_since_gets_its_districts_snapshot(
         snapshot = receive(north)
     assert snapshot["type"] == "snapshot" and snapshot["last_id"] == newest
     assert [call["call_id"] for call in snapshot["calls"]] == ["N1"]
+
+
+def open_calls(r: redis.Redis, keys: Keys, count: int, note_bytes: int) -> None:
+    """``count`` open calls of about ``note_bytes`` each, as the consumer leaves them."""
+    now = time.time()
+    calls = {f"H{i}": district_call(f"H{i}", ("North", "Central", "South")[i % 3],
+                                    note="n" * note_bytes)["data"] for i in range(count)}
+    r.hset(keys.calls, mapping={call_id: json.dumps(call) for call_id, call in calls.items()})
+    r.zadd(keys.calls_open, {call_id: 3e11 + now + i for i, call_id in enumerate(calls)})
+
+
+def test_herd_of_pages_connecting_at_once_is_queued_not_refused(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """400 pages (more than redis-py's default pool of 100) connect at the same instant
+    while changes flow: every one gets its snapshot (none is closed with 1013), pages of
+    one view get the very same bytes, and they share a few reads of live state instead of
+    one each; each then gets the changes after its snapshot."""
+    from websockets.asyncio.client import connect as connect_async  # noqa: PLC0415
+
+    open_calls(r, keys, 300, 1000)
+    push = start_push()
+    assert push.service is not None
+    reads_before = push.service.syncs.snapshots.reads
+    pages = 400
+    roles = [("commander", None), ("cso", "North"), ("cso", None), ("supervisor", None)]
+
+    async def page(index: int) -> tuple[str, bytes, str]:
+        role, district = roles[index % len(roles)]
+        url = (f"ws://127.0.0.1:{push.port}/live?"
+               f"token={token(role, district, user=f'herd-{index}')}")
+        async with connect_async(url, max_size=None, open_timeout=WAIT * 3) as ws, \
+                asyncio.timeout(WAIT * 6):
+            first = await ws.recv(decode=False)
+            while True:  # until a delta with a change: the flow after the snapshot
+                message = json.loads(await ws.recv())
+                if message["type"] == "delta" and message["changes"]:
+                    return role + str(district), first, message["changes"][0]["id"]
+
+    async def herd() -> list[Any]:
+        return await asyncio.gather(*(page(index) for index in range(pages)),
+                                    return_exceptions=True)
+
+    stop = threading.Event()
+
+    def flow() -> None:
+        index = 0
+        while not stop.is_set():
+            write_changes(r, keys, [district_call(f"F{index}", "North")])
+            index += 1
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=flow)
+    writer.start()
+    try:
+        results = asyncio.run(herd())
+    finally:
+        stop.set()
+        writer.join(WAIT)
+    failures = [result for result in results if isinstance(result, BaseException)]
+    assert failures == []
+    firsts: dict[str, set[bytes]] = {}
+    for view, first, _ in results:
+        assert json.loads(first)["type"] == "snapshot"
+        firsts.setdefault(view, set()).add(first)
+    north = json.loads(next(iter(firsts["csoNorth"])))
+    assert {call["district"] for call in north["calls"]} == {"North"}
+    assert "caller_name" not in json.dumps(north)
+    reads = push.service.syncs.snapshots.reads - reads_before
+    assert reads < pages / 10, reads
+    assert all(len(copies) <= reads for copies in firsts.values())
+    assert push.service.counters["refused"] == 0 and push.service.counters["dropped"] == 0
+
+
+def test_a_user_may_hold_only_so_many_connections(
+        push_settings: Settings, start_push: Callable[..., PushThread]) -> None:
+    """Past DISPATCH_PUSH_CONNECTIONS_PER_USER a user's next websocket is refused with 429;
+    closing one lets the next in, and other users are not affected."""
+    push = start_push(settings=dataclasses.replace(push_settings,
+                                                   push_connections_per_user=3))
+    with contextlib.ExitStack() as stack:
+        held = [stack.enter_context(open_client(push.port)) for _ in range(3)]
+        for client in held:
+            assert receive(client)["type"] == "snapshot"
+        with pytest.raises(InvalidStatus) as refused:
+            open_client(push.port)
+        assert refused.value.response.status_code == 429
+        with open_client(push.port, "supervisor") as other:
+            assert receive(other)["type"] == "snapshot"
+        held.pop().close()
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                with open_client(push.port) as again:
+                    assert receive(again)["type"] == "snapshot"
+                break
+            except InvalidStatus:  # the closed one is counted until its TCP is gone
+                assert time.monotonic() < deadline, "the freed connection was not released"
+                time.sleep(0.05)
+    assert push.service is not None and push.service.counters["refused_over_cap"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -238,35 +239,37 @@ def test_the_change_record_is_a_work_upsert_keyed_by_call() -> None:
 def test_push_scopes_work_changes_by_where_the_call_is_now() -> None:
     """A work change goes to the tablets of its call's current district (the push reader's
     map, not the record's possibly older district); wall pages get every one."""
-    from streams.core import pushview  # noqa: PLC0415
+    from streams.core import changefeed, pushview  # noqa: PLC0415
 
-    districts = pushview.CallDistricts({"C1": "North", "C2": "South"})
+    districts = pushview.Districts({("call", "C1"): "North", ("call", "C2"): "South"})
     moved = {**claimed(), "district": "North"}
-    changes = [
+    changes = changefeed.decode_batch(json.dumps([
         {"entity": "call", "op": "upsert", "id": "C1", "data": {"call_id": "C1",
                                                                  "district": "South"}},
         actions.work_change(moved),
         actions.work_change({**claimed(), "call_id": "C2", "district": "South"}),
         actions.work_change({**claimed(), "call_id": "C9", "district": "North"}),
-    ]
+    ]))
     previous = districts.advance(changes)
-    north = pushview.scope_changes(changes, previous, ("tablet", "North"))
-    south = pushview.scope_changes(changes, previous, ("tablet", "South"))
-    wall = pushview.scope_changes(changes, previous, ("full", None))
-    assert [(c["entity"], c["id"], c["op"]) for c in north] == [
+    north = pushview.scope_changes(changes, previous, pushview.view_group("cso", "North"))
+    south = pushview.scope_changes(changes, previous, pushview.view_group("sro", "South"))
+    wall = pushview.scope_changes(changes, previous, pushview.view_group("commander", None))
+    assert [(c.entity, c.id, c.op) for c in north] == [
         ("call", "C1", "remove"), ("work", "C9", "upsert")]
-    assert [(c["entity"], c["id"]) for c in south] == [("call", "C1"), ("work", "C1"),
-                                                       ("work", "C2")]
+    assert [(c.entity, c.id) for c in south] == [("call", "C1"), ("work", "C1"),
+                                                 ("work", "C2")]
     assert len(wall) == 4
 
 
 def test_snapshots_carry_the_work_of_the_calls_they_show() -> None:
-    from streams.core import pushview  # noqa: PLC0415
+    from streams.core import changefeed, pushview  # noqa: PLC0415
 
     calls = [call(), call(call_id="C2", district="South")]
     work = [claimed(), {**claimed(), "call_id": "C2"}, {**claimed(), "call_id": "C3"}]
-    north = pushview.assemble_snapshot("1-0", calls, [], [], [], {}, "cso", "North", work)
-    everyone = pushview.assemble_snapshot("1-0", calls, [], [], [], {}, "commander", None,
-                                          work)
+    read = changefeed.SnapshotRead("1-0", {}, {}, {}, ())
+    bodies = {"call": calls, "work": work}
+    north = changefeed.assemble_snapshot(read, bodies, *pushview.view_group("cso", "North"))
+    everyone = changefeed.assemble_snapshot(read, bodies,
+                                            *pushview.view_group("commander", None))
     assert [record["call_id"] for record in north["work"]] == ["C1"]
     assert [record["call_id"] for record in everyone["work"]] == ["C1", "C2"]

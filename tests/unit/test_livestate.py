@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from streams.core.access import public_view
+from streams.core.changefeed import batch_changes
 from streams.core.events import CallEvent, InvalidEvent, ShareEvent, ShotAlert, UnitEvent
 from streams.core.livestate import (
     CLOSED_FIELDS,
@@ -338,9 +339,9 @@ def test_batch_plan_coalesces_and_keeps_final_state() -> None:
     assert plan.upserts["call"]["C1"]["status"] == "closed"
     assert plan.indexes[INDEX_OPEN] == {"C1": None}
     assert len(plan.closed_records) == 1
-    [change] = plan.changes()
-    assert change["op"] == "remove" and change["id"] == "C1" and change["entity"] == "call"
-    assert change["data"]["status"] == "closed" and "applied" not in change["data"]
+    [change] = batch_changes(plan)
+    assert (change.op, change.id, change.entity) == ("remove", "C1", "call")
+    assert change.data["status"] == "closed" and "applied" not in change.data
     assert plan.freshness == {"cad": E0 + 90}
 
 
@@ -349,7 +350,7 @@ def test_batch_plan_rejection_leaves_plan_untouched() -> None:
     plan = BatchPlan({})
     with pytest.raises(InvalidEvent):
         plan.apply(call_event("on_scene", 5, unit_id="U1"))
-    assert plan.upserts == {} and plan.changes() == [] and plan.freshness == {}
+    assert plan.upserts == {} and batch_changes(plan) == [] and plan.freshness == {}
 
 
 def test_batch_plan_counts_duplicates_within_batch() -> None:

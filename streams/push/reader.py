@@ -1,0 +1,118 @@
+"""The changes reader: one XREAD loop per push process on the changes stream.
+
+No consumer group: every push process fans out from Redis on its own, so several of them
+serve the same pages. Each read becomes one ``Chunk`` for the lanes; ``Districts`` follows
+where each district-scoped member is, so a call leaving a district can be removed from
+that district's tablets. After an outage it checks that Redis still holds what it read:
+a server that came back empty (no persistence, or a new one) makes every page resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from streams.connections import RETRYABLE, backoff_seconds
+from streams.core import pushview
+from streams.core.changefeed import KINDS
+from streams.core.keys import Keys
+from streams.push.clients import Chunk
+from streams.push.syncs import Entry, Snapshot, decode_entries, entries_of
+
+log = logging.getLogger(__name__)
+
+READ_BLOCK_MS = 1000
+READ_COUNT = 500
+"""Changes entries per XREAD, queued together in every lane."""
+
+
+class ChangesReader:
+    """Reads the changes stream from ``last_id`` on; hands each read to ``on_read``."""
+
+    def __init__(self, redis: Callable[[], aioredis.Redis], keys: Keys, counters: Counter[str],
+                 on_read: Callable[[Chunk | None], None],
+                 on_reset: Callable[[], Awaitable[None]]) -> None:
+        self._redis, self.keys, self.counters = redis, keys, counters
+        self._on_read, self._on_reset = on_read, on_reset
+        self.last_id = "0-0"
+        self.districts = pushview.Districts()
+        self.redis_ok = False
+
+    @property
+    def position(self) -> pushview.StreamId:
+        return pushview.parse_stream_id(self.last_id)
+
+    def start_at(self, snapshot: Snapshot) -> None:
+        """Read on after ``snapshot``, knowing where its district-scoped members are.
+
+        A member whose district changes between that snapshot and the next read is applied
+        again from the stream with no harm: every page's first messages are newer."""
+        self.last_id = snapshot.read.last_id
+        self.districts = pushview.Districts({
+            (name, str(body.get(KINDS[name].id_field))): body.get("district")
+            for name, bodies in snapshot.bodies.items() if KINDS[name].district_scoped
+            for body in bodies})
+
+    async def run(self) -> None:
+        """XREAD forever from the last id read; on a Redis outage back off and go on."""
+        failures = 0
+        while True:
+            try:
+                if failures:
+                    await self._check_stream_reset()
+                reply = await self._redis().xread({self.keys.changes: self.last_id},
+                                                  count=READ_COUNT, block=READ_BLOCK_MS)
+                entries = xread_entries(reply)
+            except RETRYABLE as error:
+                self.redis_ok = False
+                delay = backoff_seconds(failures, base=0.1, cap=2.0)
+                failures += 1
+                log.warning("reading %s failed (%s); retry %d in %.1fs from %s",
+                            self.keys.changes, error, failures, delay, self.last_id)
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                log.info("reading %s again after %d failed attempts", self.keys.changes,
+                         failures)
+                failures = 0
+            self.redis_ok = True
+            if entries:
+                self._deliver(entries)
+
+    def _deliver(self, entries: list[Entry]) -> None:
+        self.last_id = entries[-1][0]
+        decoded = decode_entries(entries, self.counters)
+        if not decoded:
+            self._on_read(None)
+            return
+        changes = pushview.entries_changes(decoded)
+        self._on_read(Chunk(self.last_id, changes, self.districts.advance(changes)))
+
+    async def _check_stream_reset(self) -> None:
+        """After an outage: if Redis came back without our entries, reading on from our
+        id would wait for ever; start over (``on_reset`` makes every page resync: its
+        since= is now ahead of the stream, so it gets a snapshot)."""
+        newest = entries_of(await self._redis().xrevrange(self.keys.changes, "+", "-",
+                                                          count=1))
+        newest_id = newest[0][0] if newest else "0-0"
+        if pushview.parse_stream_id(newest_id) >= self.position:
+            return
+        log.warning("%s was reset (newest %s, last read %s); every page resyncs",
+                    self.keys.changes, newest_id, self.last_id)
+        self.counters["stream_resets"] += 1
+        await self._on_reset()
+
+
+def xread_entries(reply: Any) -> list[Entry]:
+    """Entries of a one-stream XREAD reply, RESP2 (list of pairs) or RESP3 (dict)."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        streams = list(reply.values())
+        return entries_of(streams[0][0] if streams and streams[0] else [])
+    return entries_of(reply[0][1])

@@ -1,0 +1,305 @@
+"""The push service: websocket server, handshake checks and each page's life.
+
+Shape of websockets' ``example/django/notifications.py``: one reader task feeds the
+lanes (``streams.push.lanes``), which broadcast to the pages; ``/healthz`` is answered by
+``process_request``; ``close()`` (SIGTERM) closes every connection with 1001.
+
+A page's life: its token is checked and its user's connections counted at the handshake
+(``UserTally``: over the cap it gets 429); it is registered in a lane before its first
+messages are read (``streams.push.syncs``, shared with pages asking at the same time), so
+every change newer than what was read reaches it through its backlog and then live, and
+none twice (``Client.sent_id``). First messages go out in fragments within a deadline, so
+a herd of ~1 MB snapshots never sits in memory once per page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http
+import logging
+import time
+import weakref
+from collections import Counter
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlsplit
+
+import redis.asyncio as aioredis
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+
+from streams.connections import RETRYABLE, backoff_seconds, connect
+from streams.core.keys import Keys
+from streams.core.settings import Settings
+from streams.core.tokens import TokenClaims, TokenError, TokenExpired, verify_token
+from streams.push.clients import Chunk, Client, UserTally
+from streams.push.lanes import LaneSender
+from streams.push.reader import ChangesReader
+from streams.push.syncs import Message, StaleRead, Syncs
+
+log = logging.getLogger(__name__)
+
+LIVE_PATHS = ("/live", "/")
+KEEPALIVE_SECONDS = 15.0
+"""Websocket protocol pings (and their timeout): a peer that stops answering is closed."""
+SYNC_ATTEMPTS = 4
+"""Tries at reading a new page's first messages (Redis errors) before closing it with
+1013 (try again later)."""
+FRAGMENT_BYTES = 64 * 1024
+"""First messages (a snapshot can be a megabyte) go out in fragments of this size, each
+written when the last has drained: push then holds one fragment per page however slowly
+the page reads, never a copy of the whole message (fragments are views of the one
+encoding every page of the group shares)."""
+FIRST_SEND_SECONDS = 30.0
+"""A page that does not take its first messages within this is dropped (it resyncs):
+enough for a megabyte over a slow mobile link, and what a page that never reads costs."""
+LISTEN_BACKLOG = 2048
+"""Pending TCP connections the kernel queues for us (asyncio's default, 100, drops the
+SYNs of a reconnect herd; they are retried only after a second or more)."""
+STREAM_CLIENT_CONNECTIONS = 2
+"""Connections of the client the readers block on (never queued behind page syncs)."""
+
+
+@dataclass
+class Handshake:
+    claims: TokenClaims
+    since: str | None
+
+
+class PushService:
+    """Websocket server + changes reader; use ``async with`` or start()/close()."""
+
+    def __init__(self, settings: Settings, host: str | None = None, port: int | None = None,
+                 heartbeat_seconds: float | None = None,
+                 keepalive_seconds: float = KEEPALIVE_SECONDS,
+                 send_buffer_bytes: int | None = None) -> None:
+        if not settings.secret_key:
+            raise RuntimeError("no secret key: set DISPATCH_SECRET_KEY (the same as the "
+                               "dashboard's) so websocket tokens can be verified")
+        self.settings = settings
+        self.secret = settings.secret_key
+        self.keys = Keys(settings.key_prefix)
+        self.host = settings.push_host if host is None else host
+        self.port = settings.push_port if port is None else port
+        self.keepalive_seconds = keepalive_seconds
+        self.counters: Counter[str] = Counter()
+        self.tally = UserTally(settings.push_connections_per_user)
+        self.sender = LaneSender(
+            settings.push_heartbeat_seconds if heartbeat_seconds is None else heartbeat_seconds,
+            settings.push_send_buffer_bytes if send_buffer_bytes is None else send_buffer_bytes,
+            self.counters, self._drop)
+        self.syncs = Syncs(lambda: self.redis, self.keys, self.counters)
+        self.reader = ChangesReader(lambda: self.stream_redis, self.keys, self.counters,
+                                    self._on_read, self._on_reset)
+        self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Handshake] = (
+            weakref.WeakKeyDictionary())
+        self._redis: aioredis.Redis | None = None
+        self._stream_redis: aioredis.Redis | None = None
+        self._server: Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        address = self.settings.redis_address
+        self._redis = await connect(address, pool_size=self.settings.push_redis_connections)
+        self._stream_redis = await connect(address, pool_size=STREAM_CLIENT_CONNECTIONS)
+        self.reader.start_at(await self.syncs.read_snapshot())
+        self.reader.redis_ok = True
+        self._tasks = [asyncio.create_task(self.reader.run(), name="push-reader"),
+                       asyncio.create_task(self.sender.run(), name="push-sender")]
+        # No compression: every client of a kind gets the very same bytes, and a wall
+        # display on the station LAN wants latency, not bandwidth savings.
+        self._server = await serve(
+            self._handle, self.host, self.port, process_request=self._process_request,
+            ping_interval=self.keepalive_seconds, ping_timeout=self.keepalive_seconds,
+            close_timeout=5, compression=None, max_size=2**16, backlog=LISTEN_BACKLOG)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("push service on ws://%s:%d/live reading %s from %s",
+                 self.host, self.port, self.keys.changes, self.reader.last_id)
+
+    async def close(self) -> None:
+        """Close every connection with 1001 (going away), stop reading, log counters."""
+        if self._server is not None:
+            self._server.close(code=CloseCode.GOING_AWAY, reason="server shutting down")
+            await self._server.wait_closed()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for client in (self._redis, self._stream_redis):
+            if client is not None:
+                await client.aclose()
+        log.info("push service stopped: %s", dict(self.counters) or "nothing sent")
+
+    async def __aenter__(self) -> PushService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The bounded pool page syncs share (a busy pool queues, never refuses)."""
+        assert self._redis is not None, "PushService.start() first"
+        return self._redis
+
+    @property
+    def stream_redis(self) -> aioredis.Redis:
+        assert self._stream_redis is not None, "PushService.start() first"
+        return self._stream_redis
+
+    @property
+    def redis_ok(self) -> bool:
+        return self.reader.redis_ok
+
+    @property
+    def clients(self) -> set[Client]:
+        return self.sender.clients()
+
+    # --- HTTP side: health check, token check, per-user cap ------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request,
+                         ) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path == "/healthz":
+            if self.redis_ok:
+                return connection.respond(http.HTTPStatus.OK, "ok\n")
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "redis unreachable\n")
+        if url.path not in LIVE_PATHS:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "not found\n")
+        query = parse_qs(url.query)
+        token = query.get("token", [None])[0]
+        try:
+            claims = verify_token(self.secret, token, self.settings.ws_token_seconds)
+        except TokenError as error:
+            status = (http.HTTPStatus.UNAUTHORIZED if token is None or isinstance(
+                error, TokenExpired) else http.HTTPStatus.FORBIDDEN)
+            log.warning("refused websocket from %s: %s", _peer(connection), error.reason)
+            self.counters["refused"] += 1
+            return connection.respond(status, f"{error.reason}\n")
+        if not self.tally.admit(claims.user):
+            log.warning("refused websocket from %s: %s already has %d connections",
+                        _peer(connection), claims.user, self.tally.cap)
+            self.counters["refused_over_cap"] += 1
+            return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS,
+                                      "too many connections for this user\n")
+        # Released when the TCP connection is gone, whether or not the page got live.
+        connection.connection_lost_waiter.add_done_callback(
+            functools.partial(self._release_user, claims.user))
+        self._handshakes[connection] = Handshake(claims, query.get("since", [None])[0] or None)
+        return None
+
+    def _release_user(self, user: str, _lost: object) -> None:
+        self.tally.release(user)
+
+    # --- one connection ----------------------------------------------------------------
+    async def _handle(self, connection: ServerConnection) -> None:
+        handshake = self._handshakes.pop(connection)
+        # Registered before reading state: every change newer than what is read reaches
+        # the page, first through its backlog, then live.
+        client = Client(connection, handshake.claims, need=self.reader.position)
+        self.sender.add(client)
+        self.counters["connections"] += 1
+        log.info("client %s (%s %s) connected, since=%s", _peer(connection),
+                 client.claims.role, client.claims.user, handshake.since)
+        try:
+            first = await self._first_messages_retrying(handshake.since, client)
+            await self._send_first(client, first)
+            await connection.wait_closed()
+        except (*RETRYABLE, StaleRead) as error:
+            log.warning("client %s: could not read its first messages (%s)",
+                        _peer(connection), error)
+            await connection.close(CloseCode.TRY_AGAIN_LATER, "redis unreachable")
+        except TimeoutError:
+            self._drop(client, f"took longer than {FIRST_SEND_SECONDS:.0f} s to receive "
+                               "its first messages")
+        except ConnectionClosed:
+            pass
+        finally:
+            self.sender.remove(client)
+
+    async def _first_messages_retrying(self, since: str | None, client: Client,
+                                       ) -> list[Message]:
+        # Pooled connections go stale when Redis restarts; the first command on each fails.
+        for attempt in range(SYNC_ATTEMPTS):
+            try:
+                return await self.syncs.first_messages(since, client.group, client.need)
+            except RETRYABLE:
+                if attempt == SYNC_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(backoff_seconds(attempt, base=0.1, cap=1.0))
+        raise AssertionError("unreachable")
+
+    async def _send_first(self, client: Client, first: list[Message]) -> None:
+        """Send the first messages, then what arrived meanwhile, skipping what the first
+        messages covered; then the page is live."""
+        sent_id = (0, 0)
+        async with asyncio.timeout(FIRST_SEND_SECONDS):
+            for stream_id, message in first:
+                await client.connection.send(fragments(message), text=True)
+                sent_id = stream_id
+        assert client.backlog is not None
+        while client.backlog:
+            pending, client.backlog = client.backlog, []
+            for stream_id, message in pending:
+                if stream_id > sent_id:
+                    await client.connection.send(message, text=True)
+                    sent_id = stream_id
+        client.sent_id = sent_id
+        client.backlog = None  # no await since the loop saw it empty: from now on, live
+        client.last_sent_at = time.monotonic()
+
+    def _drop(self, client: Client, reason: str) -> None:
+        """Disconnect a page that cannot keep up rather than buffer for it without end."""
+        log.warning("dropping client %s (%s %s): %s", _peer(client.connection),
+                    client.claims.role, client.claims.user, reason)
+        self.counters["dropped"] += 1
+        self.sender.remove(client)
+        # A close frame would queue behind the data it cannot read; abort the socket instead.
+        client.connection.transport.abort()
+
+    # --- from the reader ---------------------------------------------------------------
+    def _on_read(self, chunk: Chunk | None) -> None:
+        self.syncs.stream_moved()
+        if chunk is not None:
+            self.sender.queue(chunk)
+
+    async def _on_reset(self) -> None:
+        """Redis came back without the entries read so far: start over and make every
+        page reconnect, which gets it a snapshot."""
+        self.syncs.stream_moved()
+        self.reader.start_at(await self.syncs.read_snapshot())
+        self.sender.clear_pending()  # ids of the old stream: every page resyncs anyway
+        clients = self.clients
+        log.warning("closing %d clients to resync", len(clients))
+        for client in clients:
+            self.sender.remove(client)
+            self._close_later(client, CloseCode.SERVICE_RESTART, "live state was reset")
+
+    def _close_later(self, client: Client, code: int, reason: str) -> None:
+        task = asyncio.create_task(client.connection.close(code, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+
+def fragments(message: bytes) -> bytes | list[memoryview]:
+    """``message`` whole when small, else views of it FRAGMENT_BYTES long (no copies)."""
+    if len(message) <= FRAGMENT_BYTES:
+        return message
+    view = memoryview(message)
+    return [view[start:start + FRAGMENT_BYTES]
+            for start in range(0, len(message), FRAGMENT_BYTES)]
+
+
+def _peer(connection: ServerConnection) -> str:
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else "?"
+
+
+async def run_push(settings: Settings, stop: asyncio.Event) -> None:
+    """`python -m streams push`: serve until ``stop`` is set (SIGTERM), then close cleanly."""
+    async with PushService(settings):
+        await stop.wait()
+
