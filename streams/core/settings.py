@@ -105,7 +105,7 @@ class Settings:
         "requests wait for a free one.", int,
     )
     push_send_buffer_bytes: int = _setting(
-        "DISPATCH_PUSH_SEND_BUFFER_BYTES", 1_048_576,
+        "DISPATCH_PUSH_SEND_BUFFER_BYTES", 262_144,
         "Unsent bytes push holds for one page before dropping it (it reconnects and "
         "resyncs).", int,
     )

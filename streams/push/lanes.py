@@ -166,7 +166,7 @@ class LaneSender:
         lane's next check is half a heartbeat on. One encoding per turn."""
         half = self.heartbeat_seconds / 2
         lane.next_ping_at = pushview.lane_slot_after(now, lane.index, LANES, half)
-        quiet = [client for client in lane.clients
+        quiet = [client for client in list(lane.clients)  # a copy: _over_limit drops
                  if client.live and client.last_sent_at <= now - half
                  and not self._over_limit(client)]
         if quiet:

@@ -15,9 +15,12 @@ a herd of ~1 MB snapshots never sits in memory once per page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import http
 import logging
+import socket
+import struct
 import time
 import weakref
 from collections import Counter
@@ -257,8 +260,15 @@ class PushService:
                     client.claims.role, client.claims.user, reason)
         self.counters["dropped"] += 1
         self.sender.remove(client)
-        # A close frame would queue behind the data it cannot read; abort the socket instead.
-        client.connection.transport.abort()
+        # A close frame would queue behind the data it cannot read: reset the connection
+        # instead (linger 0: the kernel sends RST and frees what it still holds for the
+        # page; a plain close would keep trying to deliver it), so the page learns at once.
+        transport = client.connection.transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
 
     # --- from the reader ---------------------------------------------------------------
     def _on_read(self, chunk: Chunk | None) -> None:

@@ -15,10 +15,12 @@ client processes, so they share neither the push process's CPU nor its memory.
     (VmRSS) is sampled every 50 ms: before the herd, its peak, with the N pages open and
     idle for 5 s, and 5 s after they closed. Targets: all N connected within 10 s, 0
     refusals.
-(b) Slow readers: S pages that take their snapshot and then never read again, and one
-    page that reads; R unit position fixes a second through the consumer for T seconds.
-    Push's memory before, peak and after; how many slow connections push dropped (its log)
-    and how many are still open; whether the reading page got every change, in order.
+(b) Slow readers: S pages that stop reading (half take their snapshot first, half never
+    read a byte after the handshake), and one page that reads; R unit position fixes a
+    second through the consumer for T seconds. Push's memory before, peak, 5 s after the
+    changes stop and 5 s after the slow pages closed; how many slow connections push
+    dropped (its log) and how many are still open; whether the reading page got every
+    change, in order.
 Prints figures, then as LAST line JSON.
 """
 
@@ -26,11 +28,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import math
 import os
 import random
+import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -73,6 +78,8 @@ ROLE_MIX = [("commander", None)] * 6 + [("supervisor", None)] + [
     ("cso", district) for district in DISTRICTS]
 """Who the herd's pages are: 60 % commanders, 10 % supervisors, 30 % district CSOs."""
 CLIENT_PROCESSES = 2
+HERD_LIMIT_S = 180.0
+"""A page with no first message by then counts as refused (and the run goes on)."""
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -135,6 +142,7 @@ class Memory:
 
     def __init__(self, pid: int) -> None:
         self.pid, self.peak = pid, 0.0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -145,12 +153,18 @@ class Memory:
                 return int(line.split()[1]) / 1024
         return math.nan
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def reset_peak(self) -> None:
-        self.peak = self.now()
+        with self._lock:
+            self.peak = self.now()
 
     def _sample(self) -> None:
         while not self._stop.wait(0.05):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError), self._lock:
                 self.peak = max(self.peak, self.now())
 
     def stop(self) -> None:
@@ -199,6 +213,10 @@ def open_call_events(count: int, now: datetime) -> list[Event]:
     return events
 
 
+def progress(text: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def wait_for(check: Any, what: str, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -234,14 +252,18 @@ async def herd_client(url: str, offset: int, count: int) -> None:
                 await release.wait()
         except InvalidStatus as error:
             results.append({"refused": f"HTTP {error.response.status_code}"})
-        except (ConnectionClosed, OSError, TimeoutError) as error:
+        except Exception as error:  # every failure is a result, none may hang the herd
             results.append({"refused": type(error).__name__ + " " + str(error)[:60]})
         if len(results) == count:
             done.set()
 
     tasks = [asyncio.create_task(page(offset + index)) for index in range(count)]
-    await done.wait()
-    print(json.dumps(results), flush=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), HERD_LIMIT_S)
+    results += [{"refused": f"no first message within {HERD_LIMIT_S:.0f} s"}
+                for _ in range(count - len(results))]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"pages": results, "cpu_s": usage.ru_utime + usage.ru_stime}), flush=True)
     await loop.run_in_executor(None, sys.stdin.readline)
     release.set()
     await asyncio.gather(*tasks)
@@ -265,10 +287,17 @@ def run_herd(stack: Stack, memory: Memory, pages: int) -> dict[str, Any]:
         child.stdin.flush()
     time.sleep(max(0.0, start_at - time.time()))
     memory.reset_peak()
+    cpu_before = memory.cpu_seconds()
+    progress(f"herd of {pages} pages started")
     results: list[dict[str, Any]] = []
+    clients_cpu = 0.0
     for child in children:
         assert child.stdout is not None
-        results += json.loads(child.stdout.readline())
+        reply = json.loads(child.stdout.readline())
+        results += reply["pages"]
+        clients_cpu += reply["cpu_s"]
+    push_cpu = memory.cpu_seconds() - cpu_before
+    progress("every page has its first message or failed")
     peak = memory.peak
     time.sleep(5)
     held = memory.now()
@@ -288,6 +317,7 @@ def run_herd(stack: Stack, memory: Memory, pages: int) -> dict[str, Any]:
         "all_connected_s": round(connected[-1], 2) if connected else None,
         "p50_s": round(percentile(connected, 50), 2), "p99_s": round(percentile(connected, 99), 2),
         "snapshot_kb": round(max((r.get("bytes", 0) for r in results), default=0) / 1024),
+        "cpu_s": {"push": round(push_cpu, 1), "clients": round(clients_cpu, 1)},
         "rss_mb": {"before": round(before), "peak": round(peak), "pages_open_idle": round(held),
                    "after_close": round(after)},
     }
@@ -321,6 +351,22 @@ def stalled_page(stack: Stack, index: int, pages: contextlib.ExitStack) -> Clien
                                             max_queue=1, open_timeout=60, ping_interval=None))
     page.recv(timeout=60)
     return page
+
+
+def silent_socket(stack: Stack, index: int) -> socket.socket:
+    """A websocket that completes its handshake, then never reads a byte of its snapshot."""
+    token = make_ws_token(SECRET, f"silent-{index}", "commander")
+    sock = socket.create_connection(("127.0.0.1", stack.push_port), timeout=60)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /live?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)  # byte by byte: nothing after the handshake is read
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"silent page refused: {head[:40]!r}")
+    return sock
 
 
 def tcp_established(sock: socket.socket) -> bool:
@@ -357,7 +403,9 @@ def run_slow(stack: Stack, memory: Memory, r: redis.Redis, slow: int, rate: floa
     dropped_before = stack.push_log().count("dropping client")
     before = memory.now()
     pages = contextlib.ExitStack()
-    stalled = [stalled_page(stack, index, pages) for index in range(slow)]
+    stalled = [stalled_page(stack, index, pages) for index in range(slow // 2)]
+    silent = [silent_socket(stack, index) for index in range(slow - slow // 2)]
+    progress(f"{len(stalled)} stalled and {len(silent)} silent pages open")
     reader = pages.enter_context(connect_sync(
         f"{stack.push_url}?token={make_ws_token(SECRET, 'reader', 'admin')}", max_size=None))
     first = json.loads(reader.recv(timeout=30))
@@ -379,6 +427,7 @@ def run_slow(stack: Stack, memory: Memory, r: redis.Redis, slow: int, rate: floa
     for number, batch in enumerate(unit_fixes(200, rate, seconds)):
         publish(r, stack.keys, batch)
         time.sleep(max(0.0, started + (number + 1) / 100 - time.monotonic()))
+    progress(f"published {rate:.0f} fixes/s for {time.monotonic() - started:.0f} s")
     applied = stack.keys.raw_stream("avl")
     wait_for(lambda: consumed(r, applied), "the consumer to catch up", 120)
     newest = r.xrevrange(stack.keys.changes, count=1)[0][0].decode()
@@ -390,20 +439,34 @@ def run_slow(stack: Stack, memory: Memory, r: redis.Redis, slow: int, rate: floa
     expected = [(change["entity"], change["id"])
                 for _, fields in r.xrange(stack.keys.changes, f"({first['last_id']}", newest)
                 for change in json.loads(fields[b"batch"])]
-    open_now = sum(tcp_established(page.socket) for page in stalled)
+    stalled_open = sum(tcp_established(page.socket) for page in stalled)
+    silent_open = sum(tcp_established(sock) for sock in silent)
     for page in stalled:
         page.close_socket()
     pages.close()
+    for sock in silent:
+        sock.close()
+    time.sleep(5)
+    closed = memory.now()
     return {
         "slow": slow, "rate": rate, "seconds": seconds,
         "dropped": stack.push_log().count("dropping client") - dropped_before,
-        "still_open": open_now, "reader_complete_in_order": received == expected,
+        "still_open": stalled_open + silent_open,
+        "still_open_by_kind": {"stalled": stalled_open, "silent": silent_open},
+        "reader_complete_in_order": received == expected,
         "reader_changes": len(received),
-        "rss_mb": {"before": round(before), "peak": round(peak), "after": round(after)},
+        "rss_mb": {"before": round(before), "peak": round(peak), "after": round(after),
+                   "after_close": round(closed)},
     }
 
 
 # --- main ------------------------------------------------------------------------------
+def print_load() -> None:
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / "
+          f"{load[2]:.1f} (1/5/15 min)")
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--herd-client":
         url, offset, count = sys.argv[2:5]
@@ -415,9 +478,13 @@ def main() -> int:
     parser.add_argument("--slow", type=int, default=200)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--herds", type=int, default=2,
+                        help="herds one after another (the second shows what the first left)")
     parser.add_argument("--skip-herd", action="store_true")
     parser.add_argument("--skip-slow", action="store_true")
     args = parser.parse_args()
+    # SIGTERM (a timeout) unwinds like an error, so the processes started here are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="bench-push-") as tmp:
         stack = Stack(Path(tmp)).start()
         r = redis.Redis.from_url(stack.server.url)
@@ -426,47 +493,60 @@ def main() -> int:
             publish(r, stack.keys, open_call_events(args.calls, datetime.now(UTC)))
             wait_for(lambda: r.zcard(stack.keys.calls_open) >= args.calls,
                      f"{args.calls} open calls")
-            herd = None if args.skip_herd else run_herd(stack, memory, args.pages)
+            progress(f"{args.calls} open calls applied")
+            herds = [] if args.skip_herd else [run_herd(stack, memory, args.pages)
+                                               for _ in range(args.herds)]
             slow = None if args.skip_slow else run_slow(stack, memory, r, args.slow,
                                                         args.rate, args.seconds)
         except Exception:
-            print(stack.push_log()[-3000:], file=sys.stderr)
+            log = stack.push_log()
+            first_error = log.find("Traceback")
+            print(log[max(0, first_error - 500):first_error + 3000] if first_error >= 0
+                  else log[-3000:], file=sys.stderr)
             raise
         finally:
             memory.stop()
             r.close()
             stack.stop()
-    report(herd, slow)
-    ok = (herd is None or (herd["refused"] == 0 and herd["connected"] == herd["pages"]
-                           and herd["all_connected_s"] <= CONNECT_TARGET_S))
+    for number, herd in enumerate(herds, start=1):
+        report_herd(number, herd)
+    if not herds:
+        print_load()
+    report_slow(slow)
+    ok = all(herd["refused"] == 0 and herd["connected"] == herd["pages"]
+             and herd["all_connected_s"] <= CONNECT_TARGET_S for herd in herds)
     ok = ok and (slow is None or (slow["reader_complete_in_order"] and slow["still_open"] == 0))
-    print(json.dumps({"bench": "push", "herd": herd, "slow": slow, "ok": ok}))
+    print(json.dumps({"bench": "push", "herds": herds, "slow": slow, "ok": ok}))
     return 0
 
 
-def report(herd: dict[str, Any] | None, slow: dict[str, Any] | None) -> None:
-    load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / "
-          f"{load[2]:.1f} (1/5/15 min)")
-    if herd:
-        print(f"(a) herd: {herd['pages']} pages at once, snapshot {herd['snapshot_kb']} KB")
-        print(f"    connected {herd['connected']}, refused {herd['refused']} "
-              f"{herd['refusal_kinds'] or ''}")
-        print(f"    first message: p50 {herd['p50_s']} s, p99 {herd['p99_s']} s, "
-              f"all {herd['all_connected_s']} s (target {CONNECT_TARGET_S:.0f} s)")
-        rss = herd["rss_mb"]
-        print(f"    push RSS MB: before {rss['before']}, peak {rss['peak']}, with the pages "
-              f"open and idle {rss['pages_open_idle']}, after they closed {rss['after_close']}")
-    if slow:
-        rss = slow["rss_mb"]
-        print(f"(b) slow readers: {slow['slow']} stop reading after their snapshot, "
-              f"{slow['rate']:.0f} fixes/s for "
-              f"{slow['seconds']:.0f} s")
-        print(f"    dropped {slow['dropped']}, still open {slow['still_open']}; reading page "
-              f"got {slow['reader_changes']} changes, complete and in order: "
-              f"{slow['reader_complete_in_order']}")
-        print(f"    push RSS MB: before {rss['before']}, peak {rss['peak']}, "
-              f"after {rss['after']}")
+def report_herd(number: int, herd: dict[str, Any]) -> None:
+    if number == 1:
+        print_load()
+    print(f"(a) herd {number}: {herd['pages']} pages at once, snapshot {herd['snapshot_kb']} KB")
+    print(f"    connected {herd['connected']}, refused {herd['refused']} "
+          f"{herd['refusal_kinds'] or ''}")
+    print(f"    first message: p50 {herd['p50_s']} s, p99 {herd['p99_s']} s, "
+          f"all {herd['all_connected_s']} s (target {CONNECT_TARGET_S:.0f} s)")
+    print(f"    CPU used until then: push {herd['cpu_s']['push']} s, the two client "
+          f"processes {herd['cpu_s']['clients']} s")
+    rss = herd["rss_mb"]
+    print(f"    push RSS MB: before {rss['before']}, peak {rss['peak']}, with the pages "
+          f"open and idle {rss['pages_open_idle']}, after they closed {rss['after_close']}")
+
+
+def report_slow(slow: dict[str, Any] | None) -> None:
+    if not slow:
+        return
+    rss = slow["rss_mb"]
+    print(f"(b) slow readers: {slow['slow']} stop reading (half after their snapshot, "
+          f"half at once), {slow['rate']:.0f} fixes/s for {slow['seconds']:.0f} s")
+    print(f"    dropped {slow['dropped']}, still open {slow['still_open']} "
+          f"{slow['still_open_by_kind']}; reading page got {slow['reader_changes']} changes, "
+          f"complete and in order: {slow['reader_complete_in_order']}")
+    print(f"    push RSS MB: before {rss['before']}, peak {rss['peak']}, 5 s after the "
+          f"changes stopped {rss['after']}, 5 s after the slow pages closed "
+          f"{rss['after_close']}")
 
 
 if __name__ == "__main__":

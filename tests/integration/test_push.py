@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -387,7 +389,7 @@ def test_page_that_stops_reading_is_dropped_and_resyncs_without_a_gap(
             if push.service.counters["dropped"]:
                 break
         assert push.service.counters["dropped"] == 1
-        assert push.service.settings.push_send_buffer_bytes == 1_048_576
+        assert push.service.settings.push_send_buffer_bytes == 262_144
         with pytest.raises(ConnectionClosed):
             while True:
                 slow.recv(timeout=WAIT)
@@ -749,3 +751,65 @@ def test_a_user_may_hold_only_so_many_connections(
                 assert time.monotonic() < deadline, "the freed connection was not released"
                 time.sleep(0.05)
     assert push.service is not None and push.service.counters["refused_over_cap"] == 1
+
+
+def stopped_page(port: int) -> socket.socket:
+    """A page that reads its first message (one frame), then never reads again; its
+    receive buffer is small, so what it does not read stays with push."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.settimeout(WAIT)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET /live?token={token(user='stopped')} HTTP/1.1\r\nHost: x\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        reply += sock.recv(1)
+    assert reply.startswith(b"HTTP/1.1 101")
+    head = _read_exactly(sock, 2)
+    assert head[0] == 0x81, "one unfragmented text frame"
+    length = head[1] & 0x7F
+    if length >= 126:
+        length = int.from_bytes(_read_exactly(sock, 2 if length == 126 else 8), "big")
+    assert json.loads(_read_exactly(sock, length))["type"] == "snapshot"
+    return sock
+
+
+def _read_exactly(sock: socket.socket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
+
+
+def test_page_over_the_limit_when_changes_stop_is_dropped_alone(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """One burst leaves push holding more than the limit for a page that stopped reading,
+    then nothing more changes: the page is dropped at its next heartbeat turn, and the
+    reading pages sharing its lane keep their connections and get the whole burst."""
+    write_changes(r, keys, [call_change(-1)])
+    push = start_push()
+    assert push.service is not None
+    padding = "x" * 200_000
+    with contextlib.ExitStack() as stack:
+        readers = [stack.enter_context(open_client(push.port)) for _ in range(5)]
+        for reader in readers:
+            receive(reader)
+        slow = stack.enter_context(contextlib.closing(stopped_page(push.port)))
+        write_changes(r, keys, [call_change(i, note=padding) for i in range(40)],
+                      per_entry=40)  # 8 MB in one delta, then quiet
+        for reader in readers:
+            assert len(collect_changes(reader, 40)[0]) == 40
+        deadline = time.monotonic() + WAIT
+        while not push.service.counters["dropped"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # another heartbeat turn or two: nobody else is dropped
+        assert push.service.counters["dropped"] == 1
+        assert push.service.counters["send_errors"] == 0
+        for reader in readers:
+            assert receive(reader)["type"] == "ping"
+        assert slow.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != 1  # reset
