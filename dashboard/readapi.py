@@ -16,8 +16,8 @@ from typing import Any
 import msgspec
 import redis
 
-from streams.core.access import without_internals
 from streams.core import changefeed
+from streams.core.access import without_internals
 from streams.core.events import CATEGORIES
 from streams.core.keys import SOURCES, Keys
 from streams.core.livestate import CLOSED_FIELDS

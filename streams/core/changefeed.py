@@ -25,8 +25,8 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from streams.core.keys import ALERT_ACTIVE_SECONDS, SOURCES, Keys
 from streams.core.access import CALLER_FIELDS, INTERNAL_FIELDS
+from streams.core.keys import ALERT_ACTIVE_SECONDS, SOURCES, Keys
 from streams.core.livestate import BatchPlan
 
 Op = Literal["upsert", "remove"]

@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from streams.core.access import without_internals
 from streams.core.events import (
     SOURCE_OF_TYPE,
     CallEvent,
