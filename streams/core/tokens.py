@@ -88,6 +88,13 @@ def verify_token(secret: str, token: str | None, max_age_s: int,
     return _claims_from(payload)
 
 
+def token_issued_at(secret: str, token: str) -> float:
+    """When a (verified) token was signed, in epoch seconds: the push service checks the
+    token's session again when the token expires."""
+    _, signed = URLSafeTimedSerializer(secret, salt=SALT).loads(token, return_timestamp=True)
+    return float(signed.timestamp())
+
+
 def _claims_from(payload: Any) -> TokenClaims:
     if not isinstance(payload, dict):
         raise TokenInvalid("token payload is not an object")

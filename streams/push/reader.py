@@ -42,6 +42,9 @@ class ChangesReader:
         self.last_id = "0-0"
         self.districts = pushview.Districts()
         self.redis_ok = False
+        self.stop = asyncio.Event()
+        """Set by the service before it closes the client: the loop then ends. (Cancelling
+        a blocking XREAD is not reliable in redis-py: the cancellation can be swallowed.)"""
 
     @property
     def position(self) -> pushview.StreamId:
@@ -61,7 +64,7 @@ class ChangesReader:
     async def run(self) -> None:
         """XREAD forever from the last id read; on a Redis outage back off and go on."""
         failures = 0
-        while True:
+        while not self.stop.is_set():
             try:
                 if failures:
                     await self._check_stream_reset()
@@ -69,6 +72,8 @@ class ChangesReader:
                                                   count=READ_COUNT, block=READ_BLOCK_MS)
                 entries = xread_entries(reply)
             except RETRYABLE as error:
+                if self.stop.is_set():
+                    return
                 self.redis_ok = False
                 delay = backoff_seconds(failures, base=0.1, cap=2.0)
                 failures += 1

@@ -36,10 +36,17 @@ from websockets.http11 import Request, Response
 from streams.connections import RETRYABLE, backoff_seconds, connect
 from streams.core.keys import Keys
 from streams.core.settings import Settings
-from streams.core.tokens import TokenClaims, TokenError, TokenExpired, verify_token
+from streams.core.tokens import (
+    TokenClaims,
+    TokenError,
+    TokenExpired,
+    token_issued_at,
+    verify_token,
+)
 from streams.push.clients import Chunk, Client, UserTally
 from streams.push.lanes import LaneSender
 from streams.push.reader import ChangesReader
+from streams.push.sessions import SessionWatch
 from streams.push.syncs import Message, StaleRead, Syncs
 
 log = logging.getLogger(__name__)
@@ -58,17 +65,18 @@ encoding every page of the group shares)."""
 FIRST_SEND_SECONDS = 30.0
 """A page that does not take its first messages within this is dropped (it resyncs):
 enough for a megabyte over a slow mobile link, and what a page that never reads costs."""
+CLOSE_WAIT_SECONDS = 5.0
+"""How long close() waits for the readers to see their client closed."""
 LISTEN_BACKLOG = 2048
 """Pending TCP connections the kernel queues for us (asyncio's default, 100, drops the
 SYNs of a reconnect herd; they are retried only after a second or more)."""
-STREAM_CLIENT_CONNECTIONS = 2
-"""Connections of the client the readers block on (never queued behind page syncs)."""
 
 
 @dataclass
 class Handshake:
     claims: TokenClaims
     since: str | None
+    issued_at: float
 
 
 class PushService:
@@ -93,26 +101,39 @@ class PushService:
             settings.push_heartbeat_seconds if heartbeat_seconds is None else heartbeat_seconds,
             settings.push_send_buffer_bytes if send_buffer_bytes is None else send_buffer_bytes,
             self.counters, self._drop)
-        self.syncs = Syncs(lambda: self.redis, self.keys, self.counters)
+        # Page syncs, session checks and audit writes share the bounded client: past
+        # push_redis_connections requests in flight, the next one waits its turn.
+        self.gate = asyncio.Semaphore(settings.push_redis_connections)
+        self.syncs = Syncs(lambda: self.redis, self.gate, self.keys, self.counters)
         self.reader = ChangesReader(lambda: self.stream_redis, self.keys, self.counters,
                                     self._on_read, self._on_reset)
+        self.sessions = SessionWatch(lambda: self.redis, lambda: self.stream_redis, self.gate,
+                                     self.keys, settings.ws_token_seconds, self.counters,
+                                     self._end)
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Handshake] = (
             weakref.WeakKeyDictionary())
         self._redis: aioredis.Redis | None = None
         self._stream_redis: aioredis.Redis | None = None
         self._server: Server | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._readers: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
         address = self.settings.redis_address
-        self._redis = await connect(address, pool_size=self.settings.push_redis_connections)
-        self._stream_redis = await connect(address, pool_size=STREAM_CLIENT_CONNECTIONS)
+        self._redis = await connect(address)
+        # The readers block on their own client: never queued behind a herd's syncs.
+        self._stream_redis = await connect(address)
         self.reader.start_at(await self.syncs.read_snapshot())
+        await self.sessions.start_reading()
         self.reader.redis_ok = True
-        self._tasks = [asyncio.create_task(self.reader.run(), name="push-reader"),
-                       asyncio.create_task(self.sender.run(), name="push-sender")]
+        self._readers = [
+            asyncio.create_task(self.reader.run(), name="push-reader"),
+            asyncio.create_task(self.sessions.read_revocations(), name="push-revocations")]
+        self._workers = [
+            asyncio.create_task(self.sender.run(), name="push-sender"),
+            asyncio.create_task(self.sessions.check_expired(), name="push-session-checks")]
         # No compression: every client of a kind gets the very same bytes, and a wall
         # display on the station LAN wants latency, not bandwidth savings.
         self._server = await serve(
@@ -128,12 +149,22 @@ class PushService:
         if self._server is not None:
             self._server.close(code=CloseCode.GOING_AWAY, reason="server shutting down")
             await self._server.wait_closed()
-        for task in self._tasks:
+        # The blocking readers end on their own once their client is closed under them
+        # (cancelling a blocking XREAD is not reliable in redis-py); the others cancel.
+        self.reader.stop.set()
+        self.sessions.stop.set()
+        for task in self._workers:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for client in (self._redis, self._stream_redis):
+        for client in (self._stream_redis, self._redis):
             if client is not None:
                 await client.aclose()
+        tasks = self._readers + self._workers
+        _, stuck = await asyncio.wait(tasks, timeout=CLOSE_WAIT_SECONDS) if tasks \
+            else (set(), set())
+        for task in stuck:
+            log.warning("%s did not stop within %.0f s; cancelled", task.get_name(),
+                        CLOSE_WAIT_SECONDS)
+            task.cancel()
         log.info("push service stopped: %s", dict(self.counters) or "nothing sent")
 
     async def __aenter__(self) -> PushService:
@@ -145,7 +176,7 @@ class PushService:
 
     @property
     def redis(self) -> aioredis.Redis:
-        """The bounded pool page syncs share (a busy pool queues, never refuses)."""
+        """The client page syncs and session checks share (through ``gate``)."""
         assert self._redis is not None, "PushService.start() first"
         return self._redis
 
@@ -162,9 +193,9 @@ class PushService:
     def clients(self) -> set[Client]:
         return self.sender.clients()
 
-    # --- HTTP side: health check, token check, per-user cap ------------------------------
-    def _process_request(self, connection: ServerConnection, request: Request,
-                         ) -> Response | None:
+    # --- HTTP side: health check, token and session checks, per-user cap ---------------
+    async def _process_request(self, connection: ServerConnection, request: Request,
+                               ) -> Response | None:
         url = urlsplit(request.path)
         if url.path == "/healthz":
             if self.redis_ok:
@@ -182,6 +213,19 @@ class PushService:
             log.warning("refused websocket from %s: %s", _peer(connection), error.reason)
             self.counters["refused"] += 1
             return connection.respond(status, f"{error.reason}\n")
+        try:
+            session_valid = await self.sessions.valid(claims.sid)
+        except RETRYABLE as error:
+            log.warning("websocket from %s: cannot check its session (%s)", _peer(connection),
+                        error)
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                                      "redis unreachable\n")
+        if not session_valid:
+            log.warning("refused websocket from %s (%s): session %s", _peer(connection),
+                        claims.user, "missing" if claims.sid is None else "ended")
+            self.counters["refused_session"] += 1
+            return connection.respond(http.HTTPStatus.UNAUTHORIZED,
+                                      "session ended: sign in again\n")
         if not self.tally.admit(claims.user):
             log.warning("refused websocket from %s: %s already has %d connections",
                         _peer(connection), claims.user, self.tally.cap)
@@ -191,7 +235,9 @@ class PushService:
         # Released when the TCP connection is gone, whether or not the page got live.
         connection.connection_lost_waiter.add_done_callback(
             functools.partial(self._release_user, claims.user))
-        self._handshakes[connection] = Handshake(claims, query.get("since", [None])[0] or None)
+        assert token is not None  # verified above
+        self._handshakes[connection] = Handshake(
+            claims, query.get("since", [None])[0] or None, token_issued_at(self.secret, token))
         return None
 
     def _release_user(self, user: str, _lost: object) -> None:
@@ -204,6 +250,7 @@ class PushService:
         # the page, first through its backlog, then live.
         client = Client(connection, handshake.claims, need=self.reader.position)
         self.sender.add(client)
+        self.sessions.add(client, handshake.issued_at)
         self.counters["connections"] += 1
         log.info("client %s (%s %s) connected, since=%s", _peer(connection),
                  client.claims.role, client.claims.user, handshake.since)
@@ -222,6 +269,7 @@ class PushService:
             pass
         finally:
             self.sender.remove(client)
+            self.sessions.remove(client)
 
     async def _first_messages_retrying(self, since: str | None, client: Client,
                                        ) -> list[Message]:
@@ -287,6 +335,13 @@ class PushService:
         for client in clients:
             self.sender.remove(client)
             self._close_later(client, CloseCode.SERVICE_RESTART, "live state was reset")
+
+    def _end(self, client: Client, code: int, reason: str) -> None:
+        """Close a page's socket with ``code`` (its session ended) and stop sending to it."""
+        log.info("closing client %s (%s %s): %s", _peer(client.connection),
+                 client.claims.role, client.claims.user, reason)
+        self.sender.remove(client)
+        self._close_later(client, code, reason)
 
     def _close_later(self, client: Client, code: int, reason: str) -> None:
         task = asyncio.create_task(client.connection.close(code, reason))

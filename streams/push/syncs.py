@@ -140,9 +140,9 @@ class Replay:
 class Syncs:
     """Reads the first messages of new pages, sharing reads between pages."""
 
-    def __init__(self, redis: Callable[[], aioredis.Redis], keys: Keys,
-                 counters: Counter[str]) -> None:
-        self._redis, self.keys, self.counters = redis, keys, counters
+    def __init__(self, redis: Callable[[], aioredis.Redis], gate: asyncio.Semaphore,
+                 keys: Keys, counters: Counter[str]) -> None:
+        self._redis, self._gate, self.keys, self.counters = redis, gate, keys, counters
         self.snapshots: SharedReads[Snapshot] = SharedReads()
         self.replays: SharedReads[Replay] = SharedReads()
 
@@ -173,6 +173,10 @@ class Syncs:
 
     async def read_snapshot(self) -> Snapshot:
         """Live state in two round trips (changefeed's snapshot reads)."""
+        async with self._gate:
+            return await self._read_snapshot()
+
+    async def _read_snapshot(self) -> Snapshot:
         redis = self._redis()
         async with redis.pipeline(transaction=True) as pipe:
             for command in changefeed.snapshot_reads(self.keys, time.time()):
@@ -185,6 +189,10 @@ class Syncs:
         return Snapshot(pushview.parse_stream_id(read.last_id), read, bodies)
 
     async def _read_replay(self, since: str) -> Replay:
+        async with self._gate:
+            return await self._read_replay_now(since)
+
+    async def _read_replay_now(self, since: str) -> Replay:
         redis, stream = self._redis(), self.keys.changes
         async with redis.pipeline(transaction=True) as pipe:
             pipe.xrange(stream, "-", "+", count=1)

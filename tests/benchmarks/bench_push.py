@@ -58,6 +58,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 from websockets.sync.client import ClientConnection  # noqa: E402
 from websockets.sync.client import connect as connect_sync  # noqa: E402
 
+from dashboard.auth.sessions import SessionStore  # noqa: E402
+from streams.core.access import User  # noqa: E402
 from streams.core.events import (  # noqa: E402
     CATEGORIES,
     CallEvent,
@@ -67,6 +69,7 @@ from streams.core.events import (  # noqa: E402
     source_of,
 )
 from streams.core.keys import EVENT_FIELD, Keys  # noqa: E402
+from streams.core.sessions import RoleTable  # noqa: E402
 from streams.core.tokens import make_ws_token  # noqa: E402
 from streams.redis_server import EmbeddedRedis, free_port  # noqa: E402
 
@@ -93,6 +96,7 @@ class Stack:
         self.keys = Keys(self.prefix)
         self.push_port = free_port()
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._sessions: SessionStore | None = None
 
     @property
     def push_url(self) -> str:
@@ -123,6 +127,8 @@ class Stack:
             time.sleep(0.2)
 
     def stop(self) -> None:
+        if self._sessions is not None:
+            self._sessions.client.close()
         for process in self.processes.values():
             process.terminate()
         for process in self.processes.values():
@@ -132,6 +138,16 @@ class Stack:
                 process.kill()
                 process.wait()
         self.server.stop()
+
+    def token(self, user: str, role: str, district: str | None = None) -> str:
+        """A websocket token of a fresh session of ``user`` (push refuses a token whose
+        session is not in Redis), as /auth/ws-token gives it."""
+        if self._sessions is None:
+            self._sessions = SessionStore(redis.Redis.from_url(self.server.url), self.keys,
+                                          RoleTable.parse("*=60"), RoleTable.parse("*=12"))
+        _, session = self._sessions.create(User(user, role, district), "password",
+                                           "127.0.0.1", "bench_push")
+        return make_ws_token(SECRET, user, role, district, sid=session.sid)
 
     def push_log(self) -> str:
         return (self.workdir / "push.log").read_text(errors="replace")
@@ -226,10 +242,11 @@ def wait_for(check: Any, what: str, seconds: float = 120) -> None:
 
 
 # --- (a) the herd ----------------------------------------------------------------------
-async def herd_client(url: str, offset: int, count: int) -> None:
-    """Child process: say "ready", read the herd's start time from stdin, open ``count``
-    pages then; print their results as JSON when every one has its first message or
+async def herd_client(url: str, tokens: list[str]) -> None:
+    """Child process: say "ready", read the herd's start time from stdin, open a page per
+    token then; print their results as JSON when every one has its first message or
     failed; close them when told on stdin."""
+    count = len(tokens)
     loop = asyncio.get_running_loop()
     print("ready", flush=True)
     start_at = float(await loop.run_in_executor(None, sys.stdin.readline))
@@ -237,9 +254,7 @@ async def herd_client(url: str, offset: int, count: int) -> None:
     results: list[dict[str, Any]] = []
     release = asyncio.Event()
 
-    async def page(index: int) -> None:
-        role, district = ROLE_MIX[index % len(ROLE_MIX)]
-        token = make_ws_token(SECRET, f"herd-{index}", role, district)
+    async def page(token: str) -> None:
         await asyncio.sleep(max(0.0, start_at - time.time()))
         try:
             async with connect(f"{url}?token={token}", max_size=None, open_timeout=120,
@@ -257,7 +272,7 @@ async def herd_client(url: str, offset: int, count: int) -> None:
         if len(results) == count:
             done.set()
 
-    tasks = [asyncio.create_task(page(offset + index)) for index in range(count)]
+    tasks = [asyncio.create_task(page(token)) for token in tokens]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done.wait(), HERD_LIMIT_S)
     results += [{"refused": f"no first message within {HERD_LIMIT_S:.0f} s"}
@@ -273,11 +288,16 @@ async def herd_client(url: str, offset: int, count: int) -> None:
 def run_herd(stack: Stack, memory: Memory, pages: int) -> dict[str, Any]:
     time.sleep(3)
     before = memory.now()
+    tokens = [stack.token(f"herd-{index}", *ROLE_MIX[index % len(ROLE_MIX)])
+              for index in range(pages)]
     share = -(-pages // CLIENT_PROCESSES)
-    children = [subprocess.Popen(
-        [sys.executable, __file__, "--herd-client", stack.push_url, str(offset),
-         str(min(share, pages - offset))], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, cwd=ROOT, text=True) for offset in range(0, pages, share)]
+    children = []
+    for offset in range(0, pages, share):
+        tokens_file = stack.workdir / f"herd-tokens-{offset}.json"
+        tokens_file.write_text(json.dumps(tokens[offset:offset + share]))
+        children.append(subprocess.Popen(
+            [sys.executable, __file__, "--herd-client", stack.push_url, str(tokens_file)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, text=True))
     for child in children:
         assert child.stdout is not None and child.stdout.readline().strip() == "ready"
     start_at = time.time() + 1.0
@@ -346,7 +366,7 @@ def percentile(values: Sequence[float], pct: float) -> float:
 def stalled_page(stack: Stack, index: int, pages: contextlib.ExitStack) -> ClientConnection:
     """A page that takes its snapshot, then never reads again (max_queue=1: its client
     stops reading the socket once one more message is waiting)."""
-    token = make_ws_token(SECRET, f"slow-{index}", "commander")
+    token = stack.token(f"slow-{index}", "commander")
     page = pages.enter_context(connect_sync(f"{stack.push_url}?token={token}", max_size=None,
                                             max_queue=1, open_timeout=60, ping_interval=None))
     page.recv(timeout=60)
@@ -355,7 +375,7 @@ def stalled_page(stack: Stack, index: int, pages: contextlib.ExitStack) -> Clien
 
 def silent_socket(stack: Stack, index: int) -> socket.socket:
     """A websocket that completes its handshake, then never reads a byte of its snapshot."""
-    token = make_ws_token(SECRET, f"silent-{index}", "commander")
+    token = stack.token(f"silent-{index}", "commander")
     sock = socket.create_connection(("127.0.0.1", stack.push_port), timeout=60)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall((f"GET /live?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -407,7 +427,7 @@ def run_slow(stack: Stack, memory: Memory, r: redis.Redis, slow: int, rate: floa
     silent = [silent_socket(stack, index) for index in range(slow - slow // 2)]
     progress(f"{len(stalled)} stalled and {len(silent)} silent pages open")
     reader = pages.enter_context(connect_sync(
-        f"{stack.push_url}?token={make_ws_token(SECRET, 'reader', 'admin')}", max_size=None))
+        f"{stack.push_url}?token={stack.token('reader', 'admin')}", max_size=None))
     first = json.loads(reader.recv(timeout=30))
     received: list[tuple[str, str]] = []
     last_id = [first["last_id"]]
@@ -469,8 +489,8 @@ def print_load() -> None:
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--herd-client":
-        url, offset, count = sys.argv[2:5]
-        asyncio.run(herd_client(url, int(offset), int(count)))
+        url, tokens_file = sys.argv[2:4]
+        asyncio.run(herd_client(url, json.loads(Path(tokens_file).read_text())))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=1000)

@@ -24,8 +24,11 @@ import redis
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from dashboard.auth.sessions import SessionStore
 from streams.core import pushview
+from streams.core.access import User
 from streams.core.keys import Keys
+from streams.core.sessions import RoleTable
 from streams.core.settings import PROJECT_ROOT, Settings
 from streams.core.tokens import make_ws_token
 from streams.push import PushService
@@ -102,14 +105,42 @@ def start_push(push_settings: Settings) -> Iterator[Callable[..., PushThread]]:
         service.stop()
 
 
+_STORES: list[SessionStore] = []
+"""The session store tokens get a session from: the test Redis's unless a test says."""
+
+
+def session_store(client: redis.Redis, keys: Keys, idle_minutes: str = "*=60",
+                  ) -> SessionStore:
+    """The dashboard's own session store (sessions as sign-in makes them)."""
+    return SessionStore(client, keys, RoleTable.parse(idle_minutes), RoleTable.parse("*=12"))
+
+
+@pytest.fixture(autouse=True)
+def sessions(r: redis.Redis, keys: Keys) -> Iterator[SessionStore]:
+    store = session_store(r, keys)
+    _STORES[:] = [store]
+    yield store
+    _STORES.clear()
+
+
+def signed_in(role: str = "commander", district: str | None = None, user: str | None = None,
+              store: SessionStore | None = None) -> tuple[str, str]:
+    """(session id, websocket token) of a fresh session, as /auth/ws-token gives them."""
+    name = user or f"{role}-user"
+    _, session = (store or _STORES[0]).create(User(name, role, district), "password",
+                                              "127.0.0.1", "test")
+    return session.sid, make_ws_token(SECRET, name, role, district, sid=session.sid)
+
+
 def token(role: str = "commander", district: str | None = None,
-          user: str | None = None) -> str:
-    return make_ws_token(SECRET, user or f"{role}-user", role, district)
+          user: str | None = None, store: SessionStore | None = None) -> str:
+    return signed_in(role, district, user, store)[1]
 
 
 def open_client(port: int, role: str = "commander", since: str | None = None,
-                district: str | None = None, **options: Any) -> ClientConnection:
-    url = f"ws://127.0.0.1:{port}/live?token={token(role, district)}"
+                district: str | None = None, store: SessionStore | None = None,
+                **options: Any) -> ClientConnection:
+    url = f"ws://127.0.0.1:{port}/live?token={token(role, district, store=store)}"
     if since:
         url += f"&since={since}"
     return connect(url, max_size=None, open_timeout=WAIT, **options)
@@ -407,7 +438,7 @@ def test_reader_survives_a_redis_restart(push_settings: Settings, tmp_path: Path
         keys = Keys(own.key_prefix)
         push = start_push(settings=own)
         r = redis.Redis.from_url(server.url)
-        with open_client(push.port) as client:
+        with open_client(push.port, store=session_store(r, keys)) as client:
             receive(client)
             write_changes(r, keys, [call_change(i) for i in range(10)])
             first, _ = collect_changes(client, 10)
@@ -531,7 +562,7 @@ def test_redis_coming_back_empty_makes_clients_resnapshot(
         keys = Keys(own.key_prefix)
         push = start_push(settings=own)
         r = redis.Redis.from_url(server.url)
-        with open_client(push.port) as client:
+        with open_client(push.port, store=session_store(r, keys)) as client:
             receive(client)
             last_id = write_changes(r, keys, [call_change(i) for i in range(10)])[-1]
             assert len(collect_changes(client, 10)[0]) == 10
@@ -543,7 +574,8 @@ def test_redis_coming_back_empty_makes_clients_resnapshot(
                     receive(client)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
         r = redis.Redis.from_url(server.url)
-        with open_client(push.port, since=last_id) as client:
+        # Its sessions went with its data: the page's user signs in again first.
+        with open_client(push.port, since=last_id, store=session_store(r, keys)) as client:
             assert receive(client)["type"] == "snapshot"
             write_changes(r, keys, [call_change(i) for i in range(10, 15)])
             changes, _ = collect_changes(client, 5)
@@ -813,3 +845,73 @@ def test_page_over_the_limit_when_changes_stop_is_dropped_alone(
         for reader in readers:
             assert receive(reader)["type"] == "ping"
         assert slow.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != 1  # reset
+
+
+def closed_with(client: ClientConnection) -> int | None:
+    """The close code the server sent once it closed the socket; pings keep coming while it
+    is open, so give up (None) after WAIT."""
+    deadline = time.monotonic() + WAIT
+    try:
+        while time.monotonic() < deadline:
+            client.recv(timeout=WAIT)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+    return None
+
+
+def test_sockets_of_a_revoked_session_are_closed_at_once(
+        start_push: Callable[..., PushThread], sessions: SessionStore) -> None:
+    """Signing out (the dashboard's own session store writes the revocation) closes every
+    socket of that session with 4401 within a second or two; another session of the same
+    user keeps its socket."""
+    push = start_push()
+    sid, first_token = signed_in(user="ann")
+    _, other_token = signed_in(user="ann")
+    url = f"ws://127.0.0.1:{push.port}/live?token="
+    with connect(url + first_token, open_timeout=WAIT) as one, \
+            connect(url + first_token, open_timeout=WAIT) as two, \
+            connect(url + other_token, open_timeout=WAIT) as other:
+        for client in (one, two, other):
+            assert receive(client)["type"] == "snapshot"
+        ended_at = time.monotonic()
+        assert sessions.end(sid, "signed_out")
+        assert closed_with(one) == 4401 and closed_with(two) == 4401
+        assert time.monotonic() - ended_at < 3 * TIMEOUT_SCALE
+        assert receive(other)["type"] == "ping"
+    assert push.service is not None
+    assert push.service.counters["closed_session_ended"] == 2
+
+
+def test_handshake_needs_a_live_session(start_push: Callable[..., PushThread],
+                                        sessions: SessionStore) -> None:
+    """A well-signed, unexpired token is refused (401) when its session has ended or when
+    it names no session at all."""
+    push = start_push()
+    sid, ended = signed_in()
+    sessions.end(sid, "ended_by_admin")
+    for bad in (ended, make_ws_token(SECRET, "x", "commander")):
+        with pytest.raises(InvalidStatus) as refused:
+            connect(f"ws://127.0.0.1:{push.port}/live?token={bad}", open_timeout=WAIT)
+        assert refused.value.response.status_code == 401
+    assert push.service is not None and push.service.counters["refused_session"] == 2
+
+
+def test_socket_closes_at_token_expiry_when_its_session_is_gone(
+        push_settings: Settings, start_push: Callable[..., PushThread], r: redis.Redis,
+        keys: Keys) -> None:
+    """Tokens last 2 s; a session that times out (its key expires, and nobody has swept it
+    into the revocation stream) closes its socket once the token expires; a socket whose
+    session is still valid stays open past its token's expiry and is checked again."""
+    push = start_push(settings=dataclasses.replace(push_settings, ws_token_seconds=2))
+    brief = session_store(r, keys, idle_minutes="*=0.02")  # 1.2 s of idle time
+    url = f"ws://127.0.0.1:{push.port}/live?token="
+    with connect(url + token(user="idle", store=brief), open_timeout=WAIT) as idle, \
+            connect(url + token(user="busy"), open_timeout=WAIT) as busy:
+        assert receive(idle)["type"] == "snapshot" and receive(busy)["type"] == "snapshot"
+        opened = time.monotonic()
+        assert closed_with(idle) == 4401
+        assert 1.5 <= time.monotonic() - opened < 2 + 3 * TIMEOUT_SCALE
+        assert r.xlen(keys.session_revocations) == 0  # closed by the check, not a revocation
+        time.sleep(3)  # past another token lifetime: busy was checked and kept
+        assert receive(busy)["type"] == "ping"
+    assert push.service is not None and push.service.counters["session_checks"] >= 2
