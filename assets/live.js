@@ -33,6 +33,7 @@
   var WATCH_MS = 250;
   var KINDS = {};  // entity -> {plural, id}: from data-kinds of live-config
   var STORE_INTERVAL_MS = 100;
+  var SESSION_ENDED = 4401;  // close code: the page's session is over
 
   var live = window.dispatchLive = {
     lastId: null, freshness: {},
@@ -290,13 +291,21 @@
     socketStartedAt = lastMessageAt = Date.now();
     var opened = socket = new WebSocket(socketUrl());
     socket.onmessage = onMessage;
-    socket.onclose = function () {
+    socket.onclose = function (event) {
       if (socket !== opened) { return; }  // dropped by watchSilence, which reconnects
       socket = null;
       setStatus("offline");
       markLost();
+      // 4401: the session ended (signed out, ended by an admin, timed out); a new token
+      // would be refused too, so the user signs in again (streams/state-contract.md).
+      if (event.code === SESSION_ENDED) { signInAgain(); return; }
       reconnectLater();
     };
+  }
+
+  function signInAgain() {
+    var here = window.location.pathname + window.location.search;
+    window.location.assign("/login?next=" + encodeURIComponent(here));
   }
 
   // Exponential backoff with jitter, so a restarted push service is not hit by every
