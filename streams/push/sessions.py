@@ -40,6 +40,10 @@ from the same session would be refused)."""
 CHECK_SECONDS = 1.0
 """How often expired tokens are looked for (sessions are checked in one round trip)."""
 READ_BLOCK_MS = 1000
+ENDED_SECONDS = 60.0
+"""How long an ended session is remembered, past any handshake still in flight."""
+ENDED_KEPT = 1000
+"""Ended sessions remembered before old ones are forgotten."""
 
 
 class SessionWatch:
@@ -54,6 +58,9 @@ class SessionWatch:
         self.keys, self.token_seconds, self.counters = keys, token_seconds, counters
         self._close = close
         self._by_sid: dict[str, set[Client]] = {}
+        # Sessions ended lately (sid -> monotonic time): a socket whose handshake checked its
+        # session just before the revocation was read joins after it, and is closed then.
+        self._ended: dict[str, float] = {}
         # Weak: a page that closed leaves nothing behind until its token would expire.
         self._due: list[tuple[float, int, weakref.ref[Client]]] = []
         self._order = itertools.count()
@@ -68,6 +75,9 @@ class SessionWatch:
         if sid is None:
             return
         self._by_sid.setdefault(sid, set()).add(client)
+        if sid in self._ended:
+            self._end(sid, "ended while its socket opened")
+            return
         expires = time.monotonic() + max(0.0, token_issued_at + self.token_seconds - time.time())
         self._schedule(client, expires)
 
@@ -119,6 +129,7 @@ class SessionWatch:
                 except ValueError as error:
                     log.warning("skipping revocation %s: %s", entry_id, error)
                     continue
+                self.counters["revocations_read"] += 1
                 self._end(revocation.sid, revocation.reason or "revoked")
 
     async def check_expired(self) -> None:
@@ -157,6 +168,11 @@ class SessionWatch:
                 self._schedule(client, now + self.token_seconds)
 
     def _end(self, sid: str, reason: str) -> None:
+        now = time.monotonic()
+        self._ended[sid] = now
+        if len(self._ended) > ENDED_KEPT:  # oldest first (insertion order)
+            for old in [s for s, at in self._ended.items() if now - at > ENDED_SECONDS]:
+                del self._ended[old]
         clients = self._by_sid.pop(sid, set())
         if clients:
             log.info("session %s… ended (%s): closing %d sockets", sid[:8], reason,

@@ -915,3 +915,20 @@ def test_socket_closes_at_token_expiry_when_its_session_is_gone(
         time.sleep(3)  # past another token lifetime: busy was checked and kept
         assert receive(busy)["type"] == "ping"
     assert push.service is not None and push.service.counters["session_checks"] >= 2
+
+
+def test_socket_opening_as_its_session_is_revoked_is_closed(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """The race of a handshake and a revocation: push reads the revocation while the
+    session's key still exists (the handshake's check passed); the socket that opens
+    afterwards is closed with 4401 at once, not at its token's expiry."""
+    push = start_push()
+    assert push.service is not None
+    sid, ending = signed_in(user="racer")
+    r.xadd(keys.session_revocations, {"sid": sid, "user": "racer", "reason": "signed_out"})
+    deadline = time.monotonic() + WAIT
+    while push.service.counters["revocations_read"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert r.exists(keys.session(sid))  # the handshake's check still passes
+    with connect(f"ws://127.0.0.1:{push.port}/live?token={ending}", open_timeout=WAIT) as page:
+        assert closed_with(page) == 4401
