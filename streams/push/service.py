@@ -215,11 +215,11 @@ class PushService:
             return connection.respond(status, f"{error.reason}\n")
         try:
             session_valid = await self.sessions.valid(claims.sid)
-        except RETRYABLE as error:
-            log.warning("websocket from %s: cannot check its session (%s)", _peer(connection),
-                        error)
+        except Exception as error:  # an outage or a refusal (ACL): try again later, no 500
+            log.warning("websocket from %s: cannot check its session (%s: %s)",
+                        _peer(connection), type(error).__name__, error)
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
-                                      "redis unreachable\n")
+                                      "cannot check the session now\n")
         if not session_valid:
             log.warning("refused websocket from %s (%s): session %s", _peer(connection),
                         claims.user, "missing" if claims.sid is None else "ended")

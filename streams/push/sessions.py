@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from streams.connections import RETRYABLE, backoff_seconds
+from streams.connections import backoff_seconds
 from streams.core.keys import Keys
 from streams.core.sessions import Revocation
 from streams.push.clients import Client
@@ -113,12 +113,12 @@ class SessionWatch:
             try:
                 reply = await self._stream_redis().xread(
                     {self.keys.session_revocations: self.last_id}, block=READ_BLOCK_MS)
-            except RETRYABLE as error:
+            except Exception as error:  # an outage, or a refusal (ACL): never end the task
                 if self.stop.is_set():
                     return
                 failures += 1
-                log.warning("reading session revocations failed (%s); retry %d", error,
-                            failures)
+                log.warning("reading session revocations failed (%s: %s); retry %d",
+                            type(error).__name__, error, failures)
                 await asyncio.sleep(backoff_seconds(failures, base=0.1, cap=2.0))
                 continue
             failures = 0
@@ -154,8 +154,9 @@ class SessionWatch:
                 for sid in sids:
                     pipe.exists(self.keys.session(sid))
                 alive = dict(zip(sids, await pipe.execute(), strict=True))
-        except RETRYABLE as error:  # cannot tell: keep them, ask again next round
-            log.warning("checking %d sessions failed (%s)", len(sids), error)
+        except Exception as error:  # cannot tell: keep them, ask again next round
+            log.warning("checking %d sessions failed (%s: %s)", len(sids),
+                        type(error).__name__, error)
             for client in due:
                 self._schedule(client, now + CHECK_SECONDS)
             return

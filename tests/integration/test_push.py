@@ -932,3 +932,21 @@ def test_socket_opening_as_its_session_is_revoked_is_closed(
     assert r.exists(keys.session(sid))  # the handshake's check still passes
     with connect(f"ws://127.0.0.1:{push.port}/live?token={ending}", open_timeout=WAIT) as page:
         assert closed_with(page) == 4401
+
+
+def test_revocations_go_on_after_the_stream_was_unreadable(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys,
+        sessions: SessionStore) -> None:
+    """Something replaces the revocation stream with a string (XREAD: WRONGTYPE): push
+    logs it and keeps reading; once it is a stream again, a sign-out still closes the
+    session's socket at once."""
+    push = start_push()
+    sid, ending = signed_in(user="later")
+    with connect(f"ws://127.0.0.1:{push.port}/live?token={ending}", open_timeout=WAIT) as page:
+        assert receive(page)["type"] == "snapshot"
+        r.delete(keys.session_revocations)
+        r.set(keys.session_revocations, "not a stream")
+        time.sleep(2.5 * TIMEOUT_SCALE)  # a read or two fail
+        r.delete(keys.session_revocations)
+        assert sessions.end(sid, "signed_out")
+        assert closed_with(page) == 4401
