@@ -101,8 +101,8 @@ class Settings:
     )
     push_redis_connections: int = _setting(
         "DISPATCH_PUSH_REDIS_CONNECTIONS", 16,
-        "Redis requests (one connection each) a push process has in flight for pages' "
-        "first messages and session checks; more wait their turn.", int,
+        "Redis reads (one connection each) a push process has in flight for pages' first "
+        "messages; more wait their turn (session checks are batched apart).", int,
     )
     push_send_buffer_bytes: int = _setting(
         "DISPATCH_PUSH_SEND_BUFFER_BYTES", 262_144,

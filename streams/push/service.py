@@ -65,6 +65,9 @@ encoding every page of the group shares)."""
 FIRST_SEND_SECONDS = 30.0
 """A page that does not take its first messages within this is dropped (it resyncs):
 enough for a megabyte over a slow mobile link, and what a page that never reads costs."""
+HANDSHAKE_SECONDS = 30.0
+"""A handshake waits this long for its answer (websockets' default, 10 s, drops pages of a
+herd on a busy machine whose token and session checks are queued: they would retry)."""
 CLOSE_WAIT_SECONDS = 5.0
 """How long close() waits for the readers to see their client closed."""
 LISTEN_BACKLOG = 2048
@@ -101,15 +104,14 @@ class PushService:
             settings.push_heartbeat_seconds if heartbeat_seconds is None else heartbeat_seconds,
             settings.push_send_buffer_bytes if send_buffer_bytes is None else send_buffer_bytes,
             self.counters, self._drop)
-        # Page syncs, session checks and audit writes share the bounded client: past
-        # push_redis_connections requests in flight, the next one waits its turn.
+        # Page syncs share the client: past push_redis_connections reads in flight, the next
+        # one waits its turn. Session checks are batched apart (SessionWatch), never behind.
         self.gate = asyncio.Semaphore(settings.push_redis_connections)
         self.syncs = Syncs(lambda: self.redis, self.gate, self.keys, self.counters)
         self.reader = ChangesReader(lambda: self.stream_redis, self.keys, self.counters,
                                     self._on_read, self._on_reset)
-        self.sessions = SessionWatch(lambda: self.redis, lambda: self.stream_redis, self.gate,
-                                     self.keys, settings.ws_token_seconds, self.counters,
-                                     self._end)
+        self.sessions = SessionWatch(lambda: self.redis, lambda: self.stream_redis, self.keys,
+                                     settings.ws_token_seconds, self.counters, self._end)
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Handshake] = (
             weakref.WeakKeyDictionary())
         self._redis: aioredis.Redis | None = None
@@ -139,7 +141,8 @@ class PushService:
         self._server = await serve(
             self._handle, self.host, self.port, process_request=self._process_request,
             ping_interval=self.keepalive_seconds, ping_timeout=self.keepalive_seconds,
-            close_timeout=5, compression=None, max_size=2**16, backlog=LISTEN_BACKLOG)
+            close_timeout=5, compression=None, max_size=2**16, backlog=LISTEN_BACKLOG,
+            open_timeout=HANDSHAKE_SECONDS)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("push service on ws://%s:%d/live reading %s from %s",
                  self.host, self.port, self.keys.changes, self.reader.last_id)
@@ -176,7 +179,7 @@ class PushService:
 
     @property
     def redis(self) -> aioredis.Redis:
-        """The client page syncs and session checks share (through ``gate``)."""
+        """The client page syncs (through ``gate``) and session checks share."""
         assert self._redis is not None, "PushService.start() first"
         return self._redis
 

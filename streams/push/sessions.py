@@ -21,7 +21,7 @@ import logging
 import time
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import redis.asyncio as aioredis
 
@@ -46,15 +46,58 @@ ENDED_KEPT = 1000
 """Ended sessions remembered before old ones are forgotten."""
 
 
+class SessionLookups:
+    """Whether sessions exist, for every caller asking at about the same time in one
+    pipeline of EXISTS, one pipeline in flight at a time (so one connection): a herd of
+    handshakes costs a few round trips and never waits behind the herd's snapshot reads."""
+
+    def __init__(self, redis: Callable[[], aioredis.Redis], keys: Keys) -> None:
+        self._redis, self.keys = redis, keys
+        self._waiting: dict[str, asyncio.Future[bool]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self.round_trips = 0
+
+    async def exist(self, sids: Iterable[str]) -> dict[str, bool]:
+        """sid -> whether its session exists; raises what Redis raised."""
+        loop = asyncio.get_running_loop()
+        futures = {sid: self._waiting.get(sid) or self._waiting.setdefault(
+            sid, loop.create_future()) for sid in sids}
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="push-session-lookups")
+        # shield: a caller that gives up (its handshake timed out) must not cancel the
+        # answer other callers of the same sid wait for.
+        return {sid: await asyncio.shield(future) for sid, future in futures.items()}
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, {}
+            self.round_trips += 1
+            try:
+                async with self._redis().pipeline(transaction=False) as pipe:
+                    for sid in batch:
+                        pipe.exists(self.keys.session(sid))
+                    found = await pipe.execute()
+            except Exception as error:  # every caller of this batch gets it
+                for future in batch.values():
+                    if not future.done():
+                        future.set_exception(error)
+                        future.exception()  # retrieved here too: no warning if none waits
+                continue
+            for (_, future), exists in zip(batch.items(), found, strict=True):
+                if not future.done():
+                    future.set_result(bool(exists))
+
+
 class SessionWatch:
     """Which sockets belong to which session, when each one's token expires, and the
     tasks that close them when their session ends."""
 
     def __init__(self, redis: Callable[[], aioredis.Redis],
-                 stream_redis: Callable[[], aioredis.Redis], gate: asyncio.Semaphore,
-                 keys: Keys, token_seconds: float, counters: Counter[str],
+                 stream_redis: Callable[[], aioredis.Redis], keys: Keys,
+                 token_seconds: float, counters: Counter[str],
                  close: Callable[[Client, int, str], None]) -> None:
-        self._redis, self._stream_redis, self._gate = redis, stream_redis, gate
+        self._stream_redis = stream_redis
+        self.lookups = SessionLookups(redis, keys)
         self.keys, self.token_seconds, self.counters = keys, token_seconds, counters
         self._close = close
         self._by_sid: dict[str, set[Client]] = {}
@@ -95,8 +138,7 @@ class SessionWatch:
         """True while the session exists (a token without one is never valid)."""
         if sid is None:
             return False
-        async with self._gate:
-            return bool(await self._redis().exists(self.keys.session(sid)))
+        return (await self.lookups.exist([sid]))[sid]
 
     async def start_reading(self) -> None:
         """Read revocations from the newest entry on (sessions ended earlier are caught
@@ -150,10 +192,7 @@ class SessionWatch:
     async def _check(self, due: list[Client], now: float) -> None:
         sids = sorted({client.claims.sid for client in due if client.claims.sid})
         try:
-            async with self._gate, self._redis().pipeline(transaction=False) as pipe:
-                for sid in sids:
-                    pipe.exists(self.keys.session(sid))
-                alive = dict(zip(sids, await pipe.execute(), strict=True))
+            alive = await self.lookups.exist(sids)
         except Exception as error:  # cannot tell: keep them, ask again next round
             log.warning("checking %d sessions failed (%s: %s)", len(sids),
                         type(error).__name__, error)

@@ -709,11 +709,11 @@ def test_herd_of_pages_connecting_at_once_is_queued_not_refused(
     reads_before = push.service.syncs.snapshots.reads
     pages = 400
     roles = [("commander", None), ("cso", "North"), ("cso", None), ("supervisor", None)]
+    tokens = [token(*roles[index % len(roles)], user=f"herd-{index}") for index in range(pages)]
 
     async def page(index: int) -> tuple[str, bytes, str]:
         role, district = roles[index % len(roles)]
-        url = (f"ws://127.0.0.1:{push.port}/live?"
-               f"token={token(role, district, user=f'herd-{index}')}")
+        url = f"ws://127.0.0.1:{push.port}/live?token={tokens[index]}"
         async with connect_async(url, max_size=None, open_timeout=WAIT * 3) as ws, \
                 asyncio.timeout(WAIT * 6):
             first = await ws.recv(decode=False)
@@ -950,3 +950,37 @@ def test_revocations_go_on_after_the_stream_was_unreadable(
         r.delete(keys.session_revocations)
         assert sessions.end(sid, "signed_out")
         assert closed_with(page) == 4401
+
+
+def test_session_lookups_asked_together_share_one_round_trip(
+        redis_url: str, keys: Keys, sessions: SessionStore) -> None:
+    """300 handshakes asking at once about live, ended and unknown sessions each get the
+    right answer from one pipeline; a Redis error reaches every caller of its batch."""
+    import redis.asyncio as aioredis  # noqa: PLC0415
+
+    from streams.push.sessions import SessionLookups  # noqa: PLC0415
+
+    live = [signed_in(user=f"u{n}")[0] for n in range(100)]
+    ended = [signed_in(user=f"e{n}")[0] for n in range(100)]
+    for sid in ended:
+        sessions.end(sid, "signed_out")
+    unknown = [f"{n:032x}" for n in range(100)]
+
+    async def ask() -> tuple[list[dict[str, bool]], int, BaseException | None]:
+        client = aioredis.Redis.from_url(redis_url)
+        lookups = SessionLookups(lambda: client, keys)
+        answers = await asyncio.gather(*(lookups.exist([sid]) for sid in live + ended + unknown))
+        await client.aclose()
+        nobody = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}")
+        unreachable = SessionLookups(lambda: nobody, keys)
+        failed = await asyncio.gather(unreachable.exist(["a"]), unreachable.exist(["b"]),
+                                      return_exceptions=True)
+        await nobody.aclose()
+        return answers, lookups.round_trips, \
+            failed[0] if isinstance(failed[1], redis.ConnectionError) else None
+
+    answers, trips, error = asyncio.run(ask())
+    assert [answer[sid] for answer, sid in zip(answers, live + ended + unknown, strict=True)] \
+        == [True] * 100 + [False] * 200
+    assert trips == 1
+    assert isinstance(error, redis.ConnectionError)
