@@ -270,6 +270,7 @@
   function onMessage(event) {
     var started = performance.now();
     lastMessageAt = Date.now();
+    live.heardAt = lastMessageAt;  // the state is current as of this (pages show its age)
     live.messages += 1;
     var message = JSON.parse(event.data);
     var applied = applyMessage(message);
@@ -298,10 +299,17 @@
       markLost();
       // 4401: the session ended (signed out, ended by an admin, timed out); a new token
       // would be refused too, so the user signs in again (streams/state-contract.md).
-      if (event.code === SESSION_ENDED) { signInAgain(); return; }
+      // A page already leaving (its sign-out form posted) goes where it was going.
+      if (event.code === SESSION_ENDED) { if (!leaving) { signInAgain(); } return; }
       reconnectLater();
     };
   }
+
+  // Set once the page starts navigating away (a form post, a link): the revocation of a
+  // sign-out reaches push before the sign-out's own answer does.
+  var leaving = false;
+  window.addEventListener("beforeunload", function () { leaving = true; });
+  window.addEventListener("pagehide", function () { leaving = true; });
 
   function signInAgain() {
     var here = window.location.pathname + window.location.search;

@@ -31,6 +31,7 @@ from tests.integration.test_push import (
 )
 
 push_settings, start_push = test_push.push_settings, test_push.start_push  # shared fixtures
+sessions = test_push.sessions  # push checks each token's session: pages sign in first
 
 PASSWORD = "test-password-1"
 CSO = Actor("cso-north", "cso", "North")
