@@ -30,12 +30,12 @@ from dataclasses import dataclass
 import redis
 
 from dashboard.auth.limits import SignInGate
-from dashboard.auth.proxies import TrustedProxies
 from dashboard.auth.sessions import Session, SessionStore
 from dashboard.auth.users import UserStore, check_user_fields
 from streams.core import tokens
 from streams.core.access import User
 from streams.core.keys import Keys
+from streams.core.proxies import TrustedProxies
 from streams.core.settings import Settings
 
 __all__ = ["DEMO_USERS", "Auth", "Session", "User", "UserStore", "check_user_fields",

@@ -12,13 +12,13 @@ from dashboard.auth import limits, passwords
 from dashboard.auth.errors import callback_problem
 from dashboard.auth.headers import content_security_policy, origin_of, security_headers
 from dashboard.auth.per_request import counts_as_activity
-from dashboard.auth.proxies import TrustedProxies
 from dashboard.auth.routes import safe_next
 from dashboard.live import push_url
 from layouts.status import feed_rows, feed_state
 from streams.core import sessions, tokens
 from streams.core.access import User
 from streams.core.keys import AUTH_TAG, SOURCES, Keys
+from streams.core.proxies import TrustedProxies
 from streams.core.settings import Settings
 
 

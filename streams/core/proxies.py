@@ -4,6 +4,8 @@ Pure (no Flask): the caller passes the peer address and header values. Headers t
 client can write (X-Forwarded-For, X-Forwarded-Proto, the SSO headers) are believed only
 when the peer is one of ``DISPATCH_TRUSTED_PROXIES``; otherwise one proxy address would put
 every user behind it into one sign-in bucket, and anyone could claim any address.
+The web app (``dashboard.auth``) and the push service (the address in its audit entries)
+both ask this one rule.
 """
 
 from __future__ import annotations
