@@ -281,7 +281,9 @@
   }
 
   function socketUrl() {
-    var query = "token=" + encodeURIComponent(token || "");
+    // page: which page opened the socket, for push's audit entry (streams/push/audit.py).
+    var query = "token=" + encodeURIComponent(token || "") +
+      "&page=" + encodeURIComponent(window.location.pathname);
     if (live.lastId !== null) { query += "&since=" + encodeURIComponent(live.lastId); }
     return url + (url.indexOf("?") < 0 ? "?" : "&") + query;
   }

@@ -38,6 +38,8 @@ ACTIONS: dict[str, str] = {
     "note": "added a note to a call",
     "handled": "marked a call handled",
     "socket_open": "opened a live-updates connection",
+    "socket_refused": "a live-updates connection was refused (see detail: reason)",
+    "socket_closed": "a live-updates connection ended (see detail: by, reason, open_s)",
     "admin_user_add": "added a user",
     "admin_user_disable": "disabled a user",
     "admin_user_enable": "enabled a user",

@@ -6,6 +6,8 @@
   asking at the same time;
 - ``reader``: the XREAD loop on the changes stream;
 - ``lanes``: who gets which delta when, heartbeats, and dropping pages that stop reading;
+- ``sessions``: sockets follow their sessions (revocations, checks at token expiry);
+- ``audit``: every socket opened, ended or refused, in the audit trail;
 - ``clients``: the bookkeeping those share.
 
 The protocol is streams/state-contract.md.

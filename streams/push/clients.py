@@ -3,6 +3,7 @@ in (``Lane``), one read of the changes stream (``Chunk``) and the per-user tally
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -31,6 +32,14 @@ class Client:
     messages, and those are not sent again."""
     last_sent_at: float = 0.0
     """Monotonic time of the last message it was sent (heartbeats go to the quiet ones)."""
+    address: str = ""
+    """The client's address (behind a trusted proxy, the one it forwarded)."""
+    page: str = ""
+    """The page that opened the socket, as it said (``audit.page_named``)."""
+    opened_at: float = field(default_factory=time.monotonic)
+    ended: tuple[str, str] | None = None
+    """Why push ended the socket (cause, why), for its ``socket_closed`` audit entry;
+    None while push has not (the page closed it, or it is open)."""
 
     @property
     def group(self) -> pushview.ViewGroup:

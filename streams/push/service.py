@@ -9,7 +9,9 @@ A page's life: its token is checked and its user's connections counted at the ha
 messages are read (``streams.push.syncs``, shared with pages asking at the same time), so
 every change newer than what was read reaches it through its backlog and then live, and
 none twice (``Client.sent_id``). First messages go out in fragments within a deadline, so
-a herd of ~1 MB snapshots never sits in memory once per page.
+a herd of ~1 MB snapshots never sits in memory once per page. Every socket opened and
+ended, and every refusal that names a user, is in the audit trail (``streams.push.audit``)
+before the page gets its first messages.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from streams.audit import AuditWriter
 from streams.connections import RETRYABLE, backoff_seconds, connect
 from streams.core.keys import Keys
+from streams.core.proxies import TrustedProxies
 from streams.core.settings import Settings
 from streams.core.tokens import (
     TokenClaims,
@@ -43,6 +47,7 @@ from streams.core.tokens import (
     token_issued_at,
     verify_token,
 )
+from streams.push.audit import SocketAudit, page_named, socket_actor, view_detail
 from streams.push.clients import Chunk, Client, UserTally
 from streams.push.lanes import LaneSender
 from streams.push.reader import ChangesReader
@@ -80,6 +85,8 @@ class Handshake:
     claims: TokenClaims
     since: str | None
     issued_at: float
+    address: str
+    page: str
 
 
 class PushService:
@@ -120,6 +127,10 @@ class PushService:
         self._readers: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.audit = SocketAudit(
+            lambda: AuditWriter(self.redis, self.keys, settings.audit_max_age_s),
+            TrustedProxies.parse(settings.trusted_proxies))
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -149,9 +160,11 @@ class PushService:
 
     async def close(self) -> None:
         """Close every connection with 1001 (going away), stop reading, log counters."""
+        self._stopping = True
         if self._server is not None:
             self._server.close(code=CloseCode.GOING_AWAY, reason="server shutting down")
             await self._server.wait_closed()
+        await self.audit.drain()  # the closes just recorded, while Redis is still open
         # The blocking readers end on their own once their client is closed under them
         # (cancelling a blocking XREAD is not reliable in redis-py); the others cancel.
         self.reader.stop.set()
@@ -223,16 +236,24 @@ class PushService:
                         _peer(connection), type(error).__name__, error)
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
                                       "cannot check the session now\n")
+        address = self.audit.address(connection, request)
+        page = page_named(query.get("page", [None])[0])
         if not session_valid:
             log.warning("refused websocket from %s (%s): session %s", _peer(connection),
                         claims.user, "missing" if claims.sid is None else "ended")
             self.counters["refused_session"] += 1
+            self.audit.record("socket_refused", socket_actor(claims, address), status=401,
+                              reason="no_session" if claims.sid is None else "session_ended",
+                              **view_detail(claims, page))
             return connection.respond(http.HTTPStatus.UNAUTHORIZED,
                                       "session ended: sign in again\n")
         if not self.tally.admit(claims.user):
             log.warning("refused websocket from %s: %s already has %d connections",
                         _peer(connection), claims.user, self.tally.cap)
             self.counters["refused_over_cap"] += 1
+            self.audit.record("socket_refused", socket_actor(claims, address), status=429,
+                              reason="user_cap", cap=self.tally.cap,
+                              **view_detail(claims, page))
             return connection.respond(http.HTTPStatus.TOO_MANY_REQUESTS,
                                       "too many connections for this user\n")
         # Released when the TCP connection is gone, whether or not the page got live.
@@ -240,7 +261,8 @@ class PushService:
             functools.partial(self._release_user, claims.user))
         assert token is not None  # verified above
         self._handshakes[connection] = Handshake(
-            claims, query.get("since", [None])[0] or None, token_issued_at(self.secret, token))
+            claims, query.get("since", [None])[0] or None, token_issued_at(self.secret, token),
+            address, page)
         return None
 
     def _release_user(self, user: str, _lost: object) -> None:
@@ -251,28 +273,53 @@ class PushService:
         handshake = self._handshakes.pop(connection)
         # Registered before reading state: every change newer than what is read reaches
         # the page, first through its backlog, then live.
-        client = Client(connection, handshake.claims, need=self.reader.position)
+        client = Client(connection, handshake.claims, need=self.reader.position,
+                        address=handshake.address, page=handshake.page)
         self.sender.add(client)
         self.sessions.add(client, handshake.issued_at)
         self.counters["connections"] += 1
         log.info("client %s (%s %s) connected, since=%s", _peer(connection),
                  client.claims.role, client.claims.user, handshake.since)
+        # Recorded while its first messages are read; sent only once it is in the trail.
+        opened = self.audit.record("socket_open", socket_actor(client.claims, client.address),
+                                   **view_detail(client.claims, client.page))
         try:
             first = await self._first_messages_retrying(handshake.since, client)
+            await opened
             await self._send_first(client, first)
             await connection.wait_closed()
         except (*RETRYABLE, StaleRead) as error:
             log.warning("client %s: could not read its first messages (%s)",
                         _peer(connection), error)
+            client.ended = ("redis_unreachable", str(error))
             await connection.close(CloseCode.TRY_AGAIN_LATER, "redis unreachable")
         except TimeoutError:
             self._drop(client, f"took longer than {FIRST_SEND_SECONDS:.0f} s to receive "
                                "its first messages")
         except ConnectionClosed:
             pass
+        except Exception as error:  # the audit entry could not be written (an ACL refusal)
+            log.warning("client %s: its connection could not be recorded (%s: %s)",
+                        _peer(connection), type(error).__name__, error)
+            client.ended = ("not_recorded", type(error).__name__)
+            await connection.close(CloseCode.TRY_AGAIN_LATER, "cannot record the connection")
         finally:
             self.sender.remove(client)
             self.sessions.remove(client)
+            self._record_close(client)
+
+    def _record_close(self, client: Client) -> None:
+        """One ``socket_closed`` entry: who ended it (push or the page), why, after how long."""
+        by, (cause, why) = "push", client.ended or ("", "")
+        if client.ended is None:
+            by, cause = ("push", "push_stopped") if self._stopping else ("page", "closed")
+        detail = view_detail(client.claims, client.page)
+        detail.update(by=by, reason=cause, code=client.connection.close_code,
+                      open_s=round(time.monotonic() - client.opened_at, 1))
+        if why:
+            detail["why"] = why
+        self.audit.record("socket_closed", socket_actor(client.claims, client.address),
+                          **detail)
 
     async def _first_messages_retrying(self, since: str | None, client: Client,
                                        ) -> list[Message]:
@@ -310,6 +357,7 @@ class PushService:
         log.warning("dropping client %s (%s %s): %s", _peer(client.connection),
                     client.claims.role, client.claims.user, reason)
         self.counters["dropped"] += 1
+        client.ended = ("dropped", reason)
         self.sender.remove(client)
         # A close frame would queue behind the data it cannot read: reset the connection
         # instead (linger 0: the kernel sends RST and frees what it still holds for the
@@ -337,14 +385,17 @@ class PushService:
         log.warning("closing %d clients to resync", len(clients))
         for client in clients:
             self.sender.remove(client)
+            client.ended = ("state_reset", "live state was reset")
             self._close_later(client, CloseCode.SERVICE_RESTART, "live state was reset")
 
-    def _end(self, client: Client, code: int, reason: str) -> None:
-        """Close a page's socket with ``code`` (its session ended) and stop sending to it."""
-        log.info("closing client %s (%s %s): %s", _peer(client.connection),
-                 client.claims.role, client.claims.user, reason)
+    def _end(self, client: Client, code: int, cause: str, why: str) -> None:
+        """Close a page's socket with ``code`` (its session ended: ``cause``, ``why``) and
+        stop sending to it."""
+        log.info("closing client %s (%s %s): %s (%s)", _peer(client.connection),
+                 client.claims.role, client.claims.user, cause, why)
         self.sender.remove(client)
-        self._close_later(client, code, reason)
+        client.ended = (cause, why)
+        self._close_later(client, code, f"session ended: {why}")
 
     def _close_later(self, client: Client, code: int, reason: str) -> None:
         task = asyncio.create_task(client.connection.close(code, reason))

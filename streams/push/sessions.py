@@ -44,6 +44,10 @@ ENDED_SECONDS = 60.0
 """How long an ended session is remembered, past any handshake still in flight."""
 ENDED_KEPT = 1000
 """Ended sessions remembered before old ones are forgotten."""
+REVOKED = "session_revoked"
+"""Cause of a close read from the revocation stream (audit detail ``reason``)."""
+EXPIRED = "session_expired"
+"""Cause of a close whose session was gone when its token expired (idle, lifetime)."""
 
 
 class SessionLookups:
@@ -95,15 +99,16 @@ class SessionWatch:
     def __init__(self, redis: Callable[[], aioredis.Redis],
                  stream_redis: Callable[[], aioredis.Redis], keys: Keys,
                  token_seconds: float, counters: Counter[str],
-                 close: Callable[[Client, int, str], None]) -> None:
+                 close: Callable[[Client, int, str, str], None]) -> None:
         self._stream_redis = stream_redis
         self.lookups = SessionLookups(redis, keys)
         self.keys, self.token_seconds, self.counters = keys, token_seconds, counters
         self._close = close
         self._by_sid: dict[str, set[Client]] = {}
-        # Sessions ended lately (sid -> monotonic time): a socket whose handshake checked its
-        # session just before the revocation was read joins after it, and is closed then.
-        self._ended: dict[str, float] = {}
+        # Sessions ended lately (sid -> monotonic time, cause, why): a socket whose handshake
+        # checked its session just before the revocation was read joins after it, and is
+        # closed then.
+        self._ended: dict[str, tuple[float, str, str]] = {}
         # Weak: a page that closed leaves nothing behind until its token would expire.
         self._due: list[tuple[float, int, weakref.ref[Client]]] = []
         self._order = itertools.count()
@@ -119,7 +124,8 @@ class SessionWatch:
             return
         self._by_sid.setdefault(sid, set()).add(client)
         if sid in self._ended:
-            self._end(sid, "ended while its socket opened")
+            _, cause, why = self._ended[sid]
+            self._end(sid, cause, why)
             return
         expires = time.monotonic() + max(0.0, token_issued_at + self.token_seconds - time.time())
         self._schedule(client, expires)
@@ -172,7 +178,7 @@ class SessionWatch:
                     log.warning("skipping revocation %s: %s", entry_id, error)
                     continue
                 self.counters["revocations_read"] += 1
-                self._end(revocation.sid, revocation.reason or "revoked")
+                self._end(revocation.sid, REVOKED, revocation.reason or "revoked")
 
     async def check_expired(self) -> None:
         """Every CHECK_SECONDS: the sessions of sockets whose token expired, in one round
@@ -202,21 +208,23 @@ class SessionWatch:
         self.counters["session_checks"] += len(sids)
         for sid in sids:
             if not alive[sid]:
-                self._end(sid, "expired")
+                self._end(sid, EXPIRED, "gone at its token's expiry")
         for client in due:
             if client.claims.sid and alive.get(client.claims.sid):
                 self._schedule(client, now + self.token_seconds)
 
-    def _end(self, sid: str, reason: str) -> None:
+    def _end(self, sid: str, cause: str, why: str) -> None:
+        """Close the session's sockets; ``cause`` is REVOKED or EXPIRED, ``why`` the
+        revocation's reason (signed_out, ended_by_admin, idle, ...) or what the check saw."""
         now = time.monotonic()
-        self._ended[sid] = now
+        self._ended[sid] = (now, cause, why)
         if len(self._ended) > ENDED_KEPT:  # oldest first (insertion order)
-            for old in [s for s, at in self._ended.items() if now - at > ENDED_SECONDS]:
+            for old in [s for s, (at, _, _) in self._ended.items() if now - at > ENDED_SECONDS]:
                 del self._ended[old]
         clients = self._by_sid.pop(sid, set())
         if clients:
-            log.info("session %s… ended (%s): closing %d sockets", sid[:8], reason,
+            log.info("session %s… ended (%s: %s): closing %d sockets", sid[:8], cause, why,
                      len(clients))
         for client in clients:
             self.counters["closed_session_ended"] += 1
-            self._close(client, SESSION_ENDED, f"session ended: {reason}")
+            self._close(client, SESSION_ENDED, cause, why)

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from dashboard.auth.sessions import SessionStore
+from streams.core import audit
 from streams.core.sessions import RoleTable, session_id
-from tests.browser.conftest import Stack
+from tests.browser.conftest import Stack, wait_until
 from tests.conftest import TIMEOUT_SCALE
 
 pytestmark = pytest.mark.browser
@@ -28,3 +29,11 @@ def test_wall_whose_session_an_admin_ends_goes_to_sign_in(page_for: Any, stack: 
                          RoleTable.parse("*=12"))
     assert store.end(session_id(secret), "ended_by_admin")
     page.wait_for_url(re.compile(r"/login\?next=%2Fwall"), timeout=10_000 * TIMEOUT_SCALE)
+    # live.js names its page; push recorded the socket's opening and why it ended it.
+    def recorded(action: str, **detail: Any) -> bool:
+        return any(entry["action"] == action and entry["detail"].items() >= detail.items()
+                   for entry in (audit.decode(*found) for found in
+                                 stack.redis.xrange(stack.keys.audit)))
+    assert recorded("socket_open", page="/wall", view="full")
+    wait_until(lambda: recorded("socket_closed", page="/wall", reason="session_revoked",
+                                why="ended_by_admin", by="push"), "the close in the trail")

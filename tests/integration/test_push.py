@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from dashboard.auth.sessions import SessionStore
+from streams.core import audit as audit_rules
 from streams.core import pushview
 from streams.core.access import User
 from streams.core.keys import Keys
@@ -845,6 +846,11 @@ def test_page_over_the_limit_when_changes_stop_is_dropped_alone(
         for reader in readers:
             assert receive(reader)["type"] == "ping"
         assert slow.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != 1  # reset
+    dropped = [entry for entry in wait_for_audit(r, keys, "socket_closed")
+               if entry["user"] == "stopped"]
+    assert [(entry["detail"]["by"], entry["detail"]["reason"]) for entry in dropped] == [
+        ("push", "dropped")]
+    assert "bytes unsent" in dropped[0]["detail"]["why"]
 
 
 def closed_with(client: ClientConnection) -> int | None:
@@ -914,6 +920,8 @@ def test_socket_closes_at_token_expiry_when_its_session_is_gone(
         assert r.xlen(keys.session_revocations) == 0  # closed by the check, not a revocation
         time.sleep(3)  # past another token lifetime: busy was checked and kept
         assert receive(busy)["type"] == "ping"
+        [expired] = wait_for_audit(r, keys, "socket_closed")  # busy's is still open
+    assert (expired["user"], expired["detail"]["reason"]) == ("idle", "session_expired")
     assert push.service is not None and push.service.counters["session_checks"] >= 2
 
 
@@ -984,3 +992,101 @@ def test_session_lookups_asked_together_share_one_round_trip(
         == [True] * 100 + [False] * 200
     assert trips == 1
     assert isinstance(error, redis.ConnectionError)
+
+
+# --- the audit trail ---------------------------------------------------------------------
+def audit_trail(r: redis.Redis, keys: Keys, action: str | None = None) -> list[dict[str, Any]]:
+    """The audit stream's entries as the web app decodes them, oldest first."""
+    found = [audit_rules.decode(entry_id, fields)
+             for entry_id, fields in r.xrange(keys.audit, "-", "+")]
+    return [entry for entry in found if action is None or entry["action"] == action]
+
+
+def wait_for_audit(r: redis.Redis, keys: Keys, action: str, count: int = 1,
+                   ) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + WAIT
+    while len(found := audit_trail(r, keys, action)) < count:
+        assert time.monotonic() < deadline, f"{action}: {len(found)} of {count} entries"
+        time.sleep(0.05)
+    return found
+
+
+def test_socket_connections_are_in_the_audit_trail(
+        push_settings: Settings, start_push: Callable[..., PushThread], r: redis.Redis,
+        keys: Keys, sessions: SessionStore) -> None:
+    """Every socket push accepts is in the web app's audit trail (user, role, district, the
+    client's address from the trusted proxy, view and page) before its first message; a
+    page closing it, a revocation closing it, a handshake of an ended session and one past
+    the user cap each leave one entry; messages leave none, and no caller name or phone
+    number of the calls sent ever reaches the trail."""
+    write_changes(r, keys, [call_change(1)])  # caller Pat Doe, 860-555-0100
+    r.hset(keys.calls, "C1", json.dumps(call_change(1)["data"]))
+    r.zadd(keys.calls_open, {"C1": 1e11 + time.time()})
+    push = start_push(settings=dataclasses.replace(push_settings,
+                                                   push_connections_per_user=1))
+    url = f"ws://127.0.0.1:{push.port}/live?page=/wall&token="
+    proxy = {"X-Forwarded-For": "203.0.113.7"}  # the test's peer, 127.0.0.1, is trusted
+    sid, wall_token = signed_in("supervisor", user="sup")
+    with connect(url + wall_token, open_timeout=WAIT, additional_headers=proxy) as wall:
+        snapshot = receive(wall)
+        assert snapshot["calls"][0]["caller_name"] == "Pat Doe"  # a full view: it has them
+        [opened] = audit_trail(r, keys, "socket_open")  # in the trail before the snapshot
+        assert {name: opened[name] for name in ("user", "role", "address", "call_id")} == {
+            "user": "sup", "role": "supervisor", "address": "203.0.113.7", "call_id": ""}
+        assert opened["detail"] == {"view": "full", "page": "/wall"}
+        tablet_url = (f"ws://127.0.0.1:{push.port}/live?page=/queues&token="
+                      + token("cso", "North", user="cso-n"))
+        with connect(tablet_url, open_timeout=WAIT) as tablet:
+            receive(tablet)
+        with pytest.raises(InvalidStatus) as refused:  # sup's second socket: over the cap
+            connect(url + token("supervisor", user="sup"), open_timeout=WAIT,
+                    additional_headers=proxy)
+        assert refused.value.response.status_code == 429
+        write_changes(r, keys, [call_change(i) for i in range(2, 52)])  # 50 messages' worth
+        assert len(collect_changes(wall, 50)[0]) == 50
+        assert sessions.end(sid, "signed_out")
+        assert closed_with(wall) == 4401
+    ended_sid, ended_token = signed_in(user="gone")
+    sessions.end(ended_sid, "ended_by_admin")
+    with pytest.raises(InvalidStatus):
+        connect(url.replace("/wall", "/status") + ended_token, open_timeout=WAIT)
+
+    closed = wait_for_audit(r, keys, "socket_closed", 2)
+    by_user = {entry["user"]: entry for entry in closed}
+    tablet_closed = by_user["cso-n"]
+    assert (tablet_closed["role"], tablet_closed["district"], tablet_closed["address"]) == (
+        "cso", "North", "127.0.0.1")
+    assert {name: tablet_closed["detail"][name] for name in ("by", "reason", "view", "page",
+                                                             "scope", "code")} == {
+        "by": "page", "reason": "closed", "view": "tablet", "page": "/queues",
+        "scope": "North", "code": 1000}
+    wall_closed = by_user["sup"]["detail"]
+    assert (wall_closed["by"], wall_closed["reason"], wall_closed["why"], wall_closed["code"]
+            ) == ("push", "session_revoked", "signed_out", 4401)
+    assert wall_closed["open_s"] >= 0
+    refusals = {entry["user"]: entry for entry in wait_for_audit(r, keys, "socket_refused", 2)}
+    assert {name: refusals["sup"]["detail"][name] for name in ("reason", "status", "cap")} == {
+        "reason": "user_cap", "status": 429, "cap": 1}
+    assert refusals["sup"]["address"] == "203.0.113.7"
+    assert (refusals["gone"]["detail"]["reason"], refusals["gone"]["detail"]["status"],
+            refusals["gone"]["detail"]["page"]) == ("session_ended", 401, "/status")
+    trail = audit_trail(r, keys)
+    assert len(trail) == 6  # 2 opened, 2 closed, 2 refused: nothing per message
+    raw = json.dumps([list(fields.values()) for _, fields in r.xrange(keys.audit)],
+                     default=bytes.decode)
+    assert "Pat Doe" not in raw and "860-555-0100" not in raw
+
+
+def test_audit_believes_forwarded_addresses_only_from_a_trusted_proxy(
+        push_settings: Settings, start_push: Callable[..., PushThread], r: redis.Redis,
+        keys: Keys) -> None:
+    """With no trusted proxy, a page claiming another address in X-Forwarded-For is
+    recorded at the address it connected from; a page name outside the pattern is left
+    out rather than recorded."""
+    push = start_push(settings=dataclasses.replace(push_settings, trusted_proxies=()))
+    url = f"ws://127.0.0.1:{push.port}/live?page=%3Cscript%3E&token={token(user='liar')}"
+    with connect(url, open_timeout=WAIT,
+                 additional_headers={"X-Forwarded-For": "198.51.100.1"}) as page:
+        receive(page)
+        [opened] = audit_trail(r, keys, "socket_open")
+    assert opened["address"] == "127.0.0.1" and opened["detail"]["page"] == ""
