@@ -481,6 +481,16 @@ def run_slow(stack: Stack, memory: Memory, r: redis.Redis, slow: int, rate: floa
 
 
 # --- main ------------------------------------------------------------------------------
+def audit_counts(r: redis.Redis, keys: Keys) -> dict[str, int]:
+    """Audit entries push wrote during the run, by action (they cost one XADD each)."""
+    counts: dict[str, int] = {}
+    for _, fields in r.xrange(keys.audit):
+        found = fields[b"action"]
+        action = found.decode() if isinstance(found, bytes) else str(found)
+        counts[action] = counts.get(action, 0) + 1
+    return counts
+
+
 def print_load() -> None:
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / "
@@ -518,6 +528,7 @@ def main() -> int:
                                                for _ in range(args.herds)]
             slow = None if args.skip_slow else run_slow(stack, memory, r, args.slow,
                                                         args.rate, args.seconds)
+            audited = audit_counts(r, stack.keys)
         except Exception:
             log = stack.push_log()
             first_error = log.find("Traceback")
@@ -533,10 +544,12 @@ def main() -> int:
     if not herds:
         print_load()
     report_slow(slow)
+    print(f"audit trail: {audited} (one entry per socket opened, ended or refused)")
     ok = all(herd["refused"] == 0 and herd["connected"] == herd["pages"]
              and herd["all_connected_s"] <= CONNECT_TARGET_S for herd in herds)
     ok = ok and (slow is None or (slow["reader_complete_in_order"] and slow["still_open"] == 0))
-    print(json.dumps({"bench": "push", "herds": herds, "slow": slow, "ok": ok}))
+    print(json.dumps({"bench": "push", "herds": herds, "slow": slow, "audit": audited,
+                      "ok": ok}))
     return 0
 
 
