@@ -601,6 +601,14 @@ def _neighborhood_layers(current: str | None) -> list[Component]:
         mine = geography.normalise_neighborhood(current) if current else None
     except ValueError:
         mine = None
+    return list(_neighborhood_layers_of(runtime.settings().shared_data_dir, mine))
+
+
+@lru_cache(maxsize=64)
+def _neighborhood_layers_of(_shared_data_dir: Path, mine: str | None) -> tuple[Component, ...]:
+    """The outlines and names with ``mine`` highlighted: the same for every call in that
+    neighborhood, so built once (a detail's map was half its CPU; components are only read
+    when a response is encoded)."""
     layers: list[Component] = []
     for name, feature in boundaries().items():
         here = name == mine
@@ -613,7 +621,7 @@ def _neighborhood_layers(current: str | None) -> list[Component]:
             layers.append(dl.CircleMarker(center=list(point), radius=0, opacity=0, children=[
                 dl.Tooltip(name, permanent=True, direction="center",
                            className="queues-map-label" + (" here" if here else ""))]))
-    return layers
+    return tuple(layers)
 
 
 def _outlines(feature: dict[str, Any]) -> list[list[list[float]]]:
@@ -627,18 +635,32 @@ def _outlines(feature: dict[str, Any]) -> list[list[list[float]]]:
 def _street_layers() -> list[Component]:
     """The hot-spot corridors: real streets with their names (the only streets we have
     without tiles)."""
-    return [dl.Polyline(positions=[list(point) for point in spot.points], color="#6a3d9a",
-                        weight=5, opacity=0.7, children=dl.Tooltip(
-                            spot.street, permanent=True, direction="center",
-                            className="queues-map-street"))
-            for spot in city().hotspots if len(spot.points) > 1]
+    settings = runtime.settings()
+    return list(_street_layers_of(settings.shared_data_dir, settings.districts_file,
+                                  settings.hotspots_file))
+
+
+@lru_cache(maxsize=2)
+def _street_layers_of(*_geography_files: Path | None) -> tuple[Component, ...]:
+    return tuple(dl.Polyline(positions=[list(point) for point in spot.points],
+                             color="#6a3d9a", weight=5, opacity=0.7, children=dl.Tooltip(
+                                 spot.street, permanent=True, direction="center",
+                                 className="queues-map-street"))
+                 for spot in city().hotspots if len(spot.points) > 1)
 
 
 def _place_layers() -> list[Component]:
-    return [dl.Circle(center=[place.lat, place.lon], radius=place.radius_m,
-                      color="#33a02c" if kind == "park" else "#e31a1c", weight=2,
-                      fillOpacity=0.12, children=dl.Tooltip(place.name, direction="top"))
-            for kind, _district, place in places()]
+    settings = runtime.settings()
+    return list(_place_layers_of(settings.shared_data_dir, settings.districts_file,
+                                 settings.hotspots_file))
+
+
+@lru_cache(maxsize=2)
+def _place_layers_of(*_geography_files: Path | None) -> tuple[Component, ...]:
+    return tuple(dl.Circle(center=[place.lat, place.lon], radius=place.radius_m,
+                           color="#33a02c" if kind == "park" else "#e31a1c", weight=2,
+                           fillOpacity=0.12, children=dl.Tooltip(place.name, direction="top"))
+                 for kind, _district, place in places())
 
 
 def _unit_layers(shown: dict[str, Any], lat: float, lon: float) -> list[Component]:
