@@ -8,6 +8,9 @@ home of the access rules); these helpers apply it to the current request.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dashboard import audit
@@ -22,10 +25,37 @@ if TYPE_CHECKING:
     from dashboard.history import HistoryStore
     from dashboard.readapi import LiveReader
 
-__all__ = ["User", "auth", "current_session", "current_user", "history", "init", "may_open",
-           "reader", "require_page", "settings"]
+__all__ = ["User", "auth", "current_session", "current_user", "history", "init",
+           "live_snapshot", "may_open", "reader", "require_page", "settings"]
 
 _objects: dict[str, Any] = {}
+
+SNAPSHOT_MAX_AGE_S = 0.5
+"""How old a live snapshot one poll reuses may be. The polling wall asks every second;
+20 of them each reading the whole live state from Redis took a third of a core."""
+
+
+class SharedSnapshot:
+    """One live snapshot a process reads for every request within ``max_age_s``; requests
+    arriving while it is read wait for that read instead of making their own. The snapshot
+    is the same for every role that may ask for it (pages check the role first) and
+    carries the changes-stream id it is consistent with."""
+
+    def __init__(self, read: Callable[[], dict[str, Any]], max_age_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._read = read
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._taken = 0.0
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            if self._value is None or self._clock() - self._taken > self._max_age_s:
+                self._taken = self._clock()
+                self._value = self._read()
+            return self._value
 
 
 def init(settings: Settings, reader: LiveReader, history: HistoryStore | None = None) -> None:
@@ -33,6 +63,7 @@ def init(settings: Settings, reader: LiveReader, history: HistoryStore | None = 
     _objects["settings"] = settings
     _objects["reader"] = reader
     _objects["history"] = history
+    _objects["snapshot"] = SharedSnapshot(reader.snapshot, SNAPSHOT_MAX_AGE_S)
 
 
 def settings() -> Settings:
@@ -41,6 +72,13 @@ def settings() -> Settings:
 
 def reader() -> LiveReader:
     return _objects["reader"]  # type: ignore[no-any-return]
+
+
+def live_snapshot() -> dict[str, Any]:
+    """Everything a live page needs (``LiveReader.snapshot``), at most
+    ``SNAPSHOT_MAX_AGE_S`` old and read once for all requests of this process meanwhile.
+    Never mutate it: other requests are sending it too."""
+    return _objects["snapshot"].get()  # type: ignore[no-any-return]
 
 
 def auth() -> Auth:

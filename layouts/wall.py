@@ -362,9 +362,10 @@ clientside_callback(
 
 @callback(Output("wall-poll-store", "data"), Input("wall-poll-interval", "n_intervals"))
 def poll_snapshot(_n: int | None) -> dict[str, Any]:
-    """The polling fallback: the whole live state, once a second."""
+    """The polling fallback: the whole live state, once a second (one read a process
+    shares between the walls polling within half a second)."""
     runtime.require_page(PATH)
-    return runtime.reader().snapshot()
+    return runtime.live_snapshot()
 
 
 @callback(Output("wall-sources", "data"), Input("wall-sources-interval", "n_intervals"))
