@@ -79,6 +79,7 @@ def create_app(settings: Settings, reader: Any = None, history: Any = None) -> d
                             dash.State("nav-collapse", "is_open"), prevent_initial_call=True)
     routes.install_routes(server)
     install_guard(app)
+    share_dependencies(app)
     errors.install_error_handlers(server)
     install_security_headers(app, settings)
     actionroutes.install(server, client, keys)
@@ -209,6 +210,25 @@ def install_guard(app: dash.Dash) -> None:
         return None
 
     server.after_request(current.finish)
+
+
+def share_dependencies(app: dash.Dash) -> None:
+    """Answer /_dash-dependencies from one encoding per process. It is the list of
+    callbacks (ids and properties, no data), the same for every user; Dash encoded it on
+    every page load. The guard still runs first: only signed-in users get it."""
+    endpoint = app.config.routes_pathname_prefix + "_dash-dependencies"
+    encode = app.server.view_functions[endpoint]
+    encoded: dict[int, tuple[bytes, str]] = {}
+
+    def dependencies() -> flask.Response:
+        # Keyed by the number of callbacks: Dash adds the pages' callbacks at its setup.
+        found = encoded.get(len(app.callback_map))
+        if found is None:
+            reply = encode()
+            found = encoded[len(app.callback_map)] = (reply.get_data(), reply.content_type)
+        return flask.Response(found[0], content_type=found[1])
+
+    app.server.view_functions[endpoint] = dependencies
 
 
 def is_unknown_page() -> bool:
