@@ -1,32 +1,48 @@
 """Benchmark: 200 signed-in clients doing what the pages do, against the real web server.
 
 Usage: python tests/benchmarks/bench_web.py [--clients 200] [--seconds 30]
-       [--history-days 365] [--backlog 100] [--web-workers N] [--web-threads N]
+       [--history-days 365] [--backlog 100] [--web-workers N] [--no-think | --both]
+       [--logs DIR]
 
 1. Live state as `make run` has it: a fresh embedded redis-server holding a year of closed
    calls (about 500 a day, in the consumer's record format), the real consumer, the
-   simulator (6 h warm-up, then real time: new calls, 60 units moving), a backlog of open
-   calls as on a busy summer night (``--backlog``), the push service and
-   `python -m dashboard serve` (gunicorn with the product's own settings).
+   history writer (its files caught up before the run), the simulator (6 h warm-up, then
+   real time: new calls, 60 units moving), a backlog of open calls as on a busy summer
+   night (``--backlog``), the push service and `python -m dashboard serve` (gunicorn with
+   the product's own settings).
 2. Requests captured from the pages: headless Chromium signs in through the real form,
    opens /queues (as a cso), /response (supervisor) and /wall?mode=poll (commander), taps a
    card, and every POST /_dash-update-component it sends is recorded. Kinds:
    - page: a page load as the browser does it (the HTML, /_dash-layout and
-     /_dash-dependencies, then the callback that renders the page's content);
+     /_dash-dependencies at once, then the callback that renders the page's content);
    - tablet filter / response filter: a captured callback whose inputs include a
      component with options (dropdowns, chips), replayed with values picked from those
      options (what the layout offers), one input changed at a time, as a user does;
    - call detail: the request a tap on a card sends, replayed with the ids of other open
      calls in the client's district;
+   - tablet live: the cards re-rendered because an open call changed (the page's live
+     update bumps its version and Dash asks for the cards again: every open tablet at once);
    - poll: the polling wall's 1-second interval callback (the fallback when push is down).
-3. Clients: ``--clients`` httpx clients, each signed in through the real form (its own
-   session; the CSRF cookie copied into X-CSRFToken as Dash's renderer does). Half are
-   tablets (cso or sro: a call detail after every filter change, a page reload every 20
-   requests), 40 % supervisors on /response, 10 % walls on the polling fallback (one poll
-   a second, as the page does). Tablets and supervisors send their next request as soon as
-   the last one is answered (no think time: a stress test). A reply counts as failed unless
-   it is HTTP 200 with the JSON Dash expects.
-Target: p99 <= 2 s for every kind. Prints figures per kind, then as LAST line JSON.
+3. Clients: ``--clients`` httpx clients (two connections each, as a page load uses), each
+   with its own session: one per user name signs in through the real form, the others get
+   theirs from the product's session store, which is what a form sign-in ends in (200
+   password hashes took minutes on a busy machine; bench_signin.py measures sign-in).
+   Half are tablets (cso or sro: a filter change, then a tap on a card, a page reload every
+   20 of those), 40 % supervisors on /response (filter changes), 10 % walls on the polling
+   fallback (one poll a second, as the page does).
+4. Pace. Default, human pace: a tablet user waits on average TABLET_THINK_S (5 s) before
+   each filter change or tap ("a tap every few seconds", a busy officer going through the
+   queue), a supervisor SUPERVISOR_THINK_S (10 s) before each filter change (each one
+   redraws two charts, a table and compliance cards to read), both exponential (most
+   actions come soon after the last, a few after a long look; no lock-step). Tablets also
+   re-render on every change of an open call, walls poll every second: what the pages do
+   by themselves. ``--no-think`` is the saturation figure: tablets and supervisors send
+   their next request as soon as the last is answered (a closed loop: latency is then
+   clients / throughput, not what a user waits). ``--both`` runs human pace, then
+   no-think, on the same stack and signed-in clients.
+A reply counts as failed unless it is HTTP 200 with the JSON Dash expects; every failure is
+counted and printed with its first examples. Target: p99 <= 2 s for every kind. Prints
+figures per kind for each mode, then as LAST line JSON (one mode, or {"modes": [...]}).
 """
 
 from __future__ import annotations
@@ -40,6 +56,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,9 +75,14 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import redis  # noqa: E402
 
+from dashboard.auth import Auth  # noqa: E402
+from dashboard.auth.per_request import CSRF_COOKIE, SESSION_COOKIE  # noqa: E402
 from dashboard.readapi import LiveReader  # noqa: E402
+from dashboard.server import THREADS_PER_WORKER  # noqa: E402
+from streams.core.access import User  # noqa: E402
 from streams.core.events import CATEGORIES, QOL_CATEGORIES, CallEvent, Event, is_qol  # noqa: E402
 from streams.core.geography import geography_from_settings  # noqa: E402
+from streams.core.history import MANIFEST_NAME, folder_of  # noqa: E402
 from streams.core.keys import CLOSED_MAXLEN, Keys  # noqa: E402
 from streams.core.livestate import closed_record  # noqa: E402
 from streams.core.settings import Settings  # noqa: E402
@@ -78,8 +100,12 @@ USERS = {  # name -> (role, district)
     "bench-commander": ("commander", None),
 }
 PASSWORD = "bench-password-0123"
-KINDS = ("page", "tablet filter", "call detail", "response filter", "poll")
+KINDS = ("page", "tablet filter", "call detail", "tablet live", "response filter", "poll")
 TABLET_RELOAD_EVERY = 20
+TABLET_THINK_S = 5.0
+"""Mean pause of a tablet user before a filter change or a tap (see the docstring)."""
+SUPERVISOR_THINK_S = 10.0
+"""Mean pause of a supervisor before the next filter change on /response."""
 POLL_INTERVAL_S = 1.0
 REQUEST_TIMEOUT_S = 120.0
 DAY = 86400.0
@@ -180,7 +206,7 @@ def start_stack(workdir: Path, args: argparse.Namespace) -> tuple[EmbeddedRedis,
     print(f"writing {args.history_days:g} days of closed calls ...", flush=True)
     written = write_history(stack.redis, stack.keys, args.history_days)
     print(f"  {written} closed calls", flush=True)
-    for name in ("consumer", "push", "web"):
+    for name in ("consumer", "push", "history", "web"):
         stack.start(name)
     simulator = subprocess.Popen(
         [sys.executable, "-m", "streams", "simulate", "--warmup-hours", str(args.warmup_hours)],
@@ -190,7 +216,17 @@ def start_stack(workdir: Path, args: argparse.Namespace) -> tuple[EmbeddedRedis,
     stack.publish(backlog(settings, args.backlog))
     wait_for(lambda: stack.redis.zcard(stack.keys.calls_open) >= args.backlog,
              "the backlog and the warm-up applied", 180)
+    wait_for(lambda: history_rows(settings) >= written, "the history writer's files", 300)
     return server, stack
+
+
+def history_rows(settings: Settings) -> int:
+    """Closed calls the history writer's files hold (its manifest), 0 before the first."""
+    manifest = folder_of(settings.resolved_history_dir, settings.key_prefix) / MANIFEST_NAME
+    try:
+        return int(json.loads(manifest.read_text())["rows"])
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def wait_for(condition: Callable[[], bool], what: str, seconds: float) -> None:
@@ -397,6 +433,25 @@ class Results:
         return time.monotonic() < self.stop_at
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How long a person waits between two actions (exponential: most actions come
+    quickly after the last, a few after a long look); None: at once (saturation)."""
+
+    tablet_s: float | None
+    supervisor_s: float | None
+
+    async def think(self, mean_s: float | None, rng: random.Random, results: Results) -> None:
+        if mean_s is None:
+            return
+        await asyncio.sleep(min(rng.expovariate(1.0 / mean_s),
+                                max(0.0, results.stop_at - time.monotonic())))
+
+
+HUMAN = Pace(tablet_s=TABLET_THINK_S, supervisor_s=SUPERVISOR_THINK_S)
+NO_THINK = Pace(tablet_s=None, supervisor_s=None)
+
+
 class Client:
     """One signed-in browser, as the server sees it."""
 
@@ -404,8 +459,11 @@ class Client:
         self.http = httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S,
                                       limits=httpx.Limits(max_connections=2))
         self.user = user
+        self.body: dict[str, Any] | None = None
+        """The filters as this tablet shows them now (what a live update re-renders)."""
 
     async def sign_in(self, path: str) -> None:
+        """Through the real sign-in form."""
         form = (await self.http.get("/login")).text
         nonce = re.search(r'name="nonce" value="([^"]+)"', form)
         if nonce is None:
@@ -416,32 +474,62 @@ class Client:
             raise RuntimeError(f"sign-in of {self.user} answered {reply.status_code}")
         await self.http.get(path)
 
+    async def adopt(self, secret: str, csrf: str, path: str) -> None:
+        """Use a session the session store made (what a form sign-in ends in)."""
+        self.http.cookies.set(SESSION_COOKIE, secret)
+        self.http.cookies.set(CSRF_COOKIE, csrf)
+        reply = await self.http.get(path)
+        if reply.status_code != 200:
+            raise RuntimeError(f"{self.user}'s session answered {reply.status_code}")
+
     def headers(self) -> dict[str, str]:
-        return {"X-CSRFToken": self.http.cookies.get("_csrf_token") or "",
+        return {"X-CSRFToken": self.http.cookies.get(CSRF_COOKIE) or "",
                 "Content-Type": "application/json"}
 
     async def callback(self, body: dict[str, Any]) -> httpx.Response:
         self.http.headers.update({"Referer": str(self.http.base_url)})
         return await self.http.post(CALLBACK, content=json.dumps(body), headers=self.headers())
 
-    async def page(self, captured: Captured) -> bool:
-        html = await self.http.get(captured.path)
-        layout, dependencies = await asyncio.gather(self.http.get("/_dash-layout"),
-                                                    self.http.get("/_dash-dependencies"))
-        content = await self.callback(captured.layout_body)
-        return all(r.status_code == 200 for r in (html, layout, dependencies)) and \
-            valid_reply(content)
+    async def page(self, captured: Captured) -> httpx.Response:
+        """A page load as the browser does it; the first reply that is not what the
+        browser needs (or the content callback's)."""
+        for step in (self.http.get(captured.path),
+                     asyncio.gather(self.http.get("/_dash-layout"),
+                                    self.http.get("/_dash-dependencies"))):
+            replies = await step
+            for reply in replies if isinstance(replies, list) else [replies]:
+                if reply.status_code != 200:
+                    return reply
+        return await self.callback(captured.layout_body)
 
 
-async def timed(results: Results, kind: str, action: Coroutine[Any, Any, Any]) -> None:
+async def sign_in_all(stack: Stack, clients: list[Client], paths: list[str]) -> None:
+    """The first client of each user signs in through the form; the others get their own
+    session from the product's session store, as a form sign-in would give them. 200
+    password hashes on a busy 2-core machine took minutes (bench_signin measures those)."""
+    sessions = Auth.open(stack.settings, stack.redis).sessions
+    formed: set[str] = set()
+    for client, path in zip(clients, paths, strict=True):
+        if client.user not in formed:
+            formed.add(client.user)
+            await client.sign_in(path)
+            continue
+        role, district = USERS[client.user]
+        secret, session = sessions.create(User(client.user, role, district), "password",
+                                          "127.0.0.1", "bench_web")
+        await client.adopt(secret, session.csrf, path)
+
+
+async def timed(results: Results, kind: str,
+                action: Coroutine[Any, Any, httpx.Response]) -> None:
     started = time.monotonic()
     try:
         outcome = await action
-        ok = valid_reply(outcome) if isinstance(outcome, httpx.Response) else bool(outcome)
-        problem = "" if ok else (f"HTTP {outcome.status_code}: {outcome.text[:200]}"
-                                 if isinstance(outcome, httpx.Response) else "page load failed")
+        ok = valid_reply(outcome)
+        problem = "" if ok else (f"HTTP {outcome.status_code} on {outcome.request.url.path}: "
+                                 f"{outcome.text[:200]}")
     except httpx.HTTPError as error:
-        ok, problem = False, f"{type(error).__name__}: {error}"
+        ok, problem = False, f"{type(error).__name__}: {error} on {path_of(error)}"
     took = time.monotonic() - started
     if time.monotonic() > results.stop_at or started < results.started:
         return
@@ -451,27 +539,69 @@ async def timed(results: Results, kind: str, action: Coroutine[Any, Any, Any]) -
         results.failures[kind].append(problem)
 
 
+def path_of(error: httpx.HTTPError) -> str:
+    try:
+        return error.request.url.path
+    except RuntimeError:  # an error raised before the request was made
+        return "?"
+
+
+class CallChanges:
+    """Wakes every open tablet when an open call changed, as push's live update does
+    (each tablet then re-renders its cards with one callback)."""
+
+    def __init__(self) -> None:
+        self.fingerprint = ""
+        self.event = asyncio.Event()
+
+    def saw(self, calls: list[dict[str, Any]]) -> None:
+        fingerprint = json.dumps(calls, sort_keys=True, default=str)
+        if fingerprint != self.fingerprint:
+            self.fingerprint = fingerprint
+            self.event.set()
+            self.event = asyncio.Event()
+
+    async def next(self, results: Results) -> bool:
+        try:
+            await asyncio.wait_for(self.event.wait(),
+                                   max(0.01, results.stop_at - time.monotonic()))
+        except TimeoutError:
+            return False
+        return True
+
+
 async def tablet(client: Client, captured: Captured, calls: Callable[[], list[str]],
-                 results: Results, rng: random.Random) -> None:
+                 results: Results, rng: random.Random, pace: Pace) -> None:
     filters = filter_callbacks(captured)
     count = 0
     while results.running():
         if count % TABLET_RELOAD_EVERY == 0:
             await timed(results, "page", client.page(captured))
-        await timed(results, "tablet filter", client.callback(
-            changed_filter(rng.choice(filters), captured, rng)))
+            client.body = captured.layout_body if client.body is None else client.body
+        await pace.think(pace.tablet_s, rng, results)
+        client.body = changed_filter(rng.choice(filters), captured, rng)
+        await timed(results, "tablet filter", client.callback(client.body))
         ids = calls()
         if ids and captured.taps:
+            await pace.think(pace.tablet_s, rng, results)
             await timed(results, "call detail", client.callback(
                 with_call(captured.taps[0], rng.choice(ids))))
         count += 1
 
 
+async def tablet_live(client: Client, changes: CallChanges, results: Results) -> None:
+    """The cards re-rendered after each change of an open call (human-pace mode)."""
+    while await changes.next(results):
+        if client.body is not None:
+            await timed(results, "tablet live", client.callback(client.body))
+
+
 async def supervisor(client: Client, captured: Captured, results: Results,
-                     rng: random.Random) -> None:
+                     rng: random.Random, pace: Pace) -> None:
     filters = filter_callbacks(captured)
     await timed(results, "page", client.page(captured))
     while results.running():
+        await pace.think(pace.supervisor_s, rng, results)
         await timed(results, "response filter", client.callback(
             changed_filter(rng.choice(filters), captured, rng)))
 
@@ -504,56 +634,91 @@ def roles_of(clients: int) -> list[str]:
 TABLET_USERS = ("bench-cso-north", "bench-cso-central", "bench-sro-south")
 
 
-async def run_load(stack: Stack, captures: dict[str, Captured], clients: int,
-                   seconds: float) -> Results:
-    reader = LiveReader(stack.redis, stack.keys)
-    districts = {name: USERS[name][1] for name in TABLET_USERS}
-    open_ids: dict[str, list[str]] = {}
+@dataclass
+class Load:
+    """The signed-in clients and what they open, shared by the runs of one bench."""
 
-    def refresh_calls() -> None:
-        calls = reader.open_calls(qol_only=True)
-        for name, district in districts.items():
-            open_ids[name] = [c["call_id"] for c in calls if c.get("district") == district]
+    stack: Stack
+    captures: dict[str, Captured]
+    roles: list[str]
+    clients: list[Client]
+    open_ids: dict[str, list[str]] = field(default_factory=dict)
 
-    refresh_calls()
-    roles = roles_of(clients)
+    def refresh_calls(self, reader: LiveReader) -> list[dict[str, Any]]:
+        calls = reader.open_calls()
+        for name in TABLET_USERS:
+            district = USERS[name][1]
+            self.open_ids[name] = [c["call_id"] for c in calls
+                                   if c.get("qol") and c.get("district") == district]
+        return calls
+
+
+async def signed_in(stack: Stack, captures: dict[str, Captured], count: int) -> Load:
+    roles = roles_of(count)
     users = {"wall": lambda n: "bench-commander", "supervisor": lambda n: "bench-supervisor",
              "tablet": lambda n: TABLET_USERS[n % len(TABLET_USERS)]}
-    made = [Client(stack.base_url, users[role](n)) for n, role in enumerate(roles)]
+    clients = [Client(stack.base_url, users[role](n)) for n, role in enumerate(roles)]
     paths = {"wall": captures["wall"].path, "supervisor": captures["response"].path,
              "tablet": captures["tablet"].path}
-    print(f"signing in {clients} clients ...", flush=True)
-    for first in range(0, clients, 10):
-        await asyncio.gather(*(c.sign_in(paths[roles[first + i]])
-                               for i, c in enumerate(made[first:first + 10])))
+    print(f"signing in {count} clients ...", flush=True)
+    await sign_in_all(stack, clients, [paths[role] for role in roles])
+    return Load(stack, captures, roles, clients)
+
+
+async def run_load(load: Load, seconds: float, pace: Pace) -> Results:
+    reader = LiveReader(load.stack.redis, load.stack.keys)
+    changes = CallChanges()
+    changes.saw(load.refresh_calls(reader))
     results = Results()
     results.started = time.monotonic()
     results.stop_at = results.started + seconds
 
     async def refresher() -> None:
         while results.running():
-            await asyncio.to_thread(refresh_calls)
+            changes.saw(await asyncio.to_thread(load.refresh_calls, reader))
             await asyncio.sleep(1.0)
 
     tasks = [asyncio.create_task(refresher())]
-    for number, (role, client) in enumerate(zip(roles, made, strict=True)):
+    captures = load.captures
+    for number, (role, client) in enumerate(zip(load.roles, load.clients, strict=True)):
         rng = random.Random(number)
         if role == "tablet":
             tasks.append(asyncio.create_task(tablet(
-                client, captures["tablet"], lambda c=client: open_ids.get(c.user, []),
-                results, rng)))
+                client, captures["tablet"], lambda c=client: load.open_ids.get(c.user, []),
+                results, rng, pace)))
+            if pace.tablet_s is not None:
+                tasks.append(asyncio.create_task(tablet_live(client, changes, results)))
         elif role == "supervisor":
             tasks.append(asyncio.create_task(supervisor(client, captures["response"],
-                                                        results, rng)))
+                                                        results, rng, pace)))
         else:
             tasks.append(asyncio.create_task(polling_wall(client, captures["wall"], results)))
     await asyncio.gather(*tasks)
-    await asyncio.gather(*(client.http.aclose() for client in made))
     return results
 
 
+async def run_modes(stack: Stack, captures: dict[str, Captured], count: int,
+                    seconds: float, paces: dict[str, Pace],
+                    ) -> dict[str, tuple[Results, float]]:
+    """Sign ``count`` clients in once, then run each mode for ``seconds``: mode ->
+    (results, CPU seconds this load generator used)."""
+    load = await signed_in(stack, captures, count)
+    try:
+        runs = {}
+        for mode, pace in paces.items():
+            print(f"running {mode} for {seconds:g} s ...", flush=True)
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            results = await run_load(load, seconds, pace)
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            runs[mode] = (results, (after.ru_utime + after.ru_stime)
+                          - (before.ru_utime + before.ru_stime))
+        return runs
+    finally:
+        await asyncio.gather(*(client.http.aclose() for client in load.clients))
+
+
 # --- report -------------------------------------------------------------------------------
-def report(results: Results, seconds: float, clients: int, cpu_s: float,
+def report(mode: str, results: Results, seconds: float, clients: int, cpu_s: float,
            settings: Settings) -> dict[str, Any]:
     kinds = {}
     for kind in KINDS:
@@ -564,10 +729,10 @@ def report(results: Results, seconds: float, clients: int, cpu_s: float,
                        "p99_s": round(percentile(times, 0.99), 3),
                        "max_s": round(max(times), 3) if times else math.nan}
     worst = max((k["p99_s"] for k in kinds.values() if k["n"]), default=math.nan)
-    return {"clients": clients, "seconds": seconds,
+    return {"mode": mode, "clients": clients, "seconds": seconds,
             "http_requests_per_s": round(results.requests / seconds, 1),
             "web_workers": settings.web_workers,
-            "web_threads": getattr(settings, "web_threads", None),
+            "web_threads": getattr(settings, "web_threads", THREADS_PER_WORKER),
             "kinds": kinds, "worst_p99_s": worst, "target_p99_s": P99_TARGET_S,
             "met": bool(worst <= P99_TARGET_S) and not any(results.failures.values()),
             "load_generator_cpu_pct": round(100 * cpu_s / seconds, 1),
@@ -575,10 +740,11 @@ def report(results: Results, seconds: float, clients: int, cpu_s: float,
 
 
 def print_report(figures: dict[str, Any]) -> None:
-    print(f"\n{figures['clients']} clients for {figures['seconds']:g} s: "
+    print(f"\n{figures['mode']}: {figures['clients']} clients for {figures['seconds']:g} s: "
           f"{figures['http_requests_per_s']} HTTP requests/s "
           f"(web: {figures['web_workers']} workers x {figures['web_threads']} threads)")
-    print(f"{'kind':<16}{'n':>7}{'per s':>8}{'failed':>8}{'p50 s':>9}{'p99 s':>9}{'max s':>9}")
+    print(f"{'kind':<16}{'n':>7}{'per s':>8}{'failed':>8}{'p50 s':>9}{'p99 s':>9}"
+          f"{'max s':>9}")
     for kind, k in figures["kinds"].items():
         print(f"{kind:<16}{k['n']:>7}{k['per_s']:>8}{k['failed']:>8}{k['p50_s']:>9}"
               f"{k['p99_s']:>9}{k['max_s']:>9}")
@@ -598,6 +764,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="open calls added to the simulator's (a busy summer night)")
     parser.add_argument("--web-workers", type=int)
     parser.add_argument("--web-threads", type=int)
+    parser.add_argument("--no-think", action="store_true",
+                        help="saturation: every client sends its next request at once")
+    parser.add_argument("--both", action="store_true",
+                        help="human pace, then --no-think, on the same stack and clients")
+    parser.add_argument("--logs", type=Path,
+                        help="copy the processes' logs (web, consumer, push) to this folder")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         server, stack = start_stack(Path(tmp), args)
@@ -608,21 +780,27 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name}: {len(captured.callbacks)} callbacks on load, "
                       f"{len(filter_callbacks(captured))} with filters, "
                       f"{len(poll_callbacks(captured))} polls, {len(captured.taps)} on tap")
-            before = resource.getrusage(resource.RUSAGE_SELF)
-            results = run_async(lambda: run_load(stack, captures, args.clients, args.seconds))
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-            figures = report(results, args.seconds, args.clients, cpu, stack.settings)
-            for kind, problems in results.failures.items():
-                print(f"{kind}: {len(problems)} failed, e.g. {problems[:2]}")
-            print_report(figures)
-            print(json.dumps(figures))
+            paces = {"human pace": HUMAN, "no think": NO_THINK} if args.both else \
+                {"no think": NO_THINK} if args.no_think else {"human pace": HUMAN}
+            runs = run_async(lambda: run_modes(stack, captures, args.clients, args.seconds,
+                                               paces))
+            every = []
+            for mode, (results, cpu) in runs.items():
+                figures = report(mode, results, args.seconds, args.clients, cpu,
+                                 stack.settings)
+                for kind, problems in results.failures.items():
+                    print(f"{mode}, {kind}: {len(problems)} failed, e.g. {problems[:2]}")
+                print_report(figures)
+                every.append(figures)
+            print(json.dumps(every[0] if len(every) == 1 else {"modes": every}))
             return 0
         finally:
             for name in list(stack.processes):
                 stack.stop(name)
             stack.redis.close()
             server.stop()
+            if args.logs is not None:
+                shutil.copytree(stack.logs, args.logs, dirs_exist_ok=True)
 
 
 if __name__ == "__main__":
