@@ -204,22 +204,33 @@ def start_stack(workdir: Path, args: argparse.Namespace) -> tuple[EmbeddedRedis,
     logs.mkdir()
     stack = Stack(settings, Keys(settings.key_prefix), redis.Redis.from_url(server.url), env,
                   logs)
-    add_users(stack)
-    print(f"writing {args.history_days:g} days of closed calls ...", flush=True)
-    written = write_history(stack.redis, stack.keys, args.history_days)
-    print(f"  {written} closed calls", flush=True)
-    for name in ("consumer", "push", "history", "web"):
-        stack.start(name)
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "streams", "simulate", "--warmup-hours", str(args.warmup_hours)],
-        env=env, cwd=ROOT, stdout=(logs / "simulator.log").open("wb"),
-        stderr=subprocess.STDOUT, start_new_session=True)
-    stack.processes["simulator"] = simulator
-    stack.publish(backlog(settings, args.backlog))
-    wait_for(lambda: stack.redis.zcard(stack.keys.calls_open) >= args.backlog,
-             "the backlog and the warm-up applied", 180)
-    wait_for(lambda: history_rows(settings) >= written, "the history writer's files", 300)
+    try:
+        add_users(stack)
+        print(f"writing {args.history_days:g} days of closed calls ...", flush=True)
+        written = write_history(stack.redis, stack.keys, args.history_days)
+        print(f"  {written} closed calls", flush=True)
+        for name in ("consumer", "push", "history", "web"):
+            stack.start(name)
+        simulator = subprocess.Popen(
+            [sys.executable, "-m", "streams", "simulate", "--warmup-hours", str(args.warmup_hours)],
+            env=env, cwd=ROOT, stdout=(logs / "simulator.log").open("wb"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        stack.processes["simulator"] = simulator
+        stack.publish(backlog(settings, args.backlog))
+        wait_for(lambda: stack.redis.zcard(stack.keys.calls_open) >= args.backlog,
+                 "the backlog and the warm-up applied", 180)
+        wait_for(lambda: history_rows(settings) >= written, "the history writer's files", 300)
+    except BaseException:  # stop what started: its processes outlive this one
+        stop_stack(server, stack)
+        raise
     return server, stack
+
+
+def stop_stack(server: EmbeddedRedis, stack: Stack) -> None:
+    for name in list(stack.processes):
+        stack.stop(name)
+    stack.redis.close()
+    server.stop()
 
 
 def history_rows(settings: Settings) -> int:
@@ -806,10 +817,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(every[0] if len(every) == 1 else {"modes": every}))
             return 0
         finally:
-            for name in list(stack.processes):
-                stack.stop(name)
-            stack.redis.close()
-            server.stop()
+            stop_stack(server, stack)
             if args.logs is not None:
                 shutil.copytree(stack.logs, args.logs, dirs_exist_ok=True)
 
