@@ -32,6 +32,11 @@ from streams.core.settings import Settings
 log = logging.getLogger(__name__)
 
 THREADS_PER_WORKER = 8
+"""Threads per worker process. A worker runs Python one thread at a time, so the number of
+workers (``web_workers``, one per core) sets the CPU pages get; the threads overlap Redis
+round trips, password hashes and DuckDB queries (both release the interpreter) with other
+requests. Not gevent: that work is CPU or C code that never yields to an event loop, so a
+cooperative worker would run it strictly one request at a time."""
 GRACEFUL_TIMEOUT_SECONDS = 30
 """How long SIGTERM waits for requests in flight (a cold response-times query can take
 tens of seconds on a busy machine) before workers are killed."""
