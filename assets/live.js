@@ -313,25 +313,44 @@
   window.addEventListener("beforeunload", function () { leaving = true; });
   window.addEventListener("pagehide", function () { leaving = true; });
 
+  // session.js owns leaving for the sign-in form once the session has ended ("Your session
+  // has ended", then back to this page).
   function signInAgain() {
-    var here = window.location.pathname + window.location.search;
-    window.location.assign("/login?next=" + encodeURIComponent(here));
+    if (window.dispatchSession) { window.dispatchSession.leave(); }
   }
 
   // Exponential backoff with jitter, so a restarted push service is not hit by every
   // page at the same instant.
   function reconnectLater() {
+    if (sessionOver) { return; }
     var delay = Math.min(MAX_BACKOFF_MS, 250 * Math.pow(2, attempt));
     attempt += 1;
-    reconnectTimer = setTimeout(function () { refreshToken().then(connect, connect); },
+    reconnectTimer = setTimeout(function () { refreshToken().then(reconnect, reconnect); },
                                 delay * (0.5 + Math.random() / 2));
+  }
+
+  // A token refresh refused with "sign in first" means the session is over (it expired
+  // while the socket was down, so no revocation closed it with 4401): no token will do, so
+  // no socket is opened with the old one (push would refuse it, 401); session.js takes the
+  // page to the sign-in form.
+  var sessionOver = false;
+  function reconnect() {
+    reconnectTimer = null;
+    if (!sessionOver) { connect(); }
   }
 
   // Tokens are short-lived: fetch a fresh one before every reconnect.
   function refreshToken() {
     return fetch("/auth/ws-token", {credentials: "same-origin", cache: "no-store"})
-      .then(function (reply) { return reply.ok ? reply.json() : null; })
-      .then(function (body) { if (body && body.token) { token = body.token; } });
+      .then(function (reply) {
+        return reply.json().then(function (body) { return {ok: reply.ok, body: body}; },
+                                 function () { return {ok: reply.ok, body: null}; });
+      })
+      .then(function (answer) {
+        var body = answer.body;
+        if (answer.ok && body && body.token) { token = body.token; }
+        else if (body && body.error === "sign in first") { sessionOver = true; }
+      });
   }
 
   /* Silence is loss: an open socket that hears nothing (push frozen, a network that drops

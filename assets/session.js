@@ -20,6 +20,8 @@
     var here = location.pathname + location.search;
     location.assign("/login?ended=1&next=" + encodeURIComponent(here));
   }
+  // live.js leaves the same way when push closes its socket because the session ended (4401).
+  window.dispatchSession = {leave: leave};
 
   function check() {
     var reply = used
