@@ -51,7 +51,7 @@ from streams.push.audit import SocketAudit, page_named, socket_actor, view_detai
 from streams.push.clients import Chunk, Client, UserTally
 from streams.push.lanes import LaneSender
 from streams.push.reader import ChangesReader
-from streams.push.sessions import SessionWatch
+from streams.push.sessions import SESSION_ENDED, SessionWatch
 from streams.push.syncs import Message, StaleRead, Syncs
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,8 @@ class Handshake:
     issued_at: float
     address: str
     page: str
+    session_ended: bool = False
+    """Its session is gone: the socket is closed with SESSION_ENDED at once."""
 
 
 class PushService:
@@ -239,14 +241,19 @@ class PushService:
         address = self.audit.address(connection, request)
         page = page_named(query.get("page", [None])[0])
         if not session_valid:
+            # Accepted only to be closed with SESSION_ENDED before any message: a browser
+            # never sees a handshake's HTTP status (a 401 reads as push being down, and the
+            # page would retry), but it sees a close code and goes to sign in.
             log.warning("refused websocket from %s (%s): session %s", _peer(connection),
                         claims.user, "missing" if claims.sid is None else "ended")
             self.counters["refused_session"] += 1
-            self.audit.record("socket_refused", socket_actor(claims, address), status=401,
+            self.audit.record("socket_refused", socket_actor(claims, address),
+                              status=SESSION_ENDED,
                               reason="no_session" if claims.sid is None else "session_ended",
                               **view_detail(claims, page))
-            return connection.respond(http.HTTPStatus.UNAUTHORIZED,
-                                      "session ended: sign in again\n")
+            self._handshakes[connection] = Handshake(claims, None, 0.0, address, page,
+                                                     session_ended=True)
+            return None
         if not self.tally.admit(claims.user):
             log.warning("refused websocket from %s: %s already has %d connections",
                         _peer(connection), claims.user, self.tally.cap)
@@ -271,6 +278,9 @@ class PushService:
     # --- one connection ----------------------------------------------------------------
     async def _handle(self, connection: ServerConnection) -> None:
         handshake = self._handshakes.pop(connection)
+        if handshake.session_ended:
+            await connection.close(SESSION_ENDED, "session ended: sign in again")
+            return
         # Registered before reading state: every change newer than what is read reaches
         # the page, first through its backlog, then live.
         client = Client(connection, handshake.claims, need=self.reader.position,

@@ -890,16 +890,19 @@ def test_sockets_of_a_revoked_session_are_closed_at_once(
 
 def test_handshake_needs_a_live_session(start_push: Callable[..., PushThread],
                                         sessions: SessionStore) -> None:
-    """A well-signed, unexpired token is refused (401) when its session has ended or when
-    it names no session at all."""
+    """A well-signed, unexpired token is refused when its session has ended or when it
+    names no session at all: the socket is closed with 4401 (what a browser can see; it
+    never sees a handshake's status) before any message."""
     push = start_push()
     sid, ended = signed_in()
     sessions.end(sid, "ended_by_admin")
     for bad in (ended, make_ws_token(SECRET, "x", "commander")):
-        with pytest.raises(InvalidStatus) as refused:
-            connect(f"ws://127.0.0.1:{push.port}/live?token={bad}", open_timeout=WAIT)
-        assert refused.value.response.status_code == 401
+        with connect(f"ws://127.0.0.1:{push.port}/live?token={bad}",
+                     open_timeout=WAIT) as page, pytest.raises(ConnectionClosed) as closed:
+            page.recv(timeout=WAIT)  # no snapshot, no ping: the close
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
     assert push.service is not None and push.service.counters["refused_session"] == 2
+    assert push.service.counters["connections"] == 0
 
 
 def test_socket_closes_at_token_expiry_when_its_session_is_gone(
@@ -1048,8 +1051,8 @@ def test_socket_connections_are_in_the_audit_trail(
         assert closed_with(wall) == 4401
     ended_sid, ended_token = signed_in(user="gone")
     sessions.end(ended_sid, "ended_by_admin")
-    with pytest.raises(InvalidStatus):
-        connect(url.replace("/wall", "/status") + ended_token, open_timeout=WAIT)
+    with connect(url.replace("/wall", "/status") + ended_token, open_timeout=WAIT) as page:
+        assert closed_with(page) == 4401
 
     closed = wait_for_audit(r, keys, "socket_closed", 2)
     by_user = {entry["user"]: entry for entry in closed}
@@ -1069,7 +1072,7 @@ def test_socket_connections_are_in_the_audit_trail(
         "reason": "user_cap", "status": 429, "cap": 1}
     assert refusals["sup"]["address"] == "203.0.113.7"
     assert (refusals["gone"]["detail"]["reason"], refusals["gone"]["detail"]["status"],
-            refusals["gone"]["detail"]["page"]) == ("session_ended", 401, "/status")
+            refusals["gone"]["detail"]["page"]) == ("session_ended", 4401, "/status")
     trail = audit_trail(r, keys)
     assert len(trail) == 6  # 2 opened, 2 closed, 2 refused: nothing per message
     raw = json.dumps([list(fields.values()) for _, fields in r.xrange(keys.audit)],
