@@ -45,8 +45,11 @@ class LaneSender:
     """The lanes, their pages, and the task that sends to them."""
 
     def __init__(self, heartbeat_seconds: float, send_buffer_bytes: int,
-                 counters: Counter[str], drop: Callable[[Client, str], None]) -> None:
+                 counters: Counter[str], drop: Callable[[Client, str], None],
+                 reading: Callable[[], bool] = lambda: True) -> None:
         self.heartbeat_seconds = heartbeat_seconds
+        self._reading = reading
+        """False while the changes reader cannot read: then no page gets a ping."""
         self.send_buffer_bytes = send_buffer_bytes
         self.counters = counters
         self._drop = drop
@@ -166,6 +169,8 @@ class LaneSender:
         lane's next check is half a heartbeat on. One encoding per turn."""
         half = self.heartbeat_seconds / 2
         lane.next_ping_at = pushview.lane_slot_after(now, lane.index, LANES, half)
+        if not self._reading():
+            return  # a ping says "nothing changed": not known while changes cannot be read
         quiet = [client for client in list(lane.clients)  # a copy: _over_limit drops
                  if client.live and client.last_sent_at <= now - half
                  and not self._over_limit(client)]

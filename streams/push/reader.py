@@ -71,14 +71,20 @@ class ChangesReader:
                 reply = await self._redis().xread({self.keys.changes: self.last_id},
                                                   count=READ_COUNT, block=READ_BLOCK_MS)
                 entries = xread_entries(reply)
-            except RETRYABLE as error:
+            except Exception as error:  # noqa: BLE001 - any failure: retry, never end
+                # Not only outages: a refusal (NOPERM, WRONGTYPE) or a failed reset must not
+                # end this task silently while pages are told they are live. Until a read
+                # works again, redis_ok is False: /healthz says 503 and no pings go out, so
+                # every page shows 'Live updates lost' within a heartbeat.
                 if self.stop.is_set():
                     return
                 self.redis_ok = False
                 delay = backoff_seconds(failures, base=0.1, cap=2.0)
                 failures += 1
-                log.warning("reading %s failed (%s); retry %d in %.1fs from %s",
-                            self.keys.changes, error, failures, delay, self.last_id)
+                level = logging.WARNING if isinstance(error, RETRYABLE) else logging.ERROR
+                log.log(level, "reading %s failed (%s: %s); retry %d in %.1fs from %s",
+                        self.keys.changes, type(error).__name__, error, failures, delay,
+                        self.last_id)
                 await asyncio.sleep(delay)
                 continue
             if failures:

@@ -112,7 +112,7 @@ class PushService:
         self.sender = LaneSender(
             settings.push_heartbeat_seconds if heartbeat_seconds is None else heartbeat_seconds,
             settings.push_send_buffer_bytes if send_buffer_bytes is None else send_buffer_bytes,
-            self.counters, self._drop)
+            self.counters, self._drop, reading=lambda: self.reader.redis_ok)
         # Page syncs share the client: past push_redis_connections reads in flight, the next
         # one waits its turn. Session checks are batched apart (SessionWatch), never behind.
         self.gate = asyncio.Semaphore(settings.push_redis_connections)
@@ -296,16 +296,18 @@ class PushService:
         try:
             first = await self._first_messages_retrying(handshake.since, client)
             await opened
-            await self._send_first(client, first)
-            await connection.wait_closed()
+            try:
+                await self._send_first(client, first)
+            except TimeoutError:  # asyncio.timeout's (an OSError: caught before RETRYABLE)
+                self._drop(client, f"took longer than {FIRST_SEND_SECONDS:.0f} s to receive "
+                                   "its first messages")
+            else:
+                await connection.wait_closed()
         except (*RETRYABLE, StaleRead) as error:
             log.warning("client %s: could not read its first messages (%s)",
                         _peer(connection), error)
             client.ended = ("redis_unreachable", str(error))
             await connection.close(CloseCode.TRY_AGAIN_LATER, "redis unreachable")
-        except TimeoutError:
-            self._drop(client, f"took longer than {FIRST_SEND_SECONDS:.0f} s to receive "
-                               "its first messages")
         except ConnectionClosed:
             pass
         except Exception as error:  # the audit entry could not be written (an ACL refusal)

@@ -1093,3 +1093,35 @@ def test_audit_believes_forwarded_addresses_only_from_a_trusted_proxy(
         receive(page)
         [opened] = audit_trail(r, keys, "socket_open")
     assert opened["address"] == "127.0.0.1" and opened["detail"]["page"] == ""
+
+
+def test_a_changes_stream_push_cannot_read_stops_the_pings(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """A refusal that is not an outage (WRONGTYPE on the changes key) must not end the
+    reader silently while pings tell every page it is live: pings stop and /healthz says
+    503 until the stream can be read again, then the page hears from push again."""
+    push = start_push()
+    with open_client(push.port) as client:
+        assert receive(client)["type"] == "snapshot"
+        r.delete(keys.changes)
+        r.set(keys.changes, "not a stream")
+        broken_at = time.time()
+        heard = _drain(client, 4.0)  # the page says 'lost' after 4 s without a message
+        # (a ping sent before the first failed read, or during it, may still arrive)
+        assert [m for m in heard if m["time"] > broken_at + 1.5 * TIMEOUT_SCALE] == []
+        assert httpx.get(f"http://127.0.0.1:{push.port}/healthz",
+                         timeout=WAIT).status_code == 503
+        r.delete(keys.changes)
+        write_changes(r, keys, [call_change(1)])
+        assert receive(client)["type"] in {"snapshot", "delta", "ping"}
+    assert httpx.get(f"http://127.0.0.1:{push.port}/healthz", timeout=WAIT).status_code == 200
+
+
+def _drain(client: ClientConnection, seconds: float) -> list[dict[str, Any]]:
+    """Every message ``client`` gets for ``seconds``."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        with contextlib.suppress(TimeoutError):
+            got.append(json.loads(client.recv(timeout=left)))
+    return got
