@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from dashboard.actionstore import ActionStore  # noqa: E402
 from streams.core.actions import Action, Actor  # noqa: E402
 from streams.core.keys import Keys  # noqa: E402
-from tests.benchmarks.common import redis_under_test  # noqa: E402
+from tests.benchmarks.common import percentile, redis_under_test  # noqa: E402
 
 CSO = Actor("cso-north", "cso", "North")
 
@@ -52,11 +52,6 @@ def timed(store: ActionStore, action: Action) -> float:
     started = time.perf_counter()
     store.apply(action, CSO)
     return (time.perf_counter() - started) * 1000
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def race(url: str, keys: Keys, call_id: str, claimers: int) -> tuple[float, int]:

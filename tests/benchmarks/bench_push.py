@@ -72,6 +72,7 @@ from streams.core.keys import EVENT_FIELD, Keys  # noqa: E402
 from streams.core.sessions import RoleTable  # noqa: E402
 from streams.core.tokens import make_ws_token  # noqa: E402
 from streams.redis_server import EmbeddedRedis, free_port  # noqa: E402
+from tests.benchmarks.common import percentile  # noqa: E402
 
 SECRET = "bench-push-secret"
 CONNECT_TARGET_S = 10.0
@@ -335,7 +336,8 @@ def run_herd(stack: Stack, memory: Memory, pages: int) -> dict[str, Any]:
         "pages": pages, "connected": len(connected), "refused": len(refused),
         "refusal_kinds": sorted(set(refused))[:5],
         "all_connected_s": round(connected[-1], 2) if connected else None,
-        "p50_s": round(percentile(connected, 50), 2), "p99_s": round(percentile(connected, 99), 2),
+        "p50_s": round(percentile(connected, 0.5), 2),
+        "p99_s": round(percentile(connected, 0.99), 2),
         "snapshot_kb": round(max((r.get("bytes", 0) for r in results), default=0) / 1024),
         "cpu_s": {"push": round(push_cpu, 1), "clients": round(clients_cpu, 1)},
         "rss_mb": {"before": round(before), "peak": round(peak), "pages_open_idle": round(held),
@@ -353,13 +355,6 @@ def consumed(r: redis.Redis, stream: str) -> bool:
 def stream_id(text: str) -> tuple[int, int]:
     millis, _, sequence = text.partition("-")
     return int(millis), int(sequence or 0)
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
 # --- (b) slow readers ------------------------------------------------------------------
