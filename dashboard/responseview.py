@@ -476,17 +476,15 @@ def _seconds(value: Any) -> float | None:
 
 def targets(metric: str, priorities: Sequence[int], pending_targets: Sequence[int],
             response_targets: Sequence[int]) -> dict[int, float]:
-    """Target seconds per priority for ``metric``: pending targets for received->dispatched,
-    response targets for received->on scene, and their difference for the drive itself."""
+    """Target seconds per chosen priority (all five when none is chosen) for ``metric``, by
+    the one rule in ``streams.core.response.interval_targets``; empty for an interval
+    without targets (time on scene)."""
     chosen = sorted(set(priorities)) or [1, 2, 3, 4, 5]
-    out: dict[int, float] = {}
     for priority in chosen:
         if not 1 <= priority <= 5:
             raise ValueError(f"priority must be 1..5, got {priority}")
-        pending, response = pending_targets[priority - 1], response_targets[priority - 1]
-        out[priority] = float({"dispatch": pending, "response": response,
-                               "travel": max(response - pending, 0)}[metric])
-    return out
+    per_priority = response.interval_targets(metric, pending_targets, response_targets)
+    return {} if per_priority is None else {p: per_priority[p - 1] for p in chosen}
 
 
 def effective_bucket(bucket: str, span_s: float) -> str:

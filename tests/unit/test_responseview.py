@@ -344,6 +344,13 @@ def test_targets_per_metric() -> None:
         rv.targets("response", [7], pending, response)
 
 
+def test_time_on_scene_filtered_by_priority_draws_no_target() -> None:
+    """Time on scene has no target: a priority filter draws none (it raised KeyError, the
+    page's callback failed)."""
+    query = rv.ResponseQuery(metric="on_scene", priorities=(1,))
+    assert rv.shown_targets(query, ["All calls"], [60] * 5, [600] * 5) == {}
+
+
 def test_priority_series_use_the_shared_palette_and_other_groups_okabe_ito() -> None:
     """Split by priority, P1..P5 are drawn in the one priority palette (assets/display.css
     via streams.core.display: P1 and P5 no longer both blue); districts take the series
