@@ -72,9 +72,16 @@ class WebServer:
             elif word == "stopping":
                 self.stopping.set()
 
-    def hang_up(self) -> None:
-        """Close our end of the pipe: from now on the server's SIGTERM means stop at once."""
+    async def hang_up(self) -> None:
+        """Close our end of the pipe: from now on the server's SIGTERM means stop at once.
+
+        Returns once the pipe is really closed: the transport closes it on a later turn of
+        the loop, and a SIGTERM sent before then let a busy machine's server find the pipe
+        open, say ``stopping`` and keep serving, waiting for a replacement nobody started.
+        """
         self.transport.close()
+        if self.listener is not None:
+            await asyncio.gather(self.listener, return_exceptions=True)
 
     def signal_group(self, signum: int) -> None:
         try:
@@ -142,7 +149,7 @@ class WebSupervisor:
         delay = min(RESTART_BACKOFF_MAX_SECONDS, 0.5 * 2**self.failures) if self.failures else 0
         log.warning("web exited with %s after %.0fs; starting another in %.1fs (connections "
                     "wait meanwhile)", dead.process.returncode, ran, delay)
-        dead.hang_up()
+        await dead.hang_up()
         try:
             await asyncio.wait_for(stop.wait(), delay)
         except TimeoutError:
@@ -166,15 +173,15 @@ class WebSupervisor:
 
     def _retire(self, server: WebServer) -> None:
         """Tell ``server`` to drain and exit; kill it if it has not after the grace."""
-        server.hang_up()
-        if server.process.returncode is not None:
-            return
-        server.signal_group(signal.SIGTERM)
         task = asyncio.create_task(self._reap(server))
         self.retiring.add(task)
         task.add_done_callback(self.retiring.discard)
 
     async def _reap(self, server: WebServer) -> None:
+        await server.hang_up()
+        if server.process.returncode is not None:
+            return
+        server.signal_group(signal.SIGTERM)
         try:
             await asyncio.wait_for(server.process.wait(), STOP_GRACE_SECONDS)
         except TimeoutError:
