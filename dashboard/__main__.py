@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from streams.core.access import ROLES
-from streams.core.settings import Settings
+from streams.core.settings import Settings, redacted
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"
 
@@ -82,10 +82,11 @@ def main(argv: Sequence[str], settings: Settings) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except redis.ConnectionError as error:
-        print(f"error: cannot reach Redis at {settings.redis_address} ({error}); start "
+        print(f"error: cannot reach Redis at {redacted(settings.redis_address)} ({error}); start "
               "`make run` first or set REDIS_URL", file=sys.stderr)
         return 1
-    print(f"user {user.name} ({user.role}) saved in Redis ({settings.redis_address})")
+    print(f"user {user.name} ({user.role}) saved in Redis "
+          f"({redacted(settings.redis_address)})")
     return 0
 
 

@@ -17,6 +17,8 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from streams.core.settings import redacted
+
 log = logging.getLogger(__name__)
 
 RETRYABLE = (ConnectionError, TimeoutError, BusyLoadingError, OSError, OutOfMemoryError,
@@ -43,6 +45,6 @@ async def connect(url: str, attempts: int = 30) -> aioredis.Redis:
                 raise
             delay = backoff_seconds(attempt)
             log.warning("redis at %s not reachable (%s); retry %d in %.1fs",
-                        url, error, attempt + 1, delay)
+                        redacted(url), error, attempt + 1, delay)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")

@@ -21,10 +21,11 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import redis
 
-from streams.core.settings import Settings
+from streams.core.settings import Settings, redacted
 from streams.redis_server import EmbeddedRedis
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,27 @@ def load_or_create_secret(settings: Settings) -> str:
     """The configured secret, else one kept in the data dir so sessions survive restarts."""
     if settings.secret_key:
         return settings.secret_key
-    path = settings.data_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
+    return _kept_secret(settings.data_dir / "secret_key")
+
+
+def load_or_create_redis_password(settings: Settings) -> str:
+    """The embedded Redis's password: generated once, kept 0600 beside the secret key (so
+    the AOF's data stays reachable across restarts, and an operator can `cat` it)."""
+    return _kept_secret(settings.redis_password_file)
+
+
+def private_data_dir(settings: Settings) -> None:
+    """The data dir (AOF, secrets, users, history files) is its owner's alone: 0700."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
+
+
+def _kept_secret(path: Path) -> str:
+    """A random secret kept in ``path`` (0600), made on the first call."""
+    if path.exists():
+        path.chmod(0o600)  # a file from before this rule, or copied in by hand
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)
     path.touch(mode=0o600)
     path.write_text(secret)
@@ -173,12 +191,12 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         pass
 
 
-def print_welcome(settings: Settings, redis_url: str) -> None:
+def print_welcome(settings: Settings, redis_url: str, embedded: bool = False) -> None:
     """Tell the person at the terminal where to go and how to sign in."""
     lines = [
         "",
         f"  Hartford dispatch dashboard: http://{settings.web_host}:{settings.web_port}/",
-        f"  Redis: {redis_url}",
+        *redis_lines(settings, redis_url, embedded),
     ]
     credentials = settings.data_dir / "demo-credentials.txt"
     if credentials.exists():
@@ -190,12 +208,24 @@ def print_welcome(settings: Settings, redis_url: str) -> None:
     print("\n".join(lines), flush=True)
 
 
+def redis_lines(settings: Settings, redis_url: str, embedded: bool) -> list[str]:
+    """Where Redis is, without its password, and how to open redis-cli on it."""
+    shown = redacted(redis_url)
+    if embedded and shown != redis_url:  # its password is kept in a file
+        return [f"  Redis: {shown} (password in {settings.redis_password_file})",
+                f"  redis-cli: REDISCLI_AUTH=\"$(cat {settings.redis_password_file})\" "
+                f"redis-cli -p {settings.embedded_redis_port}"]
+    return [f"  Redis: {shown}"]
+
+
 async def run_up(settings: Settings, stop: asyncio.Event) -> int:
     """Run the whole system until ``stop`` is set."""
     redis = None
     redis_url = settings.redis_url
+    private_data_dir(settings)
     if redis_url is None:
-        redis = EmbeddedRedis(settings.data_dir / "redis", settings.embedded_redis_port)
+        redis = EmbeddedRedis(settings.data_dir / "redis", settings.embedded_redis_port,
+                              password=load_or_create_redis_password(settings))
         await asyncio.to_thread(redis.start)
         redis_url = redis.url
     try:
@@ -215,7 +245,7 @@ async def run_up(settings: Settings, stop: asyncio.Event) -> int:
         web_supervisor = WebSupervisor(web.argv, env, settings.web_host, settings.web_port,
                                        settings.web_workers)
         supervisor = Supervisor([c for c in children if c is not web], env, redis)
-        print_welcome(settings, redis_url)
+        print_welcome(settings, redis_url, embedded=redis is not None)
         restart_web = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, restart_web.set)
         watchers = [asyncio.create_task(supervisor.watch(c, stop)) for c in supervisor.children]

