@@ -37,17 +37,24 @@ NOWHERE = "\x00nowhere"
 
 
 class Districts:
-    """Where each live member of a district-scoped kind (calls) is, kept by the push
-    reader from every change it reads.
+    """Where each live member of a district-scoped kind (calls) is, and the newest record
+    of each kind that follows it (a call's work), kept by the push reader from every change
+    it reads.
 
     A call moving from North to South arrives as a plain upsert with district "South";
-    only by remembering it was in North can North's tablets be told to drop it. Seeded
-    from the live members when the reader starts, so a member it does not know is new.
+    only by remembering it was in North can North's tablets be told to drop it, and only by
+    remembering its work record can South's tablets be given it (they never had it: it was
+    sent to North). Seeded from the live members and records when the reader starts, so a
+    member it does not know is new.
     """
 
-    def __init__(self, districts: Mapping[tuple[str, str], str | None] | None = None) -> None:
+    def __init__(self, districts: Mapping[tuple[str, str], str | None] | None = None,
+                 followers: Sequence[Change] = ()) -> None:
         self._districts: dict[tuple[str, str], str] = {
             member: district or "" for member, district in (districts or {}).items()}
+        self._followers: dict[tuple[str, str], dict[str, Change]] = {}
+        for record in followers:
+            self._remember(record)
 
     def __len__(self) -> int:
         return len(self._districts)
@@ -57,23 +64,53 @@ class Districts:
         live; "" for kinds that are not district-scoped), learning as it goes. A record
         of a following kind (a call's work) gets the district its member is in now, where
         it belongs, or for a member not live the district the record names."""
+        return self.place(changes)[1]
+
+    def place(self, changes: Sequence[Change]) -> tuple[list[Change], list[str]]:
+        """``changes`` and their previous districts (``advance``), with the newest record
+        of each following kind inserted after a member that moved to another district:
+        addressed to the new district only, whose pages did not have it."""
+        placed: list[Change] = []
         previous: list[str] = []
         for change in changes:
+            before = self._step(change)
+            placed.append(change)
+            previous.append(before)
             kind = KINDS.get(change.entity)
-            if kind is not None and kind.follows is not None:
-                previous.append(self._districts.get(
-                    (kind.follows, change.id), str(change.data.get("district") or "")))
-                continue
-            if kind is None or not kind.district_scoped:
-                previous.append("")
-                continue
-            member = (change.entity, change.id)
-            previous.append(self._districts.get(member, NOWHERE))
-            if change.op == "remove":
-                self._districts.pop(member, None)
-            else:
-                self._districts[member] = str(change.data.get("district") or "")
-        return previous
+            now = str(change.data.get("district") or "")
+            if kind is not None and kind.district_scoped and change.op == "upsert" \
+                    and before not in (NOWHERE, now):
+                carried = list(self._followers.get((change.entity, change.id), {}).values())
+                placed.extend(carried)
+                previous.extend([now] * len(carried))
+        return placed, previous
+
+    def _step(self, change: Change) -> str:
+        kind = KINDS.get(change.entity)
+        if kind is not None and kind.follows is not None:
+            self._remember(change)
+            return self._districts.get((kind.follows, change.id),
+                                       str(change.data.get("district") or ""))
+        if kind is None or not kind.district_scoped:
+            return ""
+        member = (change.entity, change.id)
+        before = self._districts.get(member, NOWHERE)
+        if change.op == "remove":
+            self._districts.pop(member, None)
+            self._followers.pop(member, None)
+        else:
+            self._districts[member] = str(change.data.get("district") or "")
+        return before
+
+    def _remember(self, record: Change) -> None:
+        kind = KINDS.get(record.entity)
+        if kind is None or kind.follows is None:
+            return
+        member = (kind.follows, record.id)
+        if record.op == "remove":
+            self._followers.get(member, {}).pop(record.entity, None)
+        elif member in self._districts:  # only live members' records: nothing to forget
+            self._followers.setdefault(member, {})[record.entity] = record
 
 
 def scope_changes(changes: Sequence[Change], previous: Sequence[str] | None,

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from streams.connections import RETRYABLE, backoff_seconds
 from streams.core import pushview
-from streams.core.changefeed import KINDS
+from streams.core.changefeed import KINDS, Change
 from streams.core.keys import Keys
 from streams.push.clients import Chunk
 from streams.push.syncs import Entry, Snapshot, decode_entries, entries_of
@@ -59,7 +59,10 @@ class ChangesReader:
         self.districts = pushview.Districts({
             (name, str(body.get(KINDS[name].id_field))): body.get("district")
             for name, bodies in snapshot.bodies.items() if KINDS[name].district_scoped
-            for body in bodies})
+            for body in bodies}, [
+            Change(name, "upsert", str(body.get(KINDS[name].id_field)), body)
+            for name, bodies in snapshot.bodies.items() if KINDS[name].follows
+            for body in bodies])
 
     async def run(self) -> None:
         """XREAD forever from the last id read; on a Redis outage back off and go on."""
@@ -101,8 +104,8 @@ class ChangesReader:
         if not decoded:
             self._on_read(None)
             return
-        changes = pushview.entries_changes(decoded)
-        self._on_read(Chunk(self.last_id, changes, self.districts.advance(changes)))
+        changes, previous = self.districts.place(pushview.entries_changes(decoded))
+        self._on_read(Chunk(self.last_id, changes, previous))
 
     async def _check_stream_reset(self) -> None:
         """After an outage: if Redis came back without our entries, reading on from our

@@ -673,6 +673,27 @@ def test_call_moving_out_of_the_district_is_removed_for_its_tablets(
     assert gone == [{"entity": "call", "op": "remove", "id": "M1", "data": {}}]
 
 
+def test_call_moving_district_brings_its_work_record_to_the_new_districts_tablets(
+        start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
+    """A claimed North call moved to South reaches South's tablets with who claimed it,
+    whether push read the claim from the stream or from live state when it started: a
+    tablet must never show a taken call as free."""
+    open_call(r, keys, "W1", "North")
+    open_call(r, keys, "W2", "North")
+    r.set(keys.work("W1"), json.dumps({"call_id": "W1", "claimed_by": "cso-north"}))
+    push = start_push()
+    with open_client(push.port, "sro", district="South") as south:
+        assert receive(south)["calls"] == []
+        claim = {"entity": "work", "op": "upsert", "id": "W2",
+                 "data": {"call_id": "W2", "claimed_by": "sro-north"}}
+        last = write_changes(r, keys, [claim, district_call("W1", "South"),
+                                       district_call("W2", "South")])[-1]
+        arrived = changes_until(south, last)
+    assert [(change["entity"], change["id"], change["data"].get("claimed_by"))
+            for change in arrived] == [("call", "W1", None), ("work", "W1", "cso-north"),
+                                       ("call", "W2", None), ("work", "W2", "sro-north")]
+
+
 def test_district_tablet_reconnecting_with_since_gets_its_districts_snapshot(
         start_push: Callable[..., PushThread], r: redis.Redis, keys: Keys) -> None:
     """A scoped page that resyncs gets a fresh snapshot of its district (a replay could not

@@ -47,6 +47,38 @@ def test_districts_reports_where_each_member_was_before_each_change() -> None:
     assert len(known) == 3
 
 
+def work(call_id: str, claimed_by: str = "cso-north", op: str = "upsert") -> Change:
+    return Change("work", "remove" if op == "remove" else "upsert", call_id,
+                  {"call_id": call_id, "claimed_by": claimed_by, "district": "North"})
+
+
+def test_a_call_moving_district_brings_its_work_record_to_the_new_districts_tablets() -> None:
+    """South's tablets never got the work record of a call that was in North: when the call
+    moves, its newest record follows it (learned from the stream or seeded at start), for
+    South only; a call that stays, or a new one, brings nothing; a removed record is not
+    carried, and a closed call forgets its records."""
+    seeded = pushview.Districts({("call", "A"): "North", ("call", "B"): "North"},
+                                [work("A", "seeded")])
+    changes, previous = seeded.place([
+        work("B", "first"), work("B", "newest"), change("B", "North"), change("N", "North"),
+        change("A", "South"), change("B", "Central")])
+    assert [(c.entity, c.id, c.data.get("claimed_by")) for c in changes] == [
+        ("work", "B", "first"), ("work", "B", "newest"), ("call", "B", None),
+        ("call", "N", None), ("call", "A", None), ("work", "A", "seeded"),
+        ("call", "B", None), ("work", "B", "newest")]
+    assert previous == ["North", "North", "North", pushview.NOWHERE, "North", "South",
+                        "North", "Central"]
+    south = pushview.scope_changes(changes, previous, ("tablet", "South"))
+    north = pushview.scope_changes(changes, previous, ("tablet", "North"))
+    assert [(c.entity, c.id) for c in south] == [("call", "A"), ("work", "A")]
+    assert ("work", "A") not in [(c.entity, c.id) for c in north]
+    unscoped = seeded.place([work("A", op="remove"), change("A", "North"),
+                             change("B", "North", op="remove"), change("B", "South")])[0]
+    assert [(c.entity, c.id, c.op) for c in unscoped] == [
+        ("work", "A", "remove"), ("call", "A", "upsert"), ("call", "B", "remove"),
+        ("call", "B", "upsert")]
+
+
 def test_scope_changes_keeps_the_district_and_removes_calls_that_leave_it() -> None:
     """A North group gets North calls (no caller), units, and a bare removal for a call
     that moved away; other districts' calls never appear."""
