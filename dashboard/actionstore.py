@@ -32,6 +32,7 @@ from streams.core.keys import (
     WORK_TTL_SECONDS,
     Keys,
 )
+from streams.core.replies import reply_text
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +138,4 @@ def _json_or_none(value: bytes | str | None) -> Any:
 
 
 def _text_fields(fields: dict[Any, Any]) -> dict[str, str]:
-    return {_text(name): _text(value) for name, value in fields.items()}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return {reply_text(name): reply_text(value) for name, value in fields.items()}

@@ -34,6 +34,7 @@ import pandas as pd
 
 from streams.core import history
 from streams.core.keys import Keys
+from streams.core.replies import reply_text
 from streams.core.response import INTERVALS
 
 if TYPE_CHECKING:
@@ -190,7 +191,7 @@ class HistoryStore:
             return
         new = history.table_of_entries(entries, self.timezone)
         self._tail = replace(
-            tail, complete=complete, last_id=history.text(entries[-1][0]),
+            tail, complete=complete, last_id=reply_text(entries[-1][0]),
             table=pd.concat([tail.table, new], ignore_index=True) if len(tail.table) else new,
             ids=tail.ids + [history.stream_id_key(entry_id) for entry_id, _ in entries])
 

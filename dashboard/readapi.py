@@ -21,6 +21,7 @@ from streams.core.access import without_internals
 from streams.core.events import CATEGORIES
 from streams.core.keys import SOURCES, Keys
 from streams.core.livestate import CLOSED_FIELDS
+from streams.core.replies import reply_text
 
 NUMERIC_CLOSED_FIELDS = (
     "priority", "received_time", "dispatched_time", "on_scene_time", "closed_time",
@@ -43,9 +44,6 @@ is detected by counting and that chunk takes the slower, separator-free path."""
 log = logging.getLogger(__name__)
 _json = msgspec.json.Decoder()
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _decode_all(values: Iterable[bytes | str | None]) -> list[dict[str, Any]]:
@@ -140,8 +138,8 @@ class LiveReader:
             pipe.hgetall(self.keys.freshness)
             pipe.hgetall(self.keys.counts)
             raw_fresh, raw_counts = pipe.execute()
-        fresh = {_text(name): float(value) for name, value in raw_fresh.items()}
-        counts = {_text(name): int(value) for name, value in raw_counts.items()}
+        fresh = {reply_text(name): float(value) for name, value in raw_fresh.items()}
+        counts = {reply_text(name): int(value) for name, value in raw_counts.items()}
         return {
             source: {
                 "event_time": fresh.get(source), "seen": fresh.get(f"{source}:seen"),
@@ -154,7 +152,7 @@ class LiveReader:
         """(process, payload, seconds until it expires) of every live health key
         (Keys.health): which processes are alive, for feed health (dashboard.wallview)."""
         prefix = self.keys.health("")
-        names = sorted(_text(name) for name in self.client.scan_iter(
+        names = sorted(reply_text(name) for name in self.client.scan_iter(
             match=self.keys.health("*"), count=200))
         if not names:
             return []
@@ -192,8 +190,8 @@ class LiveReader:
         entries = self.client.xrevrange(self.keys.deadletter, "+", "-", count=count)
         letters = []
         for entry_id, fields in entries:
-            letter = {_text(name): _text(value) for name, value in fields.items()}
-            letter["id"] = _text(entry_id)
+            letter = {reply_text(name): reply_text(value) for name, value in fields.items()}
+            letter["id"] = reply_text(entry_id)
             letters.append(letter)
         return letters
 

@@ -70,6 +70,7 @@ from streams.core.livestate import (
     BatchPlan,
     entity_id_of,
 )
+from streams.core.replies import reply_text
 from streams.core.settings import Settings
 from streams.publish import queue_deadletter
 
@@ -149,9 +150,6 @@ def index_key_of(keys: Keys, index: str) -> str:
 
 # --- reply shapes (converted in one place: RESP2/RESP3, Redis 6.2/7) -------------------
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
 
 def stream_entries(reply: Any, source_of_stream: dict[str, str]) -> list[Entry]:
     """Flatten an XREADGROUP reply (list or dict shaped) into entries."""
@@ -160,7 +158,7 @@ def stream_entries(reply: Any, source_of_stream: dict[str, str]) -> list[Entry]:
     pairs = reply.items() if isinstance(reply, dict) else reply
     entries: list[Entry] = []
     for stream, items in pairs:
-        source = source_of_stream[_text(stream)]
+        source = source_of_stream[reply_text(stream)]
         # RESP3 legacy wraps the entry list in one more list.
         if items and isinstance(items[0], list) and items[0] and isinstance(items[0][0], tuple):
             items = items[0]
@@ -354,7 +352,7 @@ class Consumer:
                 continue
             except Exception as error:  # noqa: BLE001 - no event may stop the consumer
                 log.exception("applying %s entry %s failed", entry.source,
-                              _text(entry.entry_id))
+                              reply_text(entry.entry_id))
                 rejected.append(Refusal(entry, _failure("applying it failed", error),
                                         "apply_error"))
                 continue
@@ -516,7 +514,7 @@ async def prune(client: aioredis.Redis, keys: Keys, now: float | None = None) ->
                                                         shot - ALERT_ACTIVE_SECONDS)
             if removed_alerts:
                 pipe.zrem(keys.alerts_active, *removed_alerts)
-                changes = [changefeed.remove("alert", _text(alert_id))
+                changes = [changefeed.remove("alert", reply_text(alert_id))
                            for alert_id in removed_alerts]
                 pipe.xadd(keys.changes, {CHANGES_FIELD: changefeed.encode_batch(changes)},
                           maxlen=CHANGES_MAXLEN, approximate=True)

@@ -40,6 +40,7 @@ import redis.asyncio as aioredis
 from streams.connections import RETRYABLE, backoff_seconds, connect
 from streams.core import history
 from streams.core.keys import HEALTH_TTL_SECONDS, Keys
+from streams.core.replies import reply_text
 from streams.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ class HistoryWriter:
             info = {"last-generated-id": b"0-0"}
         newest = info.get("last-generated-id") or b"0-0"
         if history.stream_id_key(newest) < history.stream_id_key(self.folder.last_id):
-            self.folder.reset(f"the closed stream ends at {history.text(newest)}, before "
+            self.folder.reset(f"the closed stream ends at {reply_text(newest)}, before "
                               f"the files' {self.folder.last_id}")
             self.buffer_last_id = self.folder.last_id
 
@@ -240,7 +241,7 @@ class HistoryWriter:
             self.buffer_since = time.monotonic()
         self.buffer.append(table)
         self.buffered_rows += len(table)
-        self.buffer_last_id = history.text(entries[-1][0])
+        self.buffer_last_id = reply_text(entries[-1][0])
 
     def due(self, caught_up: bool) -> bool:
         if not self.buffered_rows:

@@ -69,6 +69,7 @@ from streams.core.feeds import (
 from streams.core.keys import HEALTH_TTL_SECONDS, Keys
 from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord, safe_id
 from streams.core.mapping.status import stamp_steps
+from streams.core.replies import reply_text
 from streams.core.settings import Settings
 from streams.mapping_files import admission_for, load_mapping
 from streams.publish import publish, queue_deadletter
@@ -383,7 +384,7 @@ class Poller(FeedReader):
         closed as the ``left_feed`` policy says at the last poll that showed them."""
         feed = self.config.feed
         everything = await self.client.hgetall(self.keys.poll_seen(feed))
-        missing = {_text(key): _text(value) for key, value in
+        missing = {reply_text(key): reply_text(value) for key, value in
                    (await self.client.hgetall(self.keys.poll_missing(feed))).items()}
         last = await self.client.get(self.keys.poll_last_complete(feed))
         shown_before = float(last) if last is not None else self.clock()
@@ -391,7 +392,7 @@ class Poller(FeedReader):
         updates: dict[str, bytes] = {}
         still_missing: dict[str, str] = {}
         for raw_id, data in everything.items():
-            call_id = _text(raw_id)
+            call_id = reply_text(raw_id)
             if call_id in present:
                 continue
             old = self._load(data)
@@ -506,9 +507,6 @@ class Poller(FeedReader):
             await self.client.set(self.keys.health(f"poll:{status.feed}"), json.dumps(payload),
                                   ex=ttl)
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _missing_entry(entry: str | None, shown_before: float) -> tuple[int, float]:

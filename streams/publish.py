@@ -16,6 +16,7 @@ from streams.core.keys import (
     RAW_STREAM_MAXLEN,
     Keys,
 )
+from streams.core.replies import reply_text
 
 
 async def publish(client: aioredis.Redis, keys: Keys, events: Iterable[Event],
@@ -49,9 +50,7 @@ async def publish_raw(client: aioredis.Redis, keys: Keys, source: str, payload: 
 def queue_deadletter(pipe: Any, keys: Keys, entry: Mapping[str, bytes | str]) -> None:
     """Queue one dead letter (``deadletter_entry``) and its counts on ``pipe``."""
     pipe.xadd(keys.deadletter, dict(entry), maxlen=DEADLETTER_MAXLEN, approximate=True)
-    pipe.hincrby(keys.counts, f"{_text(entry['source'])}:rejected", 1)
-    pipe.hincrby(keys.rejected_codes, _text(entry["code"]), 1)
+    pipe.hincrby(keys.counts, f"{reply_text(entry['source'])}:rejected", 1)
+    pipe.hincrby(keys.rejected_codes, reply_text(entry["code"]), 1)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from streams.core import csvsafe
 from streams.core.access import CALLER_FIELDS
+from streams.core.replies import reply_text
 
 ACTIONS: dict[str, str] = {
     "sign_in": "signed in",
@@ -104,9 +105,6 @@ def entry(action: str, actor: Actor, call_id: str | None = None,
     }
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
 
 def id_time(entry_id: str) -> float:
     """Epoch seconds of a stream id (``<ms>-<seq>``)."""
@@ -115,9 +113,9 @@ def id_time(entry_id: str) -> float:
 
 def decode(entry_id: bytes | str, fields: Mapping[bytes | str, bytes | str]) -> dict[str, Any]:
     """A stream entry as a dict: id, time (epoch s), every field, detail as a dict."""
-    found = {_text(name): _text(value) for name, value in fields.items()}
+    found = {reply_text(name): reply_text(value) for name, value in fields.items()}
     decoded: dict[str, Any] = {name: found.get(name, "") for name in FIELDS}
-    decoded["id"] = _text(entry_id)
+    decoded["id"] = reply_text(entry_id)
     decoded["time"] = id_time(decoded["id"])
     try:
         detail = json.loads(decoded["detail"]) if decoded["detail"] else {}

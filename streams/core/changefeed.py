@@ -28,6 +28,7 @@ import msgspec
 from streams.core.access import CALLER_FIELDS, INTERNAL_FIELDS
 from streams.core.keys import ALERT_ACTIVE_SECONDS, SOURCES, Keys
 from streams.core.livestate import BatchPlan
+from streams.core.replies import reply_text
 
 Op = Literal["upsert", "remove"]
 View = Literal["full", "tablet"]
@@ -265,7 +266,7 @@ class SnapshotRead:
         commands: list[Command] = []
         for live in self._step_two_sets():
             if live.member_key is not None and live.follows is not None:
-                commands.append(("MGET", *(live.member_key(_text(member))
+                commands.append(("MGET", *(live.member_key(reply_text(member))
                                            for member in self.members[live.follows])))
             else:
                 commands.append(("HMGET", live.bodies, *self.members[live.kind]))
@@ -297,7 +298,7 @@ def read_step_one(keys: Keys, replies: Sequence[Any]) -> SnapshotRead:
     sets, read_first = tuple(live_sets(keys)), _step_one_sets(keys)
     newest, *member_replies = replies[:1 + len(read_first)]
     freshness, counts = replies[1 + len(read_first):]
-    last_id = _text(newest[0][0]) if newest else "0-0"
+    last_id = reply_text(newest[0][0]) if newest else "0-0"
     members: dict[str, list[Any]] = {live.kind: [] for live in sets}
     members.update({live.kind: list(reply or []) for live, reply in zip(read_first,
                                                                         member_replies,
@@ -308,8 +309,8 @@ def read_step_one(keys: Keys, replies: Sequence[Any]) -> SnapshotRead:
 def assemble_freshness(freshness: Mapping[Any, Any], counts: Mapping[Any, Any],
                        ) -> dict[str, dict[str, float | int | None]]:
     """Per source: newest event time, when it was applied, applied and rejected counts."""
-    fresh = {_text(name): value for name, value in freshness.items()}
-    counted = {_text(name): value for name, value in counts.items()}
+    fresh = {reply_text(name): value for name, value in freshness.items()}
+    counted = {reply_text(name): value for name, value in counts.items()}
     return {source: {
         "event_time": _number(fresh.get(source)), "seen": _number(fresh.get(f"{source}:seen")),
         "count": int(_number(counted.get(source)) or 0),
@@ -336,9 +337,6 @@ def assemble_snapshot(read: SnapshotRead, bodies: Mapping[str, list[dict[str, An
     message["freshness"] = assemble_freshness(read.freshness, read.counts)
     return message
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _number(value: bytes | str | None) -> float | None:

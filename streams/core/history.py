@@ -25,6 +25,8 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
+from streams.core.replies import reply_text
+
 TEXT_FIELDS: Final = ("call_id", "category", "district", "neighborhood", "call_type",
                       "source")
 NUMBER_FIELDS: Final = ("priority", "received_time", "dispatched_time", "on_scene_time",
@@ -50,13 +52,9 @@ one is detected by counting, and that chunk takes the slower, dict-by-dict path.
 _EXPECTED_KEYS: Final = [name.encode() for name in RECORD_FIELDS]
 
 
-def text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
 def stream_id_key(entry_id: bytes | str) -> tuple[int, int]:
     """A stream id as (milliseconds, sequence), comparable in order."""
-    millis, _, sequence = text(entry_id).partition("-")
+    millis, _, sequence = reply_text(entry_id).partition("-")
     return int(millis), int(sequence or 0)
 
 
@@ -170,7 +168,7 @@ def _fast_table(rows: list[list[Any]]) -> pd.DataFrame | None:
 def _slow_table(rows: list[list[Any]]) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     for position, name in enumerate(RECORD_FIELDS):
-        values = [text(row[position]) for row in rows]
+        values = [reply_text(row[position]) for row in rows]
         if name in NUMBER_FIELDS:
             columns[name] = np.array([_float(value) for value in values], dtype=np.float64)
         elif name in FLAG_FIELDS:

@@ -25,6 +25,7 @@ from streams.core import changefeed, pushview
 from streams.core.changefeed import Change, View
 from streams.core.keys import CHANGES_FIELD, Keys
 from streams.core.pushview import StreamId, ViewGroup
+from streams.core.replies import reply_text
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ Entry = tuple[str, dict[bytes, bytes]]
 
 def entries_of(reply: Any) -> list[Entry]:
     """XRANGE/XREVRANGE entries as (id text, fields); the one place reply shapes are read."""
-    return [(_text(entry_id), dict(fields or {})) for entry_id, fields in reply or []]
+    return [(reply_text(entry_id), dict(fields or {})) for entry_id, fields in reply or []]
 
 
 def decode_entries(entries: list[Entry], counters: Counter[str],
@@ -248,8 +249,5 @@ def _readable(since: str) -> bool:
         return False
     return True
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
