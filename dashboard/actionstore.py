@@ -22,11 +22,12 @@ from typing import Any
 import msgspec
 import redis
 
-from streams.core import actions
+from streams.core import actions, changefeed
 from streams.core.actions import Action, Actor, Decision
 from streams.core.keys import (
     ACTION_ID_TTL_SECONDS,
     ACTIONS_MAXLEN,
+    CHANGES_FIELD,
     CHANGES_MAXLEN,
     OUTCOMES_MAXLEN,
     WORK_TTL_SECONDS,
@@ -95,7 +96,8 @@ class ActionStore:
         if written.outcome is not None:
             pipe.xadd(keys.outcomes, written.outcome, maxlen=OUTCOMES_MAXLEN,
                       approximate=True)
-        pipe.xadd(keys.changes, {"batch": _encode([actions.work_change(decision.work)])},
+        pipe.xadd(keys.changes,
+                  {CHANGES_FIELD: changefeed.encode_batch([actions.work_change(decision.work)])},
                   maxlen=CHANGES_MAXLEN, approximate=True)
 
     # --- reads ---------------------------------------------------------------------------

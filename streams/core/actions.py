@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 
 from streams.core import access
 from streams.core.access import User
+from streams.core.changefeed import Change
 from streams.core.events import QOL_CATEGORIES
 
 KINDS: Final = ("claim", "release", "note", "handled")
@@ -269,9 +270,9 @@ def redact_caller(text: str, call: Mapping[str, Any]) -> str:
 
 # --- records --------------------------------------------------------------------------------
 
-def work_change(work: Mapping[str, Any]) -> dict[str, Any]:
-    """The changes-stream object that tells every page about a call's work record."""
-    return {"entity": "work", "op": "upsert", "id": str(work["call_id"]), "data": dict(work)}
+def work_change(work: Mapping[str, Any]) -> Change:
+    """The change record that tells every page about a call's work record."""
+    return Change("work", "upsert", str(work["call_id"]), dict(work))
 
 
 @dataclass(frozen=True)

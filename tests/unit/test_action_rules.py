@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -233,7 +232,7 @@ def test_records_of_a_handled_call_name_its_outcome_category_and_district() -> N
 
 def test_the_change_record_is_a_work_upsert_keyed_by_call() -> None:
     change = actions.work_change(claimed())
-    assert change["entity"] == "work" and change["op"] == "upsert" and change["id"] == "C1"
+    assert (change.entity, change.op, change.id) == ("work", "upsert", "C1")
 
 
 def test_push_scopes_work_changes_by_where_the_call_is_now() -> None:
@@ -243,9 +242,8 @@ def test_push_scopes_work_changes_by_where_the_call_is_now() -> None:
 
     districts = pushview.Districts({("call", "C1"): "North", ("call", "C2"): "South"})
     moved = {**claimed(), "district": "North"}
-    changes = changefeed.decode_batch(json.dumps([
-        {"entity": "call", "op": "upsert", "id": "C1", "data": {"call_id": "C1",
-                                                                 "district": "South"}},
+    changes = changefeed.decode_batch(changefeed.encode_batch([
+        changefeed.Change("call", "upsert", "C1", {"call_id": "C1", "district": "South"}),
         actions.work_change(moved),
         actions.work_change({**claimed(), "call_id": "C2", "district": "South"}),
         actions.work_change({**claimed(), "call_id": "C9", "district": "North"}),
