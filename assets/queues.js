@@ -71,6 +71,27 @@
       data: {call_id: card.getAttribute("data-call-id"), at: Date.now()}});
   }
 
+  /* Dash mounts every card afresh when the cards re-render (on each change of an open
+   * call), so the card a keyboard user had focused is gone and focus falls to the page:
+   * the next Enter opened nothing. Focus moves to the same call's new card instead. */
+  var focusedCall = null;
+  function followFocus(event) {
+    var card = event.target.closest && event.target.closest("#queues-cards [data-call-id]");
+    focusedCall = card ? card.getAttribute("data-call-id") : null;
+  }
+  function forgetFocus(event) {
+    if (!(event.target.closest && event.target.closest("#queues-cards [data-call-id]"))) {
+      focusedCall = null;  // a tap elsewhere: the user has moved on
+    }
+  }
+  function restoreFocus() {
+    var active = document.activeElement;
+    if (focusedCall === null || (active && active !== document.body)) return;
+    var card = document.querySelector("#queues-cards [data-call-id='" +
+                                      CSS.escape(focusedCall) + "']");
+    if (card) card.focus({preventScroll: true});
+  }
+
   // --- the outbox -----------------------------------------------------------------------------
   var box = {user: null, actions: [], sending: false, retry: 0, timer: null, lastAnswer: null};
 
@@ -451,7 +472,7 @@
     }
     if (cards && cards !== watched) {
       watched = cards;
-      new MutationObserver(function () { markQueued(); tickClocks(); }).observe(
+      new MutationObserver(function () { markQueued(); tickClocks(); restoreFocus(); }).observe(
         cards, {childList: true, subtree: true});
       var live = document.getElementById("queues-detail");
       if (live) {
@@ -463,6 +484,8 @@
 
   document.addEventListener("click", tapCard);
   document.addEventListener("keydown", tapCard);
+  document.addEventListener("focusin", followFocus);
+  document.addEventListener("pointerdown", forgetFocus, true);
   document.addEventListener("click", onAction);
   document.addEventListener("click", onThemeClick);
   document.addEventListener("click", onSignOut, true);

@@ -241,6 +241,28 @@ def test_enter_on_a_focused_card_opens_its_detail(stack: Stack,
     page.wait_for_selector("#queues-detail-fields", state="detached")
 
 
+def test_focus_stays_on_its_call_when_the_queue_redraws(stack: Stack,
+                                                      page_for: Callable[..., Any]) -> None:
+    """A live update that puts a new card above the focused one leaves keyboard focus on
+    the same call (each card keeps its element): Enter opens that call, not whichever card
+    now sits in its place, and not nothing because its element was replaced."""
+    calls, tag = load_calls(stack)
+    page = page_for("sro", viewport=(1280, 800), path="/queues")
+    target = calls["south_noise"]
+    wait_for_district(page, "South")
+    page.focus(f"[data-call-id='{target.call_id}']")
+    urgent = created(f"Q{tag}-8", "noise", "Barry Square", 1, 5, 8)  # South, P1: sorts first
+    LOADED.append(urgent.call_id)
+    publish_events(stack, [urgent])
+    page.wait_for_selector(f"#queues-cards [data-call-id='{urgent.call_id}']",
+                           timeout=UI_TIMEOUT_MS)
+    focused = "() => document.activeElement && document.activeElement.dataset.callId"
+    assert page.evaluate(focused) == target.call_id
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#queues-detail-fields")
+    assert target.address in page.inner_text("#queues-detail-fields")
+
+
 TARGETS_JS = """selector => [...document.querySelectorAll(selector)]
     .filter(e => e.offsetParent !== null)
     .map(e => { const box = e.getBoundingClientRect();
