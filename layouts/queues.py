@@ -44,6 +44,7 @@ from dash.development.base_component import Component
 
 from dashboard import actionroutes, audit, queueview, runtime, wallview
 from dashboard.live import live_components
+from dashboard.wire import Wire, wire
 from streams.core import access, actions, display, geography
 from streams.core.access import User
 from streams.core.events import CATEGORY_LABELS, QOL_CATEGORIES
@@ -97,11 +98,20 @@ def _label_points() -> dict[str, tuple[float, float]]:
 
 def places() -> list[tuple[str, str, geography.Park]]:
     """(kind, district, place) of every park and school, parks first, by name."""
+    settings = runtime.settings()
+    return list(_places_of(settings.shared_data_dir, settings.districts_file,
+                           settings.hotspots_file))
+
+
+@lru_cache(maxsize=2)
+def _places_of(*_geography_files: Path | None) -> tuple[tuple[str, str, geography.Park], ...]:
+    # Once per process: finding each place's district was a tenth of every card render
+    # and detail (the place filter and the detail's landmarks both list them).
     found = city()
     listed = [("park", p) for p in sorted(found.parks, key=lambda p: p.name)]
     listed += [("school", s) for s in sorted(found.schools, key=lambda s: s.name)]
-    return [(kind, found.district_at(place.lat, place.lon) or "", place)
-            for kind, place in listed]
+    return tuple((kind, found.district_at(place.lat, place.lon) or "", place)
+                 for kind, place in listed)
 
 
 def place_area(name: str | None) -> queueview.AreaTest | None:
@@ -249,13 +259,14 @@ def _attr(value: Any) -> str:
 LEVEL_WORDS = {"late": "Overdue", "warn": "Due soon", "ok": ""}
 
 
-def card_component(card: dict[str, Any], me: str) -> Component:
+def card_component(card: dict[str, Any], me: str) -> Wire:
     """One tappable call card: priority, clock (ticking, overdue colour), address,
     description, units' callsigns, who has it.
 
     Built once per process for the same card (and, when someone works on it, the same
-    viewer): every open tablet re-renders its cards on each change of any call, and all
-    but the changed cards come out the same (building them was a third of the CPU)."""
+    viewer), as the JSON Dash sends (``dashboard.wire``): every open tablet re-renders its
+    cards on each change of any call, and all but the changed cards come out the same
+    (building them was a third of the CPU, encoding them again each time another third)."""
     viewer = me if card.get("work") else None
     shown = {name: card.get(name) for name in CARD_FIELDS}
     return _card_component(json.dumps(shown, sort_keys=True, default=str), viewer,
@@ -269,13 +280,13 @@ CARD_FIELDS = ("call_id", "priority", "level", "category_label", "clock_label", 
 
 
 @lru_cache(maxsize=4096)
-def _card_component(card_json: str, me: str | None, _timezone: str) -> Component:
+def _card_component(card_json: str, me: str | None, _timezone: str) -> Wire:
     card = json.loads(card_json)
     priority = int(card.get("priority") or 5)
     level = card["level"]
     claim = queueview.claim_line(card.get("work"), me or "", _clock)
     notes = len((card.get("work") or {}).get("notes") or [])
-    return html.Div([
+    return wire(html.Div([
         html.Div([
             html.Span(f"P{priority}", className=f"queues-priority priority-{priority}",
                       title=f"Priority {priority}"),
@@ -298,7 +309,7 @@ def _card_component(card_json: str, me: str | None, _timezone: str) -> Component
     ], role="button", tabIndex="0",
         className=f"queues-card priority-{priority} level-{level}"
                   f"{' claim-' + claim[0] if claim else ''}",
-        **{"data-call-id": card["call_id"], "data-level": level, **_clock_attrs(card)})
+        **{"data-call-id": card["call_id"], "data-level": level, **_clock_attrs(card)}))
 
 
 def cards_component(cards: list[dict[str, Any]], me: str) -> Component:
@@ -592,7 +603,7 @@ def detail_map(shown: dict[str, Any]) -> Component:
     if lat is None or lon is None:
         return html.P("No map position for this call.", className="text-muted")
     settings = runtime.settings()
-    layers: list[Component] = []
+    layers: list[Component | Wire] = []
     if settings.tile_url:
         layers.append(dl.TileLayer(url=settings.tile_url, className="queues-tiles",
                                    attribution="&copy; OpenStreetMap contributors"))
@@ -615,7 +626,7 @@ def detail_map(shown: dict[str, Any]) -> Component:
     ])
 
 
-def _neighborhood_layers(current: str | None) -> list[Component]:
+def _neighborhood_layers(current: str | None) -> list[Wire]:
     try:
         mine = geography.normalise_neighborhood(current) if current else None
     except ValueError:
@@ -624,10 +635,9 @@ def _neighborhood_layers(current: str | None) -> list[Component]:
 
 
 @lru_cache(maxsize=64)
-def _neighborhood_layers_of(_shared_data_dir: Path, mine: str | None) -> tuple[Component, ...]:
+def _neighborhood_layers_of(_shared_data_dir: Path, mine: str | None) -> tuple[Wire, ...]:
     """The outlines and names with ``mine`` highlighted: the same for every call in that
-    neighborhood, so built once (a detail's map was half its CPU; components are only read
-    when a response is encoded)."""
+    neighborhood, so built once, as the JSON Dash sends (a detail's map was half its CPU)."""
     layers: list[Component] = []
     for name, feature in boundaries().items():
         here = name == mine
@@ -640,7 +650,7 @@ def _neighborhood_layers_of(_shared_data_dir: Path, mine: str | None) -> tuple[C
             layers.append(dl.CircleMarker(center=list(point), radius=0, opacity=0, children=[
                 dl.Tooltip(name, permanent=True, direction="center",
                            className="queues-map-label" + (" here" if here else ""))]))
-    return tuple(layers)
+    return tuple(wire(layer) for layer in layers)
 
 
 def _outlines(feature: dict[str, Any]) -> list[list[list[float]]]:
@@ -651,7 +661,7 @@ def _outlines(feature: dict[str, Any]) -> list[list[list[float]]]:
     return [[[float(y), float(x)] for x, y, *_ in part[0]] for part in parts]
 
 
-def _street_layers() -> list[Component]:
+def _street_layers() -> list[Wire]:
     """The hot-spot corridors: real streets with their names (the only streets we have
     without tiles)."""
     settings = runtime.settings()
@@ -660,25 +670,26 @@ def _street_layers() -> list[Component]:
 
 
 @lru_cache(maxsize=2)
-def _street_layers_of(*_geography_files: Path | None) -> tuple[Component, ...]:
-    return tuple(dl.Polyline(positions=[list(point) for point in spot.points],
-                             color="#6a3d9a", weight=5, opacity=0.7, children=dl.Tooltip(
-                                 spot.street, permanent=True, direction="center",
-                                 className="queues-map-street"))
+def _street_layers_of(*_geography_files: Path | None) -> tuple[Wire, ...]:
+    return tuple(wire(dl.Polyline(positions=[list(point) for point in spot.points],
+                                  color="#6a3d9a", weight=5, opacity=0.7, children=dl.Tooltip(
+                                      spot.street, permanent=True, direction="center",
+                                      className="queues-map-street")))
                  for spot in city().hotspots if len(spot.points) > 1)
 
 
-def _place_layers() -> list[Component]:
+def _place_layers() -> list[Wire]:
     settings = runtime.settings()
     return list(_place_layers_of(settings.shared_data_dir, settings.districts_file,
                                  settings.hotspots_file))
 
 
 @lru_cache(maxsize=2)
-def _place_layers_of(*_geography_files: Path | None) -> tuple[Component, ...]:
-    return tuple(dl.Circle(center=[place.lat, place.lon], radius=place.radius_m,
-                           color="#33a02c" if kind == "park" else "#e31a1c", weight=2,
-                           fillOpacity=0.12, children=dl.Tooltip(place.name, direction="top"))
+def _place_layers_of(*_geography_files: Path | None) -> tuple[Wire, ...]:
+    return tuple(wire(dl.Circle(center=[place.lat, place.lon], radius=place.radius_m,
+                                color="#33a02c" if kind == "park" else "#e31a1c", weight=2,
+                                fillOpacity=0.12,
+                                children=dl.Tooltip(place.name, direction="top")))
                  for kind, _district, place in places())
 
 
