@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import dash
 import dash_bootstrap_components as dbc
 import dash_leaflet as dl
+import flask
 from dash import (
     ClientsideFunction,
     Input,
@@ -636,15 +637,16 @@ def _neighborhood_layers(current: str | None) -> list[Wire]:
 
 @lru_cache(maxsize=64)
 def _neighborhood_layers_of(_shared_data_dir: Path, mine: str | None) -> tuple[Wire, ...]:
-    """The outlines and names with ``mine`` highlighted: the same for every call in that
-    neighborhood, so built once, as the JSON Dash sends (a detail's map was half its CPU)."""
-    layers: list[Component] = []
+    """Every outline (the browser fetches them: ``OUTLINES_PATH``), ``mine`` drawn again
+    highlighted over them, and the names: the same for every call in that neighborhood, so
+    built once, as the JSON Dash sends."""
+    layers: list[Component] = [dl.GeoJSON(url=OUTLINES_PATH, interactive=False,
+                                          style=OUTLINE_STYLE)]
     for name, feature in boundaries().items():
         here = name == mine
-        layers.append(dl.Polygon(
-            positions=_outlines(feature), interactive=False,
-            color="#1f78b4" if here else "#7f8c99", weight=3 if here else 1.5,
-            fill=here, fillOpacity=0.10, dashArray=None if here else "4 4"))
+        if here:
+            layers.append(dl.Polygon(positions=_outlines(feature), interactive=False,
+                                     color="#1f78b4", weight=3, fill=True, fillOpacity=0.10))
         point = _label_points().get(name)
         if point:
             layers.append(dl.CircleMarker(center=list(point), radius=0, opacity=0, children=[
@@ -653,12 +655,48 @@ def _neighborhood_layers_of(_shared_data_dir: Path, mine: str | None) -> tuple[W
     return tuple(wire(layer) for layer in layers)
 
 
-def _outlines(feature: dict[str, Any]) -> list[list[list[float]]]:
-    """Leaflet [lat, lon] outer rings of a (Multi)Polygon feature, one per part."""
+OUTLINES_PATH = "/queues/neighborhoods.geojson"
+OUTLINE_STYLE = {"color": "#7f8c99", "weight": 1.5, "fill": False, "dashArray": "4 4"}
+"""How the detail map draws the neighborhoods that are not the call's."""
+OUTLINES_MAX_AGE_S = 3600
+
+
+def install_routes(server: flask.Flask) -> None:
+    """The neighborhood outlines of the detail map as one GeoJSON file (signed in, like
+    every route). Sent with each tap they were most of its bytes and its encoding CPU
+    (5,600 points); the browser now fetches them once an hour."""
+    server.add_url_rule(OUTLINES_PATH, "queues_outlines", outlines_file, methods=["GET"])
+
+
+def outlines_file() -> flask.Response:
+    reply = flask.Response(_outlines_geojson(runtime.settings().shared_data_dir),
+                           mimetype="application/geo+json")
+    reply.headers["Cache-Control"] = f"private, max-age={OUTLINES_MAX_AGE_S}"
+    return reply
+
+
+@lru_cache(maxsize=2)
+def _outlines_geojson(_shared_data_dir: Path) -> bytes:
+    """Each neighborhood's outer rings (what the map draws), encoded once per process."""
+    features = [{"type": "Feature", "properties": {"name": name},
+                 "geometry": {"type": "MultiPolygon", "coordinates": [
+                     [[[float(x), float(y)] for x, y, *_ in ring]] for ring in _rings(feature)]}}
+                for name, feature in boundaries().items()]
+    return json.dumps({"type": "FeatureCollection", "features": features},
+                      separators=(",", ":")).encode()
+
+
+def _rings(feature: dict[str, Any]) -> list[list[list[float]]]:
+    """The outer ring of each part of a (Multi)Polygon feature, GeoJSON [lon, lat]."""
     geometry = feature["geometry"]
     parts = (geometry["coordinates"] if geometry["type"] == "MultiPolygon"
              else [geometry["coordinates"]])
-    return [[[float(y), float(x)] for x, y, *_ in part[0]] for part in parts]
+    return [part[0] for part in parts]
+
+
+def _outlines(feature: dict[str, Any]) -> list[list[list[float]]]:
+    """Leaflet [lat, lon] outer rings of a (Multi)Polygon feature, one per part."""
+    return [[[float(y), float(x)] for x, y, *_ in ring] for ring in _rings(feature)]
 
 
 def _street_layers() -> list[Wire]:

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from streams.core.events import CallEvent, Event
-from streams.core.geography import load_geography
+from streams.core.geography import NEIGHBORHOODS_FILE, load_geography
 from tests.browser.conftest import UI_TIMEOUT_MS, Stack, reader_of, wait_until
 from tests.conftest import ARTIFACTS
 
@@ -224,6 +224,30 @@ def test_card_detail_shows_status_units_and_map_without_caller(
         assert secret not in html
     page.click("#queues-detail-close")
     page.wait_for_selector("#queues-detail-fields", state="detached")
+
+
+def test_detail_map_outlines_come_from_one_file_not_with_each_tap(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """The detail map draws every neighborhood's outline, the call's highlighted, from the
+    outlines file the browser fetches; the tap's reply carries no outline (it was 150 kB)."""
+    calls, _tag = load_calls(stack)
+    page = page_for("sro", viewport=(1280, 800), path="/queues")
+    taps: list[int] = []
+    page.on("response", lambda response: taps.append(len(response.body()))
+            if "_dash-update-component" in response.url
+            and "queues-detail-static" in (response.request.post_data or "") else None)
+    wait_for_district(page, "South")
+    page.click(f"[data-call-id='{calls['south_noise'].call_id}']")
+    page.wait_for_selector("#queues-detail-fields")
+    assert taps and max(taps) < 40_000, taps
+    outlines = len(msgspec.json.decode((stack.settings.shared_data_dir / NEIGHBORHOODS_FILE)
+                                       .read_bytes())["features"])
+    dashed = "#queues-detail-map path[stroke-dasharray='4 4']"
+    page.wait_for_function("([selector, n]) => document.querySelectorAll(selector).length >= n",
+                           arg=[dashed, outlines], timeout=UI_TIMEOUT_MS)
+    assert page.locator("#queues-detail-map path[stroke='#1f78b4']").count() == 1
+    assert page.locator(".queues-map-label.here").inner_text() == "Barry Square"
+    page.click("#queues-detail-close")
 
 
 def test_enter_on_a_focused_card_opens_its_detail(stack: Stack,
