@@ -290,9 +290,10 @@ def kpis(stats: pd.DataFrame) -> dict[str, dict[str, Stat]]:
     """Per interval: this period's and the previous period's Stat (all priorities), from
     ``Query.period_stats``."""
     out: dict[str, dict[str, Stat]] = {}
+    rows = stats.to_dict("records")
     for key in METRICS:
         out[key] = {"current": Stat(0, None, None), "previous": Stat(0, None, None)}
-        for row in stats.to_dict("records"):
+        for row in rows:
             median, p90 = _quantiles(row[f"{key}_q"])
             out[key]["current" if row["cur"] else "previous"] = Stat(
                 int(row[f"{key}_n"]), median, p90)
