@@ -1,7 +1,8 @@
 /* Quality-of-life queues (/queues), browser side.
  *
- * - version: turns each live-store update that touches a call or its work record into a
- *   bumped counter, so the server re-renders the cards only then (unit moves do not count).
+ * - version: turns each live-store update that touches a quality-of-life call or a work
+ *   record into a bumped counter, so the server re-renders the cards only then (unit moves
+ *   and other calls' changes do not count).
  * - syncFilters: restores the filters remembered on this device for this user (a dcc.Store
  *   in localStorage) when the page opens, and remembers every change.
  * - neighborhoodOptions / placeOptions: the neighborhoods, parks and schools of the chosen
@@ -497,13 +498,29 @@
     if (event.key === OUTBOX_KEY && box.user) { loadOutbox(box.user); markQueued(); }
   });
 
+  /* Ids of the quality-of-life calls in the last live update (null before the first). */
+  var qolIds = null;
+
+  function qolIdsOf(calls) {
+    var ids = new Set();
+    (calls || []).forEach(function (call) { if (call && call.qol) ids.add(call.call_id); });
+    return ids;
+  }
+
   function touchesCalls(data) {
-    // live.js lists what each flush changed; unit moves alone need no re-render.
+    // live.js lists what each flush changed; unit moves alone need no re-render, nor does
+    // a change to a call that neither was nor is a quality-of-life call (the server's
+    // `qol` flag): it can change no card, count or summary here. Push already sends a
+    // district's tablets only that district's calls.
     if (!data) return false;
+    var before = qolIds;
+    qolIds = qolIdsOf(data.calls);
     var changed = data.changed;
-    if (!changed) return true;
-    return Boolean(changed.snapshot) || (changed.calls || []).length > 0 ||
-      (changed.work || []).length > 0;
+    if (!changed || changed.snapshot || before === null) return true;
+    if ((changed.work || []).length > 0) return true;
+    return (changed.calls || []).some(function (id) {
+      return qolIds.has(id) || before.has(id);
+    });
   }
 
   function userFilters(stored, user) {

@@ -197,6 +197,32 @@ def test_filters_are_remembered_and_cards_update_live(
     wait_for_ids(page, expected_ids(stack, "North", "atv"))
 
 
+def test_only_quality_of_life_changes_re_render_the_cards(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """A change to a call that is not a QoL call (it can change nothing on a tablet) sends
+    no cards request; a new QoL call in the district does, and its card appears."""
+    calls, tag = load_calls(stack)
+    page = page_for("cso", viewport=TABLET, path="/queues")
+    page.wait_for_selector(f"[data-call-id='{calls['north_atv'].call_id}']")
+    renders: list[float] = []
+    page.on("request", lambda request: renders.append(time.monotonic())
+            if "_dash-update-component" in request.url
+            and "queues-cards" in (request.post_data or "") else None)
+    violent = created(f"Q{tag}-9", "violent", "Northeast", 1, 5, 9)
+    LOADED.append(violent.call_id)
+    publish_events(stack, [violent])
+    page.wait_for_function(
+        "id => window.dispatchLive && window.dispatchLive.calls && window.dispatchLive.calls[id]",
+        arg=violent.call_id, timeout=UI_TIMEOUT_MS)
+    page.wait_for_timeout(1000)  # the live store's flush and any callback it would fire
+    assert not renders, "a non-QoL call's change re-rendered the cards"
+    noise = created(f"Q{tag}-10", "noise", "Northeast", 3, 5, 10)
+    LOADED.append(noise.call_id)
+    publish_events(stack, [noise])
+    page.wait_for_selector(f"[data-call-id='{noise.call_id}']")
+    assert renders
+
+
 def test_card_detail_shows_status_units_and_map_without_caller(
         stack: Stack, page_for: Callable[..., Any]) -> None:
     """Tapping a card opens its detail with address, status and a map, and no caller data."""
