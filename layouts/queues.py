@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from datetime import datetime
 from functools import lru_cache
@@ -85,8 +86,19 @@ def boundary_of(neighborhood: str | None) -> dict[str, Any] | None:
         return None
 
 
-@lru_cache(maxsize=1)
+_LABELS_LOCK = threading.Lock()
+
+
 def _label_points() -> dict[str, tuple[float, float]]:
+    """Neighborhood name -> where the detail map writes it, worked out once per process.
+    One thread works it out while the others wait: it takes about a second of CPU, and the
+    first taps of a shift, each computing it at once, held both cores for 15 s (bench_web)."""
+    with _LABELS_LOCK:
+        return _label_points_of(runtime.settings().shared_data_dir)
+
+
+@lru_cache(maxsize=2)
+def _label_points_of(_shared_data_dir: Path) -> dict[str, tuple[float, float]]:
     points = {}
     for name, feature in boundaries().items():
         geometry = feature["geometry"]
