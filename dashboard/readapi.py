@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import redis
 
-from streams.core import changefeed
+from streams.core import changefeed, feedhealth
 from streams.core.access import without_internals
 from streams.core.events import CATEGORIES
 from streams.core.keys import SOURCES, Keys
@@ -161,15 +161,7 @@ class LiveReader:
                 pipe.get(name)
                 pipe.pttl(name)
             replies = pipe.execute()
-        beats = []
-        for name, body, ttl_ms in zip(names, replies[::2], replies[1::2], strict=True):
-            try:
-                payload = _json.decode(body) if body is not None else None
-            except msgspec.DecodeError:
-                payload = None
-            if isinstance(payload, dict) and isinstance(ttl_ms, int) and ttl_ms > 0:
-                beats.append((name[len(prefix):], payload, ttl_ms / 1000))
-        return beats
+        return feedhealth.heartbeats(names, prefix, replies[::2], replies[1::2])
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a live page needs, plus the changes-stream id it is consistent with:

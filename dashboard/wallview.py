@@ -20,13 +20,17 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from streams.core import display
+# Re-exported (explicitly, for mypy): feed health (one rule, shared with `python -m streams
+# status`), the banner's distances, and the radius wall.js mirrors.
+from streams.core.feedhealth import FEED_STATES as FEED_STATES
+from streams.core.feedhealth import feed_health as feed_health
+from streams.core.feedhealth import source_heartbeats as source_heartbeats
+from streams.core.feedhealth import vouched_sources as vouched_sources
 
-# Re-exported (explicitly, for mypy): the banner's distances, and the radius wall.js mirrors.
+from streams.core import display
 from streams.core.geography import EARTH_RADIUS_M as EARTH_RADIUS_M
 from streams.core.geography import HotSpot, Part
 from streams.core.geography import haversine_m as haversine_m
-from streams.core.keys import SOURCES
 
 ASSUMED_SPEED_KMH = 40.0
 """Straight-line urban speed used for ETAs (stated on screen next to every ETA)."""
@@ -423,68 +427,3 @@ def rotation_seconds(text: str | None, default: int) -> int:
     except ValueError:
         seconds = int(default)
     return max(MIN_ROTATE_SECONDS, seconds)
-
-
-# --- feed health --------------------------------------------------------------------------
-
-FEED_STATES = ("live", "quiet", "stale", "none")
-"""LIVE: an event within the feed's limit. QUIET: nothing new, but its source says it is
-alive (a heartbeat). STALE: neither, past the limit. NONE: never an event or a heartbeat."""
-
-
-def feed_health(freshness: Mapping[str, Mapping[str, Any]], sources: Sequence[str],
-                now: float, limits: Mapping[str, float],
-                alive: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """One entry per source: state (FEED_STATES) and the text the wall shows.
-
-    ``limits`` is seconds per source (Settings.feed_stale_after). An event counts from when
-    it was *received* ("seen"), falling back to its event time, so a replay of old data is
-    live while it flows. ``alive`` is source -> {"heard", "until"} from the sources'
-    heartbeats (``source_heartbeats``): a source alive until after ``now`` is QUIET, not
-    STALE, when it has nothing to report (a sparse gunshot feed at 4 a.m.).
-    """
-    health = []
-    for source in sources:
-        entry = freshness.get(source) or {}
-        last = entry.get("seen") or entry.get("event_time")
-        beat = (alive or {}).get(source) or {}
-        heard, until = beat.get("heard"), beat.get("until")
-        if last is not None and now - float(last) < float(limits[source]):
-            state, text = "live", "live"
-        elif until is not None and now < float(until):
-            state, text = "quiet", "quiet"
-        elif last is None and heard is None:
-            state, text = "none", "no data"
-        else:
-            newest = max(float(x) for x in (last, heard) if x is not None)
-            state, text = "stale", "STALE " + display.short_duration(now - newest)
-        health.append({"source": source, "state": state, "text": text})
-    return health
-
-
-def vouched_sources(process: str, payload: Mapping[str, Any]) -> tuple[str, ...]:
-    """The feeds a process's heartbeat (Keys.health) says are alive: the simulator feeds all
-    of them, the webhook ShotSpotter, a poller the source it polls while its polls work."""
-    if process == "simulator":
-        return tuple(SOURCES)
-    if process == "webhook":
-        return ("shotspotter",)
-    if process.startswith("poll:") and payload.get("state") == "ok":
-        source = payload.get("source")
-        return (source,) if source in SOURCES else ()
-    return ()
-
-
-def source_heartbeats(beats: Iterable[tuple[str, Mapping[str, Any], float]],
-                      now: float) -> dict[str, dict[str, float]]:
-    """source -> {"heard": newest heartbeat time, "until": when the newest-lasting health
-    key expires (epoch s)} from (process, payload, seconds left) of every health key."""
-    alive: dict[str, dict[str, float]] = {}
-    for process, payload, ttl_s in beats:
-        heard = payload.get("time") or payload.get("seen")
-        heard_at = float(heard) if isinstance(heard, (int, float)) else now
-        for source in vouched_sources(process, payload):
-            entry = alive.setdefault(source, {"heard": heard_at, "until": now + ttl_s})
-            entry["heard"] = max(entry["heard"], heard_at)
-            entry["until"] = max(entry["until"], now + ttl_s)
-    return alive

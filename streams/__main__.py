@@ -11,6 +11,7 @@ poll      poll a live Socrata or ArcGIS feed described by a mapping file
 mapping   check a mapping against its data or feed (a dry run: writes nothing)
 push      websocket push service for the dashboard
 webhook   HTTP endpoint for vendor-pushed gunshot alerts
+status    an operator's view: live counts, dead letters, feeds, partitions, processes
 """
 
 from __future__ import annotations
@@ -93,6 +94,12 @@ async def _webhook(settings: Settings, args: argparse.Namespace, stop: asyncio.E
     return await run_webhook(settings, stop)
 
 
+async def _status(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> int:
+    from streams.status import run_status
+
+    return await run_status(settings, args.json)
+
+
 async def _mapping_check(settings: Settings, args: argparse.Namespace,
                          stop: asyncio.Event) -> int:
     from streams.check import run_check
@@ -151,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_mapping_check)
     commands.add_parser("push", help="websocket push service").set_defaults(run=_push)
     commands.add_parser("webhook", help="gunshot alert webhook").set_defaults(run=_webhook)
+    status = commands.add_parser("status", help="an operator's view of the Redis in use")
+    status.add_argument("--json", action="store_true",
+                        help="print JSON (keys: README, \"Operator's view\")")
+    status.set_defaults(run=_status)
     return parser
 
 

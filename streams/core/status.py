@@ -1,0 +1,578 @@
+"""An operator's view of one deployment (pure): Redis replies in, a report out.
+
+``streams/status.py`` (``python -m streams status [--json]``) reads Redis into ``Replies``;
+``build_report`` makes the ``Report``; ``report_json`` and ``report_text`` show it. A value
+Redis cannot tell is None: "unknown" in the text, null in the JSON, never 0. The JSON's
+keys are listed in the README ("Operator's view") and only ever added to (``SCHEMA``).
+
+The rules are the ones the pages use: feed health is ``streams.core.feedhealth`` (the
+wall's), the counters are the consumer's (``Keys.counts``, ``Keys.freshness``,
+``Keys.rejected_codes``), and each partition is, for now, one raw stream read by the
+consumer group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.core import changefeed, display, feedhealth
+from streams.core.keys import (
+    ALERT_ACTIVE_SECONDS,
+    CONSUMER_GROUP,
+    DEADLETTER_MAXLEN,
+    HEALTH_TTL_SECONDS,
+    SOURCES,
+)
+from streams.core.replies import reply_text
+
+SCHEMA = 1
+"""Version of the JSON report; a change that removes or renames a key raises it."""
+DEADLETTER_SCAN = 1000
+"""Newest dead letters grouped by reason code; past this the grouping says it is sampled
+(the stream's length and the all-time counters by code stay exact)."""
+LAG_COUNT_LIMIT = 1000
+"""Undelivered entries counted one by one where Redis gives no lag (6.2 has no ``lag`` in
+XINFO GROUPS; 7 leaves it null after deletions); past this the lag is "at least" it."""
+STALE_SHARE = 2 / 3
+"""A heartbeat older than this share of its key's lifetime is STALE: every process writes
+its health key with a TTL of about three beats, so it has missed two."""
+NO_HEARTBEAT = ("push", "web")
+"""Processes `make run` supervises that keep no health key (ask their /healthz)."""
+ANY_CONSUMER = "consumer"
+"""In the expected processes: at least one consumer of the group, whatever its name."""
+UNKNOWN = "unknown"
+_DETAIL_SKIP = frozenset({"time", "seen", "pid", "name", "url", "folder", "last_id"})
+_KIND_ORDER = ("consumer", "history writer", "simulator", "webhook", "poller", "other",
+               "push", "web")
+
+
+# --- what streams/status.py reads ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class StreamReplies:
+    """One raw stream: XINFO STREAM (None: no such stream), XINFO GROUPS, XINFO CONSUMERS of
+    the consumer group, and the undelivered entries counted (``lag_count_start``)."""
+
+    source: str
+    stream: str
+    info: Mapping[str, Any] | None
+    groups: Sequence[Mapping[str, Any]] = ()
+    consumers: Sequence[Mapping[str, Any]] = ()
+    undelivered: int | None = None
+
+
+@dataclass(frozen=True)
+class Replies:
+    """Everything the report is made of, as Redis answered (bytes or str alike)."""
+
+    now: float
+    redis_url: str
+    """Already redacted (no password)."""
+    key_prefix: str
+    redis_version: str | None
+    live: Mapping[str, int]
+    """open_calls, closed_calls_recent, closed_records, units, active_alerts, active_shares."""
+    deadletter_length: int
+    deadletters: Sequence[tuple[Any, Mapping[Any, Any]]]
+    """XREVRANGE of the dead-letter stream: newest first, at most DEADLETTER_SCAN."""
+    deadletter_codes: Mapping[Any, Any]
+    freshness: Mapping[Any, Any]
+    counts: Mapping[Any, Any]
+    streams: Sequence[StreamReplies]
+    beats: Sequence[tuple[str, Mapping[str, Any], float]]
+    """``feedhealth.heartbeats``: (process, payload, seconds left) of every health key."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What this deployment should run (from its settings) and its limits."""
+
+    feed_limits: Mapping[str, float]
+    """Seconds per source after which a feed without a vouching heartbeat is STALE."""
+    processes: Sequence[str] = (ANY_CONSUMER, "history")
+    """Health key names that should exist; ANY_CONSUMER stands for any consumer."""
+    recent_ms: int = 30_000
+    """A consumer idle less than this holds its partition (DISPATCH_CLAIM_IDLE_MS: after
+    that its pending entries are taken over)."""
+
+
+def expected_processes(simulate: bool, webhook: bool, poll_feeds: Iterable[str]) -> list[str]:
+    """The health keys `make run` with these settings keeps (streams/launcher.py)."""
+    names = [ANY_CONSUMER, "history"] + (["simulator"] if simulate else [])
+    return names + [f"poll:{feed}" for feed in poll_feeds] + (["webhook"] if webhook else [])
+
+
+def lag_count_start(stream: StreamReplies) -> str | None:
+    """The id after which to count undelivered entries (XRANGE ``(id``), when Redis gives no
+    lag and the group is behind; None when nothing needs counting."""
+    group = consumer_group(stream.groups)
+    if group is None or stream.info is None or isinstance(group.get("lag"), int):
+        return None
+    delivered = _text(group.get("last-delivered-id"))
+    return None if delivered == _text(stream.info.get("last-generated-id")) else delivered
+
+
+# --- the report -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Live:
+    """Counts from the live-state keys."""
+
+    open_calls: int
+    closed_calls_recent: int
+    """Closed calls whose bodies live state still keeps (CLOSED_CALL_BODY_TTL_SECONDS)."""
+    closed_records: int
+    """Entries of the closed-calls stream: the record response times come from."""
+    units: int
+    active_alerts: int
+    """Gunshot alerts detected within ALERT_ACTIVE_SECONDS of now."""
+    active_shares: int
+
+
+@dataclass(frozen=True)
+class ReasonCount:
+    """Dead letters of one reason code among those scanned."""
+
+    code: str
+    count: int
+    sources: list[str]
+    example: str
+    """The newest reason sentence of this code."""
+
+
+@dataclass(frozen=True)
+class DeadLetters:
+    """The dead-letter stream: its length, the newest by code, the all-time counts."""
+
+    in_stream: int
+    """XLEN: entries kept (the stream is capped near DEADLETTER_MAXLEN)."""
+    scanned: int
+    sampled: bool
+    """True when ``by_code`` covers only the newest ``scanned`` of ``in_stream``."""
+    by_code: list[ReasonCount]
+    counted_by_code: dict[str, int] | None
+    """Every dead letter ever written, by code (Keys.rejected_codes); None: not counted."""
+
+
+@dataclass(frozen=True)
+class Feed:
+    """One feed's health (the wall's rule) and the consumer's counters for it."""
+
+    source: str
+    state: str
+    """feedhealth.FEED_STATES: live, quiet, stale, none."""
+    text: str
+    applied: int | None
+    rejected: int | None
+    duplicate: int | None
+    stale_skipped: int | None
+    event_time: float | None
+    seen: float | None
+    age_s: float | None
+    """Since the newest event was applied (else its event time)."""
+    limit_s: float
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A consumer holding a partition: pending entries, or reading lately."""
+
+    name: str
+    pending: int | None
+    idle_s: float | None
+    """Since Redis last saw it read this stream (XINFO CONSUMERS ``idle``)."""
+    beating: bool
+    """It has a heartbeat (a quiet stream's idle time grows while its consumer runs)."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One raw stream as the consumer group reads it (one partition per stream, for now)."""
+
+    name: str
+    stream: str
+    length: int | None
+    group: str
+    group_exists: bool
+    consumers: int | None
+    pending: int | None
+    lag: int | None
+    lag_at_least: int | None
+    """Set (and ``lag`` None) when counting stopped at LAG_COUNT_LIMIT."""
+    last_delivered_id: str | None
+    holders: list[Holder]
+
+
+@dataclass(frozen=True)
+class Process:
+    """One process's heartbeat, or why there is none."""
+
+    name: str
+    kind: str
+    state: str
+    """live, stale, never_seen or no_heartbeat."""
+    age_s: float | None
+    limit_s: float | None
+    expires_in_s: float | None
+    detail: str
+    heartbeat: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything ``python -m streams status`` prints."""
+
+    generated_at: float
+    redis: dict[str, str | None]
+    live: Live
+    dead_letters: DeadLetters
+    feeds: list[Feed]
+    partitions: list[Partition]
+    processes: list[Process]
+    schema: int = SCHEMA
+
+
+def build_report(replies: Replies, expected: Expected) -> Report:
+    """The whole report, from what Redis answered."""
+    consumers = group_consumers(replies.streams)
+    return Report(
+        generated_at=replies.now,
+        redis={"url": replies.redis_url, "version": replies.redis_version,
+               "key_prefix": replies.key_prefix},
+        live=Live(**{name.name: int(replies.live[name.name])
+                     for name in dataclasses.fields(Live)}),
+        dead_letters=dead_letters(replies.deadletter_length, replies.deadletters,
+                                  replies.deadletter_codes),
+        feeds=feeds(replies.freshness, replies.counts, replies.beats, replies.now,
+                    expected.feed_limits),
+        partitions=[partition(stream, expected.recent_ms, {name for name, _, _ in replies.beats})
+                    for stream in replies.streams],
+        processes=processes(replies.beats, consumers, expected.processes, replies.now),
+    )
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+def dead_letters(length: int, newest: Sequence[tuple[Any, Mapping[Any, Any]]],
+                 codes: Mapping[Any, Any]) -> DeadLetters:
+    """Dead letters by reason code over the newest entries, with the exact totals."""
+    counted: Counter[str] = Counter()
+    sources: dict[str, set[str]] = {}
+    example: dict[str, str] = {}
+    for _, raw in newest:
+        fields = {_text(name): _text(value) for name, value in raw.items()}
+        code = reason_code(fields)
+        counted[code] += 1
+        sources.setdefault(code, set()).add(fields.get("source") or UNKNOWN)
+        example.setdefault(code, fields.get("reason", ""))
+    by_code = [ReasonCount(code, count, sorted(sources[code]), example[code])
+               for code, count in sorted(counted.items(), key=lambda item: (-item[1], item[0]))]
+    all_time = {_text(code): int(value) for code, value in codes.items()}
+    return DeadLetters(in_stream=length, scanned=len(newest), sampled=length > len(newest),
+                       by_code=by_code,
+                       counted_by_code=all_time if all_time or not length else None)
+
+
+def reason_code(fields: Mapping[str, str]) -> str:
+    """A dead letter's reason code: its ``code`` field, else the ``code:`` its reason
+    sentence starts with (mapping rows), else "unknown"."""
+    if fields.get("code"):
+        return fields["code"]
+    head, colon, _ = fields.get("reason", "").partition(":")
+    return head if colon and head.isidentifier() else UNKNOWN
+
+
+# --- feeds ----------------------------------------------------------------------------------
+
+def feeds(freshness: Mapping[Any, Any], counts: Mapping[Any, Any],
+          beats: Sequence[tuple[str, Mapping[str, Any], float]], now: float,
+          limits: Mapping[str, float]) -> list[Feed]:
+    """Per source: the wall's feed health, and the consumer's counters (None while the
+    counters hash does not exist: nothing counted them, perhaps another key prefix)."""
+    fresh = changefeed.assemble_freshness(freshness, counts)
+    health = feedhealth.feed_health(fresh, SOURCES, now, limits,
+                                    feedhealth.source_heartbeats(beats, now))
+    counted = {_text(name): int(value) for name, value in counts.items()}
+
+    def count(name: str) -> int | None:
+        return counted.get(name, 0) if counted else None
+
+    rows = []
+    for source, judged in zip(SOURCES, health, strict=True):
+        entry = fresh[source]
+        last = entry["seen"] or entry["event_time"]
+        rows.append(Feed(
+            source=source, state=judged["state"], text=judged["text"],
+            applied=count(source), rejected=count(f"{source}:rejected"),
+            duplicate=count(f"{source}:duplicate"), stale_skipped=count(f"{source}:stale"),
+            event_time=entry["event_time"], seen=entry["seen"],
+            age_s=None if last is None else max(0.0, now - last),
+            limit_s=float(limits[source])))
+    return rows
+
+
+# --- partitions -----------------------------------------------------------------------------
+
+def consumer_group(groups: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The live-state group's XINFO GROUPS entry, if the group exists."""
+    return next((group for group in groups if _text(group.get("name")) == CONSUMER_GROUP),
+                None)
+
+
+def partition(stream: StreamReplies, recent_ms: int,
+              beating: Collection[str] = ()) -> Partition:
+    """One raw stream and the consumer group's hold on it: its holders are the consumers
+    with pending entries, a recent read, or a heartbeat (a consumer reads every stream at
+    once, but Redis may not count a read that found nothing in a quiet one as activity)."""
+    group = consumer_group(stream.groups)
+    lag, at_least = _lag(stream, group)
+    holders = [Holder(_text(c.get("name")), _int(c.get("pending")), _seconds(c.get("idle")),
+                      _text(c.get("name")) in beating) for c in stream.consumers]
+    holders = [holder for holder in holders if (holder.pending or 0) > 0 or holder.beating
+               or (holder.idle_s or 0.0) * 1000 < recent_ms]
+    return Partition(
+        name=stream.source, stream=stream.stream,
+        length=0 if stream.info is None else _int(stream.info.get("length")),
+        group=CONSUMER_GROUP, group_exists=group is not None,
+        consumers=None if group is None else _int(group.get("consumers")),
+        pending=None if group is None else _int(group.get("pending")),
+        lag=lag, lag_at_least=at_least,
+        last_delivered_id=None if group is None else _text(group.get("last-delivered-id")),
+        holders=holders)
+
+
+def _lag(stream: StreamReplies, group: Mapping[str, Any] | None) -> tuple[int | None, int | None]:
+    """(lag, at least): Redis's own lag, else 0 when the group has read the newest entry,
+    else the entries counted after its last delivered one; (None, None) when unknown."""
+    if group is None:
+        return None, None
+    if isinstance(group.get("lag"), int):
+        return int(group["lag"]), None
+    if lag_count_start(stream) is None:
+        return 0, None
+    if stream.undelivered is None:
+        return None, None
+    if stream.undelivered > LAG_COUNT_LIMIT:
+        return None, LAG_COUNT_LIMIT
+    return stream.undelivered, None
+
+
+# --- processes ------------------------------------------------------------------------------
+
+def group_consumers(streams: Sequence[StreamReplies]) -> dict[str, dict[str, float]]:
+    """Consumer name -> {"pending": over every stream, "idle_s": the least} (XINFO CONSUMERS)."""
+    found: dict[str, dict[str, float]] = {}
+    for stream in streams:
+        for consumer in stream.consumers:
+            entry = found.setdefault(_text(consumer.get("name")),
+                                     {"pending": 0, "idle_s": float("inf")})
+            entry["pending"] += _int(consumer.get("pending")) or 0
+            entry["idle_s"] = min(entry["idle_s"], _seconds(consumer.get("idle")) or 0.0)
+    return found
+
+
+def process_kind(name: str, payload: Mapping[str, Any], consumers: Iterable[str]) -> str:
+    """What a health key belongs to, from its name (a consumer's is its name in the group)."""
+    if name.startswith("poll:"):
+        return "poller"
+    if name in ("history", "simulator", "webhook"):
+        return {"history": "history writer"}.get(name, name)
+    if name in consumers or "batches" in payload:
+        return "consumer"
+    return "other"
+
+
+def processes(beats: Sequence[tuple[str, Mapping[str, Any], float]],
+              consumers: Mapping[str, Mapping[str, float]], expected: Sequence[str],
+              now: float) -> list[Process]:
+    """Every heartbeat, every expected process without one, and the consumers the group
+    knows whose heartbeat expired: those holding entries, and the last to read when no
+    consumer beats (so a stopped consumer is STALE, not never seen)."""
+    rows = [heartbeat_row(name, payload, ttl_s, consumers, now) for name, payload, ttl_s in beats]
+    beating = {row.name for row in rows}
+    gone = {name: held for name, held in consumers.items() if name not in beating}
+    shown = [name for name, held in gone.items() if held["pending"] > 0]
+    rest = [name for name in gone if name not in shown]
+    if rest and not any(row.kind == "consumer" for row in rows):
+        shown.append(min(rest, key=lambda name: gone[name]["idle_s"]))
+    rows += [Process(name, "consumer", "stale", None, None, None,
+                     expired_detail(gone[name]), None) for name in shown]
+    rows += never_seen(expected, rows)
+    rows += [Process(name, name, "no_heartbeat", None, None, None,
+                     "keeps no heartbeat in Redis: ask its /healthz", None)
+             for name in NO_HEARTBEAT]
+    return sorted(rows, key=lambda row: (_KIND_ORDER.index(row.kind), row.name))
+
+
+def never_seen(expected: Sequence[str], rows: Sequence[Process]) -> list[Process]:
+    """The expected processes no row stands for (any consumer stands for ANY_CONSUMER)."""
+    names, kinds = {row.name for row in rows}, {row.kind for row in rows}
+    missing = [name for name in expected if name not in names
+               and not (name == ANY_CONSUMER and "consumer" in kinds)]
+    return [Process(name, "consumer" if name == ANY_CONSUMER else process_kind(name, {}, ()),
+                    "never_seen", None, None, None,
+                    f"no heartbeat in Redis (a health key lives about {HEALTH_TTL_SECONDS} s "
+                    f"after the last beat)", None) for name in missing]
+
+
+def expired_detail(held: Mapping[str, float]) -> str:
+    """What the group says of a consumer whose heartbeat expired."""
+    holds = f"pending entries {display.count(held['pending'])}, " if held["pending"] else ""
+    return f"heartbeat expired; {holds}last read {display.short_duration(held['idle_s'])} ago"
+
+
+def heartbeat_row(name: str, payload: Mapping[str, Any], ttl_s: float,
+                  consumers: Iterable[str], now: float) -> Process:
+    """A live health key: LIVE unless it is older than STALE_SHARE of its lifetime."""
+    written = feedhealth.heard_at(payload)
+    age = None if written is None else max(0.0, now - written)
+    limit = None if age is None else STALE_SHARE * round(age + ttl_s)
+    state = "stale" if age is not None and limit is not None and age > limit else "live"
+    return Process(name, process_kind(name, payload, consumers), state, age, limit, ttl_s,
+                   heartbeat_detail(payload), dict(payload))
+
+
+def heartbeat_detail(payload: Mapping[str, Any], most: int = 6) -> str:
+    """A short line of what a heartbeat says: its non-zero numbers and short texts."""
+    parts = []
+    for name, value in payload.items():
+        if name in _DETAIL_SKIP or value in (None, "", 0) or isinstance(value, bool):
+            continue
+        if isinstance(value, int):  # counters (floats are times: left out)
+            parts.append(f"{name} {display.count(value)}")
+        elif isinstance(value, str) and len(value) <= 60:
+            parts.append(f"{name} {value}")
+    return ", ".join(parts[:most])
+
+
+# --- showing it -----------------------------------------------------------------------------
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The report as JSON-ready data: stable keys, None for unknown."""
+    return dataclasses.asdict(report)
+
+
+SECTIONS = ("Live state", "Dead letters", "Feeds", "Partitions", "Processes")
+"""The text report's section titles, in order."""
+
+
+def report_text(report: Report) -> str:
+    """The report as the terminal shows it."""
+    when = datetime.fromtimestamp(report.generated_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    redis = report.redis
+    head = (f"Dispatch status at {when}: {redis['url']} (Redis {redis['version'] or UNKNOWN}, "
+            f"key prefix {redis['key_prefix']})")
+    parts = [head, _live_text(report.live), _deadletter_text(report.dead_letters),
+             _feeds_text(report.feeds), _partitions_text(report.partitions),
+             _processes_text(report.processes)]
+    return "\n\n".join(parts) + "\n"
+
+
+def _live_text(live: Live) -> str:
+    minutes = ALERT_ACTIVE_SECONDS // 60
+    return _table(SECTIONS[0], ("what", "count", "counted as"), [
+        ("open calls", _n(live.open_calls), "in the open-calls queue"),
+        ("closed calls", _n(live.closed_calls_recent), "closed, still in live state (24 h)"),
+        ("closed records", _n(live.closed_records), "closed-calls stream (response times)"),
+        ("units", _n(live.units), "every unit ever reported"),
+        ("gunshot alerts", _n(live.active_alerts), f"detected in the last {minutes} min"),
+        ("video/radio shares", _n(live.active_shares), "open"),
+    ])
+
+
+def _deadletter_text(letters: DeadLetters) -> str:
+    scope = (f"newest {_n(letters.scanned)} of {_n(letters.in_stream)} (sampled)"
+             if letters.sampled else f"all {_n(letters.scanned)}")
+    rows = [(item.code, _n(item.count), ",".join(item.sources), _cut(item.example, 60))
+            for item in letters.by_code] or [("none", "", "", "")]
+    counted = letters.counted_by_code
+    totals = UNKNOWN if counted is None else (
+        ", ".join(f"{code} {_n(n)}" for code, n in sorted(counted.items())) or "none")
+    title = (f"{SECTIONS[1]}: {_n(letters.in_stream)} in the stream (capped near "
+             f"{DEADLETTER_MAXLEN:,}); by reason code over {scope}")
+    return _table(title, ("reason code", "count", "sources", "newest reason"), rows) + \
+        f"\n  ever written, by code: {totals}"
+
+
+def _feeds_text(rows: Sequence[Feed]) -> str:
+    return _table(SECTIONS[2], ("feed", "state", "applied", "rejected", "duplicate",
+                                "stale-skipped", "last applied", "limit"), [
+        (row.source, row.text.upper(), _n(row.applied), _n(row.rejected), _n(row.duplicate),
+         _n(row.stale_skipped), _ago(row.age_s), display.short_duration(row.limit_s))
+        for row in rows])
+
+
+def _partitions_text(rows: Sequence[Partition]) -> str:
+    def lag(row: Partition) -> str:
+        return f">= {_n(row.lag_at_least)}" if row.lag_at_least is not None else _n(row.lag)
+
+    def holders(row: Partition) -> str:
+        if not row.group_exists:
+            return "no consumer group yet"
+        return "; ".join(f"{holder.name} ({_n(holder.pending)} pending, idle "
+                         f"{_duration(holder.idle_s)})" for holder in row.holders) or "none"
+
+    title = f"{SECTIONS[3]} (one per raw stream, consumer group {CONSUMER_GROUP})"
+    return _table(title, ("partition", "entries", "consumers", "pending", "lag", "holders"), [
+        (row.name, _n(row.length), _n(row.consumers), _n(row.pending), lag(row), holders(row))
+        for row in rows])
+
+
+def _processes_text(rows: Sequence[Process]) -> str:
+    def heard(row: Process) -> str:
+        if row.age_s is not None:
+            return _ago(row.age_s)
+        return {"never_seen": "never", "no_heartbeat": "none kept"}.get(
+            row.state, "expired" if row.state == "stale" else UNKNOWN)
+
+    return _table(SECTIONS[4], ("process", "kind", "state", "heartbeat", "limit", "detail"), [
+        (row.name, row.kind, row.state.replace("_", " ").upper(), heard(row),
+         _duration(row.limit_s), row.detail) for row in rows])
+
+
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A title and aligned columns (the last column is not padded)."""
+    table = [list(header), *[list(row) for row in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    lines = ["  " + "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths,
+                                                                         strict=False)),
+                               row[-1]]).rstrip() for row in table]
+    return "\n".join([title, *lines])
+
+
+def _cut(text: str, most: int) -> str:
+    return text if len(text) <= most else text[:most - 3] + "..."
+
+
+def _n(value: float | None) -> str:
+    return UNKNOWN if value is None else display.count(value)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return UNKNOWN
+    return f"{seconds:.1f} s" if seconds < 10 else display.short_duration(seconds)
+
+
+def _ago(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{_duration(seconds)} ago"
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else reply_text(value) if isinstance(value, bytes | str) \
+        else str(value)
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _seconds(milliseconds: Any) -> float | None:
+    value = _int(milliseconds)
+    return None if value is None else value / 1000
+
