@@ -39,7 +39,7 @@
     items: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
     sigs: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
     marks: null, markers: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
-    labels: new Map(), freshness: {}, alive: {}, rows: new Map(), rowsFit: 12, rendered: 0, heard: new Set(),
+    labels: new Map(), freshness: {}, alive: {}, rows: new Map(), rowsFit: 12, sharesRows: 0, crowded: false, rendered: 0, heard: new Set(),
     bannerAlert: null, audio: null, clockFmt: null, countsAt: -Infinity, countsTimer: null,
     countsDue: false,
   };
@@ -450,7 +450,9 @@
     markUrgentUnits();
     var list = el("wall-queue-list");
     if (!list) { return; }
-    var view = queueRows(Array.from(S.items.calls.values()), S.rowsFit);
+    var calls = Array.from(S.items.calls.values());
+    var view = queueRows(calls, S.rowsFit);
+    yieldSharesTo(calls, view);
     var shown = view.shown, keep = new Set(), now = nowS();
     S.hidden = view.hidden;
     for (var i = 0; i < shown.length; i++) {
@@ -508,6 +510,25 @@
       if (c) { paintAge(row, c, now); }
     });
   }
+  /* Urgent calls before video links: while a P1 or P2 call has no row, the shares' list
+   * gives its room to the queue (its heading keeps the count; the kiosk's video view still
+   * lists them). It comes back only when every P1/P2 would still have a row with the list
+   * back, so the two never see-saw. The resize that follows re-runs updateQueue. */
+  function urgentHidden(view) { return (view.hidden.P1 || 0) + (view.hidden.P2 || 0) > 0; }
+  function yieldSharesTo(calls, view) {
+    var crowded = S.crowded ? urgentHidden(queueRows(calls, S.rowsFit - S.sharesRows))
+      : urgentHidden(view);
+    if (crowded === !!S.crowded) { return; }
+    S.crowded = crowded;
+    var side = el("wall-side");
+    if (side) { side.classList.toggle("wall-crowded", crowded); }
+    updateSharesCount();
+  }
+  function updateSharesCount() {
+    var n = S.items.shares.size;
+    setText("wall-shares-count", S.crowded && n ? n + " · listed when urgent calls fit"
+      : String(n));
+  }
   /* How many rows fit, recomputed only when the list's box changes (the banner opening
    * above it, a resize) so renders never force a layout just to count rows. */
   function watchQueueSize() {
@@ -515,6 +536,8 @@
     if (!list || list === S.watchedList) { return; }
     S.watchedList = list;
     var rowVh = parseFloat(getComputedStyle(list).getPropertyValue("--wq-row-h")) || 5.6;
+    var sharesVh = parseFloat(getComputedStyle(list).getPropertyValue("--ws-max-h")) || 12.8;
+    S.sharesRows = Math.ceil(sharesVh / rowVh);  // at most the rows the shares take back
     new ResizeObserver(function (entries) {
       var height = entries[entries.length - 1].contentRect.height;
       var fit = Math.max(1, Math.floor(height / (window.innerHeight * rowVh / 100)));
@@ -650,7 +673,7 @@
     if (!box) { return; }
     var html = sharesHtml();
     if (box._html !== html) { box.innerHTML = html; box._html = html; }
-    setText("wall-shares-count", String(S.items.shares.size));
+    updateSharesCount();
     if (currentView().kind === "shares") { paintViewPanel(); }
   }
   function updateFeeds(now) {

@@ -329,7 +329,7 @@ def layout(mode: str | None = None, palette: str | None = None, rotate: str | No
                           html.Span(id="wall-shares-count", className="wall-panel-count")],
                          className="wall-panel-head"),
                 html.Div(id="wall-shares", className="wall-shares"),
-            ], className="wall-side"),
+            ], id="wall-side", className="wall-side"),
         ], className="wall-main"),
         _legend(),
     ], id="wall-root", className="wall" + (" wall-polling" if polling else ""),

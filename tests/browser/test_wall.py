@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from dashboard import wallview
@@ -483,10 +484,11 @@ def test_wall_screenshot_busy_board(stack: Stack, page_for: Callable[..., Any],
         page.wait_for_selector("#wall-banner", state="visible")
         page.wait_for_function("n => window.dash_clientside.wall._state.markers.units.size >= n",
                                arg=len(board["units"]))
-        assert page.inner_text("#wall-shares").count("Open stream") >= 2
-        link = page.locator("#wall-shares a.ws-link").first
-        assert link.get_attribute("target") == "_blank"
-        assert "noopener" in (link.get_attribute("rel") or "")
+        # The board's P1/P2 calls outnumber the rows: the shares' list yields its room.
+        if page.evaluate(CROWDED_JS):
+            assert "listed when urgent calls fit" in page.inner_text("#wall-shares-count")
+        else:
+            assert page.inner_text("#wall-shares").count("Open stream") >= 2
         assert page.evaluate("() => document.scrollingElement.scrollHeight <= "
                              "window.innerHeight")
         sizes = page.evaluate("() => { const w = document.getElementById('wall-root');"
@@ -530,6 +532,49 @@ def test_wall_screenshot_busy_board(stack: Stack, page_for: Callable[..., Any],
         page.screenshot(path=str(ARTIFACTS / f"wall-{viewport[0]}x{viewport[1]}.png"))
     finally:
         clear_board(stack, board["calls"])
+
+
+CROWDED_JS = "() => document.getElementById('wall-side').classList.contains('wall-crowded')"
+
+
+def test_urgent_calls_take_the_video_shares_room(stack: Stack,
+                                                page_for: Callable[..., Any]) -> None:
+    """While a P1/P2 call has no row, the video shares' list gives the queue its room (the
+    heading keeps the count) and comes back when every urgent call fits again."""
+    tag = uuid.uuid4().hex[:6]
+    shares = [share(f"V{tag}{n}", "XL Center", f"Concourse {n}",
+                    f"https://video.example.org/xl/{n}") for n in range(3)]
+    publish_events(stack, shares)
+    page = open_wall(page_for, (1366, 768))
+    page.wait_for_function("n => document.querySelectorAll('#wall-shares a.ws-link').length"
+                           " >= n", arg=2)
+    assert not page.evaluate(CROWDED_JS)
+    link = page.locator("#wall-shares a.ws-link").first
+    assert link.get_attribute("target") == "_blank"
+    assert "noopener" in (link.get_attribute("rel") or "")
+    fit_before = page.evaluate("() => window.dash_clientside.wall._state.rowsFit")
+    count = page.inner_text("#wall-shares-count")  # earlier tests' shares may be open too
+    urgent = [new_call(f"W{tag}-u{n}", priority=1 + n % 2, age_s=30 + n, place=n)
+              for n in range(fit_before + 3)]
+    publish_events(stack, urgent)
+    try:
+        page.wait_for_function(CROWDED_JS, timeout=UI_TIMEOUT_MS)
+        assert not page.locator("#wall-shares").is_visible()
+        assert page.inner_text("#wall-shares-count") == f"{count} · listed when urgent calls fit"
+        page.wait_for_function(
+            "n => window.dash_clientside.wall._state.rowsFit >= n", arg=fit_before + 2)
+        shown = page.eval_on_selector_all("#wall-queue-list [data-call-id]",
+                                          "rs => rs.map(r => r.dataset.callId)")
+        assert len(set(shown) & {c.call_id for c in urgent}) >= fit_before + 2
+        assert page.inner_text("#wall-queue-more").startswith("Not shown: ")
+    finally:
+        clear_board(stack, [c.call_id for c in urgent])
+    page.wait_for_function(f"() => !({CROWDED_JS})()", timeout=UI_TIMEOUT_MS)
+    page.wait_for_selector("#wall-shares a.ws-link", state="visible")
+    assert page.inner_text("#wall-shares-count") == count
+    publish_events(stack, [msgspec.structs.replace(
+        s, event_id=f"{s.share_id}-c", event_time=at(time.time()), kind="closed",
+        end_time=at(time.time())) for s in shares])
 
 
 def test_qol_marks_and_kpis_follow_live_state(stack: Stack,
