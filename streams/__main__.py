@@ -36,9 +36,9 @@ async def _up(settings: Settings, args: argparse.Namespace, stop: asyncio.Event)
 
 
 async def _consume(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> None:
-    from streams.consumer import run_consumer
+    from streams.consumer import default_name, run_consumer
 
-    await run_consumer(settings, args.name, stop)
+    await run_consumer(settings, args.name or default_name(), stop)
 
 
 async def _simulate(settings: Settings, args: argparse.Namespace, stop: asyncio.Event) -> None:
@@ -113,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("up", help="run everything").set_defaults(run=_up)
     consume = commands.add_parser("consume", help="apply events to live state")
-    consume.add_argument("--name", default=f"consumer-{os.getpid()}",
-                         help="consumer name in the group (unique per process)")
+    consume.add_argument("--name", default=None,
+                         help="consumer name in the group, unique per process (default: "
+                              "consumer-<host>-<pid>; run any number, one applies at a time)")
     consume.set_defaults(run=_consume)
     commands.add_parser("history", help="history writer (closed calls to Parquet)"
                         ).set_defaults(run=_history)

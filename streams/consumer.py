@@ -17,6 +17,14 @@ freshness, counts, dead letters and the XACKs together) under WATCH of the entit
 it read, so a consumer killed mid-batch leaves nothing half-applied: its entries stay
 pending and another consumer reclaims them with XAUTOCLAIM.
 
+Any number of consumers may run; one applies at a time (``streams.lease``): the holder of
+the partition's lease (``Keys.lease``). The others are standbys that poll to acquire it.
+Lifecycle steps of one call must be applied in stream order, which two consumers sharing
+the group cannot do (issue 12). The holder's reads (``LEASED_READ``) and every batch's
+MULTI/EXEC check the lease, so a holder that lost it takes and commits nothing more. A new
+holder first claims and applies every entry still pending in the group (its predecessor's
+unapplied batch) and only then reads new ones; re-applying is idempotent (livestate).
+
 CLI: ``python -m streams consume [--name NAME]``.
 """
 
@@ -72,6 +80,7 @@ from streams.core.livestate import (
 )
 from streams.core.replies import reply_text
 from streams.core.settings import Settings
+from streams.lease import Lease, LeaseLost
 from streams.publish import queue_deadletter
 
 log = logging.getLogger(__name__)
@@ -87,6 +96,24 @@ MAX_WATCH_RETRIES = 50
 POISON_DELIVERIES = 3
 """An entry delivered this many times without being acked crashed its consumer on each of
 the tries before (the first in a batch, the second alone): it is dead-lettered unapplied."""
+
+LEASED_READ = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return false end
+local args = {'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS'}
+for i = 2, #KEYS do args[#args + 1] = KEYS[i] end
+for i = 2, #KEYS do args[#args + 1] = '>' end
+local reply = redis.call('xreadgroup', unpack(args))
+if reply then return {1, reply} end
+local tips = {}
+for i = 2, #KEYS do
+  local last = redis.call('xrevrange', KEYS[i], '+', '-', 'COUNT', 1)
+  tips[#tips + 1] = last[1] and last[1][1] or '0-0'
+end
+return {0, tips}
+"""
+"""XREADGROUP of new entries only while KEYS[1] (the lease) holds ARGV[1] (our token):
+nil when it does not; {1, entries}; or, when nothing is new, {0, newest id of each stream}
+for a blocking XREAD to wait past (a script cannot block)."""
 
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder().decode
@@ -105,6 +132,8 @@ class Counters:
     watch_retries: int = 0
     reclaimed: int = 0
     reconnects: int = 0
+    leases_taken: int = 0
+    leases_lost: int = 0
 
 
 @dataclass(slots=True)
@@ -186,6 +215,26 @@ def autoclaim_reply(reply: Any) -> tuple[bytes, list[tuple[Any, Any]]]:
     return (cursor if isinstance(cursor, bytes) else str(cursor).encode()), list(claimed or [])
 
 
+def leased_read_reply(reply: Any, streams: Sequence[str], source_of_stream: dict[str, str],
+                      ) -> tuple[list[Entry], dict[Any, Any]]:
+    """(entries, {stream: newest id} to wait past) from LEASED_READ; LeaseLost on nil.
+
+    A script's XREADGROUP reply is RESP2-shaped whatever the connection speaks: each
+    entry's fields are one flat list."""
+    if reply is None:
+        raise LeaseLost("the lease is no longer ours: nothing read")
+    found, body = int(reply[0]), reply[1]
+    if not found:
+        return [], dict(zip(streams, body, strict=True))
+    entries = []
+    for stream, items in body:
+        source = source_of_stream[reply_text(stream)]
+        for entry_id, flat in items:
+            fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else None
+            entries.append(entry_of(source, entry_id, fields))
+    return entries, {}
+
+
 # --- the consumer ---------------------------------------------------------------------
 
 class Consumer:
@@ -202,6 +251,8 @@ class Consumer:
         self.benign_deliveries: Counter[bytes] = Counter()
         """Deliveries of pending entries that ended in a Redis failure, not a crash."""
         self.counters = Counters()
+        self.lease = Lease(self.keys.lease(), name, settings.consumer_lease_ms)
+        self.standby_logged = False
         self.last_heartbeat = 0.0
         # First prune one period after start, so short runs (tests) are not pruned mid-way.
         self.last_prune = time.monotonic()
@@ -215,48 +266,94 @@ class Consumer:
                     raise
 
     async def run(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set: own pending first, then reclaim, then new entries."""
+        """Consume until ``stop`` is set: apply while holding the lease, else stand by;
+        on a clean stop give the lease up so a standby takes over at once."""
         await self.ensure_groups(client)
-        await self.drain_own_pending(client)
-        await self.reclaim(client)
-        last_reclaim = time.monotonic()
         while not stop.is_set():
+            if self.lease.held() or await self.take_lease(client):
+                try:
+                    await self.apply_while_holding(client, stop)
+                except LeaseLost as lost:
+                    self.counters.leases_lost += 1
+                    log.warning("consumer %s stopped applying: %s", self.name, lost)
+                    self.standby_logged = False
+            else:
+                await self.housekeeping(client)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.lease.renew_every)
+        if self.lease.held():
+            await self.lease.release(client)
+            log.info("consumer %s released lease %s", self.name, self.lease.key)
+
+    async def take_lease(self, client: aioredis.Redis) -> bool:
+        """Try to acquire the lease; log when this consumer becomes holder or standby."""
+        if await self.lease.acquire(client):
+            self.counters.leases_taken += 1
+            log.info("consumer %s holds lease %s: applying", self.name, self.lease.key)
+            await self.heartbeat(client)
+            return True
+        if not self.standby_logged:
+            holder = await self.lease.holder(client)
+            log.info("consumer %s is standby: lease %s is held by %s", self.name,
+                     self.lease.key, holder)
+            self.standby_logged = True
+            await self.heartbeat(client)
+        return False
+
+    async def apply_while_holding(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
+        """Every entry still pending first (a predecessor's or our own, in stream order),
+        then new ones; raises LeaseLost as soon as the lease is not ours."""
+        await self.reclaim(client, min_idle_ms=0)
+        await self.forget_idle_consumers(client)
+        last_reclaim = time.monotonic()
+        wait_ms = max(1, min(self.settings.consumer_block_ms,
+                             int(self.lease.renew_every * 1000)))
+        streams = list(self.streams.values())
+        while not stop.is_set():
+            await self.lease.keep(client)
             read_at = time.monotonic()
-            reply = await client.xreadgroup(
-                CONSUMER_GROUP, self.name, {stream: ">" for stream in self.streams.values()},
-                count=self.settings.consumer_batch, block=self.settings.consumer_block_ms)
-            entries = stream_entries(reply, self.source_of_stream)
+            reply = await client.eval(
+                LEASED_READ, 1 + len(streams), self.lease.key, *streams, self.lease.token,
+                CONSUMER_GROUP, self.name, self.settings.consumer_batch)
+            entries, tips = leased_read_reply(reply, streams, self.source_of_stream)
             if entries:
                 await self.apply_batch(client, entries)
                 if len(entries) < self.settings.consumer_batch:
                     await asyncio.sleep(max(0.0, read_at + BATCH_GAP_SECONDS - time.monotonic()))
+            else:
+                # Wake when anything newer than the newest entry is added (reads nothing).
+                await client.xread(tips, count=1, block=wait_ms)
             now = time.monotonic()
             if now - last_reclaim > self.settings.claim_idle_ms / 2000:
                 await self.reclaim(client)
                 last_reclaim = now
             await self.housekeeping(client)
 
-    async def drain_own_pending(self, client: aioredis.Redis) -> None:
-        """Re-apply, one at a time, entries this consumer name read but never acked (after
-        a reconnect or a crash): one at a time, so an entry that crashes us again is the
-        only one whose delivery count grows."""
+    async def forget_idle_consumers(self, client: aioredis.Redis) -> None:
+        """Drop the group's other consumers that hold nothing pending (all of them, once we
+        claimed everything): each process has its own name, so restarts would otherwise
+        leave the group a name per pid forever. One still running is re-added when it reads."""
+        forgotten = 0
         for stream in self.streams.values():
-            while True:
-                reply = await client.xreadgroup(CONSUMER_GROUP, self.name, {stream: "0"},
-                                                count=1)
-                entries = stream_entries(reply, self.source_of_stream)
-                if not entries:
-                    break
-                await self.apply_redelivered(client, stream, entries[0])
+            for info in await client.xinfo_consumers(stream, CONSUMER_GROUP):
+                name = reply_text(info["name"])
+                if name != self.name and not int(info["pending"]):
+                    await client.xgroup_delconsumer(stream, CONSUMER_GROUP, name)
+                    forgotten += 1
+        if forgotten:
+            log.info("consumer %s removed %d idle consumer names from the group", self.name,
+                     forgotten)
 
-    async def reclaim(self, client: aioredis.Redis) -> None:
-        """XAUTOCLAIM, one at a time, entries idle longer than claim_idle_ms and apply them."""
+    async def reclaim(self, client: aioredis.Redis, min_idle_ms: int | None = None) -> None:
+        """XAUTOCLAIM, one at a time, entries idle longer than ``min_idle_ms`` (default
+        claim_idle_ms) and apply them. One at a time: an entry that crashes us again is the
+        only one whose delivery count grows."""
+        idle = self.settings.claim_idle_ms if min_idle_ms is None else min_idle_ms
         for source, stream in self.streams.items():
             cursor, taken = b"0-0", 0
             while True:
                 reply = await client.xautoclaim(
-                    stream, CONSUMER_GROUP, self.name, self.settings.claim_idle_ms,
-                    start_id=cursor, count=1)
+                    stream, CONSUMER_GROUP, self.name, idle, start_id=cursor, count=1)
                 cursor, claimed = autoclaim_reply(reply)
                 for entry_id, fields, *_ in claimed:
                     if entry_id is not None:
@@ -266,7 +363,7 @@ class Consumer:
                 if cursor in (b"0-0", b"0"):
                     break
             if taken:
-                log.info("reclaimed %d idle entries from %s", taken, stream)
+                log.info("reclaimed %d pending entries from %s", taken, stream)
                 self.counters.reclaimed += taken
 
     async def apply_redelivered(self, client: aioredis.Redis, stream: str,
@@ -280,14 +377,23 @@ class Consumer:
         reason = (f"delivered {delivered} times without being acknowledged: it stopped a "
                   f"consumer each time, so it is set aside unapplied")
         decoded = Decoded(entries=[entry], invalid=[Refusal(entry, reason, "poison")])
-        self.counters.poison += 1
         async with client.pipeline(transaction=True) as pipe:
-            self.queue_writes(pipe, _Plan(BatchPlan({}), {}, list(decoded.invalid)), decoded)
-            await pipe.execute()
+            try:
+                await pipe.watch(self.lease.key)
+                await self.lease.check(pipe)
+                pipe.multi()  # type: ignore[no-untyped-call]
+                self.queue_writes(pipe, _Plan(BatchPlan({}), {}, list(decoded.invalid)),
+                                  decoded)
+                await pipe.execute()
+            except WatchError:
+                raise LeaseLost(f"lease {self.lease.key} changed during a batch") from None
+        self.counters.poison += 1
         self.counters.rejected += 1
 
     # --- one batch ----------------------------------------------------------------
     async def apply_batch(self, client: aioredis.Redis, entries: list[Entry]) -> None:
+        """Apply entries in one fenced transaction; LeaseLost if the lease is not ours."""
+        await self.lease.keep(client)
         try:
             await self._apply_batch(client, entries)
         except RETRYABLE:
@@ -301,12 +407,13 @@ class Consumer:
         wanted: dict[str, set[str]] = {}
         for _, event in decoded.events:
             wanted.setdefault(ENTITY_OF_TYPE[type(event)], set()).add(entity_id_of(event))
-        watched = [hash_key_of(self.keys, entity) for entity in sorted(wanted)]
+        # The lease is watched with the hashes: a batch commits only while it is ours.
+        watched = [self.lease.key, *(hash_key_of(self.keys, entity) for entity in sorted(wanted))]
         for _attempt in range(MAX_WATCH_RETRIES):
             async with client.pipeline(transaction=True) as pipe:
                 try:
-                    if watched:
-                        await pipe.watch(*watched)
+                    await pipe.watch(*watched)
+                    await self.lease.check(pipe)
                     plan = await self.plan(pipe, wanted, decoded)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     self.queue_writes(pipe, plan, decoded)
@@ -425,13 +532,14 @@ class Consumer:
             await self.heartbeat(client)
             self.last_heartbeat = now
             self.deadletter_log.flush(time.time())
-        if now - self.last_prune >= PRUNE_EVERY_SECONDS:
+        if now - self.last_prune >= PRUNE_EVERY_SECONDS and self.lease.held():
             await prune(client, self.keys)
             self.last_prune = now
 
     async def heartbeat(self, client: aioredis.Redis) -> None:
         body = {"name": self.name, "pid": os.getpid(), "time": time.time(),
-                **asdict(self.counters)}
+                "lease": "holder" if self.lease.held() else "standby",
+                "lease_key": self.lease.key, **asdict(self.counters)}
         await client.set(self.keys.health(self.name), json.dumps(body), ex=HEALTH_TTL_SECONDS)
 
 

@@ -82,7 +82,7 @@ def child_commands(settings: Settings) -> list[Child]:
     """The processes `make run` supervises, as argv lists of real entry points."""
     python = sys.executable
     children = [
-        Child("consumer", [python, "-m", "streams", "consume", "--name", "consumer-1"]),
+        Child("consumer", [python, "-m", "streams", "consume"]),
         Child("push", [python, "-m", "streams", "push"]),
         Child("history", [python, "-m", "streams", "history"]),
         Child("web", [python, "-m", "dashboard", "serve"]),

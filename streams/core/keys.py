@@ -14,6 +14,8 @@ SOURCES = ("cad", "avl", "shotspotter", "mutualink")
 
 CONSUMER_GROUP = "live-state"
 """Consumer group that applies raw events to live state."""
+LEASE_PARTITION = "0"
+"""The one partition today (every raw stream): its lease decides which consumer applies."""
 
 EVENT_FIELD = "event"
 """Stream entry field holding the JSON event (every raw stream entry has it)."""
@@ -180,6 +182,11 @@ class Keys:
     def rejected_codes(self) -> str:
         """Hash dead-letter code (events.REASON_CODES) -> dead letters of that code."""
         return f"{self.prefix}:deadletter:codes"
+
+    def lease(self, partition: str = LEASE_PARTITION) -> str:
+        """String: the consumer that may apply one partition's raw streams (its name and a
+        random suffix), expiring DISPATCH_CONSUMER_LEASE_MS after its last renewal."""
+        return f"{self.prefix}:lease:{partition}"
 
     def health(self, process: str) -> str:
         """Heartbeat of one process (JSON with counters), expires after HEALTH_TTL_SECONDS."""

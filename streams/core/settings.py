@@ -333,6 +333,11 @@ class Settings:
         "DISPATCH_CLAIM_IDLE_MS", 30000,
         "Pending entries idle this long are reclaimed from a dead consumer, in ms.", int,
     )
+    consumer_lease_ms: int = _setting(
+        "DISPATCH_CONSUMER_LEASE_MS", 5000,
+        "Lease of the one consumer that applies events: renewed every third of it, taken "
+        "over by a standby consumer once it lapses, in ms.", int,
+    )
     webhook_secret: str | None = _setting(
         "DISPATCH_SHOTSPOTTER_SECRET", None,
         "HMAC-SHA256 key of the gunshot webhook; unset disables the endpoint.", _optional_str,
@@ -389,6 +394,8 @@ class Settings:
         if not 0 < self.push_heartbeat_seconds <= 2:
             raise ValueError("DISPATCH_PUSH_HEARTBEAT_SECONDS must be above 0 and at most 2 "
                              "(pages call a link silent for a few seconds lost)")
+        if self.consumer_lease_ms < 300:
+            raise ValueError("DISPATCH_CONSUMER_LEASE_MS must be at least 300 (ms)")
         if self.audit_max_age_days < 1:
             raise ValueError("DISPATCH_AUDIT_MAX_AGE_DAYS must be at least 1 (a day)")
         if self.login_hashes_per_second <= 0 or self.login_attempts_per_minute < 1:

@@ -221,7 +221,7 @@ import asyncio, sys
 from streams.core.settings import Settings
 from streams.consumer import run_consumer
 settings = Settings(redis_url=sys.argv[1], key_prefix=sys.argv[2], consumer_batch=1000,
-                    consumer_block_ms=100)
+                    consumer_block_ms=100, consumer_lease_ms=1000)
 asyncio.run(run_consumer(settings, "doomed", asyncio.Event()))
 """
 
