@@ -99,12 +99,15 @@ async def read_replies(client: aioredis.Redis, keys: Keys, url: str) -> report.R
         pipe.hgetall(keys.rejected_codes)
         pipe.hgetall(keys.freshness)
         pipe.hgetall(keys.counts)
+        pipe.get(keys.lease())
+        pipe.pttl(keys.lease())
         for source in SOURCES:
             pipe.xinfo_stream(keys.raw_stream(source))
             pipe.xinfo_groups(keys.raw_stream(source))
         replies = await pipe.execute(raise_on_error=False)
     info, *live, dl_length, dl_newest, dl_codes, freshness, counts = replies[:12]
-    streams = await read_streams(client, keys, replies[12:])
+    lease_value, lease_ttl = (_answer(reply) for reply in replies[12:14])
+    streams = await read_streams(client, keys, replies[14:])
     return report.Replies(
         now=now, redis_url=url, key_prefix=keys.prefix,
         redis_version=None if isinstance(info, Exception) else info.get("redis_version"),
@@ -112,7 +115,8 @@ async def read_replies(client: aioredis.Redis, keys: Keys, url: str) -> report.R
                        "active_alerts", "active_shares"), map(_answer, live), strict=True)),
         deadletter_length=_answer(dl_length), deadletters=_answer(dl_newest),
         deadletter_codes=_answer(dl_codes), freshness=_answer(freshness),
-        counts=_answer(counts), streams=streams, beats=await read_beats(client, keys))
+        counts=_answer(counts), streams=streams, beats=await read_beats(client, keys),
+        lease=None if lease_value is None else (lease_value, int(lease_ttl)))
 
 
 async def read_streams(client: aioredis.Redis, keys: Keys,

@@ -26,6 +26,7 @@ from streams.core.keys import (
     CONSUMER_GROUP,
     DEADLETTER_MAXLEN,
     HEALTH_TTL_SECONDS,
+    LEASE_PARTITION,
     SOURCES,
 )
 from streams.core.replies import reply_text
@@ -86,6 +87,8 @@ class Replies:
     streams: Sequence[StreamReplies]
     beats: Sequence[tuple[str, Mapping[str, Any], float]]
     """``feedhealth.heartbeats``: (process, payload, seconds left) of every health key."""
+    lease: tuple[Any, int] | None = None
+    """The consumers' lease (``Keys.lease``): its value and PTTL, None when nobody holds it."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,25 @@ class Partition:
 
 
 @dataclass(frozen=True)
+class LeaseHolder:
+    """Which consumer applies the partition's events (``streams.lease``), if any."""
+
+    partition: str
+    holder: str | None
+    """None: nobody holds it, so no consumer is applying events."""
+    expires_in_s: float | None
+
+
+def lease_holder(reply: tuple[Any, int] | None) -> LeaseHolder:
+    """The lease's value is ``<consumer name>/<random>``: the name is what the group shows."""
+    if reply is None or reply[0] is None:
+        return LeaseHolder(LEASE_PARTITION, None, None)
+    value, pttl_ms = reply
+    owner = _text(value).rsplit("/", 1)[0]
+    return LeaseHolder(LEASE_PARTITION, owner, pttl_ms / 1000 if pttl_ms >= 0 else None)
+
+
+@dataclass(frozen=True)
 class Process:
     """One process's heartbeat, or why there is none."""
 
@@ -234,6 +256,7 @@ class Report:
     feeds: list[Feed]
     partitions: list[Partition]
     processes: list[Process]
+    lease: LeaseHolder
     schema: int = SCHEMA
 
 
@@ -253,6 +276,7 @@ def build_report(replies: Replies, expected: Expected) -> Report:
         partitions=[partition(stream, expected.recent_ms, {name for name, _, _ in replies.beats})
                     for stream in replies.streams],
         processes=processes(replies.beats, consumers, expected.processes, replies.now),
+        lease=lease_holder(replies.lease),
     )
 
 
@@ -468,7 +492,8 @@ def report_text(report: Report) -> str:
     head = (f"Dispatch status at {when}: {redis['url']} (Redis {redis['version'] or UNKNOWN}, "
             f"key prefix {redis['key_prefix']})")
     parts = [head, _live_text(report.live), _deadletter_text(report.dead_letters),
-             _feeds_text(report.feeds), _partitions_text(report.partitions),
+             _feeds_text(report.feeds),
+             _partitions_text(report.partitions) + "\n" + _lease_text(report.lease),
              _processes_text(report.processes)]
     return "\n\n".join(parts) + "\n"
 
@@ -521,6 +546,13 @@ def _partitions_text(rows: Sequence[Partition]) -> str:
     return _table(title, ("partition", "entries", "consumers", "pending", "lag", "holders"), [
         (row.name, _n(row.length), _n(row.consumers), _n(row.pending), lag(row), holders(row))
         for row in rows])
+
+
+def _lease_text(lease: LeaseHolder) -> str:
+    if lease.holder is None:
+        return f"  lease {lease.partition}: free - no consumer is applying events"
+    return (f"  lease {lease.partition}: held by {lease.holder} "
+            f"(expires in {_duration(lease.expires_in_s)} unless renewed)")
 
 
 def _processes_text(rows: Sequence[Process]) -> str:

@@ -123,6 +123,21 @@ def test_status_json_counts_what_the_consumer_applied(
     assert processes["push"]["state"] == "no_heartbeat"
 
 
+def test_status_names_the_lease_holder(settings: Settings, r: redis.Redis, keys: Keys,
+                                       consumed: Counters) -> None:
+    """The consumer released its lease when it stopped: nobody applies, and status says so;
+    a lease as streams.lease writes it (``<name>/<random>``) names its holder."""
+    report = json.loads(status(settings, "--json").stdout)
+    assert report["lease"] == {"partition": "0", "holder": None, "expires_in_s": None}
+    r.set(keys.lease(), "consumer-b-7/5e1f", px=4000)
+    try:
+        lease = json.loads(status(settings, "--json").stdout)["lease"]
+        assert lease["holder"] == "consumer-b-7" and 0 < lease["expires_in_s"] <= 4
+        assert "lease 0: held by consumer-b-7" in status(settings).stdout
+    finally:
+        r.delete(keys.lease())
+
+
 def test_status_text_names_each_section(settings: Settings, consumed: Counters) -> None:
     done = status(settings)
     assert done.returncode == 0, done.stderr

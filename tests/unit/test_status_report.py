@@ -247,7 +247,7 @@ def test_health_keys_parse_like_the_wall_reads_them() -> None:
 
 JSON_KEYS = {
     "": {"schema", "generated_at", "redis", "live", "dead_letters", "feeds", "partitions",
-         "processes"},
+         "processes", "lease"},
     "redis": {"url", "version", "key_prefix"},
     "live": {"open_calls", "closed_calls_recent", "closed_records", "units", "active_alerts",
              "active_shares"},
@@ -258,6 +258,7 @@ JSON_KEYS = {
     "partitions": {"name", "stream", "length", "group", "group_exists", "consumers",
                    "pending", "lag", "lag_at_least", "last_delivered_id", "holders"},
     "holders": {"name", "pending", "idle_s", "beating"},
+    "lease": {"partition", "holder", "expires_in_s"},
     "processes": {"name", "kind", "state", "age_s", "limit_s", "expires_in_s", "detail",
                   "heartbeat"},
 }
@@ -275,7 +276,7 @@ def test_json_keys_are_the_documented_ones() -> None:
         st.Expected(LIMITS))
     data = json.loads(json.dumps(st.report_json(report)))
     assert set(data) == JSON_KEYS[""] and data["schema"] == st.SCHEMA
-    for section in ("redis", "live", "dead_letters"):
+    for section in ("redis", "live", "dead_letters", "lease"):
         assert set(data[section]) == JSON_KEYS[section]
     assert set(data["dead_letters"]["by_code"][0]) == JSON_KEYS["by_code"]
     for section in ("feeds", "partitions", "processes"):
@@ -299,3 +300,13 @@ def test_text_names_every_section_and_prints_unknown() -> None:
     assert positions == sorted(positions)
     assert "Redis unknown" in text and "  cad          NO DATA  unknown  unknown" in text
     assert " 0 " not in text.split("Feeds")[1].split("Partitions")[0]
+
+
+def test_lease_names_its_holder_or_says_nobody_applies() -> None:
+    """The lease's value is the holder's name and a random suffix; no lease, no applier."""
+    held = st.build_report(replies(lease=(b"consumer-a-12/9f3c", 3400)), st.Expected(LIMITS))
+    assert held.lease == st.LeaseHolder("0", "consumer-a-12", 3.4)
+    assert "lease 0: held by consumer-a-12" in st.report_text(held)
+    free = st.build_report(replies(), st.Expected(LIMITS))
+    assert free.lease.holder is None and free.lease.expires_in_s is None
+    assert "lease 0: free - no consumer is applying events" in st.report_text(free)
