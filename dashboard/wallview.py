@@ -20,14 +20,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from streams.core import display
+
 # Re-exported (explicitly, for mypy): feed health (one rule, shared with `python -m streams
 # status`), the banner's distances, and the radius wall.js mirrors.
 from streams.core.feedhealth import FEED_STATES as FEED_STATES
 from streams.core.feedhealth import feed_health as feed_health
 from streams.core.feedhealth import source_heartbeats as source_heartbeats
 from streams.core.feedhealth import vouched_sources as vouched_sources
-
-from streams.core import display
 from streams.core.geography import EARTH_RADIUS_M as EARTH_RADIUS_M
 from streams.core.geography import HotSpot, Part
 from streams.core.geography import haversine_m as haversine_m
