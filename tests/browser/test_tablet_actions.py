@@ -298,9 +298,15 @@ def test_tablet_view_in_both_themes_fits_and_orders_its_sections(
 def _assert_wall_palette(page: Any, palette: str) -> None:
     """The cards' priority badges wear the shared palette (display.css, contract 8) of the
     tablet's theme: the wall's colours, fill and ink."""
-    badge = page.eval_on_selector(
-        "#queues-cards .queues-priority.priority-3",
-        "node => [getComputedStyle(node).backgroundColor, getComputedStyle(node).color]")
+    # Read from a badge still in the page: a live re-render can replace the cards between
+    # the query and the read, and a detached node has no computed style ('').
+    badge = page.wait_for_function(
+        "() => { const node = document.querySelector("
+        "'#queues-cards .queues-priority.priority-3');"
+        " if (!node || !node.isConnected) return null;"
+        " const style = getComputedStyle(node);"
+        " return style.backgroundColor ? [style.backgroundColor, style.color] : null; }",
+    ).json_value()
     assert badge == [_rgb(display.priority_colour(3, palette)),
                      _rgb(display.priority_ink(3, palette))], (palette, badge)
 
