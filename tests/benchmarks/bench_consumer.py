@@ -1,8 +1,14 @@
-"""Benchmark: events/s one consumer process applies, against the raw pipelined XADD rate.
+"""Benchmark: events/s 1, 2 and 4 consumer processes apply, against the raw pipelined XADD
+rate on the same server.
 
 Usage: python tests/benchmarks/bench_consumer.py [REDIS_URL] [--events N] [--batch B]
+       [--consumers 1,2,4]
 Without a URL it starts its own embedded redis-server (AOF on, as under `make run`).
-Prints figures, then as LAST line JSON: events, applied_per_s, xadd_per_s, ratio, rss_*_mb.
+Several consumers share one lease (streams/lease.py): one applies, the others stand by, so
+the figure shows what the lease costs and that standbys neither help nor hurt (partitioned
+streams, where they would share the work, are not built yet).
+Prints figures, then as LAST line JSON: a list of {consumers, events, applied_per_s,
+xadd_per_s, ratio, rss_*_mb} (RSS of the consumer that applied most).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from streams.consumer import run_consumer
 settings = Settings(redis_url=sys.argv[1], key_prefix=sys.argv[2],
                     consumer_batch=int(sys.argv[3]), consumer_block_ms=200)
 print("ready", flush=True)
-asyncio.run(run_consumer(settings, "bench", asyncio.Event()))
+asyncio.run(run_consumer(settings, sys.argv[4], asyncio.Event()))
 """
 
 
@@ -75,7 +81,7 @@ def handled(client: redis.Redis, keys: Keys) -> int:
                if b":" not in name or name.endswith((b":rejected", b":duplicate", b":stale")))
 
 
-def run(url: str, total: int, batch: int) -> dict[str, float]:
+def run(url: str, total: int, batch: int, consumers: int = 1) -> dict[str, float]:
     client = redis.Redis.from_url(url)
     keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
     payloads = mixed_events(total)
@@ -85,38 +91,44 @@ def run(url: str, total: int, batch: int) -> dict[str, float]:
     xadd_seconds = xadd_all(client, keys, payloads)
     xadd_rate = events / xadd_seconds
     print(f"XADD pipelined: {events} in {xadd_seconds:.2f}s = {xadd_rate:,.0f}/s")
-    process = subprocess.Popen(
-        [sys.executable, "-c", CONSUMER_SCRIPT, url, keys.prefix, str(batch)],
+    processes = [subprocess.Popen(
+        [sys.executable, "-c", CONSUMER_SCRIPT, url, keys.prefix, str(batch), f"bench-{n}"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
+        env={**os.environ, "PYTHONPATH": str(ROOT)}) for n in range(consumers)]
     try:
-        assert process.stdout is not None
-        process.stdout.readline()  # "ready": imports done
+        for process in processes:
+            assert process.stdout is not None
+            process.stdout.readline()  # "ready": imports done
         started = time.perf_counter()
-        samples = [rss_mb(process.pid)]
+        samples = [[rss_mb(process.pid)] for process in processes]
         done = 0
         while done < events:
             time.sleep(0.1)
-            samples.append(rss_mb(process.pid))
+            for sample, process in zip(samples, processes, strict=True):
+                sample.append(rss_mb(process.pid))
+                if process.poll() is not None:
+                    raise RuntimeError(f"consumer exited with {process.returncode}")
             done = handled(client, keys)
-            if process.poll() is not None:
-                raise RuntimeError(f"consumer exited with {process.returncode}")
         seconds = time.perf_counter() - started
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
+    samples = [max(samples, key=lambda sample: sample[-1] - sample[0])]  # the applier
     rate = events / seconds
     counts = {k.decode(): int(v) for k, v in client.hgetall(keys.counts).items()}
-    print(f"consumer (batch {batch}): {events} applied in {seconds:.2f}s = {rate:,.0f}/s")
+    print(f"{consumers} consumer(s) (batch {batch}): {events} applied in {seconds:.2f}s = "
+          f"{rate:,.0f}/s")
     print(f"counts: {counts}")
-    print(f"consumer RSS MB: start {samples[0]:.1f}, end {samples[-1]:.1f}, "
-          f"max {max(samples):.1f}")
+    rss = samples[0]
+    print(f"applying consumer's RSS MB: start {rss[0]:.1f}, end {rss[-1]:.1f}, "
+          f"max {max(rss):.1f}")
     for key in client.scan_iter(match=f"{keys.prefix}:*", count=1000):
         client.delete(key)
-    return {"events": events, "applied_per_s": round(rate), "xadd_per_s": round(xadd_rate),
-            "ratio": round(rate / xadd_rate, 3), "rss_start_mb": round(samples[0], 1),
-            "rss_end_mb": round(samples[-1], 1), "rss_max_mb": round(max(samples), 1),
-            "batch": batch}
+    return {"consumers": consumers, "events": events, "applied_per_s": round(rate),
+            "xadd_per_s": round(xadd_rate), "ratio": round(rate / xadd_rate, 3),
+            "rss_start_mb": round(rss[0], 1), "rss_end_mb": round(rss[-1], 1),
+            "rss_max_mb": round(max(rss), 1), "batch": batch}
 
 
 def main() -> int:
@@ -125,13 +137,20 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=230_000)
     parser.add_argument("--batch", type=int, default=Settings().consumer_batch,
                         help="events per XREADGROUP (default: the settings default)")
+    parser.add_argument("--consumers", default="1,2,4",
+                        help="comma-separated consumer counts, one run each (default 1,2,4)")
     args = parser.parse_args()
+    counts = [int(n) for n in args.consumers.split(",")]
     if args.redis_url:
-        figures = run(args.redis_url, args.events, args.batch)
+        figures = [run(args.redis_url, args.events, args.batch, n) for n in counts]
     else:
         with tempfile.TemporaryDirectory() as folder, \
                 EmbeddedRedis(Path(folder), free_port(), appendonly=True) as server:
-            figures = run(server.url, args.events, args.batch)
+            figures = [run(server.url, args.events, args.batch, n) for n in counts]
+    print("consumers  applied/s  XADD/s  ratio")
+    for row in figures:
+        print(f"{row['consumers']:>9}  {row['applied_per_s']:>9,}  {row['xadd_per_s']:>6,}"
+              f"  {row['ratio']:.3f}")
     print(json.dumps(figures))
     return 0
 
