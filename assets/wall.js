@@ -1063,8 +1063,10 @@
       var wide = map.project(bounds.getNorthEast(), zoom).x -
         map.project(bounds.getSouthWest(), zoom).x;
       var free = Math.floor(map.getSize().x - wide - 24 - nameRoom());
-      panel.style.maxWidth = Math.max(0, free) + "px";
+      // Measured at its own width: squeezed into less, its names were cut to a letter.
+      panel.style.maxWidth = "";
       right = panel.offsetWidth && panel.offsetWidth <= free ? panel.offsetWidth : 0;
+      panel.style.maxWidth = right ? free + "px" : "";
       if (S.marks) {
         // No callsign under the panel.
         var frame = map.getContainer().getBoundingClientRect(), box = panel.getBoundingClientRect();

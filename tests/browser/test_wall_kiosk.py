@@ -7,7 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.browser.conftest import Stack
-from tests.browser.test_wall import clear_board, new_call, open_wall, publish_events, wait_for_rows
+from tests.browser.test_wall import (
+    CLIPPED_JS,
+    clear_board,
+    new_call,
+    open_wall,
+    publish_events,
+    wait_for_rows,
+)
 from tests.conftest import ARTIFACTS, TIMEOUT_SCALE
 
 VIEW_JS = """() => { const s = window.dash_clientside.wall._state;
@@ -95,3 +102,20 @@ def test_no_rotation_by_default(stack: Stack, page_for: Callable[..., Any]) -> N
       document.getElementById('wall-view').hidden,
       document.getElementById('wall-view-panel').hidden]""")
     assert state == [None, True, True]
+
+
+def test_district_views_keep_the_hot_spot_panel_whole(stack: Stack,
+                                                      page_for: Callable[..., Any]) -> None:
+    """A district fitted to the map leaves the hot-spot panel no free width beside it: the
+    panel then lies over the map's corner at its own width, never squeezed until its
+    names are cut to a letter each (as North was on a 1920x1080 wall)."""
+    page = open_wall(page_for)
+    page.goto(f"{stack.base_url}/wall?rotate=north,central,south&every=2")
+    page.wait_for_function("() => window.wallFirstRenderAt !== undefined && "
+                           "document.querySelectorAll('#wall-hotspots .whs-row').length > 0")
+    for view in ("north", "central", "south"):
+        wait_view(page, view)
+        page.wait_for_timeout(300)  # the fit after the view change has run
+        assert page.evaluate(CLIPPED_JS) == [], view
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"wall-kiosk-{view}.png"))
