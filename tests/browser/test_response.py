@@ -360,6 +360,15 @@ def test_a_feed_without_received_times_and_left_feed_closures(
     page.screenshot(path=str(ARTIFACTS / "response-not-in-feed.png"), full_page=True)
 
 
+PRINTED_GRID_JS = """() => {
+  const grid = document.getElementById('response-slowest');
+  const style = selector => [...grid.querySelectorAll(selector)].map(n => getComputedStyle(n));
+  return {ink: style('.ag-header-cell-text, .ag-row .ag-cell').map(s => s.color),
+          paper: style('.ag-root-wrapper, .ag-header, .ag-row').map(s => s.backgroundColor)};
+}"""
+"""The slowest-calls grid's text colours and background colours as printed."""
+
+
 def test_csv_exports_state_what_they_hold_and_the_page_prints(
         stack: Stack, closed: list[Lifecycle], page_for: Callable[..., Any]) -> None:
     """Both CSVs start with period, filters, interval, time zone and when they were made,
@@ -387,6 +396,12 @@ def test_csv_exports_state_what_they_hold_and_the_page_prints(
     assert not page.locator(".app-navbar").is_visible()
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)")
+    # The table too: browsers print without backgrounds by default, so its light text on
+    # the grid's dark rows came out white on white paper.
+    page.wait_for_selector("#response-slowest .ag-row .ag-cell")
+    grid = page.evaluate(PRINTED_GRID_JS)
+    assert grid["ink"] and all(colour == "rgb(0, 0, 0)" for colour in grid["ink"]), grid
+    assert all(bg in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)") for bg in grid["paper"]), grid
     page.screenshot(path=str(ARTIFACTS / "response-print-a4.png"), full_page=True)
     pdf = page.pdf(format="A4", landscape=True, print_background=True)
     assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
