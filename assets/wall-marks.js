@@ -370,8 +370,10 @@
    * P1/P2 calls, then busy ones, then free ones), each right (else left) of its mark,
    * never over another label or unit nor off the map, and at most one per
    * LABEL_AREA_LINES^2 label heights of map area: about 18 at any screen size at the
-   * city's zoom, where a label is as tall as the wall's smallest text. */
-  var LABEL_AREA_LINES = 7.75;
+   * city's zoom, where a label is as tall as the wall's smallest text. A label of rank
+   * MUST_RANK (the banner's suggestions) that finds no free spot may cover other units'
+   * marks: in a crowd the unit to send must still be found by name. */
+  var LABEL_AREA_LINES = 7.75, MUST_RANK = 0;
   Marks.prototype.labelStyle = function () {
     var probe = ['<div class="wm-label">x</div>', boxStyle];
     if (!this.styles.has(probe[0])) {
@@ -419,15 +421,19 @@
       [0, -1, 1, -2, 2].forEach(function (lines) {
         spots.push([right, y + lines * h], [left, y + lines * h]);
       });
-      for (var j = 0; j < spots.length; j++) {
-        var box = {x: spots[j][0], y: spots[j][1], w: w, h: h};
-        if (box.x < 0 || box.y < 0 || box.x + w > size.x || box.y + h > size.y) { continue; }
-        if (taken.some(function (t) { return hits(box, t); }) ||
-            units.some(function (u) { return u !== own && hits(box, u); })) { continue; }
-        taken.push(box);
-        this.labels.push({id: mark.id, text: text, x: box.x, y: box.y, w: w, h: h,
-                          alpha: mark.alpha, leader: j > 1 ? [mark.x, mark.y] : null});
-        break;
+      var passes = mark.label.rank === MUST_RANK ? 2 : 1, placed = false;
+      for (var pass = 0; pass < passes && !placed; pass++) {
+        for (var j = 0; j < spots.length; j++) {
+          var box = {x: spots[j][0], y: spots[j][1], w: w, h: h};
+          if (box.x < 0 || box.y < 0 || box.x + w > size.x || box.y + h > size.y) { continue; }
+          if (taken.some(function (t) { return hits(box, t); }) || (pass === 0 &&
+              units.some(function (u) { return u !== own && hits(box, u); }))) { continue; }
+          taken.push(box);
+          this.labels.push({id: mark.id, text: text, x: box.x, y: box.y, w: w, h: h,
+                            alpha: mark.alpha, leader: j > 1 ? [mark.x, mark.y] : null});
+          placed = true;
+          break;
+        }
       }
     }
   };

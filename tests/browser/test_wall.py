@@ -781,3 +781,44 @@ def test_callsigns_label_the_units_that_matter(stack: Stack, page_for: Callable[
         # Off the board for later tests' banners: out of service, far from their shots.
         publish_events(stack, [unit(u.unit_id, "out_of_service", u.lat or 0, u.lon or 0)
                                for u in [*grid, *near]])
+
+
+def test_suggested_units_are_named_even_in_a_crowd(stack: Stack,
+                                                   page_for: Callable[..., Any]) -> None:
+    """Where units stand shoulder to shoulder (downtown at the city's zoom), the banner's
+    suggested units still get their callsigns on the map, over other units' marks if need
+    be but never over another label: the commander must find "Central 07" to send it."""
+    page = open_wall(page_for)
+    tag = uuid.uuid4().hex[:6]
+    lat, lon = 41.7550, -72.6750
+    # Every spot beside the suggested units is covered by a unit mark (unsuited CSOs, ~300 m
+    # apart: closer than a label is long or tall at this zoom).
+    crowd = [unit(f"K{tag}-{row:02d}{col:02d}", "available", lat - 0.0108 + 0.0027 * row,
+                  lon - 0.0252 + 0.0036 * col, kind="cso")
+             for row in range(9) for col in range(15)]
+    near = [unit(f"K{tag}-near{n}", "available", *north_of(lat, lon, 150 + 100 * n))
+            for n in range(3)]
+    publish_events(stack, [*crowd, *near])
+    alert = shot(f"K{tag}", lat, lon, rounds=3)
+    publish_events(stack, [alert])
+    try:
+        page.wait_for_selector(f"#wall-banner[data-alert-id='{alert.alert_id}']",
+                               state="visible")
+        page.wait_for_function("n => window.dash_clientside.wall._state.markers.units.size >= n",
+                               arg=len(crowd) + len(near))
+        suggested = page.eval_on_selector_all("#wall-banner ol li b",
+                                              "bs => bs.map(b => b.textContent)")
+        assert suggested == [u.unit_id for u in near]
+        page.wait_for_timeout(500)  # the labels of the last frame are placed
+        drawn = page.evaluate(LABELS_JS)
+        labels = drawn["labels"]
+        assert {lab[0] for lab in labels} >= set(suggested), [lab[1] for lab in labels]
+        for i, (_, _, x, y, w, h) in enumerate(labels):
+            assert 0 <= x and x + w <= drawn["width"] and 0 <= y and y + h <= drawn["height"]
+            for _, _, x2, y2, w2, h2 in labels[i + 1:]:
+                assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, "overlap"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "wall-callsigns-crowd.png"))
+    finally:
+        publish_events(stack, [unit(u.unit_id, "out_of_service", u.lat or 0, u.lon or 0,
+                                    kind=u.unit_kind) for u in [*crowd, *near]])
