@@ -39,7 +39,7 @@
     items: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
     sigs: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
     marks: null, markers: {calls: new Map(), units: new Map(), alerts: new Map(), shares: new Map()},
-    labels: new Map(), freshness: {}, alive: {}, rows: new Map(), rowsFit: 12, sharesRows: 0, crowded: false, rendered: 0, heard: new Set(),
+    labels: new Map(), freshness: {}, alive: null, rows: new Map(), rowsFit: 12, sharesRows: 0, crowded: false, rendered: 0, heard: new Set(),
     bannerAlert: null, audio: null, clockFmt: null, countsAt: -Infinity, countsTimer: null,
     countsDue: false,
   };
@@ -676,13 +676,19 @@
     updateSharesCount();
     if (currentView().kind === "shares") { paintViewPanel(); }
   }
+  /* Until the first answer of which sources are alive (S.alive null), a feed with nothing
+   * recent may be QUIET: not STALE or "no data" yet, but being checked. */
+  function checking(h) {
+    return S.alive === null && (h.state === "stale" || h.state === "none") ?
+      {source: h.source, state: "unknown", text: "checking"} : h;
+  }
   function updateFeeds(now) {
     var box = el("wall-feeds");
     if (!box) { return; }
     var labels = {};
     S.config.sources.forEach(function (pair) { labels[pair[0]] = pair[1]; });
     var health = feedHealth(S.freshness, S.config.sources.map(function (p) { return p[0]; }),
-                            now, S.config.feed_limits, S.alive);
+                            now, S.config.feed_limits, S.alive).map(checking);
     var mark = {live: "●", quiet: "◐", stale: "✖", none: "○", unknown: "?"};
     // What the feeds did since the last update is unknown: never "live" on a dead link.
     var html = liveLost() ? '<span class="wf wf-unknown">? Feeds unknown</span>' :

@@ -100,3 +100,46 @@ def test_each_feed_is_judged_on_its_own(stack: Stack, page_for: Callable[..., An
         stack.redis.delete(stack.keys.freshness)
         if before:
             stack.redis.hset(stack.keys.freshness, mapping=before)
+
+
+def test_a_feed_is_not_called_stale_or_silent_before_its_source_is_known(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """Until the wall has heard which sources are alive (an answer a few seconds after the
+    page opens, longer on a busy server), a feed with nothing recent may be QUIET: its chip
+    says it is being checked, never "STALE" or "no data" (make run's wall showed
+    "ShotSpotter no data" for its first seconds, then "quiet")."""
+    now = time.time()
+    before = stack.redis.hgetall(stack.keys.freshness)
+    stack.redis.hset(stack.keys.freshness, mapping={"shotspotter": now - 7200,
+                                                    "shotspotter:seen": now - 7200})
+    stack.redis.hdel(stack.keys.freshness, "mutualink", "mutualink:seen")
+    webhook = stack.keys.health("webhook")
+    stack.redis.set(webhook, json.dumps({"time": now, "accepted": 0}), ex=120)
+    answers, updates = '"output":"wall-sources.data"', re.compile(r"/_dash-update-component")
+
+    def hold_sources(route: Any) -> None:
+        if answers in (route.request.post_data or ""):
+            route.fulfill(status=204)  # Dash: no update, as if the answer were still coming
+        else:
+            route.fallback()
+
+    try:
+        page = open_wall(page_for)
+        page.route(updates, hold_sources)
+        page.reload()
+        page.wait_for_function("() => window.wallFirstRenderAt !== undefined && "
+                               "document.querySelector('#wall-feeds .wf[data-source=cad]')")
+        page.wait_for_timeout(1500)
+        shown = chips(page)
+        assert shown["shotspotter"] == ("unknown", "? ShotSpotter checking"), shown
+        assert shown["mutualink"] == ("unknown", "? Video checking"), shown
+        page.unroute(updates, hold_sources)
+        page.wait_for_function("() => document.querySelector("
+                               "'#wall-feeds .wf[data-source=shotspotter].wf-quiet')",
+                               timeout=int((SOURCES_REFRESH_S + 10) * 1000 * TIMEOUT_SCALE))
+        assert chips(page)["mutualink"][0] == "none"  # no event and no source: truly silent
+    finally:
+        stack.redis.delete(webhook)
+        stack.redis.delete(stack.keys.freshness)
+        if before:
+            stack.redis.hset(stack.keys.freshness, mapping=before)
