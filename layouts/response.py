@@ -207,7 +207,8 @@ def _column_defs() -> list[dict[str, Any]]:
         {"field": "past_target_seconds", "headerName": "Past target", "type": "rightAligned",
          "headerTooltip": "How far the chosen interval went past the call's own target "
                           "(the table is ranked by this; negative: within target)",
-         "valueFormatter": SIGNED_FORMAT, "filter": "agNumberColumnFilter", "minWidth": 120,
+         # Wide enough for its head beside the sort arrow and filter icon.
+         "valueFormatter": SIGNED_FORMAT, "filter": "agNumberColumnFilter", "minWidth": 150,
          "sort": "desc"},
         text("call_type", "Type", 150),
         seconds("dispatch", "Dispatch"), seconds("travel", "Travel"),

@@ -433,3 +433,15 @@ def test_presets_fill_the_date_picker_and_priority_split_draws_targets(
         "() => document.querySelector('#response-preset input[value=custom]').checked")
     page.wait_for_function("() => document.getElementById('response-period-label')"
                            ".innerText.startsWith('Custom range: 2014-07-02')")
+
+
+def test_slowest_calls_headers_are_not_cut(stack: Stack, closed: list[Lifecycle],
+                                           page_for: Callable[..., Any]) -> None:
+    """Every column head of the slowest calls reads whole beside its sort and filter icons:
+    "Past target", the column the table is ranked by, was cut to "Past tar..."."""
+    page = open_july(page_for)
+    page.wait_for_selector("#response-slowest .ag-row .ag-cell")
+    cut = page.eval_on_selector_all(
+        "#response-slowest .ag-header-cell-text",
+        "ns => ns.filter(n => n.scrollWidth > n.clientWidth + 1).map(n => n.textContent)")
+    assert cut == []
