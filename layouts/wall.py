@@ -226,7 +226,9 @@ def _kpis() -> Component:
         _tile("Units available", "wall-kpi-units", "wall-kpi-units-note"),
         html.Div([html.Div("Response today · call → scene",
                            className="wall-tile-label"),
-                  html.Div(id="wall-kpi-response", className="wall-tile-response")],
+                  # Said until the history's first answer: an empty tile says nothing.
+                  html.Div(html.Div("Loading…", className="wall-muted"),
+                           id="wall-kpi-response", className="wall-tile-response")],
                  className="wall-tile wall-tile-wide"),
     ], id="wall-kpis", className="wall-kpis")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -822,3 +823,24 @@ def test_suggested_units_are_named_even_in_a_crowd(stack: Stack,
     finally:
         publish_events(stack, [unit(u.unit_id, "out_of_service", u.lat or 0, u.lon or 0,
                                     kind=u.unit_kind) for u in [*crowd, *near]])
+
+
+def test_response_tile_says_it_is_loading(stack: Stack, page_for: Callable[..., Any]) -> None:
+    """Until the history answers (seconds on a busy server), today's response tile says it is
+    loading instead of standing empty under its heading."""
+    page = open_wall(page_for)
+    answers = '"output":"wall-kpi-response.children"'
+
+    def hold_tile(route: Any) -> None:
+        if answers in (route.request.post_data or ""):
+            route.fulfill(status=204)  # Dash: no update, as if the answer were still coming
+        else:
+            route.fallback()
+
+    updates = re.compile(r"/_dash-update-component")
+    page.route(updates, hold_tile)
+    page.reload()
+    page.wait_for_function("() => window.wallFirstRenderAt !== undefined")
+    page.wait_for_timeout(1000)
+    assert page.inner_text("#wall-kpi-response").strip() == "Loading…"
+    page.unroute(updates, hold_tile)
