@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.browser.conftest import Stack, reader_of, wait_until
-from tests.browser.test_wall import open_wall, publish_events, unit
+from tests.browser.test_wall import hold_answers, open_wall, publish_events, unit
 from tests.conftest import TIMEOUT_SCALE
 
 SOURCES_REFRESH_S = 10
@@ -115,17 +115,9 @@ def test_a_feed_is_not_called_stale_or_silent_before_its_source_is_known(
     stack.redis.hdel(stack.keys.freshness, "mutualink", "mutualink:seen")
     webhook = stack.keys.health("webhook")
     stack.redis.set(webhook, json.dumps({"time": now, "accepted": 0}), ex=120)
-    answers, updates = '"output":"wall-sources.data"', re.compile(r"/_dash-update-component")
-
-    def hold_sources(route: Any) -> None:
-        if answers in (route.request.post_data or ""):
-            route.fulfill(status=204)  # Dash: no update, as if the answer were still coming
-        else:
-            route.fallback()
-
     try:
         page = open_wall(page_for)
-        page.route(updates, hold_sources)
+        release = hold_answers(page, "wall-sources.data")
         page.reload()
         page.wait_for_function("() => window.wallFirstRenderAt !== undefined && "
                                "document.querySelector('#wall-feeds .wf[data-source=cad]')")
@@ -133,7 +125,7 @@ def test_a_feed_is_not_called_stale_or_silent_before_its_source_is_known(
         shown = chips(page)
         assert shown["shotspotter"] == ("unknown", "? ShotSpotter checking"), shown
         assert shown["mutualink"] == ("unknown", "? Video checking"), shown
-        page.unroute(updates, hold_sources)
+        release()
         page.wait_for_function("() => document.querySelector("
                                "'#wall-feeds .wf[data-source=shotspotter].wf-quiet')",
                                timeout=int((SOURCES_REFRESH_S + 10) * 1000 * TIMEOUT_SCALE))

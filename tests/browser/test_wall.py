@@ -138,6 +138,32 @@ def publish_events(stack: Stack, events: Sequence[Event]) -> None:
 
 
 
+def banner_suggestions(page: Any, alert: ShotAlert, units: int) -> list[str]:
+    """The callsigns the banner suggests for ``alert``, once the map holds ``units`` units."""
+    page.wait_for_selector(f"#wall-banner[data-alert-id='{alert.alert_id}']", state="visible")
+    page.wait_for_function("n => window.dash_clientside.wall._state.markers.units.size >= n",
+                           arg=units)
+    found: list[str] = page.eval_on_selector_all("#wall-banner ol li b",
+                                                 "bs => bs.map(b => b.textContent)")
+    return found
+
+
+def hold_answers(page: Any, output: str) -> Callable[[], None]:
+    """Hold back the server's answers for one Dash ``output`` ("id.property"), as if they
+    were slow: each is answered 204 (Dash: no update). Returns the function that lets
+    them through again."""
+    updates, wanted = re.compile(r"/_dash-update-component"), f'"output":"{output}"'
+
+    def hold(route: Any) -> None:
+        if wanted in (route.request.post_data or ""):
+            route.fulfill(status=204)
+        else:
+            route.fallback()
+
+    page.route(updates, hold)
+    return lambda: page.unroute(updates, hold)
+
+
 def open_wall(page_for: Callable[..., Any], viewport: tuple[int, int] = FULL_HD,
               path: str = "/wall") -> Any:
     """A commander's wall, waited on until wall.js has drawn the first state."""
@@ -754,13 +780,8 @@ def test_callsigns_label_the_units_that_matter(stack: Stack, page_for: Callable[
     alert = shot(f"L{tag}", lat, lon, rounds=2)
     publish_events(stack, [alert])
     try:
-        page.wait_for_selector(f"#wall-banner[data-alert-id='{alert.alert_id}']",
-                               state="visible")
-        page.wait_for_function("n => window.dash_clientside.wall._state.markers.units.size >= n",
-                               arg=203)
-        suggested = page.eval_on_selector_all("#wall-banner ol li b",
-                                              "bs => bs.map(b => b.textContent)")
-        assert suggested == [u.unit_id for u in near]
+        assert banner_suggestions(page, alert, 203) == [u.unit_id for u in near]
+        suggested = [u.unit_id for u in near]
         page.wait_for_function(
             "ids => ids.every(id => window.dash_clientside.wall._state.marks.labels"
             ".some(l => l.id === id))", arg=[*suggested, grid[5].unit_id])
@@ -803,13 +824,9 @@ def test_suggested_units_are_named_even_in_a_crowd(stack: Stack,
     alert = shot(f"K{tag}", lat, lon, rounds=3)
     publish_events(stack, [alert])
     try:
-        page.wait_for_selector(f"#wall-banner[data-alert-id='{alert.alert_id}']",
-                               state="visible")
-        page.wait_for_function("n => window.dash_clientside.wall._state.markers.units.size >= n",
-                               arg=len(crowd) + len(near))
-        suggested = page.eval_on_selector_all("#wall-banner ol li b",
-                                              "bs => bs.map(b => b.textContent)")
-        assert suggested == [u.unit_id for u in near]
+        assert banner_suggestions(page, alert, len(crowd) + len(near)) == \
+            [u.unit_id for u in near]
+        suggested = [u.unit_id for u in near]
         page.wait_for_timeout(500)  # the labels of the last frame are placed
         drawn = page.evaluate(LABELS_JS)
         labels = drawn["labels"]
@@ -829,18 +846,9 @@ def test_response_tile_says_it_is_loading(stack: Stack, page_for: Callable[..., 
     """Until the history answers (seconds on a busy server), today's response tile says it is
     loading instead of standing empty under its heading."""
     page = open_wall(page_for)
-    answers = '"output":"wall-kpi-response.children"'
-
-    def hold_tile(route: Any) -> None:
-        if answers in (route.request.post_data or ""):
-            route.fulfill(status=204)  # Dash: no update, as if the answer were still coming
-        else:
-            route.fallback()
-
-    updates = re.compile(r"/_dash-update-component")
-    page.route(updates, hold_tile)
+    release = hold_answers(page, "wall-kpi-response.children")
     page.reload()
     page.wait_for_function("() => window.wallFirstRenderAt !== undefined")
     page.wait_for_timeout(1000)
     assert page.inner_text("#wall-kpi-response").strip() == "Loading…"
-    page.unroute(updates, hold_tile)
+    release()
