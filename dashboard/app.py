@@ -25,6 +25,7 @@ from dashboard import actionroutes, runtime
 from dashboard.auth import Auth, errors, headers, routes
 from dashboard.auth import per_request as current
 from dashboard.live import push_url
+from streams.clients import sync_client
 from streams.core.access import User
 from streams.core.history import folder_of
 from streams.core.keys import Keys
@@ -58,9 +59,9 @@ def create_app(settings: Settings, reader: Any = None, history: Any = None) -> d
     from dashboard.history import HistoryStore  # noqa: PLC0415 - written alongside this
     from dashboard.readapi import LiveReader  # noqa: PLC0415
 
-    client = redis.Redis.from_url(settings.redis_address)
+    client = sync_client(settings.redis_address)
     services = Auth.open(settings, client)
-    keys = Keys(settings.key_prefix)
+    keys = Keys(settings.keys_prefix)
     if history is None:
         history = HistoryStore(
             client, keys, folder_of(settings.resolved_history_dir, settings.key_prefix),

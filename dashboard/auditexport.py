@@ -14,9 +14,8 @@ from contextlib import contextmanager
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-import redis
-
 from dashboard.audit import AuditLog
+from streams.clients import sync_client
 from streams.core import audit as rules
 from streams.core.keys import Keys
 from streams.core.settings import Settings
@@ -49,9 +48,9 @@ def export_to(settings: Settings, args: argparse.Namespace) -> int:
     """Write the matching entries as CSV to ``args.output`` (or stdout); returns how many."""
     zone = ZoneInfo(settings.timezone)
     query = query_of(args, zone)
-    client = redis.Redis.from_url(settings.redis_address)
+    client = sync_client(settings.redis_address)
     try:
-        log = AuditLog(client, Keys(settings.key_prefix), settings.audit_max_age_s)
+        log = AuditLog(client, Keys(settings.keys_prefix), settings.audit_max_age_s)
         count = -1  # the header line
         with _output(args.output) as out:
             for line in rules.csv_lines(log.export(query, shell_actor()), zone):

@@ -39,6 +39,7 @@ import msgspec
 import redis
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from streams.clients import sync_client
 from streams.connections import connect
 from streams.core.admission import Admission
 from streams.core.deadletter import deadletter_entry
@@ -404,7 +405,7 @@ def _load_shard(url: str, prefix: str, mapping_path: str, base_dir: str, paths: 
     """Worker process: load one shard of the calls, publishing rows read as it goes."""
     rows = _worker_rows[shard]
     mapping = load_mapping(Path(mapping_path), Path(base_dir))
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)
     summary = Summary()
     done = threading.Event()
 
@@ -509,13 +510,13 @@ async def run_backfill(settings: Settings, mapping_path: Path, data: list[Path],
     admission = admission_for(settings, mapping)
     url = settings.redis_address
     await (await connect(url)).aclose()  # waits, with backoff, until Redis answers
-    keys = Keys(settings.key_prefix)
+    keys = Keys(settings.keys_prefix)
     workers = default_workers() if workers is None else max(1, workers)
     if workers > 1:
         summary = await backfill_files(url, keys, mapping_path, settings.shared_data_dir,
                                        data, stop, workers, admission=admission)
     else:
-        client = redis.Redis.from_url(url)
+        client = sync_client(url)
         try:
             summary = await backfill(client, keys, mapping, data, stop, admission=admission)
         finally:

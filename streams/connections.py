@@ -17,6 +17,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from streams.clients import async_client, ping
 from streams.core.settings import redacted
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,9 @@ def backoff_seconds(attempt: int, base: float = 0.2, cap: float = 10.0) -> float
 async def connect(url: str, attempts: int = 30) -> aioredis.Redis:
     """Connect and PING, retrying with backoff; raise the last error after ``attempts``."""
     for attempt in range(attempts):
-        client = aioredis.Redis.from_url(url, health_check_interval=15)
+        client = async_client(url, health_check_interval=15)
         try:
-            await client.ping()
+            await ping(client)
             return client
         except RETRYABLE as error:
             await client.aclose()

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from streams.backfill import Summary, write_closed_records
+from streams.clients import sync_client
 from streams.core.admission import Admission, city_area
 from streams.core.events import CallEvent, InvalidEvent
 from streams.core.geography import Geography, city_of
@@ -158,8 +159,8 @@ def seed_history(settings: Settings, now: float | None = None,
     """Seed the history if it should be (see the module doc); the summary, or None.
     ``checked``: the caller has already asked ``seed_reason_to_skip`` (the launcher asks
     before the live feeds start, then seeds beside them)."""
-    keys = Keys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_address)
+    keys = Keys(settings.keys_prefix)
+    client = sync_client(settings.redis_address)
     try:
         reason = None if checked else seed_reason_to_skip(settings, client, keys)
         if reason is not None:
@@ -185,8 +186,8 @@ def seed_history(settings: Settings, now: float | None = None,
 
 def should_seed(settings: Settings) -> bool:
     """True when seed_history would seed now (asked once, before the live feeds start)."""
-    keys = Keys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_address)
+    keys = Keys(settings.keys_prefix)
+    client = sync_client(settings.redis_address)
     try:
         reason = seed_reason_to_skip(settings, client, keys)
     finally:

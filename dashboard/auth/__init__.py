@@ -32,6 +32,7 @@ import redis
 from dashboard.auth.limits import SignInGate
 from dashboard.auth.sessions import Session, SessionStore
 from dashboard.auth.users import UserStore, check_user_fields
+from streams.clients import sync_client
 from streams.core import tokens
 from streams.core.access import User
 from streams.core.keys import Keys
@@ -76,9 +77,9 @@ class Auth:
     @classmethod
     def open(cls, settings: Settings, client: redis.Redis | None = None) -> Auth:
         """Connect to ``settings``' Redis and import an older users file if one is there."""
-        client = client if client is not None else redis.Redis.from_url(
+        client = client if client is not None else sync_client(
             settings.redis_address)
-        keys = Keys(settings.key_prefix)
+        keys = Keys(settings.keys_prefix)
         sessions = SessionStore(client, keys, settings.session_idle_minutes,
                                 settings.session_hours)
         users = UserStore(client, keys, sessions)
@@ -95,8 +96,8 @@ class Auth:
 def open_users(settings: Settings) -> UserStore:
     """The user store on ``settings``' Redis, for the command line (no secret needed); an
     older version's users file is imported first if it was never imported."""
-    client = redis.Redis.from_url(settings.redis_address)
-    keys = Keys(settings.key_prefix)
+    client = sync_client(settings.redis_address)
+    keys = Keys(settings.keys_prefix)
     store = UserStore(client, keys, SessionStore(client, keys, settings.session_idle_minutes,
                                                  settings.session_hours))
     store.import_file_once(settings.resolved_users_file)

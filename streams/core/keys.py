@@ -44,6 +44,13 @@ HEALTH_TTL_SECONDS = 30
 CLOSED_CALL_BODY_TTL_SECONDS = 24 * 3600
 """Closed calls stay readable in the calls hash this long, then only in the closed stream."""
 
+
+def hash_tagged(prefix: str) -> str:
+    """``prefix`` as a Redis Cluster hash tag ({prefix}): every key under it (the auth keys'
+    own tag comes after it, so it does not count) hashes to one slot."""
+    return f"{{{prefix}}}"
+
+
 AUTH_TAG = "{auth}"
 """Hash tag of every user, session and sign-in key: one Lua script touches several of them,
 so on Redis Cluster they must share a slot. A few thousand users and sessions fit one slot."""

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from streams.core.access import ROLES
+from streams.core.keys import hash_tagged
 from streams.core.sessions import RoleTable
 from streams.core.suggestions import DEFAULT_SUGGESTIONS, SuggestionTable
 
@@ -25,6 +26,15 @@ def local_redis_url(port: int, password: str | None) -> str:
     """redis://[:password@]127.0.0.1:port/0, the password URL-quoted: the embedded Redis."""
     auth = f":{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}127.0.0.1:{port}/0"
+
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+"""URL schemes that name a Redis Cluster (any one node of it) rather than one server."""
+
+
+def is_cluster_url(url: str) -> bool:
+    """True for redis+cluster:// and rediss+cluster:// URLs."""
+    return url.partition("://")[0].lower() in CLUSTER_SCHEMES
 
 
 def redacted(url: str) -> str:
@@ -405,6 +415,9 @@ class Settings:
             unknown = sorted(set(table.roles()) - set(ROLES))
             if unknown:
                 raise ValueError(f"DISPATCH_SESSION_*: unknown role {unknown[0]!r}")
+        if is_cluster_url(self.redis_url or "") and set("{}") & set(self.key_prefix):
+            raise ValueError("DISPATCH_KEY_PREFIX cannot contain { or } on a Redis Cluster "
+                             "(the prefix becomes the keys' hash tag)")
         if min(self.max_event_age_seconds, self.history_max_age_days,
                self.max_event_ahead_seconds, self.service_area_margin_km) < 0:
             raise ValueError("DISPATCH_MAX_EVENT_AGE, DISPATCH_HISTORY_MAX_AGE_DAYS, "
@@ -423,6 +436,14 @@ class Settings:
         except FileNotFoundError:
             password = ""
         return local_redis_url(self.embedded_redis_port, password)
+
+    @property
+    def keys_prefix(self) -> str:
+        """The prefix ``Keys`` gets: on a cluster the key prefix as a hash tag, so every key
+        of a deployment is in one slot (its transactions, scripts and multi-stream reads
+        work as on one server); elsewhere the key prefix itself (key names unchanged)."""
+        return hash_tagged(self.key_prefix) if is_cluster_url(self.redis_url or "") \
+            else self.key_prefix
 
     @property
     def redis_password_file(self) -> Path:

@@ -39,7 +39,7 @@ from streams.audit import AuditWriter
 from streams.connections import RETRYABLE, backoff_seconds, connect
 from streams.core.keys import Keys
 from streams.core.proxies import TrustedProxies
-from streams.core.settings import Settings
+from streams.core.settings import Settings, is_cluster_url
 from streams.core.tokens import (
     TokenClaims,
     TokenError,
@@ -103,7 +103,7 @@ class PushService:
                                "dashboard's) so websocket tokens can be verified")
         self.settings = settings
         self.secret = settings.secret_key
-        self.keys = Keys(settings.key_prefix)
+        self.keys = Keys(settings.keys_prefix)
         self.host = settings.push_host if host is None else host
         self.port = settings.push_port if port is None else port
         self.keepalive_seconds = keepalive_seconds
@@ -183,6 +183,12 @@ class PushService:
             log.warning("%s did not stop within %.0f s; cancelled", task.get_name(),
                         CLOSE_WAIT_SECONDS)
             task.cancel()
+        if is_cluster_url(self.settings.redis_address):
+            # A cluster client retries the read its close interrupted, reconnecting: close
+            # what that opened once the readers are done.
+            for client in (self._stream_redis, self._redis):
+                if client is not None:
+                    await client.aclose()
         log.info("push service stopped: %s", dict(self.counters) or "nothing sent")
 
     async def __aenter__(self) -> PushService:

@@ -62,3 +62,29 @@ def test_users_file_defaults_into_data_dir(tmp_path: Path) -> None:
     """Without DISPATCH_USERS_FILE the users live in the data folder."""
     settings = Settings(data_dir=tmp_path)
     assert settings.resolved_users_file == tmp_path / "users.json"
+
+
+@pytest.mark.parametrize(("url", "prefix"), [
+    ("redis://:pw@redis.internal:6379/0", "dispatch"),
+    ("rediss://redis.internal:6380/0", "dispatch"),
+    ("unix:///run/redis.sock", "dispatch"),
+    ("redis+cluster://consumer:pw@node1:7000/0", "{dispatch}"),
+    ("REDISS+CLUSTER://node1:7000", "{dispatch}"),
+])
+def test_keys_get_the_prefix_as_a_hash_tag_only_on_a_cluster(url: str, prefix: str) -> None:
+    """A cluster URL puts every key under one hash tag; other URLs keep key names as they are."""
+    assert Settings.from_env({"REDIS_URL": url}).keys_prefix == prefix
+    assert Settings.from_env({"REDIS_URL": url}).key_prefix == "dispatch"
+
+
+def test_embedded_redis_keeps_plain_key_names() -> None:
+    """No REDIS_URL (the embedded server): key names unchanged."""
+    assert Settings().keys_prefix == "dispatch"
+
+
+def test_a_braced_prefix_is_refused_on_a_cluster() -> None:
+    """A prefix with { or } would break the hash tag: refused, naming the setting."""
+    with pytest.raises(ValueError, match="DISPATCH_KEY_PREFIX"):
+        Settings.from_env({"REDIS_URL": "redis+cluster://node1:7000",
+                           "DISPATCH_KEY_PREFIX": "a{b}"})
+    assert Settings.from_env({"DISPATCH_KEY_PREFIX": "a{b}"}).keys_prefix == "a{b}"
