@@ -21,6 +21,7 @@ from redis.exceptions import (
     ResponseError,
 )
 
+from streams.clients import async_client
 from streams.connections import RETRYABLE
 from streams.core import feedhealth
 from streams.core import status as report
@@ -35,10 +36,10 @@ TIMEOUT_SECONDS = 5.0
 async def run_status(settings: Settings, as_json: bool) -> int:
     """Print the report; 2 (with one line on stderr) when Redis cannot be read."""
     url = settings.redis_address
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=TIMEOUT_SECONDS,
-                                     socket_timeout=TIMEOUT_SECONDS)
+    client = async_client(url, socket_connect_timeout=TIMEOUT_SECONDS,
+                          socket_timeout=TIMEOUT_SECONDS)
     try:
-        replies = await read_replies(client, Keys(settings.key_prefix), redacted(url))
+        replies = await read_replies(client, Keys(settings.keys_prefix), redacted(url))
     except UNREACHABLE as error:
         print(f"status: Redis at {redacted(url)} {failure(error)}", file=sys.stderr)
         return 2
@@ -86,8 +87,8 @@ def poll_feed(settings: Settings, path: Any) -> str:
 async def read_replies(client: aioredis.Redis, keys: Keys, url: str) -> report.Replies:
     """Everything the report needs, in a few round trips."""
     now = time.time()
+    version = await server_version(client)
     async with client.pipeline(transaction=False) as pipe:
-        pipe.info("server")
         pipe.zcard(keys.calls_open)
         pipe.zcard(keys.calls_closed_index)
         pipe.xlen(keys.closed)
@@ -105,18 +106,31 @@ async def read_replies(client: aioredis.Redis, keys: Keys, url: str) -> report.R
             pipe.xinfo_stream(keys.raw_stream(source))
             pipe.xinfo_groups(keys.raw_stream(source))
         replies = await pipe.execute(raise_on_error=False)
-    info, *live, dl_length, dl_newest, dl_codes, freshness, counts = replies[:12]
-    lease_value, lease_ttl = (_answer(reply) for reply in replies[12:14])
-    streams = await read_streams(client, keys, replies[14:])
+    *live, dl_length, dl_newest, dl_codes, freshness, counts = replies[:11]
+    lease_value, lease_ttl = (_answer(reply) for reply in replies[11:13])
+    streams = await read_streams(client, keys, replies[13:])
     return report.Replies(
         now=now, redis_url=url, key_prefix=keys.prefix,
-        redis_version=None if isinstance(info, Exception) else info.get("redis_version"),
+        redis_version=version,
         live=dict(zip(("open_calls", "closed_calls_recent", "closed_records", "units",
                        "active_alerts", "active_shares"), map(_answer, live), strict=True)),
         deadletter_length=_answer(dl_length), deadletters=_answer(dl_newest),
         deadletter_codes=_answer(dl_codes), freshness=_answer(freshness),
         counts=_answer(counts), streams=streams, beats=await read_beats(client, keys),
         lease=None if lease_value is None else (lease_value, int(lease_ttl)))
+
+
+async def server_version(client: aioredis.Redis) -> str | None:
+    """The server's version (not pipelined: a cluster client refuses INFO in a pipeline and
+    answers it per node, {node: info})."""
+    try:
+        info = await client.info("server")
+    except ResponseError:
+        return None
+    if "redis_version" not in info and info:
+        info = next(iter(info.values()))
+    version = info.get("redis_version") if isinstance(info, dict) else None
+    return None if version is None else str(version)
 
 
 async def read_streams(client: aioredis.Redis, keys: Keys,

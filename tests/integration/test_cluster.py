@@ -42,6 +42,7 @@ from tests.integration.test_consumer import (
     live_state,
     publish_events,
 )
+from tests.integration.test_status import status
 
 REDIS_SERVER = Path("/usr/bin/redis-server")
 REDIS_CLI = Path("/usr/bin/redis-cli")
@@ -285,6 +286,13 @@ def test_consumer_on_cluster_builds_the_same_state(cluster: Cluster, reference: 
         assert outcome(client, keys) == reference
         slots = {client.keyslot(key) for key in client.scan_iter(match=f"{keys.prefix}:*")}
         assert len(slots) == 1
+        # The operator's view reads the same deployment through the cluster client.
+        done = status(settings, "--json")
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["redis"]["key_prefix"] == keys.prefix
+        assert report["live"]["open_calls"] == client.zcard(keys.calls_open)
+        assert report["lease"]["holder"] is None  # released on the clean stop
     finally:
         client.close()
 
