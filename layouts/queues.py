@@ -204,9 +204,11 @@ def layout(**_: Any) -> Component:
         dbc.RadioItems(
             id="queues-category", value=ANY, inline=True, className="queues-categories",
             inputClassName="btn-check", labelClassName="btn btn-outline-secondary queues-chip",
-            labelCheckedClassName="active", options=category_options(dict.fromkeys(
-                QOL_CATEGORIES, 0))),
-        html.Div(id="queues-cards", className="queues-cards", **{"aria-live": "polite"}),
+            labelCheckedClassName="active", options=category_options(None)),
+        # Until the first answer the counts are unknown, not 0, and the empty grid is not
+        # "no calls" (seconds on a busy server).
+        html.Div(html.Div("Loading calls…", className="queues-empty queues-loading"),
+                 id="queues-cards", className="queues-cards", **{"aria-live": "polite"}),
         html.P(CAD_NOTE, className="queues-cad-note", id="queues-cad-note"),
         _detail_modal(),
     ], className="queues-page container-fluid", id="queues-page",
@@ -243,17 +245,21 @@ def _detail_modal() -> Component:
     ], id="queues-detail", is_open=False, size="xl", centered=True, scrollable=True)
 
 
-def category_options(counts: dict[str, int]) -> list[dict[str, Any]]:
-    """The category chips: 'All QoL' then one per Summer Initiative category, with counts."""
-    total = sum(counts.values())
+def category_options(counts: dict[str, int] | None) -> list[dict[str, Any]]:
+    """The category chips: 'All QoL' then one per Summer Initiative category, with counts
+    (None: not known yet, shown as '…', never 0)."""
+    total = None if counts is None else sum(counts.values())
     chips = [{"label": _chip("All QoL", total), "value": ANY}]
-    chips += [{"label": _chip(CATEGORY_LABELS[category], counts.get(category, 0)),
+    chips += [{"label": _chip(CATEGORY_LABELS[category],
+                              None if counts is None else counts.get(category, 0)),
                "value": category} for category in QOL_CATEGORIES]
     return chips
 
 
-def _chip(label: str, count: int) -> Component:
-    return html.Span([label, " ", html.Span(str(count), className="badge queues-count")])
+def _chip(label: str, count: int | None) -> Component:
+    shown = "…" if count is None else str(count)
+    return html.Span([label, " ", html.Span(shown, className="badge queues-count",
+                                            title="counting" if count is None else None)])
 
 
 # --- cards --------------------------------------------------------------------------------

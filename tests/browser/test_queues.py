@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -454,3 +455,32 @@ def metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Equirectangular distance: plenty accurate within a park, and independent of the app."""
     x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
     return 6_371_000 * math.hypot(x, math.radians(lat2 - lat1))
+
+
+def test_counts_are_unknown_not_zero_until_the_first_answer(
+        stack: Stack, page_for: Callable[..., Any]) -> None:
+    """Before the server's first cards answer (slow on a busy server) the chips' counts read
+    '…' and the grid says it is loading: not 0 and a blank grid, which read as 'no calls'."""
+    calls, _tag = load_calls(stack)
+    page = page_for("cso", viewport=TABLET, path="/")
+    updates = re.compile(r"/_dash-update-component")
+
+    def hold(route: Any) -> None:
+        if "queues-cards.children" in (route.request.post_data or ""):
+            route.fulfill(status=204)  # Dash: no update, as if the answer were still coming
+        else:
+            route.fallback()
+
+    page.route(updates, hold)
+    page.goto(page.url.rsplit("/", 1)[0] + "/queues")
+    page.wait_for_selector(".queues-loading")
+    counts = page.eval_on_selector_all("#queues-category .queues-count",
+                                       "ns => ns.map(n => n.textContent)")
+    assert counts and set(counts) == {"…"}, counts
+    page.unroute(updates, hold)
+    page.click("#queues-category label:has-text('ATVs / dirt bikes')")  # asks again
+    page.wait_for_selector(f"[data-call-id='{calls['north_atv'].call_id}']")
+    assert page.locator(".queues-loading").count() == 0
+    counts = page.eval_on_selector_all("#queues-category .queues-count",
+                                       "ns => ns.map(n => n.textContent)")
+    assert "…" not in counts and all(count.isdigit() for count in counts), counts
