@@ -28,6 +28,38 @@
   // (seed + start, unique across restarts) dimmed after it. Other ids show as they are.
   var RUN_TAG = /^(H\d{6}-\d{5})(-[0-9a-z]+)$/;
 
+  // The slowest calls for paper: every row, every column, as a plain table (the grid
+  // draws only the rows in its viewport). Cells read as the grid's formatters show them.
+  function printedCell(column, value) {
+    if (value === null || value === undefined) return window.dispatchDisplay.MISSING;
+    var format = (column.valueFormatter || {}).function || "";
+    if (format.indexOf("signedDurationText") === 0) {
+      return window.dispatchDisplay.signedDuration(value);
+    }
+    if (format.indexOf("durationText") === 0) return window.dispatchDisplay.duration(value);
+    return String(value);
+  }
+  function element(type, children, props) {
+    return {namespace: "dash_html_components", type: type,
+            props: Object.assign({children: children}, props || {})};
+  }
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.response = Object.assign(window.dash_clientside.response || {}, {
+    printTable: function (rows, columns) {
+      if (!rows || !rows.length || !columns) return null;
+      var head = element("Tr", columns.map(function (c) { return element("Th", c.headerName); }));
+      var body = rows.map(function (row) {
+        return element("Tr", columns.map(function (c) {
+          return element("Td", printedCell(c, row[c.field]));
+        }));
+      });
+      // The server sends at most the slowest 100 (SLOWEST_LIMIT): say how many are here.
+      return [element("H3", rows.length + " calls, ranked by how far they went past their " +
+                      "own priority's target"),
+              element("Table", [element("Thead", head), element("Tbody", body)])];
+    }
+  });
+
   components.CallId = function (props) {
     var text = props.value === null || props.value === undefined ? "" : String(props.value);
     var parts = RUN_TAG.exec(text);

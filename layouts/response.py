@@ -158,6 +158,10 @@ def layout(preset: str | None = None, start: str | None = None, end: str | None 
                     getRowId="params.data.call_id", columnSize="responsiveSizeToFit",
                     className="response-grid",
                     style={"height": "460px"}),
+                # Paper gets every row in a plain table (the grid draws only the rows in
+                # its viewport, and its columns past the page's width were cut off).
+                html.Div(id="response-slowest-print",
+                         className="response-print-only response-print-table"),
             ], xs=12),
         ], className="g-3"),
         definitions(),
@@ -214,6 +218,13 @@ def _column_defs() -> list[dict[str, Any]]:
         seconds("dispatch", "Dispatch"), seconds("travel", "Travel"),
         seconds("response", "Response"), seconds("on_scene", "On scene"),
     ]
+
+
+dash.clientside_callback(
+    dash.ClientsideFunction("response", "printTable"),
+    Output("response-slowest-print", "children"),
+    Input("response-slowest", "rowData"), State("response-slowest", "columnDefs"),
+)
 
 
 def definitions() -> Component:

@@ -360,13 +360,28 @@ def test_a_feed_without_received_times_and_left_feed_closures(
     page.screenshot(path=str(ARTIFACTS / "response-not-in-feed.png"), full_page=True)
 
 
-PRINTED_GRID_JS = """() => {
-  const grid = document.getElementById('response-slowest');
-  const style = selector => [...grid.querySelectorAll(selector)].map(n => getComputedStyle(n));
-  return {ink: style('.ag-header-cell-text, .ag-row .ag-cell').map(s => s.color),
-          paper: style('.ag-root-wrapper, .ag-header, .ag-row').map(s => s.backgroundColor)};
+PRINTED_TABLE_JS = """() => {
+  const box = document.getElementById('response-slowest-print');
+  const cells = [...box.querySelectorAll('th, td')].map(n => getComputedStyle(n));
+  const table = box.querySelector('table');
+  return {ink: [...new Set(cells.map(s => s.color))],
+          paper: [...new Set(cells.map(s => s.backgroundColor))],
+          heads: [...box.querySelectorAll('th')].map(n => n.textContent),
+          rows: box.querySelectorAll('tbody tr').length,
+          fits: table.getBoundingClientRect().right <= document.documentElement.clientWidth,
+          cut: [...box.querySelectorAll('th, td')].filter(n => n.scrollWidth > n.clientWidth + 1)
+               .map(n => n.textContent)};
 }"""
-"""The slowest-calls grid's text colours and background colours as printed."""
+"""The printed slowest-calls table: its colours, heads, rows and whether anything is cut."""
+
+
+def closed_rows(page: Any) -> list[Any]:
+    """The slowest-calls table's rows as the server sent them (the grid's rowData)."""
+    rows: list[Any] = page.evaluate(
+        "() => { const grid = window.dash_ag_grid && window.dash_ag_grid.getApi"
+        " && window.dash_ag_grid.getApi('response-slowest'); const out = [];"
+        " if (grid) { grid.forEachNode(n => out.push(n.data.call_id)); } return out; }")
+    return rows
 
 
 def test_csv_exports_state_what_they_hold_and_the_page_prints(
@@ -396,12 +411,17 @@ def test_csv_exports_state_what_they_hold_and_the_page_prints(
     assert not page.locator(".app-navbar").is_visible()
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)")
-    # The table too: browsers print without backgrounds by default, so its light text on
-    # the grid's dark rows came out white on white paper.
-    page.wait_for_selector("#response-slowest .ag-row .ag-cell")
-    grid = page.evaluate(PRINTED_GRID_JS)
-    assert grid["ink"] and all(colour == "rgb(0, 0, 0)" for colour in grid["ink"]), grid
-    assert all(bg in ("rgb(255, 255, 255)", "rgba(0, 0, 0, 0)") for bg in grid["paper"]), grid
+    # The table too, every row and column: the grid drew only the rows in its viewport and
+    # cut the columns past the page, and its light text came out white on white paper.
+    assert not page.locator("#response-slowest").is_visible()
+    page.wait_for_selector("#response-slowest-print tbody tr")
+    printed = page.evaluate(PRINTED_TABLE_JS)
+    assert printed["rows"] == len(closed_rows(page)) > 0, printed["rows"]
+    assert printed["heads"][:2] == ["Call", "Received"] and "Past target" in printed["heads"]
+    assert "On scene" in printed["heads"] and "Type" in printed["heads"], printed["heads"]
+    assert printed["ink"] == ["rgb(0, 0, 0)"], printed
+    assert set(printed["paper"]) <= {"rgb(255, 255, 255)", "rgba(0, 0, 0, 0)"}, printed
+    assert printed["fits"] and printed["cut"] == [], printed
     page.screenshot(path=str(ARTIFACTS / "response-print-a4.png"), full_page=True)
     pdf = page.pdf(format="A4", landscape=True, print_background=True)
     assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
