@@ -450,9 +450,8 @@
     markUrgentUnits();
     var list = el("wall-queue-list");
     if (!list) { return; }
-    var calls = Array.from(S.items.calls.values());
-    var view = queueRows(calls, S.rowsFit);
-    yieldSharesTo(calls, view);
+    var view = queueRows(Array.from(S.items.calls.values()), S.rowsFit);
+    yieldSharesTo(view);
     var shown = view.shown, keep = new Set(), now = nowS();
     S.hidden = view.hidden;
     for (var i = 0; i < shown.length; i++) {
@@ -513,11 +512,12 @@
   /* Urgent calls before video links: while a P1 or P2 call has no row, the shares' list
    * gives its room to the queue (its heading keeps the count; the kiosk's video view still
    * lists them). It comes back only when every P1/P2 would still have a row with the list
-   * back, so the two never see-saw. The resize that follows re-runs updateQueue. */
-  function urgentHidden(view) { return (view.hidden.P1 || 0) + (view.hidden.P2 || 0) > 0; }
-  function yieldSharesTo(calls, view) {
-    var crowded = S.crowded ? urgentHidden(queueRows(calls, S.rowsFit - S.sharesRows))
-      : urgentHidden(view);
+   * back, so the two never see-saw. The resize that follows re-runs updateQueue. Rows keep
+   * P1/P2 first (keepRank), so they all fit exactly when there are no more than the rows. */
+  function yieldSharesTo(view) {
+    var urgent = (view.hidden.P1 || 0) + (view.hidden.P2 || 0);
+    view.shown.forEach(function (c) { if (keepRank(c) === 0) { urgent += 1; } });
+    var crowded = urgent > (S.crowded ? S.rowsFit - S.sharesRows : S.rowsFit);
     if (crowded === !!S.crowded) { return; }
     S.crowded = crowded;
     var side = el("wall-side");

@@ -21,6 +21,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from streams.core.keys import lease_value
 from streams.core.replies import reply_text
 
 RENEW = """
@@ -47,7 +48,7 @@ class Lease:
     def __init__(self, key: str, owner: str, ttl_ms: int,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.key = key
-        self.token = f"{owner}/{secrets.token_hex(4)}"
+        self.token = lease_value(owner, secrets.token_hex(4))
         self.ttl_ms = ttl_ms
         self.clock = clock
         self.valid_until = 0.0

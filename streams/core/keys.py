@@ -17,6 +17,17 @@ CONSUMER_GROUP = "live-state"
 LEASE_PARTITION = "0"
 """The one partition today (every raw stream): its lease decides which consumer applies."""
 
+
+def lease_value(owner: str, nonce: str) -> str:
+    """What a lease key holds: the consumer's name and a random ``nonce`` (two processes
+    given the same name still hold different leases)."""
+    return f"{owner}/{nonce}"
+
+
+def lease_owner(value: str) -> str:
+    """The consumer name in a lease key's value (``lease_value``)."""
+    return value.rsplit("/", 1)[0]
+
 EVENT_FIELD = "event"
 """Stream entry field holding the JSON event (every raw stream entry has it)."""
 HISTORY_FIELD = "history"

@@ -28,6 +28,7 @@ from streams.core.keys import (
     HEALTH_TTL_SECONDS,
     LEASE_PARTITION,
     SOURCES,
+    lease_owner,
 )
 from streams.core.replies import reply_text
 
@@ -222,11 +223,11 @@ class LeaseHolder:
 
 
 def lease_holder(reply: tuple[Any, int] | None) -> LeaseHolder:
-    """The lease's value is ``<consumer name>/<random>``: the name is what the group shows."""
+    """The lease's holder by the name the group shows (``keys.lease_owner``)."""
     if reply is None or reply[0] is None:
         return LeaseHolder(LEASE_PARTITION, None, None)
     value, pttl_ms = reply
-    owner = _text(value).rsplit("/", 1)[0]
+    owner = lease_owner(_text(value))
     return LeaseHolder(LEASE_PARTITION, owner, pttl_ms / 1000 if pttl_ms >= 0 else None)
 
 
