@@ -61,7 +61,7 @@ def create_app(settings: Settings, reader: Any = None, history: Any = None) -> d
 
     client = sync_client(settings.redis_address)
     services = Auth.open(settings, client)
-    keys = Keys(settings.keys_prefix)
+    keys = settings.keys
     if history is None:
         history = HistoryStore(
             client, keys, folder_of(settings.resolved_history_dir, settings.key_prefix),

@@ -50,7 +50,7 @@ def export_to(settings: Settings, args: argparse.Namespace) -> int:
     query = query_of(args, zone)
     client = sync_client(settings.redis_address)
     try:
-        log = AuditLog(client, Keys(settings.keys_prefix), settings.audit_max_age_s)
+        log = AuditLog(client, settings.keys, settings.audit_max_age_s)
         count = -1  # the header line
         with _output(args.output) as out:
             for line in rules.csv_lines(log.export(query, shell_actor()), zone):

@@ -510,7 +510,7 @@ async def run_backfill(settings: Settings, mapping_path: Path, data: list[Path],
     admission = admission_for(settings, mapping)
     url = settings.redis_address
     await (await connect(url)).aclose()  # waits, with backoff, until Redis answers
-    keys = Keys(settings.keys_prefix)
+    keys = settings.keys
     workers = default_workers() if workers is None else max(1, workers)
     if workers > 1:
         summary = await backfill_files(url, keys, mapping_path, settings.shared_data_dir,

@@ -243,7 +243,7 @@ class Consumer:
     def __init__(self, settings: Settings, name: str) -> None:
         self.settings = settings
         self.name = name
-        self.keys = Keys(settings.keys_prefix)
+        self.keys = settings.keys
         self.streams = {source: self.keys.raw_stream(source) for source in SOURCES}
         self.source_of_stream = {stream: source for source, stream in self.streams.items()}
         self.admission = admission_from_settings(settings)

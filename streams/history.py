@@ -185,7 +185,7 @@ class HistoryWriter:
 
     def __init__(self, settings: Settings, folder: HistoryFolder) -> None:
         self.settings = settings
-        self.keys = Keys(settings.keys_prefix)
+        self.keys = settings.keys
         self.folder = folder
         self.flush_seconds = settings.history_flush_seconds
         self.buffer: list[pd.DataFrame] = []

@@ -561,7 +561,7 @@ async def run_poll(settings: Settings, mapping_path: Path, stop: asyncio.Event,
     client = await connect(settings.redis_address)
     try:
         async with http_client(settings, config) as http:
-            poller = Poller(config, mapping, client, Keys(settings.keys_prefix), http, stop,
+            poller = Poller(config, mapping, client, settings.keys, http, stop,
                             admission=admission_for(settings, mapping))
             log.info("polling %s (%s) every %.0fs as feed %s", config.url, config.kind,
                      config.interval_seconds, config.feed)

@@ -1,5 +1,8 @@
 """Writing events onto their raw streams, and refusals onto the dead-letter stream: the one
-way every producer publishes and every process dead-letters."""
+way every producer publishes and every process dead-letters.
+
+Each event goes to the raw stream of its entity's partition (``Keys.of_entity``), so every
+event of one call, unit, alert or share is in one stream, in the order published."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from streams.core.events import Event, encode_event, source_of
+from streams.core.events import Event, decode_event, encode_event, source_of
 from streams.core.keys import (
     DEADLETTER_MAXLEN,
     EVENT_FIELD,
@@ -16,6 +19,7 @@ from streams.core.keys import (
     RAW_STREAM_MAXLEN,
     Keys,
 )
+from streams.core.livestate import entity_id_of
 from streams.core.replies import reply_text
 
 
@@ -32,7 +36,8 @@ async def publish(client: aioredis.Redis, keys: Keys, events: Iterable[Event],
             fields: dict[str, bytes] = {EVENT_FIELD: encode_event(event)}
             if history:
                 fields[HISTORY_FIELD] = b"1"
-            pipe.xadd(keys.raw_stream(source), fields,  # type: ignore[arg-type]
+            stream = keys.of_entity(entity_id_of(event)).raw_stream(source)
+            pipe.xadd(stream, fields,  # type: ignore[arg-type]
                       maxlen=RAW_STREAM_MAXLEN[source], approximate=True)
             count += 1
         if count:
@@ -41,10 +46,22 @@ async def publish(client: aioredis.Redis, keys: Keys, events: Iterable[Event],
 
 
 async def publish_raw(client: aioredis.Redis, keys: Keys, source: str, payload: bytes) -> str:
-    """XADD bytes that may not be a valid event (webhooks, tests); the consumer judges."""
-    entry_id = await client.xadd(keys.raw_stream(source), {EVENT_FIELD: payload},
+    """XADD bytes that may not be a valid event (webhooks, tests); the consumer judges.
+    Bytes that do not decode go to partition 0, whose consumer dead-letters them."""
+    entry_id = await client.xadd(partition_of_payload(keys, payload).raw_stream(source),
+                                 {EVENT_FIELD: payload},
                                  maxlen=RAW_STREAM_MAXLEN[source], approximate=True)
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def partition_of_payload(keys: Keys, payload: bytes) -> Keys:
+    """The partition of the entity an event's bytes name (partition 0 if they name none)."""
+    if keys.partitions == 1:
+        return keys.partition(0)
+    try:
+        return keys.of_entity(entity_id_of(decode_event(payload)))
+    except Exception:  # noqa: BLE001 - any bytes at all: the consumer gives the reason
+        return keys.partition(0)
 
 
 def queue_deadletter(pipe: Any, keys: Keys, entry: Mapping[str, bytes | str]) -> None:

@@ -216,7 +216,7 @@ async def run_replay(settings: Settings, mapping_path: Path, data: list[Path], s
         return 2
     client = await connect(settings.redis_address)
     try:
-        summary = await replay(client, Keys(settings.keys_prefix), mapping, data, speed, stop,
+        summary = await replay(client, settings.keys, mapping, data, speed, stop,
                                rebase=rebase, admission=admission_for(settings, mapping))
     finally:
         await client.aclose()

@@ -159,7 +159,7 @@ def seed_history(settings: Settings, now: float | None = None,
     """Seed the history if it should be (see the module doc); the summary, or None.
     ``checked``: the caller has already asked ``seed_reason_to_skip`` (the launcher asks
     before the live feeds start, then seeds beside them)."""
-    keys = Keys(settings.keys_prefix)
+    keys = settings.keys
     client = sync_client(settings.redis_address)
     try:
         reason = None if checked else seed_reason_to_skip(settings, client, keys)
@@ -186,7 +186,7 @@ def seed_history(settings: Settings, now: float | None = None,
 
 def should_seed(settings: Settings) -> bool:
     """True when seed_history would seed now (asked once, before the live feeds start)."""
-    keys = Keys(settings.keys_prefix)
+    keys = settings.keys
     client = sync_client(settings.redis_address)
     try:
         reason = seed_reason_to_skip(settings, client, keys)

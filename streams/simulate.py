@@ -121,7 +121,7 @@ async def run_simulation(settings: Settings, seed: int, speed: float, stop: asyn
     geography = geography_from_settings(settings)
     sim_start = start or datetime.now(UTC) - timedelta(hours=warmup_hours)
     sim = Simulation(seed, sim_start, geography, settings.timezone)
-    publisher = Publisher(settings.redis_address, Keys(settings.keys_prefix))
+    publisher = Publisher(settings.redis_address, settings.keys)
     anchor_sim = sim_start + timedelta(hours=warmup_hours)
     log.info("simulating Hartford from %s (seed %d, speed %gx, warm-up %gh)",
              sim_start.isoformat(), seed, speed, warmup_hours)

@@ -39,7 +39,7 @@ async def run_status(settings: Settings, as_json: bool) -> int:
     client = async_client(url, socket_connect_timeout=TIMEOUT_SECONDS,
                           socket_timeout=TIMEOUT_SECONDS)
     try:
-        replies = await read_replies(client, Keys(settings.keys_prefix), redacted(url))
+        replies = await read_replies(client, settings.keys, redacted(url))
     except UNREACHABLE as error:
         print(f"status: Redis at {redacted(url)} {failure(error)}", file=sys.stderr)
         return 2

@@ -215,7 +215,7 @@ async def run_webhook(settings: Settings, stop: asyncio.Event) -> int:
         return 2
     admission = admission_from_settings(settings)
     client = await connect(settings.redis_address)
-    keys = Keys(settings.keys_prefix)
+    keys = settings.keys
     app = WebhookApp(settings.webhook_secret, client, keys, admission)
     config = uvicorn.Config(app, host=settings.webhook_host, port=settings.webhook_port,
                             lifespan="off", access_log=False, log_config=None)

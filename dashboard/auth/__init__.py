@@ -79,7 +79,7 @@ class Auth:
         """Connect to ``settings``' Redis and import an older users file if one is there."""
         client = client if client is not None else sync_client(
             settings.redis_address)
-        keys = Keys(settings.keys_prefix)
+        keys = settings.keys
         sessions = SessionStore(client, keys, settings.session_idle_minutes,
                                 settings.session_hours)
         users = UserStore(client, keys, sessions)
@@ -97,7 +97,7 @@ def open_users(settings: Settings) -> UserStore:
     """The user store on ``settings``' Redis, for the command line (no secret needed); an
     older version's users file is imported first if it was never imported."""
     client = sync_client(settings.redis_address)
-    keys = Keys(settings.keys_prefix)
+    keys = settings.keys
     store = UserStore(client, keys, SessionStore(client, keys, settings.session_idle_minutes,
                                                  settings.session_hours))
     store.import_file_once(settings.resolved_users_file)

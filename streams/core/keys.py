@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from streams.core.partitions import partition_of, partition_prefix
+
 SOURCES = ("cad", "avl", "shotspotter", "mutualink")
 """The four feeds; each has its own raw stream."""
 
 CONSUMER_GROUP = "live-state"
-"""Consumer group that applies raw events to live state."""
-LEASE_PARTITION = "0"
-"""The one partition today (every raw stream): its lease decides which consumer applies."""
+"""Consumer group that applies raw events to live state (one per partition's streams)."""
 
 
 def lease_value(owner: str, nonce: str) -> str:
@@ -99,9 +99,38 @@ OUTCOMES_MAXLEN = 3_000_000
 
 @dataclass(frozen=True)
 class Keys:
-    """Names of every key, stream and group, under one prefix."""
+    """Names of every key, stream and group, under one prefix.
+
+    Raw streams, live state, the changes and closed streams, counts, freshness, dead
+    letters, work records and the lease are per partition (``streams.core.partitions``):
+    take them from ``partition(p)`` (or ``of_entity``). Everything else (health, pollers,
+    users, sessions, audit) is the deployment's and is named by the deployment's Keys.
+    Partition 0's names are the deployment's own, so with one partition both are the same.
+    """
 
     prefix: str = "dispatch"
+    partitions: int = 1
+    """How many partitions the deployment has (``Settings.partitions``)."""
+
+    # --- partitions (streams.core.partitions) ---------------------------------------------
+    def partition(self, partition: int) -> Keys:
+        """The keys of one partition (call on the deployment's Keys, not a partition's)."""
+        return Keys(partition_prefix(self.prefix, partition))
+
+    @property
+    def every_partition(self) -> list[Keys]:
+        """Every partition's keys, in partition order."""
+        return [self.partition(number) for number in range(self.partitions)]
+
+    def of_entity(self, entity_id: str) -> Keys:
+        """The keys of the partition an entity (call, unit, alert, share id) lives in."""
+        return self.partition(partition_of(entity_id, self.partitions))
+
+    @property
+    def partition_count(self) -> str:
+        """String: the deployment's partition count, set by the first consumer; a consumer
+        configured with another refuses to start (entities would change partition)."""
+        return f"{self.prefix}:partitions"
 
     def raw_stream(self, source: str) -> str:
         """Raw events of one feed (entries: {EVENT_FIELD: json})."""
@@ -201,10 +230,16 @@ class Keys:
         """Hash dead-letter code (events.REASON_CODES) -> dead letters of that code."""
         return f"{self.prefix}:deadletter:codes"
 
-    def lease(self, partition: str = LEASE_PARTITION) -> str:
-        """String: the consumer that may apply one partition's raw streams (its name and a
-        random suffix), expiring DISPATCH_CONSUMER_LEASE_MS after its last renewal."""
-        return f"{self.prefix}:lease:{partition}"
+    def lease(self) -> str:
+        """String (per partition): the consumer that may apply the partition's raw streams
+        (``lease_value``), expiring DISPATCH_CONSUMER_LEASE_MS after its last renewal."""
+        return f"{self.prefix}:lease"
+
+    @property
+    def consumers(self) -> str:
+        """Sorted set of running consumer names by last heartbeat (epoch s): how many share
+        the partitions (each takes its fair share of leases)."""
+        return f"{self.prefix}:consumers"
 
     def health(self, process: str) -> str:
         """Heartbeat of one process (JSON with counters), expires after HEALTH_TTL_SECONDS."""

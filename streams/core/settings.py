@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from streams.core.access import ROLES
-from streams.core.keys import hash_tagged
+from streams.core.keys import Keys, hash_tagged
+from streams.core.partitions import check_count
 from streams.core.sessions import RoleTable
 from streams.core.suggestions import DEFAULT_SUGGESTIONS, SuggestionTable
 
@@ -343,6 +344,11 @@ class Settings:
         "DISPATCH_CLAIM_IDLE_MS", 30000,
         "Pending entries idle this long are reclaimed from a dead consumer, in ms.", int,
     )
+    partitions: int = _setting(
+        "DISPATCH_PARTITIONS", 1,
+        "Partitions of raw streams and live state, each applied by one consumer at a time "
+        "(streams/core/partitions.py); fixed for a deployment's life.", int,
+    )
     consumer_lease_ms: int = _setting(
         "DISPATCH_CONSUMER_LEASE_MS", 5000,
         "Lease of the one consumer that applies events: renewed every third of it, taken "
@@ -404,6 +410,7 @@ class Settings:
         if not 0 < self.push_heartbeat_seconds <= 2:
             raise ValueError("DISPATCH_PUSH_HEARTBEAT_SECONDS must be above 0 and at most 2 "
                              "(pages call a link silent for a few seconds lost)")
+        check_count(self.partitions)
         if self.consumer_lease_ms < 300:
             raise ValueError("DISPATCH_CONSUMER_LEASE_MS must be at least 300 (ms)")
         if self.audit_max_age_days < 1:
@@ -444,6 +451,11 @@ class Settings:
         work as on one server); elsewhere the key prefix itself (key names unchanged)."""
         return hash_tagged(self.key_prefix) if is_cluster_url(self.redis_url or "") \
             else self.key_prefix
+
+    @property
+    def keys(self) -> Keys:
+        """Every Redis name of this deployment (its prefix and partitions)."""
+        return Keys(self.keys_prefix, self.partitions)
 
     @property
     def redis_password_file(self) -> Path:

@@ -26,7 +26,6 @@ from streams.core.keys import (
     CONSUMER_GROUP,
     DEADLETTER_MAXLEN,
     HEALTH_TTL_SECONDS,
-    LEASE_PARTITION,
     SOURCES,
     lease_owner,
 )
@@ -222,13 +221,13 @@ class LeaseHolder:
     expires_in_s: float | None
 
 
-def lease_holder(reply: tuple[Any, int] | None) -> LeaseHolder:
-    """The lease's holder by the name the group shows (``keys.lease_owner``)."""
+def lease_holder(reply: tuple[Any, int] | None, partition: int = 0) -> LeaseHolder:
+    """A partition lease's holder by the name the group shows (``keys.lease_owner``)."""
     if reply is None or reply[0] is None:
-        return LeaseHolder(LEASE_PARTITION, None, None)
+        return LeaseHolder(str(partition), None, None)
     value, pttl_ms = reply
     owner = lease_owner(_text(value))
-    return LeaseHolder(LEASE_PARTITION, owner, pttl_ms / 1000 if pttl_ms >= 0 else None)
+    return LeaseHolder(str(partition), owner, pttl_ms / 1000 if pttl_ms >= 0 else None)
 
 
 @dataclass(frozen=True)

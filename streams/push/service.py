@@ -103,7 +103,7 @@ class PushService:
                                "dashboard's) so websocket tokens can be verified")
         self.settings = settings
         self.secret = settings.secret_key
-        self.keys = Keys(settings.keys_prefix)
+        self.keys = settings.keys
         self.host = settings.push_host if host is None else host
         self.port = settings.push_port if port is None else port
         self.keepalive_seconds = keepalive_seconds
