@@ -17,13 +17,18 @@ freshness, counts, dead letters and the XACKs together) under WATCH of the entit
 it read, so a consumer killed mid-batch leaves nothing half-applied: its entries stay
 pending and another consumer reclaims them with XAUTOCLAIM.
 
-Any number of consumers may run; one applies at a time (``streams.lease``): the holder of
-the partition's lease (``Keys.lease``). The others are standbys that poll to acquire it.
-Lifecycle steps of one call must be applied in stream order, which two consumers sharing
-the group cannot do (issue 12). The holder's reads (``LEASED_READ``) and every batch's
-MULTI/EXEC check the lease, so a holder that lost it takes and commits nothing more. A new
-holder first claims and applies every entry still pending in the group (its predecessor's
-unapplied batch) and only then reads new ones; re-applying is idempotent (livestate).
+Live state is split in ``DISPATCH_PARTITIONS`` partitions (``streams.core.partitions``):
+each entity's events are on its partition's raw streams, and each partition is applied by
+one consumer at a time (``streams.lease``), the holder of its lease (``Keys.lease``), so a
+call's lifecycle steps are applied in stream order. A process runs a PartitionConsumer per
+partition; the processes register in ``Keys.consumers`` and each holds at most its fair
+share of the leases: when one joins, the others give up their highest-numbered extras;
+when one dies, its leases lapse and the others take them. The holder's reads
+(``LEASED_READ``) and every batch's MULTI/EXEC check the lease, so a holder that lost it
+takes and commits nothing more. A new holder first claims and applies every entry still
+pending in the partition's group (its predecessor's unapplied batch) and only then reads
+new ones; re-applying is idempotent (livestate). A batch writes only its partition's keys,
+which share one hash tag on a Redis Cluster.
 
 CLI: ``python -m streams consume [--name NAME]``.
 """
@@ -78,6 +83,7 @@ from streams.core.livestate import (
     BatchPlan,
     entity_id_of,
 )
+from streams.core.partitions import fair_share, given_up
 from streams.core.replies import reply_text
 from streams.core.settings import Settings
 from streams.lease import Lease, LeaseLost
@@ -237,23 +243,27 @@ def leased_read_reply(reply: Any, streams: Sequence[str], source_of_stream: dict
 
 # --- the consumer ---------------------------------------------------------------------
 
-class Consumer:
-    """Applies batches of raw entries to live state; one instance per process."""
+class PartitionConsumer:
+    """Applies one partition's batches of raw entries to its live state while this process
+    holds the partition's lease (``Keys.lease``); one per partition in each process."""
 
-    def __init__(self, settings: Settings, name: str) -> None:
+    def __init__(self, settings: Settings, name: str, partition: int = 0,
+                 counters: Counters | None = None, share: Share | None = None) -> None:
         self.settings = settings
         self.name = name
-        self.keys = settings.keys
+        self.partition = partition
+        self.keys = settings.keys.partition(partition)
         self.streams = {source: self.keys.raw_stream(source) for source in SOURCES}
         self.source_of_stream = {stream: source for source, stream in self.streams.items()}
         self.admission = admission_from_settings(settings)
         self.deadletter_log = DeadLetterLog(log)
         self.benign_deliveries: Counter[bytes] = Counter()
         """Deliveries of pending entries that ended in a Redis failure, not a crash."""
-        self.counters = Counters()
+        self.counters = Counters() if counters is None else counters
+        self.share = Share(settings.partitions) if share is None else share
         self.lease = Lease(self.keys.lease(), name, settings.consumer_lease_ms)
+        self.share.leases[partition] = self.lease
         self.standby_logged = False
-        self.last_heartbeat = 0.0
         # First prune one period after start, so short runs (tests) are not pruned mid-way.
         self.last_prune = time.monotonic()
 
@@ -267,7 +277,8 @@ class Consumer:
 
     async def run(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set: apply while holding the lease, else stand by;
-        on a clean stop give the lease up so a standby takes over at once."""
+        give the lease up on a clean stop (a standby takes over at once) and when this
+        process holds more than its share (a consumer joined)."""
         await self.ensure_groups(client)
         while not stop.is_set():
             if self.lease.held() or await self.take_lease(client):
@@ -277,27 +288,32 @@ class Consumer:
                     self.counters.leases_lost += 1
                     log.warning("consumer %s stopped applying: %s", self.name, lost)
                     self.standby_logged = False
+                except OverShare:
+                    await self.give_up(client, "to a consumer that has fewer")
             else:
                 await self.housekeeping(client)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.lease.renew_every)
         if self.lease.held():
-            await self.lease.release(client)
-            log.info("consumer %s released lease %s", self.name, self.lease.key)
+            await self.give_up(client, "on stopping")
+
+    async def give_up(self, client: aioredis.Redis, why: str) -> None:
+        await self.lease.release(client)
+        self.standby_logged = False
+        log.info("consumer %s released lease %s %s", self.name, self.lease.key, why)
 
     async def take_lease(self, client: aioredis.Redis) -> bool:
-        """Try to acquire the lease; log when this consumer becomes holder or standby."""
-        if await self.lease.acquire(client):
+        """Try to acquire the lease (only while this process holds less than its share);
+        log when this consumer becomes holder or standby."""
+        if self.share.may_take() and await self.lease.acquire(client):
             self.counters.leases_taken += 1
             log.info("consumer %s holds lease %s: applying", self.name, self.lease.key)
-            await self.heartbeat(client)
             return True
         if not self.standby_logged:
             holder = await self.lease.holder(client)
-            log.info("consumer %s is standby: lease %s is held by %s", self.name,
+            log.info("consumer %s is standby for lease %s (held by %s)", self.name,
                      self.lease.key, holder)
             self.standby_logged = True
-            await self.heartbeat(client)
         return False
 
     async def apply_while_holding(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
@@ -311,6 +327,8 @@ class Consumer:
         streams = list(self.streams.values())
         while not stop.is_set():
             await self.lease.keep(client)
+            if self.share.over(self.partition):
+                raise OverShare
             read_at = time.monotonic()
             reply = await client.eval(
                 LEASED_READ, 1 + len(streams), self.lease.key, *streams, self.lease.token,
@@ -527,20 +545,114 @@ class Consumer:
 
     # --- upkeep -------------------------------------------------------------------
     async def housekeeping(self, client: aioredis.Redis) -> None:
+        self.deadletter_log.flush(time.time())
         now = time.monotonic()
-        if now - self.last_heartbeat >= HEARTBEAT_SECONDS:
-            await self.heartbeat(client)
-            self.last_heartbeat = now
-            self.deadletter_log.flush(time.time())
         if now - self.last_prune >= PRUNE_EVERY_SECONDS and self.lease.held():
             await prune(client, self.keys)
             self.last_prune = now
 
+
+class OverShare(Exception):
+    """This process holds more partitions than its share: give this one up."""
+
+
+@dataclass
+class Share:
+    """Which partitions this process holds (its parts' leases), and how many it may
+    (``partitions.fair_share`` of the consumers heard from in the last lease TTL)."""
+
+    partitions: int
+    consumers: int = 1
+    leases: dict[int, Lease] = field(default_factory=dict)
+
+    @property
+    def held(self) -> set[int]:
+        return {partition for partition, lease in self.leases.items() if lease.held()}
+
+    def may_take(self) -> bool:
+        return len(self.held) < fair_share(self.partitions, self.consumers)
+
+    def over(self, partition: int) -> bool:
+        return partition in given_up(list(self.held), fair_share(self.partitions,
+                                                                 self.consumers))
+
+
+class Consumer:
+    """One consumer process: a PartitionConsumer per partition, sharing a client and the
+    counters, a registration in ``Keys.consumers`` (how the processes split the
+    partitions) and one health key."""
+
+    def __init__(self, settings: Settings, name: str) -> None:
+        self.settings = settings
+        self.name = name
+        self.keys = settings.keys
+        self.counters = Counters()
+        self.share = Share(settings.partitions)
+        self.parts = [PartitionConsumer(settings, name, partition, self.counters, self.share)
+                      for partition in range(settings.partitions)]
+        self.ttl_ms = settings.consumer_lease_ms
+        self.last_heartbeat = 0.0
+
+    async def run(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
+        """Apply the partitions this process gets until ``stop``; on a clean stop leave
+        the registry so the others take its share at once."""
+        await self.check_partition_count(client)
+        await self.register(client)
+        tasks = [asyncio.create_task(part.run(client, stop)) for part in self.parts]
+        try:
+            while not stop.is_set() and not any(task.done() for task in tasks):
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.ttl_ms / 3000)
+                await self.register(client)
+        finally:
+            if not stop.is_set():  # one part failed (Redis went away): stop the others too
+                for task in tasks:
+                    task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            if stop.is_set():  # the last heartbeat carries the final counters
+                with contextlib.suppress(*RETRYABLE):
+                    await client.zrem(self.keys.consumers, self.name)
+                    await self.heartbeat(client)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(
+                    result, asyncio.CancelledError):
+                raise result
+
+    async def check_partition_count(self, client: aioredis.Redis) -> None:
+        """Record the partition count on first start; refuse another (entities would
+        change partition while their state stays where it is)."""
+        wanted = self.settings.partitions
+        await client.set(self.keys.partition_count, wanted, nx=True)
+        recorded = int(await client.get(self.keys.partition_count) or wanted)
+        if recorded != wanted:
+            raise PartitionCountMismatch(
+                f"this deployment has {recorded} partitions (key "
+                f"{self.keys.partition_count}) and DISPATCH_PARTITIONS is {wanted}: "
+                f"set it back to {recorded}; changing it needs the live state rebuilt")
+
+    async def register(self, client: aioredis.Redis) -> None:
+        """Say this process is running and count those that are: the share follows."""
+        now = time.time()
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.consumers, {self.name: now})
+            pipe.zremrangebyscore(self.keys.consumers, "-inf", now - self.ttl_ms / 1000)
+            pipe.zcard(self.keys.consumers)
+            *_, running = await pipe.execute()
+        self.share.consumers = max(1, int(running))
+        if time.monotonic() - self.last_heartbeat >= HEARTBEAT_SECONDS:
+            await self.heartbeat(client)
+
     async def heartbeat(self, client: aioredis.Redis) -> None:
+        self.last_heartbeat = time.monotonic()
+        held = sorted(self.share.held)
         body = {"name": self.name, "pid": os.getpid(), "time": time.time(),
-                "lease": "holder" if self.lease.held() else "standby",
-                "lease_key": self.lease.key, **asdict(self.counters)}
+                "lease": "holder" if held else "standby", "partitions": held,
+                "consumers": self.share.consumers, **asdict(self.counters)}
         await client.set(self.keys.health(self.name), json.dumps(body), ex=HEALTH_TTL_SECONDS)
+
+
+class PartitionCountMismatch(RuntimeError):
+    """DISPATCH_PARTITIONS differs from the count the deployment's data was built with."""
 
 
 @dataclass
@@ -680,7 +792,11 @@ def main(settings: Settings, argv: Sequence[str]) -> int:
     parser.add_argument("--name", default=default_name(),
                         help="consumer name in the group (default: host and pid)")
     args = parser.parse_args(list(argv))
-    asyncio.run(_main(settings, args.name))
+    try:
+        asyncio.run(_main(settings, args.name))
+    except PartitionCountMismatch as error:
+        log.error("consumer %s cannot start: %s", args.name, error)
+        return 2
     return 0
 
 

@@ -43,6 +43,18 @@ def partition_prefix(prefix: str, partition: int) -> str:
     return f"{prefix}:p{partition}"
 
 
+def fair_share(partitions: int, consumers: int) -> int:
+    """How many partitions one of ``consumers`` running consumers may hold: the shares
+    together cover every partition (a free one always has a taker)."""
+    return -(-partitions // max(1, consumers))
+
+
+def given_up(held: Sequence[int], share: int) -> list[int]:
+    """The partitions a consumer holding ``held`` gives up to get down to ``share``: its
+    highest-numbered ones (any rule works if every consumer follows the same one)."""
+    return sorted(held)[share:]
+
+
 def check_count(partitions: int) -> None:
     """Raise ValueError unless ``partitions`` is a usable partition count."""
     if not 1 <= partitions <= MAX_PARTITIONS:

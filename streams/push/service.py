@@ -37,7 +37,6 @@ from websockets.http11 import Request, Response
 
 from streams.audit import AuditWriter
 from streams.connections import RETRYABLE, backoff_seconds, connect
-from streams.core.keys import Keys
 from streams.core.proxies import TrustedProxies
 from streams.core.settings import Settings, is_cluster_url
 from streams.core.tokens import (

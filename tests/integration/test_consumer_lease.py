@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from streams.connections import connect
-from streams.consumer import LEASED_READ, Consumer, Decoded, Entry, stream_entries
+from streams.consumer import LEASED_READ, Decoded, Entry, PartitionConsumer, stream_entries
 from streams.core.events import Event
 from streams.core.keys import CONSUMER_GROUP, Keys
 from streams.core.settings import PROJECT_ROOT, Settings
@@ -228,7 +228,7 @@ def test_kill_9_of_the_holder_loses_nothing(
     assert victim not in names, "the dead holder's name stays in the group"
 
 
-class TakenOverMidBatch(Consumer):
+class TakenOverMidBatch(PartitionConsumer):
     """A consumer whose lease passes to another between its check and its EXEC (as when it
     is paused mid-batch past the TTL and a standby acquires)."""
 
@@ -240,7 +240,7 @@ class TakenOverMidBatch(Consumer):
         return planned
 
 
-async def read_as(consumer: Consumer, client: Any, count: int) -> list[Entry]:
+async def read_as(consumer: PartitionConsumer, client: Any, count: int) -> list[Entry]:
     """Entries read for ``consumer`` straight from the group (now pending on it)."""
     reply = await client.xreadgroup(CONSUMER_GROUP, consumer.name,
                                     {stream: ">" for stream in consumer.streams.values()},
