@@ -2,13 +2,14 @@
 rate on the same server.
 
 Usage: python tests/benchmarks/bench_consumer.py [REDIS_URL] [--events N] [--batch B]
-       [--consumers 1,2,4]
-Without a URL it starts its own embedded redis-server (AOF on, as under `make run`).
-Several consumers share one lease (streams/lease.py): one applies, the others stand by, so
-the figure shows what the lease costs and that standbys neither help nor hurt (partitioned
-streams, where they would share the work, are not built yet).
-Prints figures, then as LAST line JSON: a list of {consumers, events, applied_per_s,
-xadd_per_s, ratio, rss_*_mb} (RSS of the consumer that applied most).
+       [--consumers 1,2,4] [--partitions P]
+Without a URL it starts its own embedded redis-server (AOF on, as under `make run`); a
+``redis+cluster://`` URL runs against a Redis Cluster. Events go to P partitions (default:
+the largest consumer count) and the consumers split the partitions' leases
+(streams/consumer.py), so on a machine with cores to spare N consumers apply up to N
+times one's rate; with P=1 the others only stand by.
+Prints figures, then as LAST line JSON: a list of {consumers, partitions, events,
+applied_per_s, xadd_per_s, ratio, rss_*_mb} (RSS of the consumer that applied most).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ import redis
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from streams.clients import sync_client  # noqa: E402
 from streams.core.events import encode_event, source_of  # noqa: E402
 from streams.core.keys import EVENT_FIELD, RAW_STREAM_MAXLEN, SOURCES, Keys  # noqa: E402
+from streams.core.livestate import entity_id_of  # noqa: E402
 from streams.core.settings import Settings  # noqa: E402
 from streams.redis_server import EmbeddedRedis, free_port  # noqa: E402
 from tests.eventgen import generate_events  # noqa: E402
@@ -39,13 +42,14 @@ import asyncio, sys
 from streams.core.settings import Settings
 from streams.consumer import run_consumer
 settings = Settings(redis_url=sys.argv[1], key_prefix=sys.argv[2],
-                    consumer_batch=int(sys.argv[3]), consumer_block_ms=200)
+                    consumer_batch=int(sys.argv[3]), consumer_block_ms=200,
+                    partitions=int(sys.argv[5]))
 print("ready", flush=True)
 asyncio.run(run_consumer(settings, sys.argv[4], asyncio.Event()))
 """
 
 
-def mixed_events(total: int) -> list[bytes | tuple[str, bytes]]:
+def mixed_events(total: int) -> list[tuple[str, str, bytes]]:
     """About ``total`` events: ~45% AVL, ~45% call lifecycle, the rest alerts and shares."""
     calls = int(total * 0.45 / 6.3)
     units = 60
@@ -53,7 +57,7 @@ def mixed_events(total: int) -> list[bytes | tuple[str, bytes]]:
                              fixes_per_unit=int(total * 0.45 / units),
                              alerts=int(total * 0.05), shares=int(total * 0.025),
                              span_s=calls * 170.0)
-    return [(source_of(event), encode_event(event)) for event in events]  # type: ignore[misc]
+    return [(source_of(event), entity_id_of(event), encode_event(event)) for event in events]
 
 
 def xadd_all(client: redis.Redis, keys: Keys, payloads: list, chunk: int = 2000) -> float:
@@ -61,8 +65,8 @@ def xadd_all(client: redis.Redis, keys: Keys, payloads: list, chunk: int = 2000)
     started = time.perf_counter()
     for offset in range(0, len(payloads), chunk):
         with client.pipeline(transaction=False) as pipe:
-            for source, payload in payloads[offset:offset + chunk]:
-                pipe.xadd(keys.raw_stream(source), {EVENT_FIELD: payload},
+            for source, entity_id, payload in payloads[offset:offset + chunk]:
+                pipe.xadd(keys.of_entity(entity_id).raw_stream(source), {EVENT_FIELD: payload},
                           maxlen=RAW_STREAM_MAXLEN[source], approximate=True)
             pipe.execute()
     return time.perf_counter() - started
@@ -75,15 +79,24 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def summed_counts(client: redis.Redis, keys: Keys) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in keys.every_partition:
+        for name, value in client.hgetall(part.counts).items():
+            total[name.decode()] = total.get(name.decode(), 0) + int(value)
+    return total
+
+
 def handled(client: redis.Redis, keys: Keys) -> int:
-    counts = client.hgetall(keys.counts)
-    return sum(int(value) for name, value in counts.items()
-               if b":" not in name or name.endswith((b":rejected", b":duplicate", b":stale")))
+    return sum(value for name, value in summed_counts(client, keys).items()
+               if ":" not in name or name.endswith((":rejected", ":duplicate", ":stale")))
 
 
-def run(url: str, total: int, batch: int, consumers: int = 1) -> dict[str, float]:
-    client = redis.Redis.from_url(url)
-    keys = Keys(f"bench-{uuid.uuid4().hex[:8]}")
+def run(url: str, total: int, batch: int, consumers: int, partitions: int,
+        ) -> dict[str, float]:
+    client = sync_client(url)
+    keys = Settings(redis_url=url, key_prefix=f"bench-{uuid.uuid4().hex[:8]}",
+                    partitions=partitions).keys
     payloads = mixed_events(total)
     events = len(payloads)
     print(f"generated {events} events "
@@ -92,7 +105,8 @@ def run(url: str, total: int, batch: int, consumers: int = 1) -> dict[str, float
     xadd_rate = events / xadd_seconds
     print(f"XADD pipelined: {events} in {xadd_seconds:.2f}s = {xadd_rate:,.0f}/s")
     processes = [subprocess.Popen(
-        [sys.executable, "-c", CONSUMER_SCRIPT, url, keys.prefix, str(batch), f"bench-{n}"],
+        [sys.executable, "-c", CONSUMER_SCRIPT, url, keys.prefix.strip("{}"), str(batch),
+         f"bench-{n}", str(partitions)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)}) for n in range(consumers)]
     try:
@@ -116,16 +130,19 @@ def run(url: str, total: int, batch: int, consumers: int = 1) -> dict[str, float
             process.wait(timeout=30)
     samples = [max(samples, key=lambda sample: sample[-1] - sample[0])]  # the applier
     rate = events / seconds
-    counts = {k.decode(): int(v) for k, v in client.hgetall(keys.counts).items()}
-    print(f"{consumers} consumer(s) (batch {batch}): {events} applied in {seconds:.2f}s = "
-          f"{rate:,.0f}/s")
+    counts = summed_counts(client, keys)
+    print(f"{consumers} consumer(s) over {partitions} partition(s) (batch {batch}): {events} "
+          f"applied in {seconds:.2f}s = {rate:,.0f}/s")
     print(f"counts: {counts}")
     rss = samples[0]
     print(f"applying consumer's RSS MB: start {rss[0]:.1f}, end {rss[-1]:.1f}, "
           f"max {max(rss):.1f}")
-    for key in client.scan_iter(match=f"{keys.prefix}:*", count=1000):
-        client.delete(key)
-    return {"consumers": consumers, "events": events, "applied_per_s": round(rate),
+    for part in [keys, *keys.every_partition[1:]]:
+        for key in client.scan_iter(match=f"{part.prefix}:*", count=1000):
+            client.delete(key)
+    client.close()
+    return {"consumers": consumers, "partitions": partitions, "events": events,
+            "applied_per_s": round(rate),
             "xadd_per_s": round(xadd_rate), "ratio": round(rate / xadd_rate, 3),
             "rss_start_mb": round(rss[0], 1), "rss_end_mb": round(rss[-1], 1),
             "rss_max_mb": round(max(rss), 1), "batch": batch}
@@ -139,18 +156,22 @@ def main() -> int:
                         help="events per XREADGROUP (default: the settings default)")
     parser.add_argument("--consumers", default="1,2,4",
                         help="comma-separated consumer counts, one run each (default 1,2,4)")
+    parser.add_argument("--partitions", type=int, default=None,
+                        help="partitions (default: the largest consumer count)")
     args = parser.parse_args()
     counts = [int(n) for n in args.consumers.split(",")]
+    partitions = args.partitions or max(counts)
     if args.redis_url:
-        figures = [run(args.redis_url, args.events, args.batch, n) for n in counts]
+        figures = [run(args.redis_url, args.events, args.batch, n, partitions) for n in counts]
     else:
         with tempfile.TemporaryDirectory() as folder, \
                 EmbeddedRedis(Path(folder), free_port(), appendonly=True) as server:
-            figures = [run(server.url, args.events, args.batch, n) for n in counts]
-    print("consumers  applied/s  XADD/s  ratio")
+            figures = [run(server.url, args.events, args.batch, n, partitions)
+                       for n in counts]
+    print("consumers  partitions  applied/s  XADD/s  ratio")
     for row in figures:
-        print(f"{row['consumers']:>9}  {row['applied_per_s']:>9,}  {row['xadd_per_s']:>6,}"
-              f"  {row['ratio']:.3f}")
+        print(f"{row['consumers']:>9}  {row['partitions']:>10}  {row['applied_per_s']:>9,}"
+              f"  {row['xadd_per_s']:>6,}  {row['ratio']:.3f}")
     print(json.dumps(figures))
     return 0
 
