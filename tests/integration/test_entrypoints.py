@@ -13,7 +13,8 @@ from streams.core.settings import PROJECT_ROOT, Settings
 from streams.launcher import child_commands
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
-APP_SERVICES = {name: spec for name, spec in COMPOSE["services"].items() if name != "redis"}
+APP_SERVICES = {name: spec for name, spec in COMPOSE["services"].items()
+                if not name.startswith("redis")}
 
 
 def test_redis_service_is_redis_7_with_aof() -> None:
@@ -22,6 +23,39 @@ def test_redis_service_is_redis_7_with_aof() -> None:
     assert redis_service["image"] == "redis:7"
     assert "--appendonly" in redis_service["command"]
     assert redis_service["command"][redis_service["command"].index("--appendonly") + 1] == "yes"
+
+
+def test_compose_scales_out() -> None:
+    """`--scale consumer=3 --scale push=2` works: no service has a fixed container or
+    consumer name, push and web publish a range of host ports, and every app service
+    takes REDIS_URL and DISPATCH_PARTITIONS from the environment."""
+    for name, spec in APP_SERVICES.items():
+        assert "container_name" not in spec, name
+        assert spec["environment"]["REDIS_URL"].startswith("${REDIS_URL:-"), name
+        assert spec["environment"]["DISPATCH_PARTITIONS"] == "${DISPATCH_PARTITIONS:-1}", name
+    assert "--name" not in APP_SERVICES["consumer"]["command"]
+    for name in ("push", "web"):
+        (port,) = APP_SERVICES[name]["ports"]
+        low, high = (int(p) for p in port.split(":")[0].split("-"))
+        assert high - low >= 1, f"{name} needs a port range to scale"
+
+
+def test_cluster_profile_is_three_masters_with_a_replica_each() -> None:
+    """The `cluster` profile runs six Redis 7 nodes in cluster mode and creates the
+    cluster with one replica per master; app services wait for it only in that profile."""
+    services = COMPOSE["services"]
+    nodes = [spec for name, spec in services.items() if name.startswith("redis-node-")]
+    assert len(nodes) == 6
+    for spec in nodes:
+        assert spec["profiles"] == ["cluster"] and spec["image"] == "redis:7"
+        assert spec["command"][spec["command"].index("--cluster-enabled") + 1] == "yes"
+    init = services["redis-cluster-init"]
+    assert init["profiles"] == ["cluster"]
+    script = " ".join(init["command"])
+    assert "--cluster create" in script and "--cluster-replicas 1" in script
+    for name, spec in APP_SERVICES.items():
+        wait = spec.get("depends_on", {}).get("redis-cluster-init")
+        assert wait == {"condition": "service_completed_successfully", "required": False}, name
 
 
 def test_compose_runs_what_make_run_runs() -> None:
