@@ -92,10 +92,11 @@ async def read_replies(client: aioredis.Redis, keys: Keys, url: str) -> report.R
     version = await server_version(client)
     parts = [await read_partition(client, part, number, now)
              for number, part in enumerate(keys.every_partition)]
+    running: Any = await client.zrange(keys.consumers, 0, -1, withscores=True)
     return report.Replies(
         now=now, redis_url=url, key_prefix=keys.prefix, redis_version=version,
         **report.totals(parts), beats=await read_beats(client, keys), partitions=parts,
-        running=await client.zrange(keys.consumers, 0, -1, withscores=True))
+        running=[(name, float(score)) for name, score in running])
 
 
 async def read_partition(client: aioredis.Redis, keys: Keys, number: int,
