@@ -150,7 +150,8 @@ class HistoryStore:
         self._lock = threading.Lock()
         self._manifest_stamp: tuple[int, int] | None = None
         self._manifest = history.new_manifest(timezone)
-        self._tail = Tail(*[("0-0",) * keys.partitions] * 2)
+        nothing_read = ("0-0",) * keys.partitions
+        self._tail = Tail(after=nothing_read, last_id=nothing_read)
         self.results = ResultCache()
 
     # --- what a query reads ---------------------------------------------------------------

@@ -7,8 +7,8 @@ keys are listed in the README ("Operator's view") and only ever added to (``SCHE
 
 The rules are the ones the pages use: feed health is ``streams.core.feedhealth`` (the
 wall's), the counters are the consumer's (``Keys.counts``, ``Keys.freshness``,
-``Keys.rejected_codes``), and each partition is, for now, one raw stream read by the
-consumer group.
+``Keys.rejected_codes``), kept per partition and summed here (``totals``); each partition
+has its lease and its four raw streams read by the consumer group.
 """
 
 from __future__ import annotations
@@ -259,7 +259,8 @@ class Holder:
 
 @dataclass(frozen=True)
 class Partition:
-    """One raw stream as the consumer group reads it (one partition per stream, for now)."""
+    """One raw stream of one partition as the consumer group reads it (the JSON's
+    ``partitions``, named before partitions held several raw streams)."""
 
     name: str
     stream: str
