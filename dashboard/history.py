@@ -1,11 +1,12 @@
 """Response-time history for web workers: DuckDB over the history writer's Parquet files.
 
 A worker never holds the whole history. Each query reads the files listed in the folder's
-manifest (``streams/history.py`` appends them) plus the *tail*: the closed-stream entries
-after the manifest's last id, read from Redis (normally the last second or two; at most
-``history_tail_limit`` of them, so memory stays bounded even when the writer is down, and
-the page then says the figures are behind). Both go through ``streams.core.history``'s
-one table shape, so the files and the tail agree on every column.
+manifest (``streams/history.py`` appends them) plus the *tail*: every partition's
+closed-stream entries after the manifest's last id of that partition, read from Redis
+(normally the last second or two; at most ``history_tail_limit`` of them in all, so memory
+stays bounded even when the writer is down, and the page then says the figures are
+behind). Both go through ``streams.core.history``'s one table shape, so the files and the
+tail agree on every column.
 
 Every statistic is computed by DuckDB in SQL (``quantile_cont`` is linear interpolation,
 numpy's and pandas' default), on one selection per filter change: the rows of the period
@@ -106,13 +107,16 @@ class Selection:
 
 @dataclass(frozen=True)
 class Tail:
-    """Closed-stream entries after the manifest's last id, as one table."""
+    """Closed-stream entries after the manifest's last ids, every partition's, as one
+    table (rows in the order read: partition by partition, each in stream order)."""
 
-    after: str = "0-0"
-    """The manifest id these follow."""
-    last_id: str = "0-0"
+    after: tuple[str, ...] = ("0-0",)
+    """The manifest's ids (one per partition) these follow."""
+    last_id: tuple[str, ...] = ("0-0",)
+    """The last id read, per partition."""
     table: pd.DataFrame = field(default_factory=history.empty_table)
-    ids: list[tuple[int, int]] = field(default_factory=list)
+    ids: list[tuple[int, int, int]] = field(default_factory=list)
+    """Per row: (partition, stream id as a pair)."""
     complete: bool = True
     """False when more than the tail limit is waiting: figures leave out the newest."""
 
@@ -146,7 +150,8 @@ class HistoryStore:
         self._lock = threading.Lock()
         self._manifest_stamp: tuple[int, int] | None = None
         self._manifest = history.new_manifest(timezone)
-        self._tail = Tail()
+        nothing_read = ("0-0",) * keys.partitions
+        self._tail = Tail(after=nothing_read, last_id=nothing_read)
         self.results = ResultCache()
 
     # --- what a query reads ---------------------------------------------------------------
@@ -154,7 +159,8 @@ class HistoryStore:
         """The manifest's files and a fresh tail (one short XRANGE when nothing changed)."""
         with self._lock:
             manifest = self._read_manifest()
-            self._refresh_tail(str(manifest["last_id"]))
+            self._refresh_tail(tuple(history.manifest_positions(manifest,
+                                                                self.keys.partitions)))
             files = tuple(str(self.folder / entry["name"]) for entry in manifest["files"])
             return State(files, int(manifest["rows"]), self._tail, manifest.get("written"))
 
@@ -174,26 +180,35 @@ class HistoryStore:
                 pass
         return self._manifest
 
-    def _refresh_tail(self, after: str) -> None:
+    def _refresh_tail(self, after: tuple[str, ...]) -> None:
         # A new Tail every time, never changed in place: a query in another thread keeps
         # the rows (and the stamp its cached results are filed under) it started with.
         tail = self._tail if self._tail.after == after else _tail_after(self._tail, after)
-        start = f"({tail.last_id}"
+        tail = replace(tail, complete=True)
+        for partition, keys in enumerate(self.keys.every_partition):
+            tail = self._tail_of(tail, partition, keys.closed)
+        self._tail = tail
+
+    def _tail_of(self, tail: Tail, partition: int, stream: str) -> Tail:
+        """``tail`` with one partition's newer entries, as many as the limit leaves room for
+        (one XRANGE of one stream: a partition's own slot on a cluster)."""
+        start = f"({tail.last_id[partition]}"
         room = self.tail_limit - len(tail.table)
         if room <= 0:
-            complete = not self.client.xrange(self.keys.closed, start, "+", count=1)
-            self._tail = replace(tail, complete=complete)
-            return
-        entries = self.client.xrange(self.keys.closed, start, "+", count=room + 1)
-        complete, entries = len(entries) <= room, entries[:room]
+            complete = not self.client.xrange(stream, start, "+", count=1)
+            return replace(tail, complete=tail.complete and complete)
+        entries = self.client.xrange(stream, start, "+", count=room + 1)
+        complete, entries = tail.complete and len(entries) <= room, entries[:room]
         if not entries:
-            self._tail = replace(tail, complete=complete)
-            return
+            return replace(tail, complete=complete)
         new = history.table_of_entries(entries, self.timezone)
-        self._tail = replace(
-            tail, complete=complete, last_id=reply_text(entries[-1][0]),
+        last_id = list(tail.last_id)
+        last_id[partition] = reply_text(entries[-1][0])
+        return replace(
+            tail, complete=complete, last_id=tuple(last_id),
             table=pd.concat([tail.table, new], ignore_index=True) if len(tail.table) else new,
-            ids=tail.ids + [history.stream_id_key(entry_id) for entry_id, _ in entries])
+            ids=tail.ids + [(partition, *history.stream_id_key(entry_id))
+                            for entry_id, _ in entries])
 
     # --- queries ----------------------------------------------------------------------------
     @contextmanager
@@ -271,16 +286,21 @@ def select_frame(table: pd.DataFrame, selection: Selection) -> Iterator[Query]:
         cursor.close()
 
 
-def _tail_after(tail: Tail, after: str) -> Tail:
-    """The tail without the entries the files now hold (ids up to ``after``)."""
-    boundary = history.stream_id_key(after)
-    keep = [index for index, key in enumerate(tail.ids) if key > boundary]
-    if not keep or history.stream_id_key(tail.last_id) <= boundary:
+def _tail_after(tail: Tail, after: tuple[str, ...]) -> Tail:
+    """The tail without the entries the files now hold (each partition's ids up to its
+    id in ``after``). A tail of another partition count is dropped whole."""
+    if len(tail.last_id) != len(after):
         return Tail(after=after, last_id=after)
-    first = keep[0]
-    return Tail(after=after, last_id=tail.last_id,
-                table=tail.table.iloc[first:].reset_index(drop=True),
-                ids=tail.ids[first:], complete=tail.complete)
+    bounds = [history.stream_id_key(entry_id) for entry_id in after]
+    keep = [index for index, (partition, *key) in enumerate(tail.ids)
+            if tuple(key) > bounds[partition]]
+    last_id = tuple(held if history.stream_id_key(held) > bound else entry_id
+                    for held, bound, entry_id in zip(tail.last_id, bounds, after, strict=True))
+    if not keep:
+        return Tail(after=after, last_id=last_id)
+    return Tail(after=after, last_id=last_id,
+                table=tail.table.iloc[keep].reset_index(drop=True),
+                ids=[tail.ids[index] for index in keep], complete=tail.complete)
 
 
 @dataclass

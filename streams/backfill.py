@@ -6,11 +6,13 @@ consumer writes (``livestate.closed_record`` of a closed ``CallState``), which i
 read API's response-time series are computed from. Gunshot files (a ``shots`` mapping)
 become alert bodies in ``keys.alerts`` (history only: never in the active set).
 
-Idempotent: a chunk's call ids are checked against ``keys.closed_ids`` (calls already
-closed, by the live consumer or an earlier backfill) and ``keys.backfill_done(source)``
-before anything is written, and each chunk is written in one MULTI/EXEC together with
-those sets, so re-running the same file (even after a crash mid-way) writes nothing twice.
-Rejected rows go to the dead-letter stream once (their ``file:row`` is remembered too).
+Each call's record goes to its partition's closed stream (``keys.of_entity(call_id)``),
+each alert to its partition's alerts. Idempotent: a chunk's call ids are checked against
+their partition's ``closed_ids`` (calls already closed, by the live consumer or an earlier
+backfill) and the deployment's ``backfill_done(source)`` before anything is written, and
+each partition's share of a chunk is written in one MULTI/EXEC with its ``closed_ids``, so
+re-running the same file (even after a crash mid-way) writes nothing twice. Rejected rows
+go to the deployment's dead-letter stream once (their ``file:row`` is remembered too).
 
 Memory stays flat: rows are streamed, grouped per call in the mapping's bounded window,
 and written in chunks of ``CHUNK_ITEMS``; the next chunk is parsed while Redis applies the
@@ -47,6 +49,7 @@ from streams.core.events import InvalidEvent, is_qol
 from streams.core.keys import CLOSED_MAXLEN, Keys
 from streams.core.livestate import closed_record
 from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord
+from streams.core.partitions import partition_of
 from streams.core.settings import Settings
 from streams.mapping_files import admission_for, load_mapping, read_csv_rows
 from streams.publish import queue_deadletter
@@ -223,16 +226,8 @@ class _Writer:
             await task
 
     def _write(self, chunk: _Chunk) -> None:
-        keys, source = self.keys, self.mapping.source
         ids, reject_keys = list(chunk.items), list(chunk.rejects)
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.smismember(keys.backfill_done(source), ids + reject_keys)
-            if self.mapping.kind == "calls" and ids:
-                pipe.smismember(keys.closed_ids, ids)
-            replies = pipe.execute()
-        seen = [bool(flag) for flag in replies[0]]
-        if len(replies) > 1:  # closed by the live consumer counts as loaded too
-            seen[:len(ids)] = [a or bool(b) for a, b in zip(seen, replies[1], strict=False)]
+        seen = self._seen(ids, reject_keys)
         new_ids = [item for item, was in zip(ids, seen[:len(ids)], strict=True) if not was]
         new_rejects = [key for key, was in zip(reject_keys, seen[len(ids):], strict=True)
                        if not was]
@@ -240,29 +235,64 @@ class _Writer:
         self.summary.already_loaded += len(ids) - len(new_ids)
         if not new_ids and not new_rejects:
             return
-        with self.client.pipeline(transaction=True) as pipe:
-            self._queue(pipe, chunk, new_ids, new_rejects)
-            pipe.execute()
+        # Each partition's items in its own MULTI (one slot on a cluster); the deployment's
+        # (partition 0's) last, with the dead letters and the done set: a crash before it
+        # leaves calls in closed_ids, which count as loaded on the re-run.
+        by_partition = self._by_partition(new_ids)
+        for number in sorted(by_partition, reverse=True):
+            with self.client.pipeline(transaction=True) as pipe:
+                self._queue_items(pipe, self.keys.partition(number), chunk,
+                                  by_partition[number])
+                if number == 0:
+                    self._queue_done(pipe, chunk, new_ids, new_rejects)
+                pipe.execute()
+        if 0 not in by_partition:
+            with self.client.pipeline(transaction=True) as pipe:
+                self._queue_done(pipe, chunk, new_ids, new_rejects)
+                pipe.execute()
 
-    def _queue(self, pipe: Any, chunk: _Chunk, new_ids: list[str],
-               new_rejects: list[str]) -> None:
+    def _by_partition(self, ids: list[str]) -> dict[int, list[str]]:
+        """``ids`` grouped by their partition's number."""
+        grouped: dict[int, list[str]] = {}
+        for item in ids:
+            grouped.setdefault(partition_of(item, self.keys.partitions), []).append(item)
+        return grouped
+
+    def _seen(self, ids: list[str], reject_keys: list[str]) -> list[bool]:
+        """Per id, then per rejected row: loaded before (this source's done set, or, for
+        calls, closed already in its partition, by the live consumer or an earlier run)."""
         keys, source = self.keys, self.mapping.source
+        seen = [bool(flag) for flag in
+                self.client.smismember(keys.backfill_done(source), ids + reject_keys)]
+        if self.mapping.kind != "calls" or not ids:
+            return seen
+        closed = dict.fromkeys(ids, False)
+        for number, members in self._by_partition(ids).items():
+            flags = self.client.smismember(keys.partition(number).closed_ids, members)
+            closed.update(zip(members, map(bool, flags), strict=True))
+        return [was or closed[item] for item, was in zip(ids, seen, strict=False)] + \
+            seen[len(ids):]
+
+    def _queue_items(self, pipe: Any, keys: Keys, chunk: _Chunk, ids: list[str]) -> None:
+        """One partition's new closed records (and closed ids) or alert bodies."""
         if self.mapping.kind == "calls":
-            for call_id in new_ids:
+            for call_id in ids:
                 pipe.xadd(keys.closed, chunk.items[call_id], maxlen=CLOSED_MAXLEN,
                           approximate=True)
-            if new_ids:
-                pipe.sadd(keys.closed_ids, *new_ids)
-        elif new_ids:
+            pipe.sadd(keys.closed_ids, *ids)
+        else:
             pipe.hset(keys.alerts, mapping={alert_id: _encode(chunk.items[alert_id])
-                                            for alert_id in new_ids})
+                                            for alert_id in ids})
+
+    def _queue_done(self, pipe: Any, chunk: _Chunk, new_ids: list[str],
+                    new_rejects: list[str]) -> None:
+        """The deployment's part: dead letters of rejected rows and the done set."""
+        source = self.mapping.source
         for key in new_rejects:
             row = chunk.rejects[key]
-            queue_deadletter(pipe, keys, deadletter_entry(source, row.code, row.reason, row.raw,
-                                                          file=row.file, row=row.row))
-        done = new_ids + new_rejects
-        if done:
-            pipe.sadd(keys.backfill_done(source), *done)
+            queue_deadletter(pipe, self.keys, deadletter_entry(
+                source, row.code, row.reason, row.raw, file=row.file, row=row.row))
+        pipe.sadd(self.keys.backfill_done(source), *new_ids, *new_rejects)
 
 
 @dataclass(frozen=True)
@@ -399,8 +429,8 @@ def _init_worker(stop: Any, rows: list[Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _load_shard(url: str, prefix: str, mapping_path: str, base_dir: str, paths: list[str],
-                shard: int, shards: int, progress: bool,
+def _load_shard(url: str, prefix: str, partitions: int, mapping_path: str, base_dir: str,
+                paths: list[str], shard: int, shards: int, progress: bool,
                 admission: Admission | None = None) -> Summary:
     """Worker process: load one shard of the calls, publishing rows read as it goes."""
     rows = _worker_rows[shard]
@@ -416,8 +446,9 @@ def _load_shard(url: str, prefix: str, mapping_path: str, base_dir: str, paths: 
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
     try:
-        asyncio.run(backfill(client, Keys(prefix), mapping, [Path(p) for p in paths],
-                             _worker_stop, progress, summary, (shard, shards), admission))
+        asyncio.run(backfill(client, Keys(prefix, partitions), mapping,
+                             [Path(p) for p in paths], _worker_stop, progress, summary,
+                             (shard, shards), admission))
     finally:
         done.set()
         reporter.join()
@@ -465,8 +496,9 @@ async def backfill_files(url: str, keys: Keys, mapping_path: Path, base_dir: Pat
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                              initargs=(flag, counters)) as pool:
         futures = [loop.run_in_executor(
-            pool, _load_shard, url, keys.prefix, str(mapping_path), str(base_dir),
-            [str(path) for path in paths], shard, workers, progress and shard == 0, admission)
+            pool, _load_shard, url, keys.prefix, keys.partitions, str(mapping_path),
+            str(base_dir), [str(path) for path in paths], shard, workers,
+            progress and shard == 0, admission)
             for shard in range(workers)]
         relay = asyncio.create_task(_relay_stop(stop, flag, counters, rows))
         try:

@@ -1,23 +1,26 @@
 """The history writer (`python -m streams history`): the closed-calls stream as Parquet.
 
-One writer per history folder tails ``keys.closed`` (XREAD from the last id it wrote) and
-appends what it reads to Parquet files (DuckDB writes them, zstd, sorted by
-``anchor_time`` so a period query reads only the row groups it needs). Web workers query
-those files with DuckDB instead of holding every closed call in memory, and read the few
-entries the files do not hold yet straight from the stream (see dashboard/history.py).
+One writer per history folder tails every partition's ``keys.closed`` (XREAD from the last
+id it wrote of each) and appends what it reads to Parquet files (DuckDB writes them, zstd,
+sorted by ``anchor_time`` so a period query reads only the row groups it needs). Web
+workers query those files with DuckDB instead of holding every closed call in memory, and
+read the few entries the files do not hold yet straight from the streams (see
+dashboard/history.py).
 
 The folder holds immutable Parquet files and ``manifest.json`` (files, rows, the last
-stream id they hold). Every change is: write a new file under a temporary name, rename
-it, then replace the manifest by rename. A reader therefore always sees a complete set;
-files merged away are listed as retired and deleted only after RETIRE_GRACE_SECONDS, so
-a query that started before the merge can finish. A crash between the two renames leaves
-an unlisted file, deleted at the next start. Idempotent by stream id: nothing is written
-twice, and a restart carries on from the manifest.
+stream id they hold of each partition: ``last_ids``, ``last_id`` being partition 0's; a
+one-partition manifest has only ``last_id``, as before partitions). Every change is: write
+a new file under a temporary name, rename it, then replace the manifest by rename. A
+reader therefore always sees a complete set; files merged away are listed as retired and
+deleted only after RETIRE_GRACE_SECONDS, so a query that started before the merge can
+finish. A crash between the two renames leaves an unlisted file, deleted at the next
+start. Idempotent by stream id: nothing is written twice, and a restart carries on from
+the manifest.
 
 A second writer on the same folder waits on the folder's lock (``writer.lock``) and takes
 over when the first stops. The folder is rebuilt from the stream when its time zone is not
 the settings' (the wall-clock column would be wrong) or when the stream was recreated
-(its newest id is older than the manifest's: a flushed or replaced Redis).
+(a partition's newest id is older than the manifest's: a flushed or replaced Redis).
 """
 
 from __future__ import annotations
@@ -61,9 +64,10 @@ STANDBY_SECONDS = 5.0
 class HistoryFolder:
     """The Parquet files and manifest of one deployment's history (synchronous I/O)."""
 
-    def __init__(self, folder: Path, timezone: str) -> None:
+    def __init__(self, folder: Path, timezone: str, partitions: int = 1) -> None:
         self.folder = folder
         self.timezone = timezone
+        self.partitions = partitions
         self.folder.mkdir(parents=True, exist_ok=True)
         self.manifest = history.parse_manifest(self._read(history.MANIFEST_NAME), timezone)
         self.db = duckdb.connect(config={"threads": 1, "memory_limit": "512MB"})
@@ -76,7 +80,13 @@ class HistoryFolder:
 
     @property
     def last_id(self) -> str:
+        """Partition 0's position (the only one with one partition)."""
         return str(self.manifest["last_id"])
+
+    @property
+    def positions(self) -> list[str]:
+        """The last closed-stream id the files hold, per partition."""
+        return history.manifest_positions(self.manifest, self.partitions)
 
     def clean_start(self) -> None:
         """Delete files no manifest lists (a crash between file and manifest renames)."""
@@ -93,13 +103,15 @@ class HistoryFolder:
         self.manifest = {**history.new_manifest(self.timezone), "retired": retired}
         self._save()
 
-    def append(self, table: pd.DataFrame, last_id: str) -> None:
-        """Write ``table`` as one new file and move the manifest to ``last_id``."""
+    def append(self, table: pd.DataFrame, positions: Sequence[str]) -> None:
+        """Write ``table`` as one new file and move the manifest to ``positions`` (the
+        last id read, per partition): the file and its positions change in one rename."""
         files = list(self.manifest["files"])
         if len(table):
             files.append({"name": self._write(table), "rows": int(len(table))})
-        self.manifest = {**self.manifest, "files": files, "last_id": last_id,
-                         "rows": sum(int(entry["rows"]) for entry in files)}
+        self.manifest = history.with_positions(
+            {**self.manifest, "files": files,
+             "rows": sum(int(entry["rows"]) for entry in files)}, positions)
         self._save()
 
     def compact(self) -> bool:
@@ -190,44 +202,64 @@ class HistoryWriter:
         self.flush_seconds = settings.history_flush_seconds
         self.buffer: list[pd.DataFrame] = []
         self.buffered_rows = 0
-        self.buffer_last_id = folder.last_id
+        self.buffer_positions = folder.positions
+        """Per partition, the last closed-stream id read (in the buffer or the files)."""
         self.buffer_since = 0.0
         self.written = 0
         self.last_heartbeat = 0.0
 
     async def check_stream(self, client: aioredis.Redis) -> None:
-        """Rebuild when the stream is older than what the files hold (Redis replaced)."""
-        if self.folder.last_id == "0-0":
-            return
-        try:
-            info = await client.xinfo_stream(self.keys.closed)
-        except aioredis.ResponseError:  # no stream at all
-            info = {"last-generated-id": b"0-0"}
-        newest = info.get("last-generated-id") or b"0-0"
-        if history.stream_id_key(newest) < history.stream_id_key(self.folder.last_id):
-            self.folder.reset(f"the closed stream ends at {reply_text(newest)}, before "
-                              f"the files' {self.folder.last_id}")
-            self.buffer_last_id = self.folder.last_id
+        """Rebuild when a partition's stream is older than what the files hold of it
+        (Redis replaced)."""
+        for keys, held in zip(self.keys.every_partition, self.folder.positions, strict=True):
+            if held == "0-0":
+                continue
+            try:
+                info = await client.xinfo_stream(keys.closed)
+            except aioredis.ResponseError:  # no stream at all
+                info = {"last-generated-id": b"0-0"}
+            newest = info.get("last-generated-id") or b"0-0"
+            if history.stream_id_key(newest) < history.stream_id_key(held):
+                self.folder.reset(f"the closed stream {keys.closed} ends at "
+                                  f"{reply_text(newest)}, before the files' {held}")
+                self.buffer_positions = self.folder.positions
+                return
 
     async def run(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
         await self.check_stream(client)
         while not stop.is_set():
-            entries = await self.read(client)
-            if entries:
-                self.add(entries)
-            caught_up = len(entries) < READ_COUNT
+            caught_up = await self.read_round(client)
             if self.due(caught_up):
                 await asyncio.to_thread(self.flush)
             await self.housekeeping(client)
-        if self.buffered_rows or self.buffer_last_id != self.folder.last_id:
+        if self.buffered_rows or self.buffer_positions != self.folder.positions:
             await asyncio.to_thread(self.flush)
 
-    async def read(self, client: aioredis.Redis) -> list[Any]:
-        """The next entries after the buffer, as hiredis built them ([id, [k, v, ...]]):
-        turning a million replies into dicts first would cost more than the parsing."""
-        block = int(min(1.0, self.flush_seconds) * 1000)
+    async def read_round(self, client: aioredis.Redis) -> bool:
+        """Read every partition's closed stream once into the buffer; True when caught up
+        (each gave fewer than READ_COUNT). With several partitions each is read without
+        blocking (one XREAD over streams of two partitions would span slots on a
+        cluster), so a round that found nothing waits as one blocking read would."""
+        caught_up, found = True, 0
+        for partition in range(self.keys.partitions):
+            entries = await self.read(client, partition)
+            if entries:
+                self.add(partition, entries)
+            caught_up = caught_up and len(entries) < READ_COUNT
+            found += len(entries)
+        if not found and self.keys.partitions > 1:
+            await asyncio.sleep(min(1.0, self.flush_seconds))
+        return caught_up
+
+    async def read(self, client: aioredis.Redis, partition: int = 0) -> list[Any]:
+        """The next entries of one partition's closed stream after the buffer, as hiredis
+        built them ([id, [k, v, ...]]): turning a million replies into dicts first would
+        cost more than the parsing. Blocks for new entries only with one partition."""
+        block = int(min(1.0, self.flush_seconds) * 1000) if self.keys.partitions == 1 \
+            else None
+        stream = self.keys.partition(partition).closed
         # XREAD's reply callback is _as_is on this client: the reply as hiredis built it.
-        reply: Any = await client.xread({self.keys.closed: self.buffer_last_id},
+        reply: Any = await client.xread({stream: self.buffer_positions[partition]},
                                         count=READ_COUNT, block=block)
         if not reply:
             return []
@@ -235,13 +267,13 @@ class HistoryWriter:
         streams = list(reply.values()) if isinstance(reply, dict) else [s[1] for s in reply]
         return list(streams[0])
 
-    def add(self, entries: Sequence[Any]) -> None:
+    def add(self, partition: int, entries: Sequence[Any]) -> None:
         table = history.table_of_entries(entries, self.settings.timezone)
         if not self.buffered_rows:
             self.buffer_since = time.monotonic()
         self.buffer.append(table)
         self.buffered_rows += len(table)
-        self.buffer_last_id = reply_text(entries[-1][0])
+        self.buffer_positions[partition] = reply_text(entries[-1][0])
 
     def due(self, caught_up: bool) -> bool:
         if not self.buffered_rows:
@@ -253,7 +285,7 @@ class HistoryWriter:
     def flush(self) -> None:
         table = pd.concat(self.buffer, ignore_index=True) if self.buffer else \
             history.empty_table()
-        self.folder.append(table, self.buffer_last_id)
+        self.folder.append(table, list(self.buffer_positions))
         self.written += len(table)
         self.buffer, self.buffered_rows = [], 0
         self.folder.compact()
@@ -288,7 +320,7 @@ async def run_history_writer(settings: Settings, stop: asyncio.Event) -> int:
         lock.release()
         return 0
     try:
-        folder = HistoryFolder(path, settings.timezone)
+        folder = HistoryFolder(path, settings.timezone, settings.partitions)
         folder.clean_start()
         log.info("history writer on %s: %d rows in %d files, from stream id %s", path,
                  folder.manifest["rows"], len(folder.manifest["files"]), folder.last_id)

@@ -56,7 +56,7 @@ def seed_reason_to_skip(settings: Settings, client: redis.Redis, keys: Keys) -> 
         return "a real feed is configured (DISPATCH_POLL_MAPPINGS or DISPATCH_SIMULATE=false)"
     if client.exists(keys.history_seeded):
         return "history was seeded before"
-    if client.xlen(keys.closed):
+    if any(client.xlen(part.closed) for part in keys.every_partition):
         return "closed calls exist already"
     return None
 

@@ -1,7 +1,8 @@
 """`python -m streams status [--json]`: an operator's view of the Redis it is pointed at.
 
-Reads live-state counts, dead letters, feed counters and freshness, the raw streams'
-consumer group and the processes' heartbeats in a few pipelined round trips, and prints
+Reads every partition's live-state counts, dead letters, feed counters and freshness,
+lease and raw streams' consumer group (each partition in pipelines of its own keys: one
+slot on a cluster), the processes' heartbeats and the running consumers, and prints
 ``streams.core.status``'s report (the rules live there). Exit 0 when Redis answered, 2 with
 one line on stderr when it cannot be reached or refuses the credentials.
 """
@@ -85,9 +86,23 @@ def poll_feed(settings: Settings, path: Any) -> str:
 
 
 async def read_replies(client: aioredis.Redis, keys: Keys, url: str) -> report.Replies:
-    """Everything the report needs, in a few round trips."""
+    """Everything the report needs: each partition in a few round trips of its own (one
+    slot on a cluster), the deployment's heartbeats and running consumers."""
     now = time.time()
     version = await server_version(client)
+    parts = [await read_partition(client, part, number, now)
+             for number, part in enumerate(keys.every_partition)]
+    running: Any = await client.zrange(keys.consumers, 0, -1, withscores=True)
+    return report.Replies(
+        now=now, redis_url=url, key_prefix=keys.prefix, redis_version=version,
+        **report.totals(parts), beats=await read_beats(client, keys), partitions=parts,
+        running=[(name, float(score)) for name, score in running])
+
+
+async def read_partition(client: aioredis.Redis, keys: Keys, number: int,
+                         now: float) -> report.PartitionReplies:
+    """One partition's live-state counts, dead letters, counters, lease and raw streams,
+    in one pipeline over its keys only."""
     async with client.pipeline(transaction=False) as pipe:
         pipe.zcard(keys.calls_open)
         pipe.zcard(keys.calls_closed_index)
@@ -108,15 +123,13 @@ async def read_replies(client: aioredis.Redis, keys: Keys, url: str) -> report.R
         replies = await pipe.execute(raise_on_error=False)
     *live, dl_length, dl_newest, dl_codes, freshness, counts = replies[:11]
     lease_value, lease_ttl = (_answer(reply) for reply in replies[11:13])
-    streams = await read_streams(client, keys, replies[13:])
-    return report.Replies(
-        now=now, redis_url=url, key_prefix=keys.prefix,
-        redis_version=version,
+    return report.PartitionReplies(
+        partition=number, key_prefix=keys.prefix,
         live=dict(zip(("open_calls", "closed_calls_recent", "closed_records", "units",
                        "active_alerts", "active_shares"), map(_answer, live), strict=True)),
         deadletter_length=_answer(dl_length), deadletters=_answer(dl_newest),
         deadletter_codes=_answer(dl_codes), freshness=_answer(freshness),
-        counts=_answer(counts), streams=streams, beats=await read_beats(client, keys),
+        counts=_answer(counts), streams=await read_streams(client, keys, replies[13:], number),
         lease=None if lease_value is None else (lease_value, int(lease_ttl)))
 
 
@@ -133,12 +146,12 @@ async def server_version(client: aioredis.Redis) -> str | None:
     return None if version is None else str(version)
 
 
-async def read_streams(client: aioredis.Redis, keys: Keys,
-                       replies: list[Any]) -> list[report.StreamReplies]:
-    """Each raw stream with its group's consumers and, where Redis gives no lag, a count
-    of the entries not yet delivered (at most LAG_COUNT_LIMIT + 1)."""
+async def read_streams(client: aioredis.Redis, keys: Keys, replies: list[Any],
+                       number: int = 0) -> list[report.StreamReplies]:
+    """Each raw stream of partition ``number`` with its group's consumers and, where Redis
+    gives no lag, a count of the entries not yet delivered (at most LAG_COUNT_LIMIT + 1)."""
     streams = [report.StreamReplies(source, keys.raw_stream(source), _unless_missing(info),
-                                    _unless_missing(groups) or [])
+                                    _unless_missing(groups) or [], partition=number)
                for source, info, groups in zip(SOURCES, replies[::2], replies[1::2],
                                                strict=True)]
     grouped = [s for s in streams if report.consumer_group(s.groups) is not None]
@@ -154,8 +167,8 @@ async def read_streams(client: aioredis.Redis, keys: Keys,
     undelivered = {s.source: len(entries) for (s, _), entries
                    in zip(counted, answers[len(grouped):], strict=True)}
     return [report.StreamReplies(s.source, s.stream, s.info, s.groups,
-                                 consumers.get(s.source, []), undelivered.get(s.source))
-            for s in streams]
+                                 consumers.get(s.source, []), undelivered.get(s.source),
+                                 number) for s in streams]
 
 
 async def read_beats(client: aioredis.Redis,

@@ -202,6 +202,28 @@ def new_manifest(timezone: str) -> dict[str, Any]:
             "rows": 0, "files": [], "retired": [], "written": None}
 
 
+def manifest_positions(manifest: dict[str, Any], partitions: int) -> list[str]:
+    """The last closed-stream id the files hold, per partition: ``last_ids`` (one per
+    partition), else the single ``last_id`` of a one-partition manifest as partition 0's;
+    a partition the manifest does not name has nothing in the files yet."""
+    held = manifest.get("last_ids")
+    if not isinstance(held, list):
+        held = [manifest.get("last_id", "0-0")]
+    positions = [str(entry_id) for entry_id in held[:partitions]]
+    return positions + ["0-0"] * (partitions - len(positions))
+
+
+def with_positions(manifest: dict[str, Any], positions: Sequence[str]) -> dict[str, Any]:
+    """``manifest`` holding ``positions`` (one id per partition). ``last_id`` stays partition
+    0's, and a one-partition manifest keeps only it, exactly as before partitions."""
+    moved = {**manifest, "last_id": positions[0]}
+    if len(positions) > 1:
+        moved["last_ids"] = list(positions)
+    else:
+        moved.pop("last_ids", None)
+    return moved
+
+
 def parse_manifest(text: bytes | str | None, timezone: str) -> dict[str, Any]:
     """The manifest in ``text``; an empty one when there is none or it is not ours (other
     version, other time zone: its wall-clock columns would be wrong, so it is rebuilt)."""

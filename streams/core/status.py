@@ -7,8 +7,8 @@ keys are listed in the README ("Operator's view") and only ever added to (``SCHE
 
 The rules are the ones the pages use: feed health is ``streams.core.feedhealth`` (the
 wall's), the counters are the consumer's (``Keys.counts``, ``Keys.freshness``,
-``Keys.rejected_codes``), and each partition is, for now, one raw stream read by the
-consumer group.
+``Keys.rejected_codes``), kept per partition and summed here (``totals``); each partition
+has its lease and its four raw streams read by the consumer group.
 """
 
 from __future__ import annotations
@@ -29,10 +29,13 @@ from streams.core.keys import (
     SOURCES,
     lease_owner,
 )
+from streams.core.partitions import stream_id_key
 from streams.core.replies import reply_text
 
-SCHEMA = 1
-"""Version of the JSON report; a change that removes or renames a key raises it."""
+SCHEMA = 2
+"""Version of the JSON report; a change that removes or renames a key raises it, and so
+does a change in what a key means. 2: partitions (``by_partition``, one row each; the
+``partitions`` rows, one per raw stream, gained ``partition``), ``consumers``."""
 DEADLETTER_SCAN = 1000
 """Newest dead letters grouped by reason code; past this the grouping says it is sampled
 (the stream's length and the all-time counters by code stay exact)."""
@@ -65,6 +68,24 @@ class StreamReplies:
     groups: Sequence[Mapping[str, Any]] = ()
     consumers: Sequence[Mapping[str, Any]] = ()
     undelivered: int | None = None
+    partition: int = 0
+
+
+@dataclass(frozen=True)
+class PartitionReplies:
+    """One partition's keys as Redis answered (read in one pipeline: on a cluster each
+    partition's keys share one hash tag, so one slot)."""
+
+    partition: int
+    key_prefix: str
+    live: Mapping[str, int]
+    deadletter_length: int
+    deadletters: Sequence[tuple[Any, Mapping[Any, Any]]]
+    deadletter_codes: Mapping[Any, Any]
+    freshness: Mapping[Any, Any]
+    counts: Mapping[Any, Any]
+    streams: Sequence[StreamReplies]
+    lease: tuple[Any, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +110,49 @@ class Replies:
     """``feedhealth.heartbeats``: (process, payload, seconds left) of every health key."""
     lease: tuple[Any, int] | None = None
     """The consumers' lease (``Keys.lease``): its value and PTTL, None when nobody holds it."""
+    partitions: Sequence[PartitionReplies] = ()
+    """Each partition's own replies (``totals`` made the fields above of them); empty: the
+    fields above are the one partition's."""
+    running: Sequence[tuple[Any, float]] = ()
+    """``Keys.consumers``: (consumer name, epoch s of its last heartbeat)."""
+
+
+def totals(parts: Sequence[PartitionReplies]) -> dict[str, Any]:
+    """The deployment's ``Replies`` fields from its partitions': counts summed, dead
+    letters merged newest first, freshness the newest of any partition, every raw stream,
+    and partition 0's lease (``lease``, as with one partition)."""
+    newest = sorted((entry for part in parts for entry in part.deadletters),
+                    key=lambda entry: stream_id_key(_text(entry[0])), reverse=True)
+    return {
+        "live": {name: sum(int(part.live[name]) for part in parts)
+                 for name in (parts[0].live if parts else {})},
+        "deadletter_length": sum(part.deadletter_length for part in parts),
+        "deadletters": newest[:DEADLETTER_SCAN],
+        "deadletter_codes": _summed(part.deadletter_codes for part in parts),
+        "freshness": _newest(part.freshness for part in parts),
+        "counts": _summed(part.counts for part in parts),
+        "streams": [stream for part in parts for stream in part.streams],
+        "lease": parts[0].lease if parts else None,
+    }
+
+
+def _summed(hashes: Iterable[Mapping[Any, Any]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for fields in hashes:
+        total.update({_text(name): int(value) for name, value in fields.items()})
+    return dict(total)
+
+
+def _newest(hashes: Iterable[Mapping[Any, Any]]) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for fields in hashes:
+        for name, value in fields.items():
+            try:
+                number = float(value)
+            except ValueError:  # not a time: as assemble_freshness, not known
+                continue
+            found[_text(name)] = max(found.get(_text(name), number), number)
+    return found
 
 
 @dataclass(frozen=True)
@@ -195,7 +259,8 @@ class Holder:
 
 @dataclass(frozen=True)
 class Partition:
-    """One raw stream as the consumer group reads it (one partition per stream, for now)."""
+    """One raw stream of one partition as the consumer group reads it (the JSON's
+    ``partitions``, named before partitions held several raw streams)."""
 
     name: str
     stream: str
@@ -209,6 +274,8 @@ class Partition:
     """Set (and ``lag`` None) when counting stopped at LAG_COUNT_LIMIT."""
     last_delivered_id: str | None
     holders: list[Holder]
+    partition: int = 0
+    """The partition this raw stream belongs to (``Keys.partition``)."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +295,68 @@ def lease_holder(reply: tuple[Any, int] | None, partition: int = 0) -> LeaseHold
     value, pttl_ms = reply
     owner = lease_owner(_text(value))
     return LeaseHolder(str(partition), owner, pttl_ms / 1000 if pttl_ms >= 0 else None)
+
+
+@dataclass(frozen=True)
+class PartitionRow:
+    """One partition (``streams.core.partitions``): who applies it and how far behind."""
+
+    partition: int
+    key_prefix: str
+    holder: str | None
+    """The lease holder; None: nobody applies this partition's events."""
+    expires_in_s: float | None
+    pending: int | None
+    """Entries delivered to a consumer and not yet acked, over its raw streams."""
+    lag: int | None
+    """Entries not yet delivered, over its raw streams (None: not known)."""
+    lag_at_least: int | None
+    """Set (and ``lag`` None) when a stream's count stopped at LAG_COUNT_LIMIT."""
+    open_calls: int
+    closed_records: int
+    dead_letters: int
+
+
+@dataclass(frozen=True)
+class RunningConsumer:
+    """A consumer in ``Keys.consumers``, by its last heartbeat there."""
+
+    name: str
+    heartbeat_at: float
+    age_s: float
+
+
+def partition_row(part: PartitionReplies, recent_ms: int) -> PartitionRow:
+    """One partition's row: its lease, and its raw streams' pending and lag summed."""
+    lease = lease_holder(part.lease, part.partition)
+    streams = [partition(stream, recent_ms) for stream in part.streams]
+    pending = [row.pending for row in streams if row.pending is not None]
+    lag, at_least = _summed_lag(streams)
+    return PartitionRow(
+        partition=part.partition, key_prefix=part.key_prefix, holder=lease.holder,
+        expires_in_s=lease.expires_in_s, pending=sum(pending) if pending else None,
+        lag=lag, lag_at_least=at_least, open_calls=int(part.live["open_calls"]),
+        closed_records=int(part.live["closed_records"]),
+        dead_letters=int(part.deadletter_length))
+
+
+def _summed_lag(streams: Sequence[Partition]) -> tuple[int | None, int | None]:
+    """(lag, at least) over raw streams: unknown if any is, "at least" if any counted
+    stopped short."""
+    if not streams or any(row.lag is None and row.lag_at_least is None for row in streams):
+        return None, None
+    total = sum(row.lag if row.lag is not None else row.lag_at_least or 0 for row in streams)
+    if any(row.lag_at_least is not None for row in streams):
+        return None, total
+    return total, None
+
+
+def running_consumers(running: Sequence[tuple[Any, float]], now: float
+                      ) -> list[RunningConsumer]:
+    """``Keys.consumers`` newest heartbeat first."""
+    rows = [RunningConsumer(_text(name), float(at), max(0.0, now - float(at)))
+            for name, at in running]
+    return sorted(rows, key=lambda row: (row.age_s, row.name))
 
 
 @dataclass(frozen=True)
@@ -258,6 +387,9 @@ class Report:
     processes: list[Process]
     lease: LeaseHolder
     schema: int = SCHEMA
+    by_partition: list[PartitionRow] = dataclasses.field(default_factory=list)
+    """One row per partition (``partitions`` has one per raw stream of each)."""
+    consumers: list[RunningConsumer] = dataclasses.field(default_factory=list)
 
 
 def build_report(replies: Replies, expected: Expected) -> Report:
@@ -277,7 +409,17 @@ def build_report(replies: Replies, expected: Expected) -> Report:
                     for stream in replies.streams],
         processes=processes(replies.beats, consumers, expected.processes, replies.now),
         lease=lease_holder(replies.lease),
+        by_partition=[partition_row(part, expected.recent_ms)
+                      for part in replies.partitions or [_only_partition(replies)]],
+        consumers=running_consumers(replies.running, replies.now),
     )
+
+
+def _only_partition(replies: Replies) -> PartitionReplies:
+    """The one partition whose replies are the deployment's own."""
+    return PartitionReplies(0, replies.key_prefix, replies.live, replies.deadletter_length,
+                            replies.deadletters, replies.deadletter_codes, replies.freshness,
+                            replies.counts, replies.streams, replies.lease)
 
 
 # --- dead letters ---------------------------------------------------------------------------
@@ -367,7 +509,7 @@ def partition(stream: StreamReplies, recent_ms: int,
         pending=None if group is None else _int(group.get("pending")),
         lag=lag, lag_at_least=at_least,
         last_delivered_id=None if group is None else _text(group.get("last-delivered-id")),
-        holders=holders)
+        holders=holders, partition=stream.partition)
 
 
 def _lag(stream: StreamReplies, group: Mapping[str, Any] | None) -> tuple[int | None, int | None]:
@@ -493,7 +635,7 @@ def report_text(report: Report) -> str:
             f"key prefix {redis['key_prefix']})")
     parts = [head, _live_text(report.live), _deadletter_text(report.dead_letters),
              _feeds_text(report.feeds),
-             _partitions_text(report.partitions) + "\n" + _lease_text(report.lease),
+             _partitions_text(report),
              _processes_text(report.processes)]
     return "\n\n".join(parts) + "\n"
 
@@ -532,20 +674,58 @@ def _feeds_text(rows: Sequence[Feed]) -> str:
         for row in rows])
 
 
-def _partitions_text(rows: Sequence[Partition]) -> str:
-    def lag(row: Partition) -> str:
-        return f">= {_n(row.lag_at_least)}" if row.lag_at_least is not None else _n(row.lag)
+def _partitions_text(report: Report) -> str:
+    """One partition: its raw streams and its lease, as before partitions; several: a row
+    per partition, then every raw stream with its partition's number."""
+    if len(report.by_partition) <= 1:
+        text = _streams_text(report.partitions) + "\n" + _lease_text(report.lease)
+    else:
+        text = _partition_rows_text(report.by_partition) + "\n" + _streams_text(
+            report.partitions, "  Raw streams")
+    return text + _running_text(report.consumers)
 
+
+def _lag_text(row: Partition | PartitionRow) -> str:
+    return f">= {_n(row.lag_at_least)}" if row.lag_at_least is not None else _n(row.lag)
+
+
+def _partition_rows_text(rows: Sequence[PartitionRow]) -> str:
+    def holder(row: PartitionRow) -> str:
+        if row.holder is None:
+            return "free - nobody applies its events"
+        return f"{row.holder} (expires in {_duration(row.expires_in_s)} unless renewed)"
+
+    title = f"{SECTIONS[3]} ({len(rows)}, each applied by the holder of its lease)"
+    return _table(title, ("partition", "key prefix", "open calls", "closed records",
+                          "dead letters", "pending", "lag", "lease"), [
+        (str(row.partition), row.key_prefix, _n(row.open_calls), _n(row.closed_records),
+         _n(row.dead_letters), _n(row.pending), _lag_text(row), holder(row)) for row in rows])
+
+
+def _running_text(rows: Sequence[RunningConsumer]) -> str:
+    if not rows:
+        return ""
+    return "\n  consumers running: " + ", ".join(
+        f"{row.name} (seen {_ago(row.age_s)})" for row in rows)
+
+
+def _streams_text(rows: Sequence[Partition], title: str = "") -> str:
     def holders(row: Partition) -> str:
         if not row.group_exists:
             return "no consumer group yet"
         return "; ".join(f"{holder.name} ({_n(holder.pending)} pending, idle "
                          f"{_duration(holder.idle_s)})" for holder in row.holders) or "none"
 
-    title = f"{SECTIONS[3]} (one per raw stream, consumer group {CONSUMER_GROUP})"
-    return _table(title, ("partition", "entries", "consumers", "pending", "lag", "holders"), [
-        (row.name, _n(row.length), _n(row.consumers), _n(row.pending), lag(row), holders(row))
-        for row in rows])
+    if not title:  # one partition: a row per raw stream, as before partitions
+        title = f"{SECTIONS[3]} (one per raw stream, consumer group {CONSUMER_GROUP})"
+        return _table(title, ("partition", "entries", "consumers", "pending", "lag",
+                              "holders"), [
+            (row.name, _n(row.length), _n(row.consumers), _n(row.pending), _lag_text(row),
+             holders(row)) for row in rows])
+    return _table(f"{title} (consumer group {CONSUMER_GROUP})", (
+        "partition", "stream", "entries", "consumers", "pending", "lag", "holders"), [
+        (str(row.partition), row.name, _n(row.length), _n(row.consumers), _n(row.pending),
+         _lag_text(row), holders(row)) for row in rows])
 
 
 def _lease_text(lease: LeaseHolder) -> str:

@@ -162,6 +162,20 @@ def test_producers_and_the_consumer_run_under_their_users(
     assert "no permissions" not in caplog.text  # nothing refused and retried
 
 
+def test_backfill_and_history_reach_every_partition_under_their_users(
+        server: EmbeddedRedis, admin: redis.Redis, tmp_path: Path) -> None:
+    """With 3 partitions, backfill writes each call's record and closed id in its partition
+    and the history writer files every partition's closed stream, each as its own user."""
+    keys = Keys(KEYS.prefix, 3)
+    sample = tmp_path / "sf_sample.csv"
+    sample.write_text("".join(SF_CSV.read_text().splitlines(True)[:200]))
+    loaded = backfill(url_of(server, "backfill"), keys, "sf_fire_calls", sample).loaded
+    assert loaded and all(admin.xlen(part.closed) for part in keys.every_partition)
+    history = as_user(server, "history", tmp_path, history_flush_seconds=0.2, partitions=3)
+    with Writer(history):
+        _wait_for(lambda: manifest(history)["rows"] == loaded, "every partition's records")
+
+
 async def _consume_until_drained(settings: Settings, admin: redis.Redis) -> int:
     counters = await consume_until_drained(settings, admin, "consumer-acl")
     assert admin.exists(KEYS.health("consumer-acl"))

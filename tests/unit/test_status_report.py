@@ -247,7 +247,7 @@ def test_health_keys_parse_like_the_wall_reads_them() -> None:
 
 JSON_KEYS = {
     "": {"schema", "generated_at", "redis", "live", "dead_letters", "feeds", "partitions",
-         "processes", "lease"},
+         "processes", "lease", "by_partition", "consumers"},
     "redis": {"url", "version", "key_prefix"},
     "live": {"open_calls", "closed_calls_recent", "closed_records", "units", "active_alerts",
              "active_shares"},
@@ -256,7 +256,11 @@ JSON_KEYS = {
     "feeds": {"source", "state", "text", "applied", "rejected", "duplicate", "stale_skipped",
               "event_time", "seen", "age_s", "limit_s"},
     "partitions": {"name", "stream", "length", "group", "group_exists", "consumers",
-                   "pending", "lag", "lag_at_least", "last_delivered_id", "holders"},
+                   "pending", "lag", "lag_at_least", "last_delivered_id", "holders",
+                   "partition"},
+    "by_partition": {"partition", "key_prefix", "holder", "expires_in_s", "pending", "lag",
+                     "lag_at_least", "open_calls", "closed_records", "dead_letters"},
+    "consumers": {"name", "heartbeat_at", "age_s"},
     "holders": {"name", "pending", "idle_s", "beating"},
     "lease": {"partition", "holder", "expires_in_s"},
     "processes": {"name", "kind", "state", "age_s", "limit_s", "expires_in_s", "detail",
@@ -272,14 +276,14 @@ def test_json_keys_are_the_documented_ones() -> None:
     report = st.build_report(replies(
         deadletter_length=1, deadletters=[letter("invalid", "x")],
         streams=[stream("cad", {"length": 3, "last-generated-id": b"3-0"}, (group("1-0"),),
-                            consumers)], beats=beats),
+                            consumers)], beats=beats, running=[(b"c1", NOW - 1)]),
         st.Expected(LIMITS))
     data = json.loads(json.dumps(st.report_json(report)))
     assert set(data) == JSON_KEYS[""] and data["schema"] == st.SCHEMA
     for section in ("redis", "live", "dead_letters", "lease"):
         assert set(data[section]) == JSON_KEYS[section]
     assert set(data["dead_letters"]["by_code"][0]) == JSON_KEYS["by_code"]
-    for section in ("feeds", "partitions", "processes"):
+    for section in ("feeds", "partitions", "processes", "by_partition", "consumers"):
         assert all(set(row) == JSON_KEYS[section] for row in data[section])
     assert set(data["partitions"][0]["holders"][0]) == JSON_KEYS["holders"]
     assert data["partitions"][0]["lag"] is None  # 6.2, behind, not counted
