@@ -176,6 +176,27 @@ def test_backfill_and_history_reach_every_partition_under_their_users(
         _wait_for(lambda: manifest(history)["rows"] == loaded, "every partition's records")
 
 
+def test_producers_and_the_consumer_reach_every_partition_under_their_users(
+        server: EmbeddedRedis, admin: redis.Redis, tmp_path: Path) -> None:
+    """With 3 partitions the simulator publishes to each entity's partition and the
+    consumer applies every partition, registering and recording the count, as their users."""
+    keys = Keys(KEYS.prefix, 3)
+    events = generate_events(73, calls=30, units=4, fixes_per_unit=6, alerts=2, shares=2)
+
+    async def simulate() -> None:
+        publisher = Publisher(url_of(server, "simulator"), keys)
+        assert await publisher.send(events, asyncio.Event())
+        assert publisher.client is not None
+        await publisher.client.aclose()
+
+    asyncio.run(simulate())
+    consumer = as_user(server, "consumer", tmp_path, partitions=3)
+    assert asyncio.run(_consume_until_drained(consumer, admin)) == len(events)
+    assert all(admin.hlen(part.calls) and admin.xlen(part.changes)
+               for part in keys.every_partition)
+    assert admin.get(keys.partition_count) == b"3"
+
+
 async def _consume_until_drained(settings: Settings, admin: redis.Redis) -> int:
     counters = await consume_until_drained(settings, admin, "consumer-acl")
     assert admin.exists(KEYS.health("consumer-acl"))

@@ -63,12 +63,12 @@ def drained(r: redis.Redis, keys: Keys) -> bool:
 async def consume_until_drained(settings: Settings, r: redis.Redis, name: str = "c1",
                                 ) -> Counters:
     """Run one consumer in this process until the raw streams are drained, then stop it."""
-    keys = Keys(settings.key_prefix)
+    partitions = settings.keys.every_partition
     stop = asyncio.Event()
     task = asyncio.create_task(run_consumer(settings, name, stop))
     deadline = time.monotonic() + DRAIN_TIMEOUT
     await asyncio.sleep(0.05)
-    while not drained(r, keys):
+    while not all(drained(r, keys) for keys in partitions):
         assert not task.done(), task.exception() if task.done() else ""
         assert time.monotonic() < deadline, "consumer did not drain the streams"
         await asyncio.sleep(0.05)
