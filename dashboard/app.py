@@ -28,7 +28,6 @@ from dashboard.live import push_url
 from streams.clients import sync_client
 from streams.core.access import User
 from streams.core.history import folder_of
-from streams.core.keys import Keys
 from streams.core.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 from dashboard.audit import AuditLog
 from streams.clients import sync_client
 from streams.core import audit as rules
-from streams.core.keys import Keys
 from streams.core.settings import Settings
 
 

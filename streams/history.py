@@ -39,7 +39,7 @@ import redis.asyncio as aioredis
 
 from streams.connections import RETRYABLE, backoff_seconds, connect
 from streams.core import history
-from streams.core.keys import HEALTH_TTL_SECONDS, Keys
+from streams.core.keys import HEALTH_TTL_SECONDS
 from streams.core.replies import reply_text
 from streams.core.settings import Settings
 
