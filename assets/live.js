@@ -79,6 +79,16 @@
     return (Number(x[0]) - Number(y[0])) || (Number(x[1] || 0) - Number(y[1] || 0));
   }
 
+  // A cursor is one id per partition ("5-0,7-1"): a message at `cursor` may hold changes a
+  // page at `held` lacks when any partition's id is ahead; cursors of different lengths
+  // count as newer (the page takes what it is given). streams.core.partitions.
+  // cursor_is_newer is the same rule; tests/cases/cursors.json is the table both pass.
+  function cursorIsNewer(cursor, held) {
+    var next = String(cursor).split(","), have = String(held).split(",");
+    if (next.length !== have.length) { return true; }
+    return next.some(function (id, at) { return compareIds(id, have[at]) > 0; });
+  }
+
   function applySnapshot(message) {
     eachKind(function (kind) {
       var name = kind.plural, next = {};
@@ -128,7 +138,7 @@
       applySnapshot(message);
     } else if (message.type === "delta") {
       // Deltas replayed around a snapshot or resync may repeat what we hold: skip them.
-      if (live.lastId !== null && compareIds(message.last_id, live.lastId) <= 0) { return false; }
+      if (live.lastId !== null && !cursorIsNewer(message.last_id, live.lastId)) { return false; }
       message.changes.forEach(applyChange);
       live.lastId = message.last_id;
     } else {
@@ -397,6 +407,6 @@
   }
 
   setInterval(watchConfig, 100);
-  window.dispatchLive.compareIds = compareIds;
+  window.dispatchLive.cursorIsNewer = cursorIsNewer;
   window.dispatchLive.subscribe = subscribe;
 })();

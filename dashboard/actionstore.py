@@ -10,6 +10,10 @@ relays to every page. Two officers claiming at once: both WATCH the same key, on
 succeeds, the other's fails and it re-reads to find the call taken. An action id that
 was already answered gets that same answer again and writes nothing (so a device can
 resend whatever it is not sure arrived). CAD state is only read, never written.
+
+Every key one action touches is its call's partition's (``Keys.of_entity``: one hash tag,
+one slot on a cluster), so the work change is in that partition's changes stream, in order
+with the call's own changes.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from streams.core.keys import (
     WORK_TTL_SECONDS,
     Keys,
 )
+from streams.core.partitions import stream_id_key
 from streams.core.replies import reply_text
 
 log = logging.getLogger(__name__)
@@ -59,7 +64,8 @@ class ActionStore:
               ) -> tuple[dict[str, Any], bool]:
         """(answer, repeated): the answer to ``action`` by ``actor``; ``repeated`` is True
         when its id was answered before (nothing was written this time)."""
-        work_key, done_key = self.keys.work(action.call_id), self.keys.action_done(action.id)
+        keys = self.keys.of_entity(action.call_id)
+        work_key, done_key = keys.work(action.call_id), keys.action_done(action.id)
         for _ in range(ATTEMPTS):
             with self.client.pipeline(transaction=True) as pipe:
                 try:
@@ -67,13 +73,13 @@ class ActionStore:
                     done = pipe.get(done_key)
                     if done is not None:
                         return _repeat(_decode(done), action, actor), True
-                    call = _json_or_none(pipe.hget(self.keys.calls, action.call_id))
+                    call = _json_or_none(pipe.hget(keys.calls, action.call_id))
                     work = _json_or_none(pipe.get(work_key))
                     moment = time.time() if now is None else now
                     decision = actions.decide(work, call, action, actor, moment)
                     answer = {**decision.answer(action), "by": actor.name}
                     pipe.multi()
-                    self._write(pipe, action, actor, call, decision, answer, moment)
+                    self._write(pipe, keys, action, actor, call, decision, answer, moment)
                     pipe.execute()
                 except redis.WatchError:
                     continue
@@ -83,9 +89,10 @@ class ActionStore:
         raise ActionBusy(f"call {action.call_id} changed {ATTEMPTS} times while applying "
                          f"action {action.id}; send it again")
 
-    def _write(self, pipe: Any, action: Action, actor: Actor, call: dict[str, Any] | None,
-               decision: Decision, answer: dict[str, Any], now: float) -> None:
-        keys = self.keys
+    def _write(self, pipe: Any, keys: Keys, action: Action, actor: Actor,
+               call: dict[str, Any] | None, decision: Decision, answer: dict[str, Any],
+               now: float) -> None:
+        """The action's writes, queued in the MULTI, all on ``keys`` (the call's partition)."""
         pipe.set(keys.action_done(action.id), _encode(answer), ex=ACTION_ID_TTL_SECONDS)
         if not decision.changed:
             return
@@ -102,19 +109,25 @@ class ActionStore:
 
     # --- reads ---------------------------------------------------------------------------
     def work_of(self, call_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """call id -> work record, for the calls that have one."""
-        if not call_ids:
-            return {}
-        values = self.client.mget([self.keys.work(call_id) for call_id in call_ids])
-        return {call_id: work for call_id, work in
-                ((call_id, _json_or_none(value)) for call_id, value in
-                 zip(call_ids, values, strict=True)) if work is not None}
+        """call id -> work record, for the calls that have one (one MGET per partition)."""
+        by_partition: dict[Keys, list[str]] = {}
+        for call_id in call_ids:
+            by_partition.setdefault(self.keys.of_entity(call_id), []).append(call_id)
+        found: dict[str, dict[str, Any]] = {}
+        for keys, ids in by_partition.items():
+            values = self.client.mget([keys.work(call_id) for call_id in ids])
+            found.update((call_id, work) for call_id, work in
+                         ((call_id, _json_or_none(value)) for call_id, value in
+                          zip(ids, values, strict=True)) if work is not None)
+        return {call_id: found[call_id] for call_id in call_ids if call_id in found}
 
     def outcomes(self, start: float, end: float) -> list[dict[str, str]]:
         """Outcome records of calls marked handled from ``start`` to ``end`` (epoch s,
         by when the server received them: stream ids are its clock)."""
-        entries = self.client.xrange(self.keys.outcomes, f"{int(start * 1000)}",
-                                     f"{int(end * 1000)}")
+        entries = sorted((entry for keys in self.keys.every_partition
+                          for entry in self.client.xrange(keys.outcomes, f"{int(start * 1000)}",
+                                                          f"{int(end * 1000)}")),
+                         key=lambda entry: stream_id_key(reply_text(entry[0])))
         return [_text_fields(fields) for _, fields in entries]
 
 

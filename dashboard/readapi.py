@@ -1,16 +1,18 @@
 """The synchronous read API the dashboard calls: live state out of Redis as plain data.
 
 Only the consumer writes live state (streams/state-contract.md, "Writers"); this module
-only reads. Entities come back as public views (internal fields dropped); pages that serve
-tablet roles pass them through ``streams.core.access.public_view(entity, role)`` again to
-drop caller details.
+only reads. Live state is in partitions (``streams.core.partitions``): each read goes to
+every partition's keys (never one command across partitions: they are different slots on a
+cluster) and the answers are merged as one index would hold them. Entities come back as
+public views (internal fields dropped); pages that serve tablet roles pass them through
+``streams.core.access.public_view(entity, role)`` again to drop caller details.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -19,8 +21,9 @@ import redis
 from streams.core import changefeed, feedhealth
 from streams.core.access import without_internals
 from streams.core.events import CATEGORIES
-from streams.core.keys import SOURCES, Keys
+from streams.core.keys import Keys
 from streams.core.livestate import CLOSED_FIELDS
+from streams.core.partitions import stream_id_key
 from streams.core.replies import reply_text
 
 NUMERIC_CLOSED_FIELDS = (
@@ -57,15 +60,15 @@ class LiveReader:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
         self.keys = keys
+        self.partitions = keys.every_partition
 
     # --- calls ----------------------------------------------------------------------
     def open_calls(self, category: str | None = None, district: str | None = None,
                    neighborhood: str | None = None, qol_only: bool = False,
                    ) -> list[dict[str, Any]]:
         """Open calls in queue order (priority, then oldest first), optionally filtered."""
-        index = self.keys.queue(category) if category else self.keys.calls_open
-        ids = self.client.zrange(index, 0, -1)
-        calls = self._bodies(self.keys.calls, ids)
+        calls = self._indexed(lambda keys: keys.queue(category) if category
+                              else keys.calls_open, lambda keys: keys.calls)
         return [call for call in calls
                 if (district is None or call.get("district") == district)
                 and (neighborhood is None or call.get("neighborhood") == neighborhood)
@@ -74,12 +77,15 @@ class LiveReader:
     def queue_counts(self, district: str | None = None) -> dict[str, int]:
         """Open calls per category (every category present, zero when empty)."""
         if district is None:
-            with self.client.pipeline(transaction=False) as pipe:
-                for category in CATEGORIES:
-                    pipe.zcard(self.keys.queue(category))
-                sizes = pipe.execute()
-            return {category: int(size) for category, size in zip(CATEGORIES, sizes,
-                                                                   strict=True)}
+            counts = dict.fromkeys(CATEGORIES, 0)
+            for keys in self.partitions:
+                with self.client.pipeline(transaction=False) as pipe:
+                    for category in CATEGORIES:
+                        pipe.zcard(keys.queue(category))
+                    sizes = pipe.execute()
+                for category, size in zip(CATEGORIES, sizes, strict=True):
+                    counts[category] += int(size)
+            return counts
         counts = dict.fromkeys(CATEGORIES, 0)
         for call in self.open_calls(district=district):
             counts[call["category"]] = counts.get(call["category"], 0) + 1
@@ -87,13 +93,13 @@ class LiveReader:
 
     def call(self, call_id: str) -> dict[str, Any] | None:
         """One call (open or recently closed), or None."""
-        body = self.client.hget(self.keys.calls, call_id)
+        body = self.client.hget(self.keys.of_entity(call_id).calls, call_id)
         return None if body is None else without_internals(_json.decode(body))
 
     # --- units, alerts, shares -------------------------------------------------------
     def units(self) -> list[dict[str, Any]]:
         """Every known unit, sorted by unit id."""
-        bodies = self.client.hvals(self.keys.units)
+        bodies = [body for keys in self.partitions for body in self.client.hvals(keys.units)]
         return sorted(_decode_all(bodies), key=lambda unit: unit["unit_id"])
 
     def units_near(self, lat: float, lon: float, radius_m: float,
@@ -102,51 +108,47 @@ class LiveReader:
 
         ``status=None`` returns units of every status.
         """
-        found = self.client.geosearch(self.keys.units_geo, longitude=lon, latitude=lat,
-                                      radius=radius_m, unit="m", withdist=True, sort="ASC")
-        if not found:
-            return []
-        ids = [member for member, _ in found]
-        bodies = self.client.hmget(self.keys.units, ids)
         near = []
-        for (_, distance), body in zip(found, bodies, strict=True):
-            if body is None:
+        for keys in self.partitions:
+            found = self.client.geosearch(keys.units_geo, longitude=lon, latitude=lat,
+                                          radius=radius_m, unit="m", withdist=True, sort="ASC")
+            if not found:
                 continue
-            unit = without_internals(_json.decode(body))
-            if status is None or unit["status"] == status:
-                unit["distance_m"] = float(distance)
-                near.append(unit)
-        return near
+            bodies = self.client.hmget(keys.units, [member for member, _ in found])
+            for (_, distance), body in zip(found, bodies, strict=True):
+                if body is None:
+                    continue
+                unit = without_internals(_json.decode(body))
+                if status is None or unit["status"] == status:
+                    unit["distance_m"] = float(distance)
+                    near.append(unit)
+        return sorted(near, key=lambda unit: unit["distance_m"])
 
     def active_alerts(self, max_age_s: float = 3600,
                       now: float | None = None) -> list[dict[str, Any]]:
         """Gunshot alerts detected within ``max_age_s`` of ``now`` (default: wall clock),
         newest first."""
         now = time.time() if now is None else now
-        ids = self.client.zrevrangebyscore(self.keys.alerts_active, "+inf", now - max_age_s)
-        return self._bodies(self.keys.alerts, ids)
+        return self._indexed(lambda keys: keys.alerts_active, lambda keys: keys.alerts,
+                             since=now - max_age_s)
 
     def active_shares(self) -> list[dict[str, Any]]:
         """Open video/radio shares, oldest first."""
-        ids = self.client.zrange(self.keys.shares_active, 0, -1)
-        return self._bodies(self.keys.shares, ids)
+        return self._indexed(lambda keys: keys.shares_active, lambda keys: keys.shares)
 
     # --- feeds ----------------------------------------------------------------------
     def freshness(self) -> dict[str, dict[str, Any]]:
         """Per source: newest event time, when it was applied, applied and rejected counts."""
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.keys.freshness)
-            pipe.hgetall(self.keys.counts)
-            raw_fresh, raw_counts = pipe.execute()
-        fresh = {reply_text(name): float(value) for name, value in raw_fresh.items()}
-        counts = {reply_text(name): int(value) for name, value in raw_counts.items()}
-        return {
-            source: {
-                "event_time": fresh.get(source), "seen": fresh.get(f"{source}:seen"),
-                "count": counts.get(source, 0), "rejected": counts.get(f"{source}:rejected", 0),
-            }
-            for source in SOURCES
-        }
+        fresh, counts = [], []
+        for keys in self.partitions:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.freshness)
+                pipe.hgetall(keys.counts)
+                raw_fresh, raw_counts = pipe.execute()
+            fresh.append(raw_fresh)
+            counts.append(raw_counts)
+        return changefeed.assemble_freshness(changefeed.merge_freshness(fresh),
+                                             changefeed.merge_counts(counts))
 
     def heartbeats(self) -> list[tuple[str, dict[str, Any], float]]:
         """(process, payload, seconds until it expires) of every live health key
@@ -167,19 +169,30 @@ class LiveReader:
         """Everything a live page needs, plus the changes-stream id it is consistent with:
         the push service's snapshot message (``streams.core.changefeed``) for a full view,
         so a polling page and a pushed page see the same thing."""
+        scored = len(self.partitions) > 1
+        read, bodies = changefeed.merge_partitions([self._snapshot_of(keys, scored)
+                                                    for keys in self.partitions])
+        return changefeed.assemble_snapshot(read, bodies, "full")
+
+    def _snapshot_of(self, keys: Keys, scored: bool,
+                     ) -> tuple[changefeed.SnapshotRead, changefeed.Bodies]:
+        """One partition's state and changes-stream tip, read in one MULTI of its keys."""
         with self.client.pipeline(transaction=True) as pipe:
-            for command in changefeed.snapshot_reads(self.keys, time.time()):
+            for command in changefeed.snapshot_reads(keys, time.time(), scored):
                 pipe.execute_command(*command)
-            read = changefeed.read_step_one(self.keys, pipe.execute())
+            read = changefeed.read_step_one(keys, pipe.execute(), scored)
         with self.client.pipeline(transaction=False) as pipe:
             for command in read.body_reads():
                 pipe.execute_command(*command)
-            bodies = read.bodies(pipe.execute())
-        return changefeed.assemble_snapshot(read, bodies, "full")
+            return read, read.bodies(pipe.execute())
 
     def deadletters(self, count: int = 100) -> list[dict[str, Any]]:
         """The newest dead-lettered events: id, source, entry_id, reason, payload (text)."""
-        entries = self.client.xrevrange(self.keys.deadletter, "+", "-", count=count)
+        entries = sorted((entry for keys in self.partitions
+                          for entry in self.client.xrevrange(keys.deadletter, "+", "-",
+                                                             count=count)),
+                         key=lambda entry: stream_id_key(reply_text(entry[0])),
+                         reverse=True)[:count]
         letters = []
         for entry_id, fields in entries:
             letter = {reply_text(name): reply_text(value) for name, value in fields.items()}
@@ -187,7 +200,20 @@ class LiveReader:
             letters.append(letter)
         return letters
 
-    def _bodies(self, hash_key: str, ids: Sequence[bytes | str]) -> list[dict[str, Any]]:
-        if not ids:
-            return []
-        return _decode_all(self.client.hmget(hash_key, list(ids)))
+    def _indexed(self, index: Callable[[Keys], str], bodies: Callable[[Keys], str],
+                 since: float | None = None) -> list[dict[str, Any]]:
+        """The bodies of every partition's members of an index, in its score order as one
+        index would hold them (ties by id); ``since``: newest first, scores from it on."""
+        scored: list[tuple[float, str, bytes]] = []
+        for keys in self.partitions:
+            if since is None:
+                members = self.client.zrange(index(keys), 0, -1, withscores=True)
+            else:
+                members = self.client.zrevrangebyscore(index(keys), "+inf", since,
+                                                       withscores=True)
+            if members:
+                found = self.client.hmget(bodies(keys), [member for member, _ in members])
+                scored += [(score, reply_text(member), body) for (member, score), body
+                           in zip(members, found, strict=True) if body is not None]
+        scored.sort(key=lambda item: (item[0], item[1]), reverse=since is not None)
+        return _decode_all(body for _, _, body in scored)

@@ -10,7 +10,9 @@ come in, records and JSON-ready messages go out.
 - A snapshot is read in two steps described here, not in each reader: ``snapshot_reads``
   (one MULTI: the stream's newest id, every live index, freshness and counts), then
   ``body_reads`` (the bodies of the indexed members), and ``assemble_snapshot`` turns the
-  replies into the message for one view.
+  replies into the message for one view. With several partitions each partition's keys
+  are read so (scored), and ``merge_partitions`` makes them one snapshot whose ``last_id``
+  is the cursor of every partition's tip (``streams.core.partitions``).
 - Entity kinds are a table (``KINDS``): a new kind (tablet actions, say) is one
   ``register(EntityKind(...))`` naming its keys; push scopes and filters it, both readers
   put it in snapshots, and pages learn the table from ``kinds_table`` (assets/live.js has
@@ -19,12 +21,14 @@ come in, records and JSON-ready messages go out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import msgspec
 
+from streams.core import partitions
 from streams.core.access import CALLER_FIELDS, INTERNAL_FIELDS
 from streams.core.keys import ALERT_ACTIVE_SECONDS, SOURCES, Keys
 from streams.core.livestate import BatchPlan
@@ -231,19 +235,22 @@ Command = tuple[Any, ...]
 """A Redis command as ``execute_command`` takes it."""
 
 
-def snapshot_reads(keys: Keys, now: float) -> list[Command]:
+def snapshot_reads(keys: Keys, now: float, scored: bool = False) -> list[Command]:
     """Step 1, one MULTI so it is consistent: the changes stream's newest entry, then one
     read per live set, then freshness and counts. Replaying changes after that newest id
-    onto what this reads is safe: upserts carry whole states."""
+    onto what this reads is safe: upserts carry whole states. ``keys`` are one
+    partition's (all in its hash tag); ``scored`` reads the indexes' scores too, which
+    ``merge_partitions`` orders several partitions' members by."""
+    scores = ("WITHSCORES",) if scored else ()
     commands: list[Command] = [("XREVRANGE", keys.changes, "+", "-", "COUNT", 1)]
     for live in _step_one_sets(keys):
         if live.index is None:
             commands.append(("HVALS", live.bodies))
         elif live.newest_first:
             low = "-inf" if live.max_age_s is None else now - live.max_age_s
-            commands.append(("ZREVRANGEBYSCORE", live.index, "+inf", low))
+            commands.append(("ZREVRANGEBYSCORE", live.index, "+inf", low, *scores))
         else:
-            commands.append(("ZRANGE", live.index, 0, -1))
+            commands.append(("ZRANGE", live.index, 0, -1, *scores))
     commands += [("HGETALL", keys.freshness), ("HGETALL", keys.counts)]
     return commands
 
@@ -258,6 +265,8 @@ class SnapshotRead:
     freshness: Mapping[Any, Any]
     counts: Mapping[Any, Any]
     sets: tuple[LiveSet, ...]
+    scores: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    """Per indexed kind, member id -> index score (read only when ``scored``)."""
 
     def body_reads(self) -> list[Command]:
         """Step 2: one HMGET per indexed kind with members and one MGET per following kind
@@ -293,17 +302,30 @@ class SnapshotRead:
         return found
 
 
-def read_step_one(keys: Keys, replies: Sequence[Any]) -> SnapshotRead:
-    """Interpret the replies of ``snapshot_reads`` (same keys, same order)."""
+def read_step_one(keys: Keys, replies: Sequence[Any], scored: bool = False) -> SnapshotRead:
+    """Interpret the replies of ``snapshot_reads`` (same keys, same order, same ``scored``)."""
     sets, read_first = tuple(live_sets(keys)), _step_one_sets(keys)
     newest, *member_replies = replies[:1 + len(read_first)]
     freshness, counts = replies[1 + len(read_first):]
     last_id = reply_text(newest[0][0]) if newest else "0-0"
     members: dict[str, list[Any]] = {live.kind: [] for live in sets}
-    members.update({live.kind: list(reply or []) for live, reply in zip(read_first,
-                                                                        member_replies,
-                                                                        strict=True)})
-    return SnapshotRead(last_id, members, freshness or {}, counts or {}, sets)
+    scores: dict[str, dict[str, float]] = {}
+    for live, reply in zip(read_first, member_replies, strict=True):
+        if scored and live.index is not None:
+            pairs = _score_pairs(reply or [])
+            members[live.kind] = [member for member, _ in pairs]
+            scores[live.kind] = {reply_text(member): score for member, score in pairs}
+        else:
+            members[live.kind] = list(reply or [])
+    return SnapshotRead(last_id, members, freshness or {}, counts or {}, sets, scores)
+
+
+def _score_pairs(reply: Sequence[Any]) -> list[tuple[Any, float]]:
+    """(member, score) of a WITHSCORES reply: pairs (RESP3) or flat (RESP2, unparsed
+    through ``execute_command``)."""
+    if reply and isinstance(reply[0], list | tuple):
+        return [(member, float(score)) for member, score in reply]
+    return [(reply[at], float(reply[at + 1])) for at in range(0, len(reply), 2)]
 
 
 def assemble_freshness(freshness: Mapping[Any, Any], counts: Mapping[Any, Any],
@@ -339,7 +361,63 @@ def assemble_snapshot(read: SnapshotRead, bodies: Mapping[str, list[dict[str, An
 
 
 
-def _number(value: bytes | str | None) -> float | None:
+# --- several partitions: one snapshot ------------------------------------------------------
+
+Bodies = dict[str, list[dict[str, Any]]]
+
+
+def merge_partitions(parts: Sequence[tuple[SnapshotRead, Bodies]]) -> tuple[SnapshotRead, Bodies]:
+    """One snapshot of every partition's reads (in partition order, each read ``scored``
+    unless there is one): ``last_id`` is the cursor of their tips, indexed kinds in their
+    index's score order across partitions (as one index would hold them: ties by id),
+    a following kind's records in their members' order, freshness the newest per source
+    and counts summed. One partition comes back as it is."""
+    if len(parts) == 1:
+        return parts[0]
+    reads = [read for read, _ in parts]
+    merged: Bodies = {}
+    for name, kind in KINDS.items():
+        items = [item for _, bodies in parts for item in bodies.get(name, [])]
+        if kind.index is not None and kind.follows is None:
+            scores = {member: score for read in reads
+                      for member, score in read.scores.get(name, {}).items()}
+            items.sort(key=lambda item: (scores.get(str(item.get(kind.id_field)), math.inf),
+                                         str(item.get(kind.id_field))),
+                       reverse=kind.newest_first)
+        merged[name] = items
+    for name, kind in KINDS.items():
+        if kind.follows is not None:
+            order = {str(item.get(KINDS[kind.follows].id_field)): at
+                     for at, item in enumerate(merged.get(kind.follows, []))}
+            merged[name].sort(key=lambda item: order.get(str(item.get(kind.id_field)),
+                                                         len(order)))
+    cursor = partitions.encode_cursor([read.last_id for read in reads])
+    return SnapshotRead(cursor, {}, merge_freshness([read.freshness for read in reads]),
+                        merge_counts([read.counts for read in reads]), reads[0].sets), merged
+
+
+def merge_freshness(hashes: Sequence[Mapping[Any, Any]]) -> dict[str, float]:
+    """Partitions' freshness hashes as one: each field's newest time (a feed is as fresh
+    as its freshest partition; unreadable values are left out)."""
+    merged: dict[str, float] = {}
+    for fields in hashes:
+        for name, value in fields.items():
+            number = _number(value)
+            if number is not None:
+                merged[reply_text(name)] = max(number, merged.get(reply_text(name), number))
+    return merged
+
+
+def merge_counts(hashes: Sequence[Mapping[Any, Any]]) -> dict[str, float]:
+    """Partitions' counts hashes as one: each field summed."""
+    merged: dict[str, float] = {}
+    for fields in hashes:
+        for name, value in fields.items():
+            merged[reply_text(name)] = merged.get(reply_text(name), 0) + (_number(value) or 0)
+    return merged
+
+
+def _number(value: bytes | str | float | None) -> float | None:
     if value is None:
         return None
     try:

@@ -12,10 +12,13 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from streams.core import access
+from streams.core import access, partitions
 from streams.core.changefeed import FRESHNESS, KINDS, Change, EntityKind, View, visible
 
 StreamId = tuple[int, int]
+Position = tuple[StreamId, ...]
+"""Where a reader, a read or a page is: one changes-stream id per partition (a cursor,
+parsed). Positions are only partly ordered: each partition's ids are, partitions are not."""
 
 
 ViewGroup = tuple[View, str | None]
@@ -167,6 +170,28 @@ def parse_stream_id(text: str) -> StreamId:
 
 def format_stream_id(stream_id: StreamId) -> str:
     return f"{stream_id[0]}-{stream_id[1]}"
+
+
+def parse_cursor(cursor: str, count: int) -> Position | None:
+    """A cursor (``partitions.encode_cursor``) as a position; None when it is not one of
+    ``count`` well-formed ids (``partitions.decode_cursor``: the page gets a snapshot)."""
+    ids = partitions.decode_cursor(cursor, count)
+    return None if ids is None else tuple(parse_stream_id(entry_id) for entry_id in ids)
+
+
+def format_cursor(position: Position) -> str:
+    return partitions.encode_cursor([format_stream_id(stream_id) for stream_id in position])
+
+
+def covers(position: Position, need: Position) -> bool:
+    """True when ``position`` is at or past ``need`` in every partition."""
+    return all(have >= wanted for have, wanted in zip(position, need, strict=True))
+
+
+def moved_to(position: Position, partition: int, stream_id: StreamId) -> Position:
+    """``position`` with ``partition`` at ``stream_id`` if that is further on."""
+    return tuple(max(held, stream_id) if number == partition else held
+                 for number, held in enumerate(position))
 
 
 def can_resync(since: str | None, first_id: str | None, last_id: str | None) -> bool:

@@ -11,7 +11,7 @@ from websockets.asyncio.server import ServerConnection
 
 from streams.core import pushview
 from streams.core.changefeed import Change
-from streams.core.pushview import StreamId
+from streams.core.pushview import Position, StreamId
 from streams.core.tokens import TokenClaims
 
 
@@ -23,13 +23,13 @@ class Client:
     connection: ServerConnection
     claims: TokenClaims
     lane: int = 0
-    need: StreamId = (0, 0)
+    need: Position = ((0, 0),)
     """Where the changes reader was when the page registered: its first messages must
     reach at least this far, and every later change reaches it through the lanes."""
-    backlog: list[tuple[StreamId, bytes]] | None = field(default_factory=list)
-    sent_id: StreamId = (0, 0)
-    """The newest change it was sent: lanes may hold changes it already got in its first
-    messages, and those are not sent again."""
+    backlog: list[tuple[Chunk, bytes]] | None = field(default_factory=list)
+    sent_id: Position = ((0, 0),)
+    """The newest change of each partition it was sent: lanes may hold changes it already
+    got in its first messages, and those are not sent again."""
     last_sent_at: float = 0.0
     """Monotonic time of the last message it was sent (heartbeats go to the quiet ones)."""
     address: str = ""
@@ -60,12 +60,29 @@ class Client:
 
 @dataclass
 class Chunk:
-    """One read of the changes stream: its last id, its changes, and where each changed
-    member was before it (``Districts.advance``), for district-scoped pages."""
+    """One read of one partition's changes stream: the partition, its last entry's id,
+    the reader's position after it, its changes, and where each changed member was
+    before it (``Districts.advance``), for district-scoped pages."""
 
-    last_id: str
+    partition: int
+    stream_id: StreamId
+    position: Position
     changes: list[Change]
     previous: list[str]
+
+    @property
+    def last_id(self) -> str:
+        """The cursor a page holds once it applied this chunk (and those before)."""
+        return pushview.format_cursor(self.position)
+
+    def new_to(self, sent: Position) -> bool:
+        """True when a page sent up to ``sent`` lacks this chunk's changes: each partition
+        is ordered on its own, so only this chunk's partition tells."""
+        return self.stream_id > sent[self.partition]
+
+    def sent_to(self, sent: Position) -> Position:
+        """``sent`` once this chunk went out too."""
+        return pushview.moved_to(sent, self.partition, self.stream_id)
 
 
 @dataclass(eq=False)

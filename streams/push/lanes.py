@@ -21,7 +21,7 @@ from collections.abc import Callable
 from websockets.asyncio.server import broadcast
 
 from streams.core import changefeed, pushview
-from streams.core.pushview import StreamId, ViewGroup
+from streams.core.pushview import ViewGroup
 from streams.push.clients import Chunk, Client, Lane
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ BACKLOG_MAX_MESSAGES = 1000
 """Deltas held for a page while its first messages are read and sent; past this it is
 dropped (the messages are shared with other pages: this bounds references, not copies)."""
 
-PayloadKey = tuple[ViewGroup, int, int]
+PayloadKey = tuple[ViewGroup, tuple[int, ...]]
+"""A delta's view group and the pending chunks it holds (their indexes)."""
 
 
 class LaneSender:
@@ -69,13 +70,13 @@ class LaneSender:
     def clients(self) -> set[Client]:
         return {client for lane in self.lanes for client in lane.clients}
 
-    def hold(self, client: Client, stream_id: StreamId, message: bytes) -> None:
-        """Keep a delta for a page that is still getting its first messages."""
+    def hold(self, client: Client, chunk: Chunk, message: bytes) -> None:
+        """Keep a delta (of one chunk) for a page that is still getting its first messages."""
         assert client.backlog is not None
         if len(client.backlog) >= BACKLOG_MAX_MESSAGES:
             self._drop(client, "backlog full while syncing")
         else:
-            client.backlog.append((stream_id, message))
+            client.backlog.append((chunk, message))
 
     # --- changes ----------------------------------------------------------------------
     def queue(self, chunk: Chunk) -> None:
@@ -120,42 +121,44 @@ class LaneSender:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.0, min(waits)))
 
     def _send_lane(self, lane: Lane, now: float) -> None:
-        """One delta message per page of ``lane`` with the changes it was not sent yet; a
-        page still syncing holds each chunk apart, so its backlog can skip what its first
-        messages covered."""
+        """One delta message per page of ``lane`` with the changes it was not sent yet
+        (of each partition, those after the newest it was sent: a page's first messages
+        may be further on in one partition than in another); a page still syncing holds
+        each chunk apart, so its backlog can skip what its first messages covered."""
         chunks, lane.pending = lane.pending, []
         lane.next_at = pushview.lane_slot_after(now, lane.index, LANES, MIN_GAP_SECONDS)
-        ids = [pushview.parse_stream_id(chunk.last_id) for chunk in chunks]
         payloads: dict[PayloadKey, bytes] = {}
 
-        def payload(group: ViewGroup, start: int, end: int) -> bytes:
-            if (group, start, end) not in payloads:
-                payloads[group, start, end] = changefeed.encode(changefeed.delta_message(
-                    chunks[end - 1].last_id,
-                    [change for chunk in chunks[start:end]
-                     for change in pushview.scope_changes(chunk.changes, chunk.previous,
-                                                          group)]))
-            return payloads[group, start, end]
+        def payload(group: ViewGroup, indexes: tuple[int, ...]) -> bytes:
+            if (group, indexes) not in payloads:
+                payloads[group, indexes] = changefeed.encode(changefeed.delta_message(
+                    chunks[indexes[-1]].last_id,
+                    [change for index in indexes
+                     for change in pushview.scope_changes(chunks[index].changes,
+                                                          chunks[index].previous, group)]))
+            return payloads[group, indexes]
 
         targets: dict[PayloadKey, list[Client]] = {}
         for client in list(lane.clients):
             if not client.live:
-                for index, stream_id in enumerate(ids):
+                for index, chunk in enumerate(chunks):
                     if client in lane.clients:
-                        self.hold(client, stream_id, payload(client.group, index, index + 1))
+                        self.hold(client, chunk, payload(client.group, (index,)))
                 continue
-            start = next((index for index, stream_id in enumerate(ids)
-                          if stream_id > client.sent_id), None)
-            if start is None:
+            indexes = tuple(index for index, chunk in enumerate(chunks)
+                            if chunk.new_to(client.sent_id))
+            if not indexes:
                 continue
             if self._over_limit(client):
                 continue
-            targets.setdefault((client.group, start, len(chunks)), []).append(client)
-            client.sent_id = ids[-1]
+            targets.setdefault((client.group, indexes), []).append(client)
+            for index in indexes:
+                client.sent_id = chunks[index].sent_to(client.sent_id)
         self._broadcast(targets, payload, "deltas")
 
     def _broadcast(self, targets: dict[PayloadKey, list[Client]],
-                   payload: Callable[[ViewGroup, int, int], bytes], counter: str) -> None:
+                   payload: Callable[[ViewGroup, tuple[int, ...]], bytes],
+                   counter: str) -> None:
         sent_at = time.monotonic()
         for key, clients in targets.items():
             broadcast([client.connection for client in clients], payload(*key), text=True)
@@ -176,7 +179,7 @@ class LaneSender:
                  and not self._over_limit(client)]
         if quiet:
             ping = changefeed.encode(changefeed.ping_message(time.time()))
-            self._broadcast({(("full", None), 0, 0): quiet}, lambda *_: ping, "pings")
+            self._broadcast({(("full", None), ()): quiet}, lambda *_: ping, "pings")
 
     def _over_limit(self, client: Client) -> bool:
         """Drop a page push holds more than the send buffer limit for (it stopped reading

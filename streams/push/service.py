@@ -157,7 +157,8 @@ class PushService:
             open_timeout=HANDSHAKE_SECONDS)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("push service on ws://%s:%d/live reading %s from %s",
-                 self.host, self.port, self.keys.changes, self.reader.last_id)
+                 self.host, self.port,
+                 ", ".join(keys.changes for keys in self.reader.partitions), self.reader.last_id)
 
     async def close(self) -> None:
         """Close every connection with 1001 (going away), stop reading, log counters."""
@@ -353,18 +354,18 @@ class PushService:
     async def _send_first(self, client: Client, first: list[Message]) -> None:
         """Send the first messages, then what arrived meanwhile, skipping what the first
         messages covered; then the page is live."""
-        sent_id = (0, 0)
+        sent_id = client.need
         async with asyncio.timeout(FIRST_SEND_SECONDS):
-            for stream_id, message in first:
+            for position, message in first:
                 await client.connection.send(fragments(message), text=True)
-                sent_id = stream_id
+                sent_id = position
         assert client.backlog is not None
         while client.backlog:
             pending, client.backlog = client.backlog, []
-            for stream_id, message in pending:
-                if stream_id > sent_id:
+            for chunk, message in pending:
+                if chunk.new_to(sent_id):
                     await client.connection.send(message, text=True)
-                    sent_id = stream_id
+                    sent_id = chunk.sent_to(sent_id)
         client.sent_id = sent_id
         client.backlog = None  # no await since the loop saw it empty: from now on, live
         client.last_sent_at = time.monotonic()

@@ -1,0 +1,71 @@
+"""Push, the read API and tablet actions over 3 partitions on a real Redis 7 Cluster: each
+partition's keys are one hash tag, so every MULTI stays in one slot, and partitions land in
+different slots."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import uuid
+
+from dashboard.actionstore import ActionStore
+from dashboard.readapi import LiveReader
+from streams.clients import sync_client
+from streams.core import partitions
+from streams.core.actions import Action, Actor
+from tests.integration import test_cluster, test_push
+from tests.integration.test_cluster import Cluster, cluster_settings
+
+cluster, pytestmark = test_cluster.cluster, test_cluster.pytestmark  # its fixture and skip
+
+# One open call per partition, priorities making queue order cross partitions.
+CALLS = {"N6": (0, 2), "N3": (1, 1), "N0": (2, 3)}
+
+
+def test_push_and_the_read_api_over_partitions_on_the_cluster(cluster: Cluster) -> None:
+    """A snapshot merges every partition's slot, deltas of each partition reach the page,
+    a resume from its cursor replays them, and a claim commits in its call's slot."""
+    settings = dataclasses.replace(cluster_settings(cluster.url()), partitions=3,
+                                   secret_key=test_push.SECRET, push_host="127.0.0.1")
+    keys = settings.keys
+    client = sync_client(settings.redis_address)
+    store = test_push.session_store(client, keys)
+    now = time.time()
+    for call_id, (number, priority) in CALLS.items():
+        part = keys.partition(number)
+        assert keys.of_entity(call_id) == part
+        call = {"call_id": call_id, "priority": priority, "status": "pending",
+                "district": "North", "category": "noise", "received_time": now}
+        client.hset(part.calls, call_id, json.dumps(call))
+        client.zadd(part.calls_open, {call_id: priority * 1e11 + now})
+    tips = [test_push.write_changes(client, part, [test_push.call_change(number)])[0]
+            for number, part in enumerate(keys.every_partition)]
+    assert len({client.keyslot(part.calls) for part in keys.every_partition}) == 3
+    push = test_push.PushThread(settings).start()
+    try:
+        with test_push.open_client(push.port, store=store) as page:
+            snapshot = test_push.receive(page)
+            assert snapshot["last_id"] == partitions.encode_cursor(tips)
+            assert [call["call_id"] for call in snapshot["calls"]] == ["N3", "N6", "N0"]
+            for number, part in enumerate(keys.every_partition):
+                test_push.write_changes(client, part, [test_push.call_change(10 + number)])
+            changes, _ = test_push.collect_changes(page, 3)
+        assert sorted(change["id"] for change in changes) == ["C10", "C11", "C12"]
+        assert LiveReader(client, keys).snapshot()["calls"] == snapshot["calls"]
+        answer, _ = ActionStore(client, keys).apply(
+            Action(id=uuid.uuid4().hex, call_id="N3", kind="claim"),
+            Actor("cso-north", "cso", "North"))
+        assert answer["status"] == "applied"
+        with test_push.open_client(push.port, store=store,
+                                   since=partitions.encode_cursor(tips)) as page:
+            replayed = [test_push.receive(page) for _ in range(3)]
+        assert all(message["type"] == "delta" for message in replayed)
+        got = [(change["entity"], change["id"]) for message in replayed
+               for change in message["changes"]]
+        assert sorted(got) == [("call", "C10"), ("call", "C11"), ("call", "C12"),
+                               ("work", "N3")]
+    finally:
+        push.stop()
+        client.close()
+
