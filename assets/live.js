@@ -89,6 +89,18 @@
     return next.some(function (id, at) { return compareIds(id, have[at]) > 0; });
   }
 
+  // Where the page is after a delta at `cursor` while at `held`: each partition's newer id
+  // (a delta may be behind the page in a partition it brings nothing new for), or `cursor`
+  // when the lengths differ. streams.core.partitions.merge_cursors is the same rule;
+  // tests/cases/cursors.json is the table both pass.
+  function mergeCursors(held, cursor) {
+    var next = String(cursor).split(","), have = String(held).split(",");
+    if (next.length !== have.length) { return cursor; }
+    return next.map(function (id, at) {
+      return compareIds(id, have[at]) >= 0 ? id : have[at];
+    }).join(",");
+  }
+
   function applySnapshot(message) {
     eachKind(function (kind) {
       var name = kind.plural, next = {};
@@ -109,8 +121,11 @@
   function applyChange(change) {
     if (change.entity === "freshness") {
       var source = change.data.source;
-      live.freshness[source] = Object.assign({}, live.freshness[source], {
-        event_time: change.data.event_time, seen: change.data.seen
+      // Each partition sends its own clock of a feed: the feed's is the newest of them.
+      var held = live.freshness[source] || {};
+      live.freshness[source] = Object.assign({}, held, {
+        event_time: newest(held.event_time, change.data.event_time),
+        seen: newest(held.seen, change.data.seen)
       });
       mark("freshness", source);
       return;
@@ -127,6 +142,10 @@
     if (followed && live[followed.plural][change.id]) { mark(followed.plural, change.id); }
   }
 
+  function newest(held, value) {
+    return typeof held === "number" && !(value > held) ? held : value;
+  }
+
   function mark(name, id) {
     // With the store off (a subscriber draws the page) nothing would ever clear `changed`.
     if (isFinite(live.storeIntervalMs)) { changed[name][id] = true; }
@@ -140,7 +159,8 @@
       // Deltas replayed around a snapshot or resync may repeat what we hold: skip them.
       if (live.lastId !== null && !cursorIsNewer(message.last_id, live.lastId)) { return false; }
       message.changes.forEach(applyChange);
-      live.lastId = message.last_id;
+      live.lastId = live.lastId === null ? message.last_id
+        : mergeCursors(live.lastId, message.last_id);
     } else {
       return false; // ping
     }
@@ -408,5 +428,6 @@
 
   setInterval(watchConfig, 100);
   window.dispatchLive.cursorIsNewer = cursorIsNewer;
+  window.dispatchLive.mergeCursors = mergeCursors;
   window.dispatchLive.subscribe = subscribe;
 })();

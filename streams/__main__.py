@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from streams.core.settings import Settings
+from streams.partition_count import PartitionCountMismatch
 from streams.runtime import run_until_signalled, setup_logging
 
 Command = Callable[[Settings, argparse.Namespace, asyncio.Event], Awaitable[int | None]]
@@ -175,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level)
     command: Command = args.run
-    return run_until_signalled(lambda stop: command(settings, args, stop))
+    try:
+        return run_until_signalled(lambda stop: command(settings, args, stop))
+    except PartitionCountMismatch as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from streams.core.mapping import CallRecord, Mapping, Rejected, ShotRecord
 from streams.core.partitions import partition_of
 from streams.core.settings import Settings
 from streams.mapping_files import admission_for, load_mapping, read_csv_rows
+from streams.partition_count import check_partition_count
 from streams.publish import queue_deadletter
 
 log = logging.getLogger(__name__)
@@ -541,8 +542,12 @@ async def run_backfill(settings: Settings, mapping_path: Path, data: list[Path],
         return 2
     admission = admission_for(settings, mapping)
     url = settings.redis_address
-    await (await connect(url)).aclose()  # waits, with backoff, until Redis answers
     keys = settings.keys
+    waited = await connect(url)  # waits, with backoff, until Redis answers
+    try:
+        await check_partition_count(waited, keys)
+    finally:
+        await waited.aclose()
     workers = default_workers() if workers is None else max(1, workers)
     if workers > 1:
         summary = await backfill_files(url, keys, mapping_path, settings.shared_data_dir,

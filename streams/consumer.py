@@ -87,6 +87,7 @@ from streams.core.partitions import fair_share, given_up
 from streams.core.replies import reply_text
 from streams.core.settings import Settings
 from streams.lease import Lease, LeaseLost
+from streams.partition_count import record_partition_count
 from streams.publish import queue_deadletter
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,18 @@ MAX_WATCH_RETRIES = 50
 POISON_DELIVERIES = 3
 """An entry delivered this many times without being acked crashed its consumer on each of
 the tries before (the first in a batch, the second alone): it is dead-lettered unapplied."""
+
+REGISTER = """
+local now = redis.call('time')
+local seconds = tonumber(now[1]) + tonumber(now[2]) / 1000000
+redis.call('zadd', KEYS[1], seconds, ARGV[1])
+redis.call('zremrangebyscore', KEYS[1], '-inf', seconds - tonumber(ARGV[2]) / 1000)
+return redis.call('zcard', KEYS[1])
+"""
+"""Register ARGV[1] in the running consumers (KEYS[1]) and count those heard from in the
+last lease TTL (ARGV[2] ms), timed by the Redis server's clock: one host's clock running
+fast or slow must not keep a dead consumer counted (its partitions' leases untaken) or
+drop live ones."""
 
 LEASED_READ = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return false end
@@ -548,7 +561,8 @@ class PartitionConsumer:
         self.deadletter_log.flush(time.time())
         now = time.monotonic()
         if now - self.last_prune >= PRUNE_EVERY_SECONDS and self.lease.held():
-            await prune(client, self.keys)
+            clocks = await feed_clocks(client, self.settings.keys.every_partition)
+            await prune(client, self.keys, clocks=clocks)
             self.last_prune = now
 
 
@@ -596,7 +610,7 @@ class Consumer:
     async def run(self, client: aioredis.Redis, stop: asyncio.Event) -> None:
         """Apply the partitions this process gets until ``stop``; on a clean stop leave
         the registry so the others take its share at once."""
-        await self.check_partition_count(client)
+        await record_partition_count(client, self.keys)
         await self.register(client)
         tasks = [asyncio.create_task(part.run(client, stop)) for part in self.parts]
         try:
@@ -618,26 +632,9 @@ class Consumer:
                     result, asyncio.CancelledError):
                 raise result
 
-    async def check_partition_count(self, client: aioredis.Redis) -> None:
-        """Record the partition count on first start; refuse another (entities would
-        change partition while their state stays where it is)."""
-        wanted = self.settings.partitions
-        await client.set(self.keys.partition_count, wanted, nx=True)
-        recorded = int(await client.get(self.keys.partition_count) or wanted)
-        if recorded != wanted:
-            raise PartitionCountMismatch(
-                f"this deployment has {recorded} partitions (key "
-                f"{self.keys.partition_count}) and DISPATCH_PARTITIONS is {wanted}: "
-                f"set it back to {recorded}; changing it needs the live state rebuilt")
-
     async def register(self, client: aioredis.Redis) -> None:
         """Say this process is running and count those that are: the share follows."""
-        now = time.time()
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.keys.consumers, {self.name: now})
-            pipe.zremrangebyscore(self.keys.consumers, "-inf", now - self.ttl_ms / 1000)
-            pipe.zcard(self.keys.consumers)
-            *_, running = await pipe.execute()
+        running = await client.eval(REGISTER, 1, self.keys.consumers, self.name, self.ttl_ms)
         self.share.consumers = max(1, int(running))
         if time.monotonic() - self.last_heartbeat >= HEARTBEAT_SECONDS:
             await self.heartbeat(client)
@@ -647,12 +644,9 @@ class Consumer:
         held = sorted(self.share.held)
         body = {"name": self.name, "pid": os.getpid(), "time": time.time(),
                 "lease": "holder" if held else "standby", "partitions": held,
+                "lease_key": self.keys.partition(held[0] if held else 0).lease(),
                 "consumers": self.share.consumers, **asdict(self.counters)}
         await client.set(self.keys.health(self.name), json.dumps(body), ex=HEALTH_TTL_SECONDS)
-
-
-class PartitionCountMismatch(RuntimeError):
-    """DISPATCH_PARTITIONS differs from the count the deployment's data was built with."""
 
 
 @dataclass
@@ -712,16 +706,37 @@ def prune_clock(feed_clock: float | None, now: float) -> float | None:
     return None if feed_clock is None else min(feed_clock, now)
 
 
-async def prune(client: aioredis.Redis, keys: Keys, now: float | None = None) -> None:
+PRUNED_BY = ("cad", "shotspotter", "mutualink")
+"""The feeds whose clocks age closed calls, alerts and closed shares."""
+
+
+async def feed_clocks(client: aioredis.Redis, partitions: Sequence[Keys],
+                      ) -> dict[str, float | None]:
+    """Each of PRUNED_BY's newest event time over ``partitions`` (one read each: their keys
+    are in different slots on a cluster), None for a feed never heard from. A partition
+    ages by the deployment's clock: a quiet partition's own would keep its alerts active
+    until its next alert, however late."""
+    newest: dict[str, float | None] = dict.fromkeys(PRUNED_BY)
+    for part in partitions:
+        for source, value in zip(PRUNED_BY, await client.hmget(part.freshness, PRUNED_BY),
+                                 strict=True):
+            if value is not None:
+                newest[source] = max(float(value), newest[source] or -math.inf)
+    return newest
+
+
+async def prune(client: aioredis.Redis, keys: Keys, now: float | None = None,
+                clocks: dict[str, float | None] | None = None) -> None:
     """Drop closed call/share bodies after their TTL and old alerts from the active set.
 
-    Ages are measured on ``prune_clock``: the feed's own clock, held back to the receiving
-    clock ``now`` (default: this machine's).
+    Ages are measured on ``prune_clock``: the feeds' ``clocks`` (default: this partition's
+    own, ``feed_clocks``), held back to the receiving clock ``now`` (default: this
+    machine's).
     """
     received = time.time() if now is None else now
-    clocks = await client.hmget(keys.freshness, ["cad", "shotspotter", "mutualink"])
-    cad, shot, share = (prune_clock(float(value) if value is not None else None, received)
-                        for value in clocks)
+    if clocks is None:
+        clocks = await feed_clocks(client, [keys])
+    cad, shot, share = (prune_clock(clocks[source], received) for source in PRUNED_BY)
     async with client.pipeline(transaction=True) as pipe:
         if cad is not None:
             await _drop_older(client, pipe, keys.calls_closed_index, keys.calls,
@@ -792,11 +807,7 @@ def main(settings: Settings, argv: Sequence[str]) -> int:
     parser.add_argument("--name", default=default_name(),
                         help="consumer name in the group (default: host and pid)")
     args = parser.parse_args(list(argv))
-    try:
-        asyncio.run(_main(settings, args.name))
-    except PartitionCountMismatch as error:
-        log.error("consumer %s cannot start: %s", args.name, error)
-        return 2
+    asyncio.run(_main(settings, args.name))
     return 0
 
 

@@ -45,6 +45,7 @@ from streams.core import history
 from streams.core.keys import HEALTH_TTL_SECONDS
 from streams.core.replies import reply_text
 from streams.core.settings import Settings
+from streams.partition_count import check_partition_count
 
 log = logging.getLogger(__name__)
 
@@ -329,6 +330,7 @@ async def run_history_writer(settings: Settings, stop: asyncio.Event) -> int:
             client = await connect(settings.redis_address)
             client.set_response_callback("XREAD", _as_is)
             try:
+                await check_partition_count(client, settings.keys)
                 writer = HistoryWriter(settings, folder)
                 await writer.run(client, stop)
                 attempt = 0

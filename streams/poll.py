@@ -72,6 +72,7 @@ from streams.core.mapping.status import stamp_steps
 from streams.core.replies import reply_text
 from streams.core.settings import Settings
 from streams.mapping_files import admission_for, load_mapping
+from streams.partition_count import check_partition_count
 from streams.publish import publish, queue_deadletter
 
 log = logging.getLogger(__name__)
@@ -560,6 +561,7 @@ async def run_poll(settings: Settings, mapping_path: Path, stop: asyncio.Event,
         return 2
     client = await connect(settings.redis_address)
     try:
+        await check_partition_count(client, settings.keys)
         async with http_client(settings, config) as http:
             poller = Poller(config, mapping, client, settings.keys, http, stop,
                             admission=admission_for(settings, mapping))

@@ -43,6 +43,7 @@ from streams.core.keys import Keys
 from streams.core.mapping import Mapping, Rejected, record_events
 from streams.core.settings import Settings
 from streams.mapping_files import admission_for, read_csv_rows
+from streams.partition_count import check_partition_count
 from streams.publish import publish, queue_deadletter
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ async def run_replay(settings: Settings, mapping_path: Path, data: list[Path], s
         return 2
     client = await connect(settings.redis_address)
     try:
+        await check_partition_count(client, settings.keys)
         summary = await replay(client, settings.keys, mapping, data, speed, stop,
                                rebase=rebase, admission=admission_for(settings, mapping))
     finally:

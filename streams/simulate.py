@@ -26,6 +26,7 @@ from streams.core.geography import geography_from_settings
 from streams.core.keys import HEALTH_TTL_SECONDS, Keys
 from streams.core.settings import Settings
 from streams.core.simulation import Simulation
+from streams.partition_count import check_partition_count
 from streams.publish import publish
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Publisher:
             try:
                 if self.client is None:
                     self.client = await connect(self.url)
+                    await check_partition_count(self.client, self.keys)
                 await publish(self.client, self.keys, events)
                 break
             except RETRYABLE as error:

@@ -37,6 +37,7 @@ from streams.core.keys import HEALTH_TTL_SECONDS, Keys
 from streams.core.settings import Settings
 from streams.core.shotspotter_alert import alert_from_payload, parse_alert_json
 from streams.core.signatures import MAX_SKEW_SECONDS, SignatureError, verify
+from streams.partition_count import check_partition_count
 from streams.publish import publish, queue_deadletter
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ async def run_webhook(settings: Settings, stop: asyncio.Event) -> int:
     admission = admission_from_settings(settings)
     client = await connect(settings.redis_address)
     keys = settings.keys
+    await check_partition_count(client, keys)
     app = WebhookApp(settings.webhook_secret, client, keys, admission)
     config = uvicorn.Config(app, host=settings.webhook_host, port=settings.webhook_port,
                             lifespan="off", access_log=False, log_config=None)

@@ -232,13 +232,16 @@ class Keys:
 
     def lease(self) -> str:
         """String (per partition): the consumer that may apply the partition's raw streams
-        (``lease_value``), expiring DISPATCH_CONSUMER_LEASE_MS after its last renewal."""
-        return f"{self.prefix}:lease"
+        (``lease_value``), expiring DISPATCH_CONSUMER_LEASE_MS after its last renewal.
+        Named ``lease:0`` in every partition (its prefix tells them apart): the name a
+        one-partition deployment's consumers have always used, so old and new ones running
+        side by side during an upgrade still share one lease."""
+        return f"{self.prefix}:lease:0"
 
     @property
     def consumers(self) -> str:
-        """Sorted set of running consumer names by last heartbeat (epoch s): how many share
-        the partitions (each takes its fair share of leases)."""
+        """Sorted set of running consumer names by last registration (epoch s, the Redis
+        server's clock): how many share the partitions (each takes its fair share)."""
         return f"{self.prefix}:consumers"
 
     def health(self, process: str) -> str:

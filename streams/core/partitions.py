@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.core.keys import Keys
 
 MAX_PARTITIONS = 256
 
@@ -53,6 +57,20 @@ def given_up(held: Sequence[int], share: int) -> list[int]:
     """The partitions a consumer holding ``held`` gives up to get down to ``share``: its
     highest-numbered ones (any rule works if every consumer follows the same one)."""
     return sorted(held)[share:]
+
+
+def count_mismatch(recorded: bytes | str | None, keys: Keys) -> str | None:
+    """Why a process set to ``keys.partitions`` must not run on a deployment whose
+    recorded count (``Keys.partition_count``) is ``recorded``; None when they agree or
+    nothing is recorded yet."""
+    if recorded is None:
+        return None
+    text = recorded.decode() if isinstance(recorded, bytes) else recorded
+    if text == str(keys.partitions):
+        return None
+    return (f"this deployment has {text} partitions (key {keys.partition_count}) and "
+            f"DISPATCH_PARTITIONS is {keys.partitions}: set it to {text}; changing the count "
+            f"needs the live state rebuilt")
 
 
 def check_count(partitions: int) -> None:
@@ -99,3 +117,15 @@ def cursor_is_newer(cursor: str, held: str) -> bool:
         return True
     return any(stream_id_key(a) > stream_id_key(b)
                for a, b in zip(new_ids, held_ids, strict=True))
+
+
+def merge_cursors(held: str, cursor: str) -> str:
+    """Where a page is after applying a delta at ``cursor`` while at ``held``: each
+    partition's newer id (a delta may be behind the page in a partition it carries nothing
+    new for), or ``cursor`` itself when the lengths differ. assets/live.js has the same
+    rule (``mergeCursors``); tests/cases/cursors.json is the table both sides pass."""
+    new_ids, held_ids = cursor.split(CURSOR_SEPARATOR), held.split(CURSOR_SEPARATOR)
+    if len(new_ids) != len(held_ids):
+        return cursor
+    return encode_cursor([max(a, b, key=stream_id_key)
+                          for a, b in zip(new_ids, held_ids, strict=True)])

@@ -46,6 +46,7 @@ from streams.core.tokens import (
     token_issued_at,
     verify_token,
 )
+from streams.partition_count import check_partition_count
 from streams.push.audit import SocketAudit, page_named, socket_actor, view_detail
 from streams.push.clients import Chunk, Client, UserTally
 from streams.push.lanes import LaneSender
@@ -137,6 +138,7 @@ class PushService:
     async def start(self) -> None:
         address = self.settings.redis_address
         self._redis = await connect(address)
+        await check_partition_count(self._redis, self.keys)
         # The readers block on their own client: never queued behind a herd's syncs.
         self._stream_redis = await connect(address)
         self.reader.start_at(await self.syncs.read_snapshot())

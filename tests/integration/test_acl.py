@@ -182,6 +182,8 @@ def test_producers_and_the_consumer_reach_every_partition_under_their_users(
     consumer applies every partition, registering and recording the count, as their users."""
     keys = Keys(KEYS.prefix, 3)
     events = generate_events(73, calls=30, units=4, fixes_per_unit=6, alerts=2, shares=2)
+    for key in admin.scan_iter(match=f"{KEYS.prefix}:*"):  # a new deployment: 3 from the start
+        admin.delete(key)
 
     async def simulate() -> None:
         publisher = Publisher(url_of(server, "simulator"), keys)

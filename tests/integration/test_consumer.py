@@ -78,7 +78,7 @@ async def consume_until_drained(settings: Settings, r: redis.Redis, name: str = 
 
 def apply_sequence(settings: Settings, r: redis.Redis, events: Sequence[Event]) -> Counters:
     async def go() -> Counters:
-        await publish_events(settings.redis_url or "", Keys(settings.key_prefix), events)
+        await publish_events(settings.redis_url or "", settings.keys, events)
         return await consume_until_drained(settings, r)
     return asyncio.run(go())
 

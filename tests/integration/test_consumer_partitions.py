@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +21,23 @@ import pytest
 import redis
 
 from streams.clients import async_client
-from streams.consumer import Consumer, PartitionCountMismatch, run_consumer
-from streams.core.events import Event
+from streams.consumer import feed_clocks, prune, run_consumer
+from streams.core.events import Event, ShotAlert
 from streams.core.keys import Keys, lease_owner
 from streams.core.partitions import partition_of
-from streams.core.settings import Settings
+from streams.core.settings import PROJECT_ROOT, Settings
+from streams.partition_count import PartitionCountMismatch, record_partition_count
+from tests.browser.conftest import settings_env
 from tests.conftest import TIMEOUT_SCALE
-from tests.eventgen import generate_events
+from tests.eventgen import START, generate_events
 from tests.integration import test_consumer
-from tests.integration.test_consumer import drained, live_state, pending_count, publish_events
+from tests.integration.test_consumer import (
+    apply_sequence,
+    drained,
+    live_state,
+    pending_count,
+    publish_events,
+)
 from tests.integration.test_consumer_lease import (
     LEASE_MS,
     consumers,
@@ -264,7 +276,7 @@ def test_a_consumer_refuses_another_partition_count(parted: Settings, r: redis.R
     async def go(settings: Settings) -> None:
         client = async_client(settings.redis_url or "")
         try:
-            await Consumer(settings, "c0").check_partition_count(client)
+            await record_partition_count(client, settings.keys)
         finally:
             await client.aclose()
 
@@ -272,3 +284,68 @@ def test_a_consumer_refuses_another_partition_count(parted: Settings, r: redis.R
     with pytest.raises(PartitionCountMismatch, match="has 4 partitions"):
         asyncio.run(go(dataclasses.replace(parted, partitions=2)))
     assert r.get(parted.keys.partition_count) == b"4"
+
+
+def test_a_deployment_from_before_partitions_counts_as_one(parted: Settings,
+                                                           r: redis.Redis) -> None:
+    """Live state written before the count was recorded was built with one partition: a
+    consumer set to four records one and refuses, instead of stranding that state."""
+    events = generate_events(5, calls=5, units=2, fixes_per_unit=2, alerts=0, shares=0)
+    one = dataclasses.replace(parted, partitions=1)
+    apply_sequence(one, r, events)
+    r.delete(parted.keys.partition_count)  # as a deployment from before the count was kept
+
+    async def go() -> None:
+        client = async_client(parted.redis_url or "")
+        try:
+            await record_partition_count(client, parted.keys)
+        finally:
+            await client.aclose()
+
+    with pytest.raises(PartitionCountMismatch, match="has 1 partitions"):
+        asyncio.run(go())
+    assert r.get(parted.keys.partition_count) == b"1"
+
+
+@pytest.mark.parametrize("command", [["consume", "--name", "c9"], ["simulate"], ["history"]])
+def test_every_process_refuses_another_partition_count(
+        command: list[str], parted: Settings, r: redis.Redis, tmp_path: Path) -> None:
+    """Consumers, publishers and readers alike exit with a configuration error naming
+    both counts when DISPATCH_PARTITIONS is not the deployment's."""
+    r.set(parted.keys.partition_count, 4)
+    two = dataclasses.replace(parted, partitions=2, data_dir=tmp_path / "var")
+    env = {**os.environ, **settings_env(two), "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "streams", *command], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=60 * TIMEOUT_SCALE)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "this deployment has 4 partitions" in done.stderr
+    assert "DISPATCH_PARTITIONS is 2" in done.stderr
+    assert not any(r.exists(part.raw_stream("avl")) for part in two.keys.every_partition)
+
+
+def test_a_quiet_partition_ages_its_alerts_by_the_deployments_clock(
+        parted: Settings, r: redis.Redis) -> None:
+    """An alert alone in its partition leaves the active set once the gunshot feed's clock
+    (any partition's newest alert) is an hour past it, not at its partition's next alert."""
+    keys = parted.keys
+    when = START + timedelta(days=2)
+    early, late = (next(f"A{n}" for n in range(1000)
+                        if partition_of(f"A{n}", PARTITIONS) == number) for number in (0, 1))
+    alerts = [ShotAlert(event_id=f"e-{alert_id}", event_time=at, alert_id=alert_id,
+                        alert_type="single", lat=41.76, lon=-72.68, detected_time=at)
+              for alert_id, at in ((early, when), (late, when + timedelta(hours=2)))]
+    apply_sequence(dataclasses.replace(parted, max_event_age_seconds=10 * 365 * 86400),
+                   r, alerts)
+
+    async def prune_partition_0() -> None:
+        client = async_client(parted.redis_url or "")
+        try:
+            await prune(client, keys.partition(0),
+                        clocks=await feed_clocks(client, keys.every_partition))
+        finally:
+            await client.aclose()
+
+    assert r.zrange(keys.partition(0).alerts_active, 0, -1) == [early.encode()]
+    asyncio.run(prune_partition_0())
+    assert r.zrange(keys.partition(0).alerts_active, 0, -1) == []
+    assert r.zrange(keys.partition(1).alerts_active, 0, -1) == [late.encode()]

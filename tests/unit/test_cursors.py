@@ -19,6 +19,18 @@ def load_cases() -> list[tuple[str, str, bool]]:
     return [(cursor, held, newer) for cursor, held, newer in table["cursor_is_newer"]]
 
 
+def load_merges() -> list[tuple[str, str, str]]:
+    """[held, cursor, merged] rows (also run in the browser)."""
+    table = json.loads(CASES_FILE.read_text(encoding="utf-8"))
+    return [(held, cursor, merged) for held, cursor, merged in table["merge_cursors"]]
+
+
+@pytest.mark.parametrize(("held", "cursor", "merged"), load_merges())
+def test_merge_cursors_follows_the_table(held: str, cursor: str, merged: str) -> None:
+    """A page keeps each partition's newer id; another length replaces what it held."""
+    assert partitions.merge_cursors(held, cursor) == merged
+
+
 @pytest.mark.parametrize(("cursor", "held", "newer"), load_cases())
 def test_cursor_is_newer_follows_the_table(cursor: str, held: str, newer: bool) -> None:
     """Newer when any partition's id is ahead, or the lengths differ."""
