@@ -436,7 +436,7 @@ def test_reader_survives_a_redis_restart(push_settings: Settings, tmp_path: Path
     server = EmbeddedRedis(tmp_path / "redis", free_port(), appendonly=True).start()
     try:
         own = dataclasses.replace(push_settings, redis_url=server.url)
-        keys = Keys(own.key_prefix)
+        keys = own.keys
         push = start_push(settings=own)
         r = redis.Redis.from_url(server.url)
         with open_client(push.port, store=session_store(r, keys)) as client:
@@ -560,7 +560,7 @@ def test_redis_coming_back_empty_makes_clients_resnapshot(
     server = EmbeddedRedis(tmp_path / "redis", free_port(), appendonly=False).start()
     try:
         own = dataclasses.replace(push_settings, redis_url=server.url)
-        keys = Keys(own.key_prefix)
+        keys = own.keys
         push = start_push(settings=own)
         r = redis.Redis.from_url(server.url)
         with open_client(push.port, store=session_store(r, keys)) as client:

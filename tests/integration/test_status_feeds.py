@@ -61,14 +61,14 @@ async def poll_and_consume(settings: Settings, r: redis.Redis, mapping_path: Pat
     client = await connect(settings.redis_address)
     try:
         async with http_client(settings, config) as http:
-            poller = Poller(config, mapping, client, Keys(settings.key_prefix), http,
+            poller = Poller(config, mapping, client, settings.keys, http,
                             clock=clock, admission=admission_for(settings, mapping))
             ok, _ = await poller.poll_and_record()
             assert ok, poller.status.last_error
     finally:
         await client.aclose()
     counters = await consume_until_drained(settings, r)
-    keys = Keys(settings.key_prefix)
+    keys = settings.keys
     raw = r.get(keys.health(f"poll:{config.feed}"))
     assert raw is not None
     health = dict(json.loads(raw))
