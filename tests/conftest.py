@@ -21,7 +21,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from streams.clients import sync_client
-from streams.core.keys import Keys, hash_tagged
+from streams.core.keys import Keys
 from streams.core.settings import PROJECT_ROOT, Settings, is_cluster_url
 from streams.redis_server import EmbeddedRedis, free_port
 
@@ -76,8 +76,8 @@ def key_prefix() -> str:
 
 @pytest.fixture
 def keys_prefix(redis_url: str, key_prefix: str) -> str:
-    """The prefix this test's Keys get: hash-tagged on a cluster, as Settings.keys_prefix."""
-    return hash_tagged(key_prefix) if is_cluster_url(redis_url) else key_prefix
+    """The prefix this test's Keys get (hash-tagged on a cluster), as the processes'."""
+    return Settings(redis_url=redis_url, key_prefix=key_prefix).keys_prefix
 
 
 @pytest.fixture
