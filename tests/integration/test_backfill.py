@@ -12,12 +12,13 @@ import pytest
 import redis
 
 from streams.backfill import Summary, backfill, call_state, run_backfill
+from streams.clients import sync_client
 from streams.core.keys import Keys
 from streams.core.livestate import BatchPlan, closed_record
 from streams.core.mapping import CallRecord, Rejected, record_events
 from streams.core.settings import Settings
 from streams.mapping_files import load_mapping, read_csv_rows
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, close_client
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "streams" / "mappings"
 SF_CSV = SHARED_DATA / "sf_fire_calls" / "data_sample.csv"
@@ -30,11 +31,11 @@ SF_TIME_COLUMNS = ["Received DtTm", "Dispatch DtTm", "Response DtTm", "On Scene 
 def run(redis_url: str, keys: Keys, mapping_name: str, *paths: Path) -> Summary:
     mapping = load_mapping(MAPPINGS / f"{mapping_name}.toml", SHARED_DATA)
 
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         return asyncio.run(backfill(client, keys, mapping, paths, progress=False))
     finally:
-        client.close()
+        close_client(client)
 
 
 def closed_frame(r: redis.Redis, keys: Keys) -> pd.DataFrame:
@@ -296,12 +297,12 @@ def test_shards_together_load_exactly_what_one_pass_loads(redis_url: str, keys: 
     """Two id shards loaded one after the other give the same calls and dead letters as
     one pass, with no call in both shards."""
     mapping = load_mapping(MAPPINGS / "sf_fire_calls.toml", SHARED_DATA)
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     try:
         parts = [asyncio.run(backfill(client, keys, mapping, [SF_CSV], progress=False,
                                       shard=(index, 2))) for index in range(2)]
     finally:
-        client.close()
+        close_client(client)
     assert [part.rows for part in parts] == [4504, 4504]
     assert all(part.calls > 1000 for part in parts)
     assert sum(part.calls for part in parts) == 2406

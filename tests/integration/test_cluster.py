@@ -8,13 +8,12 @@ import asyncio
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from streams.core.events import Event
 from streams.core.keys import Keys
 from streams.core.settings import PROJECT_ROOT, Settings
 from streams.publish import publish
+from tests import redis_cluster
 from tests.browser.conftest import settings_env
 from tests.conftest import TIMEOUT_SCALE
 from tests.eventgen import generate_events
@@ -43,126 +43,28 @@ from tests.integration.test_consumer import (
     publish_events,
 )
 from tests.integration.test_status import status
+from tests.redis_cluster import Cluster, wait_for
 
-REDIS_SERVER = Path("/usr/bin/redis-server")
-REDIS_CLI = Path("/usr/bin/redis-cli")
 DEADLINE = 60 * TIMEOUT_SCALE
 EVENTS = generate_events(seed=1207, calls=300, units=12, fixes_per_unit=60, alerts=20,
                          shares=10)
 CHUNK = 100
 
-pytestmark = pytest.mark.skipif(
-    not (REDIS_SERVER.exists() and REDIS_CLI.exists()),
-    reason=f"needs {REDIS_SERVER} and {REDIS_CLI} (Debian's redis-server 7) for a cluster")
-
-
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = DEADLINE) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            if condition():
-                return
-        except (*RETRYABLE, redis.RedisError, subprocess.CalledProcessError):
-            pass  # a node is starting or down, or the cluster is electing: ask again
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def cluster_ports(count: int) -> list[int]:
-    """Free ports whose cluster bus port (port + 10000) is free too."""
-    ports: list[int] = []
-    candidate = 20000 + os.getpid() % 5000 * 2
-    while len(ports) < count:
-        candidate += 1
-        with socket.socket() as one, socket.socket() as bus:
-            try:
-                one.bind(("127.0.0.1", candidate))
-                bus.bind(("127.0.0.1", candidate + 10000))
-            except OSError:
-                continue
-        ports.append(candidate)
-    return ports
-
-
-def cli(port: int, *args: str) -> str:
-    return subprocess.run([str(REDIS_CLI), "-p", str(port), *args], capture_output=True,
-                          text=True, timeout=30, check=True).stdout
-
-
-@dataclass
-class Cluster:
-    ports: list[int]
-    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def alive(self) -> list[int]:
-        return [port for port, process in self.processes.items() if process.poll() is None]
-
-    def nodes(self) -> list[dict[str, Any]]:
-        """CLUSTER NODES of a live node: port, id, flags, master id, link state."""
-        rows = []
-        for line in cli(self.alive()[0], "cluster", "nodes").splitlines():
-            node_id, address, flags, master, *_rest = line.split()
-            rows.append({"port": int(address.split("@")[0].rsplit(":", 1)[1]), "id": node_id,
-                         "flags": flags.split(","), "master": master, "line": line})
-        return rows
-
-    def owner(self, key: str) -> int:
-        """Port of the master serving ``key``'s slot."""
-        slot = int(cli(self.alive()[0], "cluster", "keyslot", key))
-        for line in cli(self.alive()[0], "cluster", "nodes").splitlines():
-            parts = line.split()
-            if "master" not in parts[2] or "fail" in parts[2]:
-                continue
-            for ranges in parts[8:]:
-                low, _, high = ranges.partition("-")
-                if int(low) <= slot <= int(high or low):
-                    return int(parts[1].split("@")[0].rsplit(":", 1)[1])
-        raise AssertionError(f"no master serves slot {slot}")
-
-    def healthy(self) -> bool:
-        """Every live node says cluster_state:ok and every replica's link is up."""
-        for port in self.alive():
-            if "cluster_state:ok" not in cli(port, "cluster", "info"):
-                return False
-            replication = cli(port, "info", "replication")
-            if "role:slave" in replication and "master_link_status:up" not in replication:
-                return False
-        return True
-
-    def url(self, avoid: int | None = None) -> str:
-        port = next(port for port in self.alive() if port != avoid)
-        return f"redis+cluster://127.0.0.1:{port}/0"
+pytestmark = [
+    pytest.mark.skipif(not redis_cluster.available(),
+                       reason=f"needs {redis_cluster.REDIS_SERVER} and {redis_cluster.REDIS_CLI} "
+                              "(Debian's redis-server 7) for a cluster"),
+    pytest.mark.standalone_only("starts its own cluster (and kills a master) to compare with "
+                                "a run on the session's one server"),
+]
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Six redis-server 7 nodes on 127.0.0.1 made one cluster; every node killed at the end."""
-    made = Cluster(cluster_ports(6))
-    base = tmp_path_factory.mktemp("cluster")
-    try:
-        for port in made.ports:
-            folder = base / str(port)
-            folder.mkdir()
-            made.processes[port] = subprocess.Popen(
-                [str(REDIS_SERVER), "--port", str(port), "--bind", "127.0.0.1",
-                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                 "--cluster-node-timeout", "2000", "--appendonly", "no", "--save", "",
-                 "--dir", str(folder), "--logfile", str(folder / "redis.log")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for port in made.ports:
-            wait_for(lambda port=port: cli(port, "ping").strip() == "PONG", f"node {port}")
-        subprocess.run([str(REDIS_CLI), "--cluster", "create",
-                        *(f"127.0.0.1:{port}" for port in made.ports),
-                        "--cluster-replicas", "1", "--cluster-yes"],
-                       capture_output=True, timeout=60, check=True)
-        wait_for(made.healthy, "cluster_state:ok with every replica in sync")
+    with redis_cluster.running(tmp_path_factory.mktemp("cluster"),
+                               20000 + os.getpid() % 5000 * 2) as made:
         yield made
-    finally:
-        for process in made.processes.values():
-            process.kill()
-        for process in made.processes.values():
-            process.wait()
 
 
 @pytest.fixture(scope="module")

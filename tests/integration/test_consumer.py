@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from streams.clients import sync_client
 from streams.connections import connect
 from streams.consumer import Counters, run_consumer
 from streams.core.events import CallEvent, Event, UnitEvent, encode_event, source_of
@@ -30,7 +31,7 @@ from streams.core.livestate import CLOSED_FIELDS
 from streams.core.settings import PROJECT_ROOT, Settings
 from streams.publish import publish, publish_raw
 from streams.redis_server import EmbeddedRedis, free_port
-from tests.conftest import TIMEOUT_SCALE
+from tests.conftest import TIMEOUT_SCALE, close_client, delete_keys
 from tests.eventgen import START, generate_events
 
 DRAIN_TIMEOUT = 60 * TIMEOUT_SCALE
@@ -113,8 +114,7 @@ def settings_for(settings: Settings, prefix: str, **changes: Any) -> Settings:
 
 
 def delete_prefix(r: redis.Redis, prefix: str) -> None:
-    for key in r.scan_iter(match=f"{prefix}:*", count=1000):
-        r.delete(key)
+    delete_keys(r, prefix)
 
 
 @pytest.fixture
@@ -213,7 +213,7 @@ def test_every_event_delivered_twice_leaves_state_identical(
     assert counters.duplicate + counters.stale == 2 * len(events)
     reference = settings_for(settings, other_prefix())
     apply_sequence(reference, r, events)
-    assert live_state(r, keys) == live_state(r, Keys(reference.key_prefix))
+    assert live_state(r, keys) == live_state(r, reference.keys)
 
 
 KILLABLE_CONSUMER = """
@@ -235,7 +235,7 @@ def test_kill_9_mid_batch_then_reclaim_equals_undisturbed_run(
                              shares=20)
     asyncio.run(publish_events(settings.redis_url or "", keys, events))
     process = subprocess.Popen([sys.executable, "-c", KILLABLE_CONSUMER,
-                                settings.redis_url or "", keys.prefix],
+                                settings.redis_url or "", settings.key_prefix],
                                cwd=PROJECT_ROOT, env={**os.environ,
                                                       "PYTHONPATH": str(PROJECT_ROOT)})
     deadline = time.monotonic() + DRAIN_TIMEOUT
@@ -257,7 +257,7 @@ def test_kill_9_mid_batch_then_reclaim_equals_undisturbed_run(
     assert counters.reclaimed >= pending
     reference = settings_for(settings, other_prefix())
     apply_sequence(reference, r, events)
-    assert live_state(r, keys) == live_state(r, Keys(reference.key_prefix))
+    assert live_state(r, keys) == live_state(r, reference.keys)
     assert sum(int(v) for v in r.hvals(keys.counts)) == len(events)
 
 
@@ -321,13 +321,13 @@ def junk_plans(draw: st.DrawFn) -> list[tuple[int, str, bytes]]:
 def reference_state(redis_url: str) -> Any:
     """Live state after the valid events alone (one undisturbed run)."""
     prefix = f"test-junkref-{uuid.uuid4().hex[:8]}"
-    client = redis.Redis.from_url(redis_url)
+    client = sync_client(redis_url)
     settings = Settings(redis_url=redis_url, key_prefix=prefix, consumer_block_ms=100,
                         claim_idle_ms=500)
     apply_sequence(settings, client, VALID_ALL)
-    state = live_state(client, Keys(prefix))
+    state = live_state(client, settings.keys)
     delete_prefix(client, prefix)
-    client.close()
+    close_client(client)
     return state
 
 
@@ -340,8 +340,8 @@ def test_junk_is_dead_lettered_and_valid_events_all_applied(
     """Each junk payload lands in the dead-letter stream with a readable reason and its
     original bytes; every valid event around it is applied."""
     prefix = f"{settings.key_prefix}-{uuid.uuid4().hex[:6]}"
-    keys = Keys(prefix)
     run_settings = settings_for(settings, prefix)
+    keys = run_settings.keys
 
     async def go() -> Counters:
         client = await connect(run_settings.redis_url or "")
@@ -410,7 +410,7 @@ def test_redis_restart_consumer_reconnects_and_state_survives(
         assert counters.applied == len(events)
         reference = settings_for(settings, other_prefix())
         apply_sequence(reference, r, events)
-        assert live_state(client, keys) == live_state(r, Keys(reference.key_prefix))
+        assert live_state(client, keys) == live_state(r, reference.keys)
     finally:
         client.close()
         server.stop()
@@ -433,7 +433,7 @@ def test_sigterm_finishes_and_logs_counters(settings: Settings, r: redis.Redis,
               "s = Settings(redis_url=sys.argv[1], key_prefix=sys.argv[2], "
               "consumer_block_ms=100)\nsys.exit(main(s, ['--name', 'term']))\n")
     process = subprocess.Popen([sys.executable, "-c", script, settings.redis_url or "",
-                                keys.prefix], cwd=PROJECT_ROOT, stderr=subprocess.PIPE,
+                                settings.key_prefix], cwd=PROJECT_ROOT, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
     try:
         deadline = time.monotonic() + DRAIN_TIMEOUT

@@ -13,12 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
+from streams.clients import async_client
 from streams.consumer import prune
 from streams.core.events import CallEvent, ShareEvent, ShotAlert, UnitEvent, encode_event
 from streams.core.keys import CONSUMER_GROUP, EVENT_FIELD, Keys
 from streams.core.settings import PROJECT_ROOT, Settings
 from streams.publish import publish_raw
-from tests.conftest import TIMEOUT_SCALE
+from tests.conftest import TIMEOUT_SCALE, delete_keys
 from tests.eventgen import generate_events
 from tests.integration.test_consumer import (
     apply_sequence,
@@ -51,7 +52,7 @@ def test_overflowing_times_are_dead_lettered_by_the_running_consumer(
     events = generate_events(41, calls=20, units=3, fixes_per_unit=5, alerts=2, shares=1)
 
     async def publish_all() -> None:
-        client = redis.asyncio.Redis.from_url(settings.redis_url or "")
+        client = async_client(settings.redis_url or "")
         try:
             for number, when in enumerate(CRITICAL_TIMES):
                 await publish_raw(client, keys, "cad", critical_entry(number, when))
@@ -61,7 +62,7 @@ def test_overflowing_times_are_dead_lettered_by_the_running_consumer(
     asyncio.run(publish_all())
     asyncio.run(publish_events(settings.redis_url or "", keys, events))
     env = {**os.environ, "REDIS_URL": settings.redis_url or "",
-           "DISPATCH_KEY_PREFIX": keys.prefix, "DISPATCH_CONSUMER_BLOCK_MS": "100",
+           "DISPATCH_KEY_PREFIX": settings.key_prefix, "DISPATCH_CONSUMER_BLOCK_MS": "100",
            "PYTHONPATH": str(PROJECT_ROOT)}
     process = subprocess.Popen([sys.executable, "-m", "streams", "consume", "--name", "only"],
                                cwd=PROJECT_ROOT, env=env, stderr=subprocess.PIPE)
@@ -126,7 +127,7 @@ def test_a_far_future_event_cannot_purge_real_data(settings: Settings, r: redis.
     """With the future bound opened wide so a 2099 call, alert and share are applied,
     pruning still ages bodies by the receiving clock: no closed body, alert or share that
     is recent by the wall clock is removed, and the 2099 feed clock is never stored."""
-    wide = settings_for(settings, keys.prefix, max_event_ahead_seconds=200 * 365 * 86400.0)
+    wide = settings_for(settings, settings.key_prefix, max_event_ahead_seconds=200 * 365 * 86400.0)
     now = datetime.now(UTC)
     hour_ago = now - timedelta(hours=1)
     real = [
@@ -158,7 +159,7 @@ def test_a_far_future_event_cannot_purge_real_data(settings: Settings, r: redis.
     assert float(r.hget(keys.freshness, "cad") or 0) <= time.time() + 5
 
     async def prune_now() -> None:
-        client = redis.asyncio.Redis.from_url(settings.redis_url or "")
+        client = async_client(settings.redis_url or "")
         try:
             await prune(client, keys)
         finally:
@@ -218,10 +219,9 @@ def test_events_outside_the_service_area_are_dead_lettered(
     assert r.hexists(keys.units, "WH1") and r.hexists(keys.shares, "SH1")
     assert not r.hexists(keys.calls, "FAR") and not r.hexists(keys.alerts, "SYD")
 
-    sydney_settings = settings_for(settings, keys.prefix + "-syd",
+    sydney_settings = settings_for(settings, settings.key_prefix + "-syd",
                                    service_area="-34.2,150.5,-33.5,151.4")
     try:
         assert apply_sequence(sydney_settings, r, [sydney]).applied == 1
     finally:
-        for key in r.scan_iter(match=f"{sydney_settings.key_prefix}:*"):
-            r.delete(key)
+        delete_keys(r, sydney_settings.key_prefix)

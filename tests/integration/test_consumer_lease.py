@@ -152,7 +152,7 @@ def reference_run(settings: Settings, r: redis.Redis, prefix: str,
     reference = settings_for(settings, prefix)
     counters = apply_sequence(reference, r, events)
     assert counters.rejected == 0 and counters.applied == len(events)
-    return Keys(prefix)
+    return reference.keys
 
 
 def test_three_consumers_apply_in_order_like_one(

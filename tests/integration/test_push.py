@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from dashboard.auth.sessions import SessionStore
+from streams.clients import async_client, sync_client
 from streams.core import audit as audit_rules
 from streams.core import pushview
 from streams.core.access import User
@@ -34,7 +35,7 @@ from streams.core.settings import PROJECT_ROOT, Settings
 from streams.core.tokens import make_ws_token
 from streams.push import PushService
 from streams.redis_server import EmbeddedRedis, free_port
-from tests.conftest import TIMEOUT_SCALE
+from tests.conftest import TIMEOUT_SCALE, close_client
 
 SECRET = "push-test-secret"
 WAIT = 10 * TIMEOUT_SCALE
@@ -318,7 +319,7 @@ def test_client_connecting_mid_burst_misses_nothing(
     push = start_push()
 
     def write_state_and_changes() -> None:
-        writer = redis.Redis.from_url(push.settings.redis_url or "")
+        writer = sync_client(push.settings.redis_url or "")
         for index in range(600):
             change = call_change(index)
             pipe = writer.pipeline(transaction=True)  # like the consumer: state + change
@@ -326,7 +327,7 @@ def test_client_connecting_mid_burst_misses_nothing(
             pipe.zadd(keys.calls_open, {change["id"]: index})
             pipe.xadd(keys.changes, {"batch": json.dumps([change])})
             pipe.execute()
-        writer.close()
+        close_client(writer)
 
     writer = threading.Thread(target=write_state_and_changes)
     writer.start()
@@ -436,7 +437,7 @@ def test_reader_survives_a_redis_restart(push_settings: Settings, tmp_path: Path
     server = EmbeddedRedis(tmp_path / "redis", free_port(), appendonly=True).start()
     try:
         own = dataclasses.replace(push_settings, redis_url=server.url)
-        keys = Keys(own.key_prefix)
+        keys = own.keys
         push = start_push(settings=own)
         r = redis.Redis.from_url(server.url)
         with open_client(push.port, store=session_store(r, keys)) as client:
@@ -560,7 +561,7 @@ def test_redis_coming_back_empty_makes_clients_resnapshot(
     server = EmbeddedRedis(tmp_path / "redis", free_port(), appendonly=False).start()
     try:
         own = dataclasses.replace(push_settings, redis_url=server.url)
-        keys = Keys(own.key_prefix)
+        keys = own.keys
         push = start_push(settings=own)
         r = redis.Redis.from_url(server.url)
         with open_client(push.port, store=session_store(r, keys)) as client:
@@ -999,7 +1000,7 @@ def test_session_lookups_asked_together_share_one_round_trip(
     unknown = [f"{n:032x}" for n in range(100)]
 
     async def ask() -> tuple[list[dict[str, bool]], int, BaseException | None]:
-        client = aioredis.Redis.from_url(redis_url)
+        client = async_client(redis_url)
         lookups = SessionLookups(lambda: client, keys)
         answers = await asyncio.gather(*(lookups.exist([sid]) for sid in live + ended + unknown))
         await client.aclose()

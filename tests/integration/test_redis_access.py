@@ -15,14 +15,17 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from dashboard import auth
 from dashboard.readapi import LiveReader
+from streams.clients import sync_client
 from streams.connections import connect
 from streams.core.keys import Keys
 from streams.core.settings import Settings
 from streams.launcher import load_or_create_redis_password, private_data_dir, redis_lines
 from streams.redis_server import EmbeddedRedis, free_port
+from tests.conftest import close_client
 from tests.eventgen import generate_events
 from tests.integration.test_consumer import consume_until_drained, publish_events
 
@@ -112,12 +115,15 @@ def test_the_welcome_hides_the_password_and_says_how_to_use_redis_cli(
 
 @pytest.fixture
 def user_url(redis_url: str, r: redis.Redis) -> Iterator[str]:
-    """The session's Redis with an ACL user of its own: redis://user:password@host:port/0."""
+    """The session's Redis with an ACL user of its own: redis://user:password@host:port/0
+    (on a cluster the user is made on every node)."""
     name, password = f"app-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    r.execute_command("ACL", "SETUSER", name, "on", f">{password}", "~*", "&*", "+@all")
+    everywhere = {"target_nodes": RedisCluster.ALL_NODES} if isinstance(r, RedisCluster) else {}
+    r.execute_command("ACL", "SETUSER", name, "on", f">{password}", "~*", "&*", "+@all",
+                      **everywhere)
     parts = urlsplit(redis_url)
     yield parts._replace(netloc=f"{name}:{password}@{parts.hostname}:{parts.port}").geturl()
-    r.execute_command("ACL", "DELUSER", name)
+    r.execute_command("ACL", "DELUSER", name, **everywhere)
 
 
 def test_a_redis_url_with_user_and_password_works_for_consumer_and_web(
@@ -132,18 +138,18 @@ def test_a_redis_url_with_user_and_password_works_for_consumer_and_web(
         return (await consume_until_drained(as_user, r)).applied
 
     assert asyncio.run(apply()) == len(events)
-    web = redis.Redis.from_url(as_user.redis_address)
+    web = sync_client(as_user.redis_address)
     reader = LiveReader(web, keys)
     assert len(reader.units()) == 2
     assert len(reader.open_calls()) == r.zcard(keys.calls_open)
-    web.close()
+    close_client(web)
     users = auth.open_users(as_user)
     users.add("acl-supervisor", "supervisor", "a long password 1", None)
     assert users.authenticate("acl-supervisor", "a long password 1") is not None
-    users.client.close()
+    close_client(users.client)
     parts = urlsplit(user_url)
-    wrong = redis.Redis.from_url(parts._replace(
-        netloc=f"{parts.username}:wrong@{parts.hostname}:{parts.port}").geturl())
+    wrong = redis.Redis(host=parts.hostname, port=parts.port, username=parts.username,
+                        password="wrong")
     with pytest.raises(redis.AuthenticationError):
         wrong.ping()
     wrong.close()

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
-import redis.asyncio as aioredis
 
+from streams.clients import async_client
 from streams.core.events import CallEvent, Event, ShotAlert, UnitEvent, decode_event
 from streams.core.keys import Keys
 from streams.core.settings import Settings
@@ -28,7 +28,7 @@ def run(redis_url: str, keys: Keys, mapping_name: str, paths: list[Path], speed:
     mapping = load_mapping(MAPPINGS / f"{mapping_name}.toml", SHARED_DATA)
 
     async def go() -> ReplaySummary:
-        client = aioredis.Redis.from_url(redis_url)
+        client = async_client(redis_url)
         try:
             return await replay(client, keys, mapping, paths, speed, asyncio.Event(),
                                 **options)  # type: ignore[arg-type]

@@ -61,14 +61,14 @@ async def poll_and_consume(settings: Settings, r: redis.Redis, mapping_path: Pat
     client = await connect(settings.redis_address)
     try:
         async with http_client(settings, config) as http:
-            poller = Poller(config, mapping, client, Keys(settings.key_prefix), http,
+            poller = Poller(config, mapping, client, settings.keys, http,
                             clock=clock, admission=admission_for(settings, mapping))
             ok, _ = await poller.poll_and_record()
             assert ok, poller.status.last_error
     finally:
         await client.aclose()
     counters = await consume_until_drained(settings, r)
-    keys = Keys(settings.key_prefix)
+    keys = settings.keys
     raw = r.get(keys.health(f"poll:{config.feed}"))
     assert raw is not None
     health = dict(json.loads(raw))
@@ -422,11 +422,7 @@ def test_history_without_received_or_dispatch_times(settings: Settings, r: redis
                     "H1,ALARM,06/01/2024 21:10,06/01/2024 21:40\n"
                     "H2,DISTURBANCE,06/01/2024 22:00,\n")
     mapping = load_mapping(tmp_path / "m.toml", tmp_path)
-    client = redis.Redis.from_url(settings.redis_address)
-    try:
-        summary = asyncio.run(backfill(client, keys, mapping, [data], progress=False))
-    finally:
-        client.close()
+    summary = asyncio.run(backfill(r, keys, mapping, [data], progress=False))
     assert (summary.calls, sum(summary.rejected.values())) == (2, 0)
     records = closed(r, keys)
     h1 = records["H1"]
