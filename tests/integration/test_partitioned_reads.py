@@ -214,10 +214,10 @@ def assert_each_call_in_its_partition(r: redis.Redis, keys: Keys, calls: int) ->
 
 
 def test_backfill_puts_each_call_in_its_partition_and_a_rerun_loads_nothing(
-        redis_url: str, key_prefix: str, r: redis.Redis) -> None:
+        redis_url: str, keys: Keys, r: redis.Redis) -> None:
     """Every SF call's record and closed id in its own partition; the rejected row's dead
     letter and the done set on the deployment's keys; a second run writes nothing."""
-    keys = Keys(key_prefix, PARTITIONS)
+    keys = Keys(keys.prefix, PARTITIONS)  # the prefix is a hash tag on a cluster
     first = run(redis_url, keys, "sf_fire_calls", SF_CSV)
     assert (first.loaded, first.already_loaded) == (2406, 0)
     assert_each_call_in_its_partition(r, keys, 2406)

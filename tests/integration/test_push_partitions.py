@@ -1,6 +1,5 @@
 """Push, the read API and tablet actions over 3 partitions on a real Redis: events published
-by entity, each partition applied by the single-partition consumer given that partition's
-keys (the consumer that takes several partitions is not in yet)."""
+by entity, every partition applied by the consumer."""
 
 from __future__ import annotations
 
@@ -20,7 +19,6 @@ from streams.core import partitions
 from streams.core.actions import Actor
 from streams.core.events import Event
 from streams.core.keys import Keys
-from streams.core.livestate import entity_id_of
 from streams.core.settings import Settings
 from tests.integration import test_push
 from tests.integration.test_action_store import action, put_call
@@ -57,17 +55,11 @@ def keys(push_settings: Settings) -> Keys:
 
 
 def apply_partitions(settings: Settings, r: redis.Redis, events: Sequence[Event]) -> None:
-    """Publish ``events`` (each to its entity's partition), then drain every partition
-    that got some with the consumer, given that partition's keys."""
+    """Publish ``events`` (each to its entity's partition), then apply every partition
+    with the consumer (one process holding every partition's lease)."""
     async def go() -> None:
         await publish_events(settings.redis_url or "", settings.keys, events)
-        touched = {partitions.partition_of(entity_id_of(event), settings.partitions)
-                   for event in events}
-        for partition in sorted(touched):
-            prefix = partitions.partition_prefix(settings.key_prefix, partition)
-            await consume_until_drained(
-                dataclasses.replace(settings, key_prefix=prefix, partitions=1), r,
-                name=f"c{partition}")
+        await consume_until_drained(settings, r)
     asyncio.run(go())
 
 
