@@ -161,10 +161,36 @@
       message.changes.forEach(applyChange);
       live.lastId = live.lastId === null ? message.last_id
         : mergeCursors(live.lastId, message.last_id);
+    } else if (message.type === "applying") {
+      showUnapplied(message);
+      return false;
     } else {
       return false; // ping
     }
     return true;
+  }
+
+  // Partitions no consumer is applying (streams/core/applying.py): push says so at once
+  // and on connecting; their calls, units and alerts stand still, so the page says so too.
+  function showUnapplied(message) {
+    live.unapplied = message.unapplied || [];
+    live.partitions = message.partitions || 1;
+    var banner = document.getElementById("live-partial-banner");
+    if (!banner) {
+      banner = document.createElement("div");
+      banner.id = "live-partial-banner";
+      banner.className = "live-lost-banner live-partial-banner";
+      banner.setAttribute("role", "alert");
+      document.body.appendChild(banner);
+    }
+    var since = message.since ? " since " + clockText(message.since * 1000) : "";
+    banner.textContent = live.partitions === 1
+      ? "Live data not updating" + since + ": no consumer is applying the feeds"
+      : "Part of the live data not updating" + since + ": " + live.unapplied.length +
+        " of " + live.partitions + " partitions have no consumer applying them " +
+        "(their calls, units and alerts may be out of date)";
+    banner.hidden = live.unapplied.length === 0;
+    document.documentElement.classList.toggle("live-partial", !banner.hidden);
   }
 
   function idsOf(set) { return Object.keys(set); }
@@ -323,6 +349,10 @@
     setStatus("connecting");
     socketStartedAt = lastMessageAt = Date.now();
     var opened = socket = new WebSocket(socketUrl());
+    // A new push process tells this socket only if some partition is unapplied.
+    if (live.unapplied && live.unapplied.length) {
+      showUnapplied({unapplied: [], partitions: live.partitions});
+    }
     socket.onmessage = onMessage;
     socket.onclose = function (event) {
       if (socket !== opened) { return; }  // dropped by watchSilence, which reconnects

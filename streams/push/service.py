@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
@@ -47,6 +47,7 @@ from streams.core.tokens import (
     verify_token,
 )
 from streams.partition_count import check_partition_count
+from streams.push.applying import ApplyingWatch
 from streams.push.audit import SocketAudit, page_named, socket_actor, view_detail
 from streams.push.clients import Chunk, Client, UserTally
 from streams.push.lanes import LaneSender
@@ -119,6 +120,8 @@ class PushService:
         self.syncs = Syncs(lambda: self.redis, self.gate, self.keys, self.counters)
         self.reader = ChangesReader(lambda: self.stream_redis, self.keys, self.counters,
                                     self._on_read, self._on_reset)
+        self.applying = ApplyingWatch(lambda: self.redis, self.keys,
+                                      settings.consumer_lease_ms, self._on_applying)
         self.sessions = SessionWatch(lambda: self.redis, lambda: self.stream_redis, self.keys,
                                      settings.ws_token_seconds, self.counters, self._end)
         self._handshakes: weakref.WeakKeyDictionary[ServerConnection, Handshake] = (
@@ -149,7 +152,8 @@ class PushService:
             asyncio.create_task(self.sessions.read_revocations(), name="push-revocations")]
         self._workers = [
             asyncio.create_task(self.sender.run(), name="push-sender"),
-            asyncio.create_task(self.sessions.check_expired(), name="push-session-checks")]
+            asyncio.create_task(self.sessions.check_expired(), name="push-session-checks"),
+            asyncio.create_task(self.applying.run(), name="push-applying")]
         # No compression: every client of a kind gets the very same bytes, and a wall
         # display on the station LAN wants latency, not bandwidth savings.
         self._server = await serve(
@@ -371,6 +375,8 @@ class PushService:
         client.sent_id = sent_id
         client.backlog = None  # no await since the loop saw it empty: from now on, live
         client.last_sent_at = time.monotonic()
+        if self.applying.any_unapplied:  # after going live: no change missed in between
+            await client.connection.send(self.applying.message, text=True)
 
     def _drop(self, client: Client, reason: str) -> None:
         """Disconnect a page that cannot keep up rather than buffer for it without end."""
@@ -388,6 +394,11 @@ class PushService:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()
+
+    def _on_applying(self, message: str) -> None:
+        """Tell every live page which partitions no consumer is applying (now)."""
+        broadcast([client.connection for client in self.clients if client.backlog is None],
+                  message)
 
     # --- from the reader ---------------------------------------------------------------
     def _on_read(self, chunk: Chunk | None) -> None:

@@ -172,3 +172,47 @@ def test_stopped_push_marks_every_live_page_lost(stack: Stack,
         assert_cleared(wall)
     finally:
         clear_board(stack, [during.call_id])
+
+
+PARTIAL_BANNER = "#live-partial-banner"
+UNAPPLIED_TEXT = re.compile(r"^Live data not updating since (\d\d:\d\d:\d\d): no consumer is "
+                            r"applying the feeds$")
+
+
+@contextmanager
+def consumer_frozen(stack: Stack) -> Iterator[None]:
+    """SIGSTOP the consumer (a hung process): its lease lapses, nothing is applied. SIGCONT
+    at the end, whatever happens; it takes its lease again."""
+    group = stack.processes["consumer"].pid
+    os.killpg(group, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(group, signal.SIGCONT)
+
+
+def test_a_stopped_consumer_is_shown_on_live_pages(stack: Stack,
+                                                   page_for: Callable[..., Any]) -> None:
+    """The consumer hung: push stays connected (the page is not "lost"), but once the
+    consumer's lease has lapsed for longer than its TTL the wall and a tablet say the live
+    data is not updating, and since when; the banner goes once the consumer is back."""
+    wall = open_wall(page_for)
+    tablet = page_for("cso", viewport=(1280, 800), path="/queues")
+    wait_live(wall)
+    tablet.wait_for_function("() => window.dispatchLive && window.dispatchLive.connected")
+    lease_s = stack.settings.consumer_lease_ms / 1000
+    within_ms = int((2 * lease_s + 10) * 1000 * TIMEOUT_SCALE)
+    with consumer_frozen(stack):
+        stopped = time.time()
+        for page in (wall, tablet):
+            page.wait_for_selector(PARTIAL_BANNER, state="visible", timeout=within_ms)
+            match = UNAPPLIED_TEXT.match(page.inner_text(PARTIAL_BANNER).strip())
+            assert match, page.inner_text(PARTIAL_BANNER)
+        since = datetime.strptime(match.group(1), "%H:%M:%S").time()
+        local = datetime.fromtimestamp(stopped, ZoneInfo(stack.settings.timezone))
+        lapsed = datetime.fromtimestamp(stopped + lease_s + 2, ZoneInfo(stack.settings.timezone))
+        assert local.time().replace(microsecond=0) <= since <= lapsed.time(), (since, local)
+        assert not lost_state(wall)["lost"], "push still answers: the page is not lost"
+        wall.screenshot(path=str(ARTIFACTS / "wall-consumer-stopped.png"))
+    for page in (wall, tablet):
+        page.wait_for_selector(PARTIAL_BANNER, state="hidden", timeout=within_ms)
