@@ -175,22 +175,15 @@
   function showUnapplied(message) {
     live.unapplied = message.unapplied || [];
     live.partitions = message.partitions || 1;
-    var banner = document.getElementById("live-partial-banner");
-    if (!banner) {
-      banner = document.createElement("div");
-      banner.id = "live-partial-banner";
-      banner.className = "live-lost-banner live-partial-banner";
-      banner.setAttribute("role", "alert");
-      document.body.appendChild(banner);
-    }
+    var partial = bannerOf("live-partial-banner", "live-lost-banner live-partial-banner");
     var since = message.since ? " since " + clockText(message.since * 1000) : "";
-    banner.textContent = live.partitions === 1
+    partial.textContent = live.partitions === 1
       ? "Live data not updating" + since + ": no consumer is applying the feeds"
       : "Part of the live data not updating" + since + ": " + live.unapplied.length +
         " of " + live.partitions + " partitions have no consumer applying them " +
         "(their calls, units and alerts may be out of date)";
-    banner.hidden = live.unapplied.length === 0;
-    document.documentElement.classList.toggle("live-partial", !banner.hidden);
+    partial.hidden = live.unapplied.length === 0;
+    document.documentElement.classList.toggle("live-partial", !partial.hidden);
   }
 
   function idsOf(set) { return Object.keys(set); }
@@ -282,17 +275,19 @@
     return window.dispatchDisplay.clock(epochMs / 1000, timezone || "UTC", true);
   }
 
-  function lostBanner() {
-    var banner = document.getElementById("live-lost-banner");
-    if (!banner) {
-      banner = document.createElement("div");
-      banner.id = "live-lost-banner";
-      banner.className = "live-lost-banner";
-      banner.setAttribute("role", "alert");
-      banner.hidden = true;
-      document.body.appendChild(banner);
+  function lostBanner() { return bannerOf("live-lost-banner", "live-lost-banner"); }
+
+  function bannerOf(id, className) {
+    var found = document.getElementById(id);
+    if (!found) {
+      found = document.createElement("div");
+      found.id = id;
+      found.className = className;
+      found.setAttribute("role", "alert");
+      found.hidden = true;
+      document.body.appendChild(found);
     }
-    return banner;
+    return found;
   }
 
   function announceStatus() {

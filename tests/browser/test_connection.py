@@ -33,10 +33,11 @@ RESYNC_MS = int(30_000 * TIMEOUT_SCALE)
 
 
 @contextmanager
-def push_frozen(stack: Stack) -> Iterator[None]:
-    """SIGSTOP the push service: its sockets stay open but say nothing (a hung process, a
-    network that drops packets without closing). SIGCONT at the end, whatever happens."""
-    group = stack.processes["push"].pid
+def frozen(stack: Stack, process: str) -> Iterator[None]:
+    """SIGSTOP one of the stack's processes (a hung process): push's sockets stay open but
+    say nothing (a network that drops packets without closing); the consumer's lease
+    lapses. SIGCONT at the end, whatever happens."""
+    group = stack.processes[process].pid
     os.killpg(group, signal.SIGSTOP)
     try:
         yield
@@ -116,7 +117,7 @@ def test_frozen_push_marks_wall_lost_then_resyncs(stack: Stack,
     page.evaluate("() => { window.__noReload = true; }")
     tag = uuid.uuid4().hex[:6]
     during = new_call(f"L{tag}-frozen", priority=1, age_s=7700)
-    with push_frozen(stack):
+    with frozen(stack, "push"):
         frozen_at = time.monotonic()
         page.wait_for_selector(BANNER, state="visible", timeout=LOST_WITHIN_MS)
         took = time.monotonic() - frozen_at
@@ -179,18 +180,6 @@ UNAPPLIED_TEXT = re.compile(r"^Live data not updating since (\d\d:\d\d:\d\d): no
                             r"applying the feeds$")
 
 
-@contextmanager
-def consumer_frozen(stack: Stack) -> Iterator[None]:
-    """SIGSTOP the consumer (a hung process): its lease lapses, nothing is applied. SIGCONT
-    at the end, whatever happens; it takes its lease again."""
-    group = stack.processes["consumer"].pid
-    os.killpg(group, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.killpg(group, signal.SIGCONT)
-
-
 def test_a_stopped_consumer_is_shown_on_live_pages(stack: Stack,
                                                    page_for: Callable[..., Any]) -> None:
     """The consumer hung: push stays connected (the page is not "lost"), but once the
@@ -202,7 +191,7 @@ def test_a_stopped_consumer_is_shown_on_live_pages(stack: Stack,
     tablet.wait_for_function("() => window.dispatchLive && window.dispatchLive.connected")
     lease_s = stack.settings.consumer_lease_ms / 1000
     within_ms = int((2 * lease_s + 10) * 1000 * TIMEOUT_SCALE)
-    with consumer_frozen(stack):
+    with frozen(stack, "consumer"):
         stopped = time.time()
         for page in (wall, tablet):
             page.wait_for_selector(PARTIAL_BANNER, state="visible", timeout=within_ms)
