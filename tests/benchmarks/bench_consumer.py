@@ -1,11 +1,12 @@
 """Benchmark: events/s 1, 2 and 4 consumer processes apply, against the raw pipelined XADD
 rate on the same server.
 
-Usage: python tests/benchmarks/bench_consumer.py [REDIS_URL] [--events N] [--batch B]
-       [--consumers 1,2,4] [--partitions P]
+Usage: python tests/benchmarks/bench_consumer.py [REDIS_URL | --cluster] [--events N]
+       [--batch B] [--consumers 1,2,4] [--partitions P]
 Without a URL it starts its own embedded redis-server (AOF on, as under `make run`); a
-``redis+cluster://`` URL runs against a Redis Cluster. Events go to P partitions (default:
-the largest consumer count) and the consumers split the partitions' leases
+``redis+cluster://`` URL runs against a Redis Cluster, and --cluster starts a local one
+(3 masters, 3 replicas of Debian's redis-server 7, tests/redis_cluster.py). Events go to
+P partitions (default: the largest consumer count) and the consumers split the leases
 (streams/consumer.py), so on a machine with cores to spare N consumers apply up to N
 times one's rate; with P=1 the others only stand by.
 Prints figures, then as LAST line JSON: a list of {consumers, partitions, events,
@@ -23,6 +24,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -35,6 +37,7 @@ from streams.core.keys import EVENT_FIELD, RAW_STREAM_MAXLEN, SOURCES, Keys  # n
 from streams.core.livestate import entity_id_of  # noqa: E402
 from streams.core.settings import Settings  # noqa: E402
 from streams.redis_server import EmbeddedRedis, free_port  # noqa: E402
+from tests import redis_cluster  # noqa: E402
 from tests.eventgen import generate_events  # noqa: E402
 
 CONSUMER_SCRIPT = """
@@ -156,22 +159,36 @@ def main() -> int:
                         help="events per XREADGROUP (default: the settings default)")
     parser.add_argument("--consumers", default="1,2,4",
                         help="comma-separated consumer counts, one run each (default 1,2,4)")
+    parser.add_argument("--on", default="embedded,cluster",
+                        help="without a URL: embedded (its own redis-server, AOF on), "
+                             "cluster (a local Redis 7 Cluster, 3 masters and 3 replicas, "
+                             "when Debian's redis-server 7 is there), or both (default)")
     parser.add_argument("--partitions", type=int, default=None,
                         help="partitions (default: the largest consumer count)")
     args = parser.parse_args()
     counts = [int(n) for n in args.consumers.split(",")]
     partitions = args.partitions or max(counts)
+
+    def runs(url: str, server: str) -> list[dict[str, Any]]:
+        return [{"server": server, **run(url, args.events, args.batch, n, partitions)}
+                for n in counts]
+
+    figures: list[dict[str, Any]] = []
     if args.redis_url:
-        figures = [run(args.redis_url, args.events, args.batch, n, partitions) for n in counts]
-    else:
+        figures += runs(args.redis_url, "given")
+    targets = [] if args.redis_url else args.on.split(",")
+    if "embedded" in targets:
         with tempfile.TemporaryDirectory() as folder, \
                 EmbeddedRedis(Path(folder), free_port(), appendonly=True) as server:
-            figures = [run(server.url, args.events, args.batch, n, partitions)
-                       for n in counts]
-    print("consumers  partitions  applied/s  XADD/s  ratio")
+            figures += runs(server.url, "embedded 6.2")
+    if "cluster" in targets and redis_cluster.available():
+        with tempfile.TemporaryDirectory() as folder, \
+                redis_cluster.running(Path(folder), 7400) as cluster:
+            figures += runs(cluster.url(), "cluster 7 (3+3)")
+    print("server           consumers  partitions  applied/s   XADD/s  ratio")
     for row in figures:
-        print(f"{row['consumers']:>9}  {row['partitions']:>10}  {row['applied_per_s']:>9,}"
-              f"  {row['xadd_per_s']:>6,}  {row['ratio']:.3f}")
+        print(f"{row['server']:<15}  {row['consumers']:>9}  {row['partitions']:>10}"
+              f"  {row['applied_per_s']:>9,}  {row['xadd_per_s']:>7,}  {row['ratio']:.3f}")
     print(json.dumps(figures))
     return 0
 

@@ -150,8 +150,9 @@ async def replicated(client: Any, keys: Keys) -> bool:
 
 async def publish_confirmed(url: str, keys: Keys, events: Sequence[Event],
                             after_chunk: Callable[[int], None] = lambda _: None) -> int:
-    """Publish in chunks, each confirmed on a replica (WAIT) before the next; a chunk that
-    fails or is not confirmed is published again (its events' ids dedupe). Returns retries."""
+    """Publish in chunks, each confirmed on a replica (WAIT, on every partition's master)
+    before the next; a chunk that fails or is not confirmed is published again (its events'
+    ids dedupe). Returns retries."""
     client, retries = await connect(url), 0
     try:
         for number, start in enumerate(range(0, len(events), CHUNK)):
@@ -159,7 +160,7 @@ async def publish_confirmed(url: str, keys: Keys, events: Sequence[Event],
             while True:
                 try:
                     await publish(client, keys, events[start:start + CHUNK])
-                    if await replicated(client, keys):
+                    if all([await replicated(client, part) for part in keys.every_partition]):
                         break
                 except (*RETRYABLE, redis.RedisError):
                     await client.aclose()

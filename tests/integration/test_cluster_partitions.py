@@ -4,18 +4,39 @@ different slots."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import time
 import uuid
+from pathlib import Path
+
+import redis
 
 from dashboard.actionstore import ActionStore
 from dashboard.readapi import LiveReader
 from streams.clients import sync_client
 from streams.core import partitions
 from streams.core.actions import Action, Actor
+from streams.core.keys import Keys
+from streams.core.settings import Settings
 from tests.integration import test_cluster, test_push
-from tests.integration.test_cluster import Cluster, cluster_settings
+from tests.integration.test_cluster import (
+    EVENTS,
+    Cluster,
+    cluster_settings,
+    publish_confirmed,
+    wait_for,
+)
+from tests.integration.test_consumer import delete_prefix
+from tests.integration.test_consumer_lease import consumers, reference_run
+from tests.integration.test_consumer_partitions import (
+    all_drained,
+    merged_state,
+    one_partition_state,
+    spread,
+    summed_counts,
+)
 
 cluster, pytestmark = test_cluster.cluster, test_cluster.pytestmark  # its fixture and skip
 
@@ -69,3 +90,54 @@ def test_push_and_the_read_api_over_partitions_on_the_cluster(cluster: Cluster) 
         push.stop()
         client.close()
 
+
+
+def test_three_consumers_through_a_master_failover_equal_one(
+        cluster: Cluster, redis_url: str, tmp_path: Path) -> None:
+    """Three consumer processes over three partitions (three slots) while events arrive;
+    kill -9 of the master serving partition 0's slot: its replica is promoted, the
+    consumers reconnect and carry on, and the live state equals one consumer's over one
+    partition on one server, each event applied once, nothing dead-lettered."""
+    probe = dataclasses.replace(cluster_settings(cluster.url()), partitions=3)
+    victim = cluster.owner(probe.keys.partition(0).calls)
+    settings = dataclasses.replace(probe, redis_url=cluster.url(avoid=victim))
+    keys = settings.keys
+    client = sync_client(settings.redis_address)
+    names = ["c0", "c1", "c2"]
+
+    def applied() -> int:
+        return sum(summed_counts(client, keys).values())
+
+    def kill_master_once(chunk: int) -> None:
+        if chunk == 8:  # once they are applying: they must live through the failover
+            wait_for(lambda: applied() > 0, "the consumers' first batches")
+            cluster.processes[victim].kill()
+            cluster.processes[victim].wait()
+
+    try:
+        with consumers(settings, tmp_path, 3) as group:
+            wait_for(lambda: spread(client, keys, names), "the partitions spread")
+            asyncio.run(publish_confirmed(settings.redis_address, keys, EVENTS,
+                                          kill_master_once))
+            wait_for(lambda: victim not in cluster.alive() and cluster.healthy(),
+                     "the replica's promotion")
+            wait_for(lambda: all_drained(client, keys), "the streams to drain")
+            group.alive()
+            assert all(group.stop(name) == 0 for name in names)
+        counters = [group.counters(name) for name in names]
+        assert sum(c["reconnects"] for c in counters) >= 1, "the kill should reach a consumer"
+        single = redis.Redis.from_url(redis_url)
+        prefix = f"test-ref-{uuid.uuid4().hex[:8]}"
+        try:
+            reference = reference_run(Settings(redis_url=redis_url, key_prefix=prefix,
+                                               consumer_block_ms=100), single, prefix,
+                                      list(EVENTS))
+            assert merged_state(client, keys) == one_partition_state(single, reference)
+            assert summed_counts(client, keys) == summed_counts(single, Keys(prefix, 1))
+        finally:
+            delete_prefix(single, prefix)
+            single.close()
+        assert sum(summed_counts(client, keys).values()) == len(EVENTS)
+        assert all(client.xlen(part.deadletter) == 0 for part in keys.every_partition)
+    finally:
+        client.close()
