@@ -88,7 +88,7 @@ from streams.core.replies import reply_text
 from streams.core.settings import Settings
 from streams.lease import Lease, LeaseLost
 from streams.partition_count import record_partition_count
-from streams.publish import queue_deadletter
+from streams.publish import queue_deadletters
 
 log = logging.getLogger(__name__)
 
@@ -523,11 +523,10 @@ class PartitionConsumer:
             pipe.sadd(keys.closed_ids, *(record["call_id"] for record in batch.closed_records))
         seen = time.time()
         for refusal in plan.rejected:
-            entry = refusal.entry
-            self.deadletter_log.note(entry.source, refusal.code, refusal.reason, seen)
-            queue_deadletter(pipe, keys, deadletter_entry(
-                entry.source, refusal.code, refusal.reason, entry.payload or b"",
-                entry_id=entry.entry_id))
+            self.deadletter_log.note(refusal.entry.source, refusal.code, refusal.reason, seen)
+        queue_deadletters(pipe, keys, [deadletter_entry(
+            refusal.entry.source, refusal.code, refusal.reason, refusal.entry.payload or b"",
+            entry_id=refusal.entry.entry_id) for refusal in plan.rejected])
         changes = changefeed.batch_changes(batch)
         if batch.freshness:
             fresh: dict[str, float] = {}

@@ -6,7 +6,8 @@ event of one call, unit, alert or share is in one stream, in the order published
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -66,8 +67,22 @@ def partition_of_payload(keys: Keys, payload: bytes) -> Keys:
 
 def queue_deadletter(pipe: Any, keys: Keys, entry: Mapping[str, bytes | str]) -> None:
     """Queue one dead letter (``deadletter_entry``) and its counts on ``pipe``."""
-    pipe.xadd(keys.deadletter, dict(entry), maxlen=DEADLETTER_MAXLEN, approximate=True)
-    pipe.hincrby(keys.counts, f"{reply_text(entry['source'])}:rejected", 1)
-    pipe.hincrby(keys.rejected_codes, reply_text(entry["code"]), 1)
+    queue_deadletters(pipe, keys, [entry])
+
+
+def queue_deadletters(pipe: Any, keys: Keys,
+                      entries: Sequence[Mapping[str, bytes | str]]) -> None:
+    """Queue dead letters and their counts on ``pipe``, one count command per source and
+    per code (a batch of junk costs one command per letter, not three)."""
+    rejected: Counter[str] = Counter()
+    codes: Counter[str] = Counter()
+    for entry in entries:
+        pipe.xadd(keys.deadletter, dict(entry), maxlen=DEADLETTER_MAXLEN, approximate=True)
+        rejected[f"{reply_text(entry['source'])}:rejected"] += 1
+        codes[reply_text(entry["code"])] += 1
+    for name, amount in rejected.items():
+        pipe.hincrby(keys.counts, name, amount)
+    for code, amount in codes.items():
+        pipe.hincrby(keys.rejected_codes, code, amount)
 
 

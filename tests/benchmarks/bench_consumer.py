@@ -59,7 +59,7 @@ def mixed_events(total: int) -> list[tuple[str, str, bytes]]:
     events = generate_events(2014, calls=calls, units=units,
                              fixes_per_unit=int(total * 0.45 / units),
                              alerts=int(total * 0.05), shares=int(total * 0.025),
-                             span_s=calls * 170.0)
+                             span_s=2.5 * 86400)  # all inside the live window
     return [(source_of(event), entity_id_of(event), encode_event(event)) for event in events]
 
 
