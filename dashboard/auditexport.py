@@ -15,6 +15,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from dashboard.audit import AuditLog
+from streams.clients import close as close_client
 from streams.clients import sync_client
 from streams.core import audit as rules
 from streams.core.settings import Settings
@@ -57,4 +58,4 @@ def export_to(settings: Settings, args: argparse.Namespace) -> int:
                 count += 1
         return count
     finally:
-        client.close()
+        close_client(client)

@@ -41,6 +41,7 @@ import msgspec
 import redis
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from streams.clients import close as close_client
 from streams.clients import sync_client
 from streams.connections import connect
 from streams.core.admission import Admission
@@ -454,7 +455,7 @@ def _load_shard(url: str, prefix: str, partitions: int, mapping_path: str, base_
         done.set()
         reporter.join()
         rows.value = summary.rows
-        client.close()
+        close_client(client)
     return summary
 
 
@@ -557,7 +558,7 @@ async def run_backfill(settings: Settings, mapping_path: Path, data: list[Path],
         try:
             summary = await backfill(client, keys, mapping, data, stop, admission=admission)
         finally:
-            client.close()
+            close_client(client)
     print(summary.text())
     log.info("backfill of %s done: %s", mapping.name, summary.as_dict())
     return 0

@@ -46,3 +46,13 @@ def async_client(url: str, **options: Any) -> aioredis.Redis:
     if is_cluster_url(url):
         return cast(aioredis.Redis, AsyncRedisCluster.from_url(_node_url(url), **options))
     return aioredis.Redis.from_url(url, **options)
+
+
+def close(client: redis.Redis) -> None:
+    """Close a client from ``sync_client``; for a cluster client its nodes' pools too:
+    redis-py's RedisCluster.close() leaves a from_url client's sockets open."""
+    if isinstance(client, RedisCluster):
+        for node in client.get_nodes():
+            if node.redis_connection:
+                node.redis_connection.connection_pool.disconnect()
+    client.close()

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from streams.backfill import Summary, write_closed_records
+from streams.clients import close as close_client
 from streams.clients import sync_client
 from streams.core.admission import Admission, city_area
 from streams.core.events import CallEvent, InvalidEvent
@@ -181,7 +182,7 @@ def seed_history(settings: Settings, now: float | None = None,
                  time.monotonic() - started)
         return summary
     finally:
-        client.close()
+        close_client(client)
 
 
 def should_seed(settings: Settings) -> bool:
@@ -191,7 +192,7 @@ def should_seed(settings: Settings) -> bool:
     try:
         reason = seed_reason_to_skip(settings, client, keys)
     finally:
-        client.close()
+        close_client(client)
     if reason is not None:
         log.info("no history seeded: %s", reason)
     return reason is None

@@ -20,7 +20,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from streams.clients import sync_client
+from streams.clients import close, sync_client
 from streams.core.keys import Keys
 from streams.core.settings import PROJECT_ROOT, Settings, is_cluster_url
 from streams.redis_server import EmbeddedRedis, free_port
@@ -110,15 +110,7 @@ def redis_factory(redis_url: str, key_prefix: str) -> Iterator[Callable[[], redi
         close_client(client)
 
 
-def close_client(client: redis.Redis) -> None:
-    """Close ``client`` and, for a cluster client, its nodes' pools: redis-py 8.1's
-    RedisCluster.close() leaves a from_url client's sockets open (a ResourceWarning, an
-    error here, once they are collected)."""
-    if isinstance(client, RedisCluster):
-        for node in client.get_nodes():
-            if node.redis_connection:
-                node.redis_connection.connection_pool.disconnect()
-    client.close()
+close_client = close  # streams.clients.close: a cluster client's node pools too
 
 
 def delete_keys(client: redis.Redis, key_prefix: str) -> None:

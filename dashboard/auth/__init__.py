@@ -32,6 +32,7 @@ import redis
 from dashboard.auth.limits import SignInGate
 from dashboard.auth.sessions import Session, SessionStore
 from dashboard.auth.users import UserStore, check_user_fields
+from streams.clients import close as close_client
 from streams.clients import sync_client
 from streams.core import tokens
 from streams.core.access import User
@@ -123,7 +124,7 @@ def ensure_demo_users(settings: Settings) -> dict[str, str]:
         for name, role, district in DEMO_USERS:
             store.add(name, role, passwords[name], district, replace=False)
     finally:
-        store.client.close()
+        close_client(store.client)
     credentials = settings.data_dir / "demo-credentials.txt"
     credentials.parent.mkdir(parents=True, exist_ok=True)
     credentials.touch(mode=0o600)
