@@ -35,6 +35,7 @@ import pandas as pd
 
 from streams.core import history
 from streams.core.keys import Keys
+from streams.core.partitions import stream_id_key
 from streams.core.replies import reply_text
 from streams.core.response import INTERVALS
 
@@ -207,7 +208,7 @@ class HistoryStore:
         return replace(
             tail, complete=complete, last_id=tuple(last_id),
             table=pd.concat([tail.table, new], ignore_index=True) if len(tail.table) else new,
-            ids=tail.ids + [(partition, *history.stream_id_key(entry_id))
+            ids=tail.ids + [(partition, *stream_id_key(entry_id))
                             for entry_id, _ in entries])
 
     # --- queries ----------------------------------------------------------------------------
@@ -291,10 +292,10 @@ def _tail_after(tail: Tail, after: tuple[str, ...]) -> Tail:
     id in ``after``). A tail of another partition count is dropped whole."""
     if len(tail.last_id) != len(after):
         return Tail(after=after, last_id=after)
-    bounds = [history.stream_id_key(entry_id) for entry_id in after]
+    bounds = [stream_id_key(entry_id) for entry_id in after]
     keep = [index for index, (partition, *key) in enumerate(tail.ids)
             if tuple(key) > bounds[partition]]
-    last_id = tuple(held if history.stream_id_key(held) > bound else entry_id
+    last_id = tuple(held if stream_id_key(held) > bound else entry_id
                     for held, bound, entry_id in zip(tail.last_id, bounds, after, strict=True))
     if not keep:
         return Tail(after=after, last_id=last_id)

@@ -261,14 +261,15 @@ class PartitionConsumer:
     holds the partition's lease (``Keys.lease``); one per partition in each process."""
 
     def __init__(self, settings: Settings, name: str, partition: int = 0,
-                 counters: Counters | None = None, share: Share | None = None) -> None:
+                 counters: Counters | None = None, share: Share | None = None,
+                 admission: Admission | None = None) -> None:
         self.settings = settings
         self.name = name
         self.partition = partition
         self.keys = settings.keys.partition(partition)
         self.streams = {source: self.keys.raw_stream(source) for source in SOURCES}
         self.source_of_stream = {stream: source for source, stream in self.streams.items()}
-        self.admission = admission_from_settings(settings)
+        self.admission = admission_from_settings(settings) if admission is None else admission
         self.deadletter_log = DeadLetterLog(log)
         self.benign_deliveries: Counter[bytes] = Counter()
         """Deliveries of pending entries that ended in a Redis failure, not a crash."""
@@ -601,8 +602,9 @@ class Consumer:
         self.keys = settings.keys
         self.counters = Counters()
         self.share = Share(settings.partitions)
-        self.parts = [PartitionConsumer(settings, name, partition, self.counters, self.share)
-                      for partition in range(settings.partitions)]
+        admission = admission_from_settings(settings)  # reads the geography files: once
+        self.parts = [PartitionConsumer(settings, name, partition, self.counters, self.share,
+                                        admission) for partition in range(settings.partitions)]
         self.ttl_ms = settings.consumer_lease_ms
         self.last_heartbeat = 0.0
 

@@ -43,6 +43,7 @@ import redis.asyncio as aioredis
 from streams.connections import RETRYABLE, backoff_seconds, connect
 from streams.core import history
 from streams.core.keys import HEALTH_TTL_SECONDS
+from streams.core.partitions import stream_id_key
 from streams.core.replies import reply_text
 from streams.core.settings import Settings
 from streams.partition_count import check_partition_count
@@ -220,7 +221,7 @@ class HistoryWriter:
             except aioredis.ResponseError:  # no stream at all
                 info = {"last-generated-id": b"0-0"}
             newest = info.get("last-generated-id") or b"0-0"
-            if history.stream_id_key(newest) < history.stream_id_key(held):
+            if stream_id_key(newest) < stream_id_key(held):
                 self.folder.reset(f"the closed stream {keys.closed} ends at "
                                   f"{reply_text(newest)}, before the files' {held}")
                 self.buffer_positions = self.folder.positions

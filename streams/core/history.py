@@ -52,12 +52,6 @@ one is detected by counting, and that chunk takes the slower, dict-by-dict path.
 _EXPECTED_KEYS: Final = [name.encode() for name in RECORD_FIELDS]
 
 
-def stream_id_key(entry_id: bytes | str) -> tuple[int, int]:
-    """A stream id as (milliseconds, sequence), comparable in order."""
-    millis, _, sequence = reply_text(entry_id).partition("-")
-    return int(millis), int(sequence or 0)
-
-
 def table_of_entries(entries: Sequence[Any], timezone: str) -> pd.DataFrame:
     """XRANGE/XREAD entries ``[(id, [k1, v1, ...] | {k: v}), ...]`` of the closed stream as
     one table with HISTORY_COLUMNS: numbers float (NaN when blank), flags bool, text str."""

@@ -101,9 +101,10 @@ def _is_stream_id(text: str) -> bool:
     return millis.isdigit() and (not dash or seq.isdigit()) and len(text) <= 41
 
 
-def stream_id_key(entry_id: str) -> tuple[int, int]:
+def stream_id_key(entry_id: bytes | str) -> tuple[int, int]:
     """A stream id as a comparable pair (``"5-2"`` -> (5, 2); ``"5"`` -> (5, 0))."""
-    millis, _, seq = entry_id.partition("-")
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    millis, _, seq = text.partition("-")
     return int(millis), int(seq or 0)
 
 

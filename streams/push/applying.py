@@ -30,6 +30,7 @@ class ApplyingWatch:
         self.state = Unapplied(grace_s=lease_ms / 1000)
         self.on_change = on_change
         self.stop = asyncio.Event()
+        self.consumer_ran = False
         self.message = self._encode()
 
     def _encode(self) -> str:
@@ -44,7 +45,10 @@ class ApplyingWatch:
         on a cluster). Before any consumer ever ran (no partition count recorded) there is
         nothing a consumer stopped applying: the pages' feeds say "never" already."""
         redis = self._redis()
-        if not await redis.exists(self.keys.partition_count):
+        # The count, once recorded, is never removed: ask until it is there, then no more.
+        self.consumer_ran = self.consumer_ran or bool(
+            await redis.exists(self.keys.partition_count))
+        if not self.consumer_ran:
             held = [True] * self.keys.partitions
         else:
             held = [await redis.exists(part.lease()) == 1
